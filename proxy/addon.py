@@ -1,0 +1,130 @@
+"""The mitmproxy addon: classify each flow, run the validators on it, record exchange and findings.
+
+Run it with the real mitmdump (see proxy/launcher.py):
+    mitmdump -s proxy/addon.py --set speeltuin_db=sqlite:///... --set speeltuin_public_url=http://...
+"""
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+from mitmproxy import ctx, http
+
+# mitmdump loads this file as a script; make the project importable when it runs from a checkout.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from proxy.classify import classify, session_in_path  # noqa: E402
+from proxy.inspection import FlowContext, FlowRecord, header, inspect  # noqa: E402
+from proxy.redaction import redact_body, redact_headers, redact_text  # noqa: E402
+from simulator.keys import Signer  # noqa: E402
+from simulator.outbound import SESSION_HEADER  # noqa: E402
+from simulator.store import Exchange, Session, Store  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.store: Store | None = None
+        self._sessions: dict[str, Session] = {}
+        self._simulator_jwks: dict | None = None
+
+    def load(self, loader) -> None:  # type: ignore[no-untyped-def]
+        loader.add_option("speeltuin_db", str, "", "SQLAlchemy URL of the speeltuin store")
+        loader.add_option("speeltuin_public_url", str, "",
+                          "base URL at which vendors reach the simulator through this proxy")
+
+    def configure(self, updated: set[str]) -> None:
+        if "speeltuin_db" in updated and ctx.options.speeltuin_db:
+            self.store = Store(ctx.options.speeltuin_db)
+            self._sessions.clear()
+            self._simulator_jwks = None
+
+    def request(self, flow: http.HTTPFlow) -> None:
+        # The simulator marks its own outbound calls; the vendor never needs to see the mark.
+        marked = flow.request.headers.pop(SESSION_HEADER, None)
+        if marked:
+            flow.metadata["speeltuin_session"] = marked
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        self._record(flow)
+
+    def error(self, flow: http.HTTPFlow) -> None:
+        self._record(flow)
+
+    def _record(self, flow: http.HTTPFlow) -> None:
+        if self.store is None:
+            return
+        try:
+            self.store.add_exchange(self._exchange(flow))
+        except Exception:  # recording must never break the traffic it watches
+            log.exception("could not record %s %s", flow.request.method, flow.request.pretty_url)
+
+    def _session(self, session_id: str | None) -> Session | None:
+        if not session_id or self.store is None:
+            return None
+        if session_id not in self._sessions:
+            found = self.store.get_session(session_id)
+            if found is None:
+                return None
+            self._sessions[session_id] = found
+        return self._sessions[session_id]
+
+    def _exchange(self, flow: http.HTTPFlow) -> Exchange:
+        request, response = flow.request, flow.response
+        tag = classify(request.method, request.path)
+        session, direction = self._attribute(flow)
+        # Validators judge decoded (un-gzipped) bodies; the store keeps redacted text of the same.
+        record = FlowRecord(
+            tag=tag, method=request.method, url=request.pretty_url, request_headers=dict(request.headers),
+            request_body=request.get_content(strict=False) or b"",
+            status=response.status_code if response else None,
+            response_headers=dict(response.headers) if response else {},
+            response_body=(response.get_content(strict=False) or b"") if response else b"",
+            started_at=request.timestamp_start)
+        findings = inspect(record, self._context(session, direction, tag)) if session else []
+        ended = response.timestamp_end if response and response.timestamp_end else None
+        return Exchange(
+            source="proxy", tag=tag, direction=direction, method=record.method, url=record.url,
+            status=record.status, request_headers=redact_headers(record.request_headers),
+            request_body=redact_body(record.request_body, header(record.request_headers, "Content-Type")),
+            response_headers=redact_headers(record.response_headers),
+            response_body=redact_body(record.response_body, header(record.response_headers, "Content-Type")),
+            started_at=record.started_at,
+            duration_ms=(ended - record.started_at) * 1000 if ended else None,
+            error=redact_text(str(flow.error)) if flow.error else None,
+            session_id=session.id if session else None, findings=findings)
+
+    def _attribute(self, flow: http.HTTPFlow) -> tuple[Session | None, str]:
+        """A path under /s/<id>/ of ours is a call to the simulator; a marked call comes from it."""
+        inbound = self._session(session_in_path(flow.request.path))
+        if inbound:
+            return inbound, "to-simulator"
+        outbound = self._session(flow.metadata.get("speeltuin_session"))
+        if outbound:
+            return outbound, "to-vendor"
+        return None, "unknown"
+
+    def _context(self, session: Session, direction: str, tag: str) -> FlowContext:
+        if tag != "token-request":
+            return FlowContext()
+        if direction == "to-simulator":
+            base = ctx.options.speeltuin_public_url.rstrip("/")
+            return FlowContext(
+                token_url=f"{base}/s/{session.id}/token" if base else None, caller_jwks=session.get("vendor_jwks"),
+                caller_client_id=session.get("vendor_client_id"),
+                purpose="pull" if session.simulator_role == "sender" else "notification")
+        return FlowContext(
+            token_url=session.get("vendor_token_url"), caller_jwks=self._own_jwks(),
+            caller_client_id=session.get("own_client_id"),
+            purpose="pull" if session.simulator_role == "receiver" else "notification")
+
+    def _own_jwks(self) -> dict | None:
+        if self._simulator_jwks is None and self.store is not None:
+            found = self.store.load_instance_key()
+            self._simulator_jwks = Signer(*found).jwks() if found else None
+        return self._simulator_jwks
+
+
+addons = [Recorder()]

@@ -1,0 +1,117 @@
+"""Runs the validators on one recorded flow. Pure: everything it needs is passed in."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Literal, Mapping
+from urllib.parse import parse_qsl, urlsplit
+
+from proxy.classify import search_target
+from validators.bundle import check_searchset
+from validators.document import check_binary
+from validators.findings import Finding
+from validators.http import check_created, check_fhir_response
+from validators.jwt_assertion import check_assertion
+from validators.notification import check_notification_task
+from validators.spec import find_query
+from validators.token_request import check_token_request, check_token_response
+
+
+@dataclass(frozen=True)
+class FlowContext:
+    """What the session tells about the caller of this flow."""
+
+    token_url: str | None = None  # the exact URL assertions must name as aud
+    caller_jwks: dict | None = None  # the keys the caller signs with
+    caller_client_id: str | None = None
+    purpose: Literal["pull", "notification"] | None = None
+
+
+@dataclass(frozen=True)
+class FlowRecord:
+    tag: str
+    method: str
+    url: str
+    request_headers: Mapping[str, str]
+    request_body: bytes
+    status: int | None
+    response_headers: Mapping[str, str]
+    response_body: bytes
+    started_at: float
+
+
+def header(headers: Mapping[str, str], name: str) -> str:
+    lowered = name.lower()
+    return next((v for k, v in headers.items() if k.lower() == lowered), "")
+
+
+def inspect(flow: FlowRecord, context: FlowContext) -> list[Finding]:
+    if flow.status is None:
+        return []
+    check = _CHECKS.get(flow.tag)
+    return check(flow, context) if check else []
+
+
+def _token_request(flow: FlowRecord, context: FlowContext) -> list[Finding]:
+    found, form = check_token_request(flow.request_body, header(flow.request_headers, "Content-Type"))
+    audience = context.token_url or flow.url.split("?", 1)[0]
+    for key, kind in (("client_assertion", "client"), ("assertion", "authorization")):
+        if form.get(key):
+            result = check_assertion(form[key], kind=kind, audience=audience, jwks=context.caller_jwks,
+                                     now=flow.started_at, expected_client_id=context.caller_client_id,
+                                     purpose=context.purpose if kind == "authorization" else None, location=key)
+            found += result.findings
+    return found + check_token_response(flow.status or 0, flow.response_headers, flow.response_body)
+
+
+def _notification(flow: FlowRecord, _context: FlowContext) -> list[Finding]:
+    found: list[Finding] = []
+    task = _json(flow.request_body)
+    if task is not None:
+        found += check_notification_task(task)
+    found += check_fhir_response(flow.status or 0, flow.response_headers, flow.response_body)
+    if (flow.status or 0) < 400:
+        found += check_created(flow.status or 0, flow.response_headers)
+    return found
+
+
+def _cancellation(flow: FlowRecord, _context: FlowContext) -> list[Finding]:
+    task = _json(flow.request_body)
+    found = check_notification_task(task) if task is not None else []
+    return found + check_fhir_response(flow.status or 0, flow.response_headers, flow.response_body)
+
+
+def _search(flow: FlowRecord, _context: FlowContext) -> list[Finding]:
+    found = check_fhir_response(flow.status or 0, flow.response_headers, flow.response_body)
+    bundle = _json(flow.response_body)
+    if flow.status != 200 or bundle is None:
+        return found
+    parts = urlsplit(flow.url)
+    target = search_target(parts.path)
+    expected: tuple[str, ...] = ()
+    if target:
+        query = find_query(target[0], target[1], parse_qsl(parts.query, keep_blank_values=True))
+        expected = query.profiles if query else ()
+    return found + check_searchset(bundle, request_url=flow.url, expected_profiles=expected)
+
+
+def _read(flow: FlowRecord, _context: FlowContext) -> list[Finding]:
+    return check_fhir_response(flow.status or 0, flow.response_headers, flow.response_body)
+
+
+def _binary(flow: FlowRecord, context: FlowContext) -> list[Finding]:
+    content_type = header(flow.response_headers, "Content-Type")
+    if "fhir" in content_type or (flow.status or 0) >= 400:
+        return _read(flow, context)
+    return check_binary(content_type, flow.response_body)
+
+
+def _json(body: bytes) -> Any:
+    try:
+        return json.loads(body) if body else None
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+_CHECKS = {"token-request": _token_request, "notification": _notification, "cancellation": _cancellation,
+           "search": _search, "read": _read, "binary": _binary}

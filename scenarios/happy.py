@@ -1,0 +1,174 @@
+"""The two happy scenarios: the vendor as receiving node, and the vendor as sending node."""
+from __future__ import annotations
+
+from typing import Callable
+
+from scenarios.runner import Harness, Scenario, StepFailed, error_findings, same_request
+from simulator.puller import pull_targets
+from simulator.store import Exchange, new_id
+
+
+class _Pair:
+    """The two session ids of one scenario: the simulator's and the reference vendor's."""
+
+    def __init__(self, prefix: str) -> None:
+        suffix = new_id()
+        self.simulator = f"{prefix}-sim-{suffix}"
+        self.vendor = f"{prefix}-ref-{suffix}"
+
+
+def _created(response, what: str) -> dict:  # type: ignore[no-untyped-def]
+    if response.status_code != 201:
+        raise StepFailed(f"{what}: {response.status_code} {response.text[:300]}")
+    return response.json()
+
+
+def _no_errors(exchanges: list[Exchange]) -> str:
+    bad = error_findings(exchanges)
+    if bad:
+        shown = "\n".join(bad[:20])
+        raise StepFailed(f"{len(bad)} error finding(s):\n{shown}")
+    return f"{len(exchanges)} exchanges recorded by the proxy, no error findings"
+
+
+class VendorAsReceiver(Scenario):
+    id = "happy-vendor-receiver"
+    title = "Vendor as receiving node: accepts a notification and pulls the BgZ and the referral letter"
+    description = ("The simulator (sending node) notifies the vendor; the vendor obtains a pull token with the "
+                   "authorization base, runs every query the Task lists and fetches the referral letter.")
+    vendor_role = "receiver"
+
+    def __init__(self) -> None:
+        self.ids = _Pair("recv")
+        self.task: dict | None = None
+
+    def session_id(self, harness: Harness) -> str | None:
+        return self.ids.simulator
+
+    def steps(self) -> list[tuple[str, Callable[[Harness], str]]]:
+        return [
+            ("Create the validation session", self.create_sessions),
+            ("Simulator notifies the vendor (token, then POST Task)", self.notify),
+            ("Vendor pulls every offered query and document", self.await_pull),
+            ("Vendor's token request was granted", self.token_granted),
+            ("No error findings in the recorded exchanges", lambda h: _no_errors(h.exchanges(self.ids.simulator))),
+        ]
+
+    def create_sessions(self, h: Harness) -> str:
+        sim, ref, back = h.simulator, h.vendor, h.stack.proxy.back_url
+        created = _created(sim.api("POST", "/sessions", json={
+            "id": self.ids.simulator, "name": self.title, "vendor_role": "receiver", "vendor_ura": ref.ura,
+            "vendor_jwks": ref.jwks(), "vendor_client_id": ref.client_id,
+            "vendor_token_url": f"{back}/s/{self.ids.vendor}/token",
+            "vendor_notification_base": f"{back}/s/{self.ids.vendor}/notify"}), "simulator session")
+        # The reference vendor is configured the way a vendor would be: with the simulator's endpoints.
+        _created(ref.api("POST", "/sessions", json={
+            "id": self.ids.vendor, "vendor_role": "sender", "vendor_ura": sim.ura, "vendor_jwks": sim.jwks(),
+            "vendor_client_id": sim.client_id, "own_client_id": ref.client_id,
+            "vendor_token_url": created["endpoints"]["token_url"],
+            "vendor_fhir_base": created["endpoints"]["fhir_base"]}), "reference vendor session")
+        return f"simulator session {self.ids.simulator}; vendor pulls from {created['endpoints']['fhir_base']}"
+
+    def notify(self, h: Harness) -> str:
+        response = h.simulator.api("POST", f"/sessions/{self.ids.simulator}/notify", json={"bsn": h.patient_bsn})
+        if response.status_code != 200:
+            raise StepFailed(f"notify failed: {response.status_code} {response.text[:300]}")
+        result = response.json()
+        self.task = result["task"]
+        delivery = result["delivery"]
+        if delivery.get("status") != 201:
+            raise StepFailed(f"the vendor answered the notification with {delivery}")
+        return f"vendor answered 201, Location {delivery.get('location')}"
+
+    def await_pull(self, h: Harness) -> str:
+        targets = pull_targets(self.task or {})
+
+        def done() -> str | None:
+            seen = [ex for ex in h.exchanges(self.ids.simulator) if ex.direction == "to-simulator"]
+            missing = [path for _kind, path in targets
+                       if not any(ex.status == 200 and same_request(ex.url, path) for ex in seen)]
+            letters = [ex for ex in seen if ex.tag == "binary" and ex.status == 200]
+            if missing or not letters:
+                return None
+            return f"{len(targets)} queries answered 200, {len(letters)} referral letter(s) fetched"
+
+        return h.wait_for(f"the vendor to pull {len(targets)} queries and the referral letter", done)
+
+    def token_granted(self, h: Harness) -> str:
+        grants = [ex for ex in h.exchanges(self.ids.simulator)
+                  if ex.tag == "token-request" and ex.direction == "to-simulator"]
+        if not any(ex.status == 200 for ex in grants):
+            raise StepFailed(f"no granted token request among {len(grants)}")
+        return f"{len(grants)} token request(s), granted"
+
+
+class VendorAsSender(Scenario):
+    id = "happy-vendor-sender"
+    title = "Vendor as sending node: notifies the simulator and serves the pull"
+    description = ("The vendor obtains a notification token and POSTs a Notification Task to the simulator "
+                   "(receiving node), which then pulls every offered query and the referral letter.")
+    vendor_role = "sender"
+
+    def __init__(self) -> None:
+        self.ids = _Pair("send")
+
+    def session_id(self, harness: Harness) -> str | None:
+        return self.ids.simulator
+
+    def steps(self) -> list[tuple[str, Callable[[Harness], str]]]:
+        return [
+            ("Create the validation session", self.create_sessions),
+            ("Vendor notifies the simulator", self.vendor_notifies),
+            ("Simulator accepted the Notification Task", self.accepted),
+            ("Simulator pulls every offered query and the referral letter", self.await_pull),
+            ("No error findings in the recorded exchanges", lambda h: _no_errors(h.exchanges(self.ids.simulator))),
+        ]
+
+    def create_sessions(self, h: Harness) -> str:
+        sim, ref, back = h.simulator, h.vendor, h.stack.proxy.back_url
+        created = _created(sim.api("POST", "/sessions", json={
+            "id": self.ids.simulator, "name": self.title, "vendor_role": "sender", "vendor_ura": ref.ura,
+            "vendor_jwks": ref.jwks(), "vendor_client_id": ref.client_id,
+            "vendor_token_url": f"{back}/s/{self.ids.vendor}/token",
+            "vendor_fhir_base": f"{back}/s/{self.ids.vendor}/fhir"}), "simulator session")
+        _created(ref.api("POST", "/sessions", json={
+            "id": self.ids.vendor, "vendor_role": "receiver", "vendor_ura": sim.ura, "vendor_jwks": sim.jwks(),
+            "vendor_client_id": sim.client_id, "own_client_id": ref.client_id,
+            "vendor_token_url": created["endpoints"]["token_url"],
+            "vendor_notification_base": created["endpoints"]["notification_base"]}), "reference vendor session")
+        return f"simulator session {self.ids.simulator}; vendor notifies {created['endpoints']['notification_url']}"
+
+    def vendor_notifies(self, h: Harness) -> str:
+        # A real vendor is asked to notify; the reference vendor is driven through its admin API.
+        response = h.vendor.api("POST", f"/sessions/{self.ids.vendor}/notify", json={"bsn": h.patient_bsn})
+        if response.status_code != 200:
+            raise StepFailed(f"could not make the reference vendor notify: {response.status_code} {response.text}")
+        return h.wait_for("a Notification Task from the vendor", lambda: "Task received" if self._received(h) else None)
+
+    def _received(self, h: Harness) -> list:
+        return [n for n in h.store.list_notifications(self.ids.simulator) if n.direction == "received"]
+
+    def accepted(self, h: Harness) -> str:
+        posts = [ex for ex in h.exchanges(self.ids.simulator) if ex.tag == "notification"]
+        if not any(ex.status == 201 for ex in posts):
+            raise StepFailed(f"no notification answered 201 among {[ex.status for ex in posts]}")
+        return f"Task {self._received(h)[0].id} stored, answered 201"
+
+    def await_pull(self, h: Harness) -> str:
+        def done() -> str | None:
+            received = self._received(h)
+            if not received or received[0].pull_status in (None, "pending", "pulling"):
+                return None
+            return received[0].pull_status
+
+        status = h.wait_for("the simulator's pull to finish", done)
+        summary = self._received(h)[0].pull_summary or {}
+        if status != "done":
+            raise StepFailed(f"pull {status}: {summary.get('error') or summary.get('results')}")
+        results, documents = summary.get("results", []), summary.get("documents", [])
+        return (f"{len(results)} queries answered 200 ({sum(r.get('entries', 0) for r in results)} entries), "
+                f"{len(documents)} referral letter(s), {sum(d['bytes'] for d in documents)} bytes of PDF")
+
+
+def happy_scenarios() -> list[Scenario]:
+    return [VendorAsReceiver(), VendorAsSender()]

@@ -1,0 +1,160 @@
+"""Starts the whole environment on loopback: simulator, reference vendor and the proxy between them.
+
+The reference vendor is a second simulator instance playing the opposite role, so the product can
+test itself end to end with no outside system. Every part is a real process on a real port.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Callable
+
+import requests
+
+from proxy.launcher import ProxyPlan, mitmdump_command
+from simulator.store import sqlite_url
+
+SIMULATOR_URA = "90000101"
+VENDOR_URA = "90000202"
+
+
+class StackError(Exception):
+    """A part of the environment did not start; the message names it and its log."""
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Node:
+    """One simulator process as seen from outside."""
+
+    name: str
+    url: str  # where it really listens
+    public_url: str  # where its counterpart reaches it (through the proxy)
+    admin_key: str
+    database_url: str
+    ura: str
+    client_id: str
+
+    def api(self, method: str, path: str, **kwargs: object) -> requests.Response:
+        session = requests.Session()
+        session.trust_env = False
+        return session.request(method, f"{self.url}/api{path}", headers={"X-Admin-Key": self.admin_key},
+                               timeout=30, **kwargs)  # type: ignore[arg-type]
+
+    def jwks(self) -> dict:
+        return requests.get(f"{self.url}/jwks", timeout=10).json()
+
+
+@dataclass
+class Stack:
+    workdir: Path
+    simulator: Node
+    vendor: Node
+    proxy: ProxyPlan
+    processes: list[tuple[str, subprocess.Popen, Path]] = field(default_factory=list)
+
+    def stop(self) -> None:
+        for _name, process, _log in reversed(self.processes):
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for _name, process, _log in reversed(self.processes):
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        self.processes.clear()
+
+    def __enter__(self) -> "Stack":
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+
+def start_stack(workdir: Path) -> Stack:
+    """Start simulator, reference vendor and mitmdump; return when all three answer."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    sim_port, vendor_port, front, back = (free_port() for _ in range(4))
+    sim_db = sqlite_url(workdir / "simulator.sqlite")
+    plan = ProxyPlan(simulator_url=f"http://127.0.0.1:{sim_port}", vendor_url=f"http://127.0.0.1:{vendor_port}",
+                     front_port=front, back_port=back, database_url=sim_db, confdir=workdir / "mitmproxy")
+    simulator = Node("simulator", plan.simulator_url, plan.front_url, secrets.token_urlsafe(24), sim_db,
+                     SIMULATOR_URA, "speeltuin-simulator")
+    vendor = Node("reference-vendor", plan.vendor_url, plan.back_url, secrets.token_urlsafe(24),
+                  sqlite_url(workdir / "reference-vendor.sqlite"), VENDOR_URA, "reference-vendor")
+    stack = Stack(workdir, simulator, vendor, plan)
+    try:
+        for node, port in ((simulator, sim_port), (vendor, vendor_port)):
+            _spawn(stack, node.name, _serve_command(node, port))
+        _spawn(stack, "proxy", mitmdump_command(plan))
+        for node in (simulator, vendor):
+            _wait_until(stack, node.name, lambda url=f"{node.url}/": _answers_http(url))
+        for port in (front, back):  # a TCP check, so readiness probes never show up as recorded traffic
+            _wait_until(stack, "proxy", lambda port=port: _accepts_tcp(port))
+    except BaseException:
+        stack.stop()
+        raise
+    return stack
+
+
+def _serve_command(node: Node, port: int) -> list[str]:
+    return [sys.executable, "-m", "simulator.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
+            "--db", node.database_url, "--public-url", node.public_url, "--ura", node.ura,
+            "--client-id", node.client_id, "--name", node.name]
+
+
+def _spawn(stack: Stack, name: str, command: list[str]) -> None:
+    log_path = stack.workdir / f"{name}.log"
+    log: IO[bytes] = open(log_path, "wb")
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    node = {"simulator": stack.simulator, "reference-vendor": stack.vendor}.get(name)
+    if node is not None:
+        env["SPEELTUIN_ADMIN_KEY"] = node.admin_key  # by environment, so it never shows in `ps`
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env,
+                               cwd=Path(__file__).resolve().parent.parent)
+    log.close()
+    stack.processes.append((name, process, log_path))
+
+
+def _answers_http(url: str) -> bool:
+    client = requests.Session()
+    client.trust_env = False
+    try:
+        client.get(url, timeout=2)
+        return True
+    except requests.RequestException:
+        return False
+
+
+def _accepts_tcp(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def _wait_until(stack: Stack, name: str, ready: Callable[[], bool], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for proc_name, process, log_path in stack.processes:
+            if process.poll() is not None:
+                tail = log_path.read_text(errors="replace")[-2000:]
+                raise StackError(f"{proc_name} exited with {process.returncode}; log {log_path}:\n{tail}")
+        if ready():
+            return
+        time.sleep(0.1)
+    raise StackError(f"{name} did not become ready within {timeout:.0f} s; see the logs in {stack.workdir}")

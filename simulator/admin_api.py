@@ -1,0 +1,89 @@
+"""The JSON admin API (sessions, notify, notifications), protected by the admin key."""
+from __future__ import annotations
+
+import hmac
+from dataclasses import asdict
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request
+
+from simulator.app import runtime
+from simulator.notifier import NotifyError, notify
+from simulator.sessions import SessionError, create_session, session_view
+
+admin_api = Blueprint("admin_api", __name__, url_prefix="/api")
+ADMIN_KEY_HEADER = "X-Admin-Key"
+
+
+def _problem(status: int, message: str) -> tuple[Response, int]:
+    return jsonify({"error": message}), status
+
+
+@admin_api.before_request
+def require_admin_key() -> Any:
+    given = request.headers.get(ADMIN_KEY_HEADER, "")
+    if not hmac.compare_digest(given.encode(), runtime().config.admin_key.encode()):
+        return _problem(401, f"missing or wrong {ADMIN_KEY_HEADER} header")
+    return None
+
+
+@admin_api.post("/sessions")
+def sessions_create() -> Any:
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        return _problem(400, "the body must be a JSON object")
+    rt = runtime()
+    try:
+        session = create_session(rt.store, body, own_ura=rt.config.ura, own_client_id=rt.config.client_id)
+    except SessionError as exc:
+        return _problem(400, str(exc))
+    return jsonify(session_view(session, rt.public_base())), 201
+
+
+@admin_api.get("/sessions")
+def sessions_list() -> Any:
+    rt = runtime()
+    return jsonify([session_view(s, rt.public_base()) for s in rt.store.list_sessions()])
+
+
+@admin_api.get("/sessions/<session_id>")
+def sessions_show(session_id: str) -> Any:
+    rt = runtime()
+    session = rt.store.get_session(session_id)
+    if session is None:
+        return _problem(404, f"no session {session_id!r}")
+    return jsonify(session_view(session, rt.public_base()))
+
+
+@admin_api.delete("/sessions/<session_id>")
+def sessions_delete(session_id: str) -> Any:
+    if not runtime().store.delete_session(session_id):
+        return _problem(404, f"no session {session_id!r}")
+    return "", 204
+
+
+@admin_api.post("/sessions/<session_id>/notify")
+def sessions_notify(session_id: str) -> Any:
+    rt = runtime()
+    session = rt.store.get_session(session_id)
+    if session is None:
+        return _problem(404, f"no session {session_id!r}")
+    body = request.get_json(silent=True) or {}
+    bsn = str(body.get("bsn", ""))
+    period_days = body.get("period_days", 365)
+    if not isinstance(period_days, int) or not 0 < period_days <= 3650:
+        return _problem(400, "period_days must be a whole number of days from 1 to 3650")
+    try:
+        result = notify(rt.store, rt.signer, rt.patients, session, bsn, period_days=period_days,
+                        timeout=rt.config.http_timeout_s, sender_name=rt.config.name)
+    except NotifyError as exc:
+        return _problem(400, str(exc))
+    return jsonify(result), 200
+
+
+@admin_api.get("/sessions/<session_id>/notifications")
+def sessions_notifications(session_id: str) -> Any:
+    rt = runtime()
+    if rt.store.get_session(session_id) is None:
+        return _problem(404, f"no session {session_id!r}")
+    return jsonify([asdict(n) for n in rt.store.list_notifications(session_id)])

@@ -1,0 +1,123 @@
+"""The token endpoint (AS-S for pull tokens, AS-R for notification tokens), SPEC §5.2-§5.3."""
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from typing import Any
+
+from flask import Blueprint, Response, request
+
+from simulator.app import Runtime, runtime
+from simulator.http_errors import oauth_error
+from simulator.store import Session
+from validators.findings import errors
+from validators.jwt_assertion import check_assertion
+from validators.spec import GRANT_JWT_BEARER
+from validators.token_request import CONTENT_TYPE, DUPLICATE, GRANT_UNSUPPORTED, MALFORMED_FORM, check_token_request
+
+auth_server = Blueprint("auth_server", __name__)
+
+MAX_TOKEN_REQUEST_BYTES = 64 * 1024
+_FRAMING_RULES = {CONTENT_TYPE.id, DUPLICATE.id, MALFORMED_FORM.id}
+
+
+class TokenRefusal(Exception):
+    def __init__(self, error: str, description: str) -> None:
+        super().__init__(description)
+        self.error = error
+        self.description = description
+
+
+@auth_server.post("/s/<session_id>/token")
+def token(session_id: str) -> Response:
+    rt = runtime()
+    session = rt.store.get_session(session_id)
+    if session is None:
+        return oauth_error("invalid_client", f"unknown session {session_id!r}")
+    if (request.content_length or 0) > MAX_TOKEN_REQUEST_BYTES:
+        return oauth_error("invalid_request", "token request too large")
+    try:
+        return _issue(rt, session)
+    except TokenRefusal as refusal:
+        return oauth_error(refusal.error, refusal.description)
+
+
+def _issue(rt: Runtime, session: Session) -> Response:
+    findings, form = check_token_request(request.get_data(cache=False), request.content_type)
+    grant_type = form.get("grant_type")
+    bad = errors(findings)
+    # RFC 6749 §5.2: a malformed request is invalid_request even when its grant type is also unknown.
+    framing = [f for f in bad if f.rule in _FRAMING_RULES]
+    if framing:
+        raise TokenRefusal("invalid_request", _describe(framing))
+    if any(f.rule == GRANT_UNSUPPORTED.id for f in bad):
+        raise TokenRefusal("unsupported_grant_type", f"grant_type {grant_type!r} is not supported")
+    if bad:
+        raise TokenRefusal("invalid_request", _describe(bad))
+    token_url = f"{rt.public_base()}/s/{session.id}/token"
+    now = time.time()
+    client = check_assertion(form["client_assertion"], kind="client", audience=token_url,
+                             jwks=session.get("vendor_jwks"), now=now,
+                             expected_client_id=session.get("vendor_client_id"), location="client_assertion")
+    if errors(client.findings) or not client.verified:
+        raise TokenRefusal("invalid_client", _describe(errors(client.findings)) or "client assertion not verified")
+    _use_jti(rt, client.claims, "invalid_client")
+
+    pull = session.simulator_role == "sender"
+    if grant_type == GRANT_JWT_BEARER:
+        grant = check_assertion(form["assertion"], kind="authorization", audience=token_url,
+                                jwks=session.get("vendor_jwks"), now=now,
+                                purpose="pull" if pull else "notification", location="assertion")
+        if errors(grant.findings) or not grant.verified:
+            raise TokenRefusal("invalid_grant", _describe(errors(grant.findings)) or "assertion not verified")
+        _use_jti(rt, grant.claims, "invalid_grant")
+        ura = str(grant.claims["sub"])
+        authorization_base = grant.claims.get("authorization_base")
+    else:  # client_credentials variant: the base travels as a form parameter
+        ura = session.get("vendor_ura")
+        authorization_base = form.get("authorization_base")
+
+    if ura != session.get("vendor_ura"):
+        raise TokenRefusal("invalid_grant", f"URA {ura} is not the URA registered for this session")
+    if pull:
+        return _pull_token(rt, session, ura, authorization_base, now)
+    return _token_response(rt, session, "notification", ura, None, now + rt.config.token_lifetime_s)
+
+
+def _pull_token(rt: Runtime, session: Session, ura: str, authorization_base: Any, now: float) -> Response:
+    if not isinstance(authorization_base, str) or not authorization_base:
+        raise TokenRefusal("invalid_grant", "authorization_base is required for a pull token")
+    notification = rt.store.find_notification(session.id, "sent", authorization_base=authorization_base)
+    if notification is None:
+        raise TokenRefusal("invalid_grant", "unknown authorization_base")
+    if notification.status != "requested":
+        raise TokenRefusal("invalid_grant", f"the notification is {notification.status}")
+    if notification.period_end <= now:
+        raise TokenRefusal("invalid_grant", "the notification's availability period has ended")
+    if notification.owner_ura != ura:
+        raise TokenRefusal("invalid_grant", f"URA {ura} is not the owner of this notification")
+    expires_at = min(now + rt.config.token_lifetime_s, notification.period_end)
+    return _token_response(rt, session, "pull", ura, notification.id, expires_at)
+
+
+def _token_response(rt: Runtime, session: Session, kind: str, ura: str, notification_id: str | None,
+                    expires_at: float) -> Response:
+    access_token = secrets.token_urlsafe(32)
+    rt.store.add_token(access_token, session_id=session.id, kind=kind, subject_ura=ura,
+                       expires_at=expires_at, notification_id=notification_id)
+    body = {"access_token": access_token, "token_type": "Bearer", "expires_in": int(expires_at - time.time())}
+    response = Response(json.dumps(body), status=200, content_type="application/json")
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Pragma"] = "no-cache"
+    return response
+
+
+def _use_jti(rt: Runtime, claims: dict[str, Any] | None, error: str) -> None:
+    claims = claims or {}
+    if not rt.store.use_jti(str(claims.get("iss")), str(claims.get("jti")), float(claims.get("exp", 0))):
+        raise TokenRefusal(error, f"jti {claims.get('jti')!r} was used before by {claims.get('iss')!r}")
+
+
+def _describe(found: list) -> str:
+    return "; ".join(f"{f.rule} {f.message}" for f in found[:3])

@@ -1,0 +1,143 @@
+"""The sending node's FHIR STU3 resource server: BgZ searches, reads, documents (SPEC §5.4, §6)."""
+from __future__ import annotations
+
+import base64
+import time
+import uuid
+from datetime import datetime, timezone
+from typing import Any
+
+from flask import Blueprint, Response, request
+from werkzeug.routing import BaseConverter
+
+from simulator.app import Runtime, runtime
+from simulator.bearer import authenticate
+from simulator.fhir_search import SearchError, read, search
+from simulator.http_errors import fhir_json, invalid_token, operation_outcome
+from simulator.store import Notification, Session
+from validators.spec import BSN_SYSTEM
+
+fhir_server = Blueprint("fhir_server", __name__)
+
+RESOURCE_TYPE = "<fhirtype:resource_type>"
+
+
+class ResourceTypeConverter(BaseConverter):
+    """Matches a FHIR resource type name, so `metadata` and other lower-case paths are not types."""
+
+    regex = "[A-Z][A-Za-z]{1,63}"
+# Parameters that name the patient explicitly (the BgZ MSZ query form of SPEC §6).
+_PATIENT_PARAMS = {"patient.identifier", "beneficiary.identifier", "subject.identifier"}
+_IGNORED_PARAMS = {"_format"}
+
+
+@fhir_server.get("/s/<session_id>/fhir/metadata")
+def capability_statement(session_id: str) -> Response:
+    session = _sender_session(session_id)
+    if isinstance(session, Response):
+        return session
+    return fhir_json({
+        "resourceType": "CapabilityStatement", "status": "active", "kind": "instance",
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "fhirVersion": "3.0.2",
+        "format": ["application/fhir+json"],
+        "software": {"name": "speeltuin simulator"},
+        "rest": [{"mode": "server", "security": {"service": [{"text": "OAuth2 bearer (TA Notified Pull)"}]}}],
+    })
+
+
+@fhir_server.get(f"/s/<session_id>/fhir/{RESOURCE_TYPE}")
+def search_type(session_id: str, resource_type: str) -> Response:
+    return _search(session_id, resource_type, lastn=False)
+
+
+@fhir_server.get(f"/s/<session_id>/fhir/{RESOURCE_TYPE}/<resource_id>")
+def read_resource(session_id: str, resource_type: str, resource_id: str) -> Response:
+    if resource_id == "$lastn":
+        return _search(session_id, resource_type, lastn=True)
+    context = _authorised(session_id)
+    if isinstance(context, Response):
+        return context
+    rt, _session, notification = context
+    own = rt.patients.resources(notification.patient_bsn)
+    resource = read(own, resource_type, resource_id) or read(rt.patients.shared(), resource_type, resource_id)
+    if resource is None:
+        return operation_outcome(404, f"{resource_type}/{resource_id} is not available to this token")
+    if resource_type == "Binary" and _wants_raw():
+        raw = base64.b64decode(resource.get("content", ""))
+        return Response(raw, status=200, content_type=resource.get("contentType", "application/octet-stream"))
+    return fhir_json(resource)
+
+
+def _search(session_id: str, resource_type: str, *, lastn: bool) -> Response:
+    context = _authorised(session_id)
+    if isinstance(context, Response):
+        return context
+    rt, session, notification = context
+    params = [(k, v) for k, v in request.args.items(multi=True) if k not in _IGNORED_PARAMS]
+    other = _other_patient(resource_type, params, notification.patient_bsn)
+    if other:
+        return operation_outcome(403, f"this token gives access to one patient only, not to BSN {other}")
+    try:
+        result = search(rt.patients.resources(notification.patient_bsn), rt.patients.shared(),
+                        resource_type, params, lastn=lastn)
+    except SearchError as exc:
+        return operation_outcome(400, str(exc))
+    return fhir_json(_searchset(rt, session, result.matches, result.includes))
+
+
+def _searchset(rt: Runtime, session: Session, matches: list[dict], includes: list[dict]) -> dict[str, Any]:
+    fhir_base = f"{rt.public_base()}/s/{session.id}/fhir"
+    path = request.path.split("/fhir", 1)[1]
+    query = request.query_string.decode("latin-1")
+    self_url = fhir_base + path + (f"?{query}" if query else "")
+
+    def entry(resource: dict, mode: str) -> dict[str, Any]:
+        return {"fullUrl": f"{fhir_base}/{resource['resourceType']}/{resource['id']}", "resource": resource,
+                "search": {"mode": mode}}
+
+    return {
+        "resourceType": "Bundle", "id": str(uuid.uuid4()),
+        "meta": {"lastUpdated": datetime.now(timezone.utc).isoformat(timespec="seconds")},
+        "type": "searchset", "total": len(matches),
+        "link": [{"relation": "self", "url": self_url}],
+        "entry": [entry(r, "match") for r in matches] + [entry(r, "include") for r in includes],
+    }
+
+
+def _sender_session(session_id: str) -> Session | Response:
+    session = runtime().store.get_session(session_id)
+    if session is None or session.simulator_role != "sender":
+        return operation_outcome(404, f"no session {session_id!r} in which the simulator is the sending node")
+    return session
+
+
+def _authorised(session_id: str) -> tuple[Runtime, Session, Notification] | Response:
+    """Session, token and the notification it is bound to; or the error answer (SPEC §5.3-§5.4)."""
+    rt = runtime()
+    session = _sender_session(session_id)
+    if isinstance(session, Response):
+        return session
+    token, refusal = authenticate(rt, session, "pull")
+    if refusal is not None:
+        return refusal
+    notification = rt.store.get_notification(token["notification_id"])
+    if notification is None or notification.status != "requested":
+        return invalid_token("the notification behind this token was cancelled")
+    if notification.period_end <= time.time():
+        return invalid_token("the notification's availability period has ended")
+    return rt, session, notification
+
+
+def _other_patient(resource_type: str, params: list[tuple[str, str]], bsn: str) -> str | None:
+    """The BSN a query names explicitly when it is not the token's patient."""
+    for name, value in params:
+        if name in _PATIENT_PARAMS or (resource_type == "Patient" and name == "identifier"):
+            system, _, named = value.rpartition("|")
+            if system in ("", BSN_SYSTEM) and named and named != bsn:
+                return named
+    return None
+
+
+def _wants_raw() -> bool:
+    accept = request.headers.get("Accept", "")
+    return "fhir" not in accept and "_format" not in request.args

@@ -1,0 +1,44 @@
+"""Error answers for people and programs: FHIR OperationOutcome, RFC 6749 §5.2, RFC 6750 §3."""
+from __future__ import annotations
+
+import json
+from typing import Iterable
+
+from flask import Response
+
+from validators.findings import Finding
+
+FHIR_JSON = "application/fhir+json; charset=utf-8"
+
+# FHIR issue codes by HTTP status, for errors that are not validator findings.
+_ISSUE_CODE = {400: "invalid", 401: "login", 403: "forbidden", 404: "not-found", 405: "not-supported",
+               406: "not-supported", 409: "conflict", 412: "conflict", 413: "too-costly", 415: "not-supported",
+               500: "exception", 502: "transient"}
+
+
+def fhir_json(resource: dict, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(json.dumps(resource, ensure_ascii=False), status=status, mimetype=None,
+                    content_type=FHIR_JSON, headers=headers or {})
+
+
+def operation_outcome(status: int, message: str, findings: Iterable[Finding] = (),
+                      headers: dict[str, str] | None = None) -> Response:
+    issues = [{"severity": "error", "code": _ISSUE_CODE.get(status, "processing"), "diagnostics": message}]
+    for f in findings:
+        issues.append({"severity": f.severity, "code": "invariant", "diagnostics": f"{f.rule}: {f.message}",
+                       "expression": [f.location] if f.location else []})
+    return fhir_json({"resourceType": "OperationOutcome", "issue": issues}, status, headers)
+
+
+def invalid_token(message: str) -> Response:
+    """RFC 6750 §3: a missing, bad or expired bearer token."""
+    challenge = 'Bearer error="invalid_token", error_description="%s"' % message.replace('"', "'")
+    return operation_outcome(401, message, headers={"WWW-Authenticate": challenge})
+
+
+def oauth_error(error: str, description: str, status: int | None = None) -> Response:
+    """RFC 6749 §5.2 error response; invalid_client is 401 per SPEC §5.2, the rest 400."""
+    code = status or (401 if error == "invalid_client" else 400)
+    body = json.dumps({"error": error, "error_description": description})
+    return Response(body, status=code, content_type="application/json",
+                    headers={"Cache-Control": "no-store", "Pragma": "no-cache"})

@@ -1,0 +1,45 @@
+"""HTTP client for the simulator's own calls to the vendor (notify, token, pull)."""
+from __future__ import annotations
+
+import requests
+
+from simulator.store import Session
+
+# The proxy reads this header to attribute outbound traffic to a session, then strips it.
+SESSION_HEADER = "X-Speeltuin-Session"
+FHIR_JSON = "application/fhir+json"
+
+
+class OutboundError(Exception):
+    """The vendor could not be reached or answered something unusable; the message says which."""
+
+
+def client_for(session: Session) -> requests.Session:
+    http = requests.Session()
+    http.trust_env = False  # never wander off to an environment proxy: the session's URLs are the route
+    http.headers.update({SESSION_HEADER: session.id, "User-Agent": "speeltuin-simulator"})
+    return http
+
+
+def require(session: Session, key: str) -> str:
+    value = session.get(key)
+    if not value:
+        raise OutboundError(f"session {session.id} has no {key}; set it when creating the session")
+    return value
+
+
+def fetch_token(http: requests.Session, token_url: str, form: dict[str, str], timeout: float) -> str:
+    """POST a token request; the access token, or OutboundError saying what the AS answered."""
+    try:
+        response = http.post(token_url, data=form, timeout=timeout, headers={"Accept": "application/json"})
+    except requests.RequestException as exc:
+        raise OutboundError(f"token endpoint {token_url} unreachable: {exc}") from exc
+    if response.status_code != 200:
+        raise OutboundError(f"token endpoint answered {response.status_code}: {response.text[:300]}")
+    try:
+        token = response.json()["access_token"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise OutboundError("token response has no access_token") from exc
+    if not isinstance(token, str) or not token:
+        raise OutboundError("token response has an empty access_token")
+    return token

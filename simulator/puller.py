@@ -1,0 +1,103 @@
+"""The receiving node's puller: pull token with the authorization base, then every query and document."""
+from __future__ import annotations
+
+import time
+from typing import Any
+from urllib.parse import urljoin
+
+import requests
+
+from simulator.keys import Signer
+from simulator.outbound import FHIR_JSON, OutboundError, client_for, fetch_token, require
+from simulator.store import Notification, Session, Store
+from validators.spec import INPUT_AUTHORIZATION_BASE, INPUT_GET_WORKFLOW_TASK
+
+_NOT_TARGETS = {INPUT_AUTHORIZATION_BASE, INPUT_GET_WORKFLOW_TASK}
+
+
+def pull_targets(task: dict[str, Any]) -> list[tuple[str, str]]:
+    """(kind, relative path) for every query and read the Task offers, in Task order.
+
+    Inputs typed read-resource/search-resource or by a BgZ section code are both targets; the value
+    type says which: a valueString is a query, a valueReference a read.
+    """
+    targets = []
+    for item in task.get("input", []):
+        codes = {c.get("code") for c in item.get("type", {}).get("coding", []) if isinstance(c, dict)}
+        if codes & _NOT_TARGETS:
+            continue
+        if isinstance(item.get("valueString"), str):
+            targets.append(("search", item["valueString"]))
+        elif isinstance(item.get("valueReference"), dict):
+            targets.append(("read", str(item["valueReference"].get("reference", ""))))
+    return [(kind, path.lstrip("/")) for kind, path in targets if path]
+
+
+def pull(store: Store, signer: Signer, session: Session, notification: Notification, *,
+         timeout: float = 15.0) -> dict[str, Any]:
+    """Run the whole pull for one received notification and record its outcome on the notification."""
+    summary: dict[str, Any] = {"started_at": time.time(), "results": [], "documents": []}
+    store.update_notification(notification.id, pull_status="pulling", pull_summary=summary)
+    status = "done"
+    try:
+        token_url = require(session, "vendor_token_url")
+        fhir_base = require(session, "vendor_fhir_base") + "/"
+        http = client_for(session)
+        token = fetch_token(http, token_url, signer.token_request_form(
+            session.get("own_client_id"), session.get("own_ura"), token_url, notification.authorization_base),
+            timeout)
+        http.headers["Authorization"] = f"Bearer {token}"
+        for kind, path in pull_targets(notification.task):
+            if not _still_allowed(store, notification.id):
+                summary["stopped"] = "notification cancelled or expired"
+                break
+            result, bundle = _get_json(http, urljoin(fhir_base, path), timeout)
+            summary["results"].append({"kind": kind, "path": path, **result})
+            if result["status"] != 200:
+                status = "failed"
+            for url in _document_urls(bundle, fhir_base):
+                summary["documents"].append(_get_document(http, url, timeout))
+        if any(d["status"] != 200 or not d.get("pdf") for d in summary["documents"]):
+            status = "failed"
+    except (OutboundError, requests.RequestException) as exc:
+        summary["error"] = str(exc)
+        status = "failed"
+    summary["finished_at"] = time.time()
+    store.update_notification(notification.id, pull_status=status, pull_summary=summary)
+    return summary
+
+
+def _still_allowed(store: Store, notification_id: str) -> bool:
+    current = store.get_notification(notification_id)
+    return bool(current and current.status == "requested" and current.period_end > time.time())
+
+
+def _get_json(http: requests.Session, url: str, timeout: float) -> tuple[dict[str, Any], dict | None]:
+    response = http.get(url, timeout=timeout, headers={"Accept": FHIR_JSON})
+    result: dict[str, Any] = {"status": response.status_code}
+    try:
+        body = response.json()
+    except ValueError:
+        return {**result, "error": "response is not JSON"}, None
+    if isinstance(body, dict) and body.get("resourceType") == "Bundle":
+        result["entries"] = len(body.get("entry", []))
+    return result, body if isinstance(body, dict) else None
+
+
+def _document_urls(bundle: dict | None, fhir_base: str) -> list[str]:
+    urls = []
+    for entry in (bundle or {}).get("entry", []):
+        resource = entry.get("resource", {})
+        if resource.get("resourceType") != "DocumentReference":
+            continue
+        for content in resource.get("content", []):
+            url = content.get("attachment", {}).get("url")
+            if url:
+                urls.append(urljoin(fhir_base, url))
+    return urls
+
+
+def _get_document(http: requests.Session, url: str, timeout: float) -> dict[str, Any]:
+    response = http.get(url, timeout=timeout, headers={"Accept": "application/pdf"})
+    return {"url": url, "status": response.status_code, "content_type": response.headers.get("Content-Type"),
+            "bytes": len(response.content), "pdf": response.content.startswith(b"%PDF-")}

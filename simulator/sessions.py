@@ -1,0 +1,72 @@
+"""Validation sessions: what the simulator knows about one vendor system under test."""
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+from simulator.store import Session, Store, new_id
+from validators.identifiers import is_valid_ura
+
+VENDOR_ROLES = ("sender", "receiver")
+_SESSION_ID = re.compile(r"^[a-z0-9][a-z0-9-]{2,63}$")
+_URL_FIELDS = ("vendor_token_url", "vendor_notification_base", "vendor_fhir_base")
+
+
+class SessionError(ValueError):
+    """A session request that cannot be honoured; the message says what to fix."""
+
+
+def create_session(store: Store, request: dict[str, Any], *, own_ura: str, own_client_id: str) -> Session:
+    """Check a session request (API body or CLI arguments) and store the session."""
+    role = request.get("vendor_role")
+    if role not in VENDOR_ROLES:
+        raise SessionError(f"vendor_role must be one of {', '.join(VENDOR_ROLES)}, got {role!r}")
+    ura = str(request.get("vendor_ura") or "")
+    if not is_valid_ura(ura):
+        raise SessionError(f"vendor_ura must be a URA of 8 digits, got {ura!r}")
+    session_id = request.get("id") or new_id("s-")
+    if not isinstance(session_id, str) or not _SESSION_ID.match(session_id):
+        raise SessionError("id must be 3-64 characters of a-z, 0-9 and '-', starting with a letter or digit")
+    if store.get_session(session_id):
+        raise SessionError(f"a session with id {session_id!r} exists already")
+    jwks = request.get("vendor_jwks")
+    if jwks is not None and not (isinstance(jwks, dict) and isinstance(jwks.get("keys"), list)):
+        raise SessionError('vendor_jwks must be a JWKS object: {"keys": [...]}')
+    config: dict[str, Any] = {
+        "vendor_ura": ura,
+        "vendor_jwks": jwks,
+        "vendor_client_id": request.get("vendor_client_id") or f"vendor-{session_id}",
+        "own_ura": request.get("own_ura") or own_ura,
+        "own_client_id": request.get("own_client_id") or own_client_id,
+    }
+    for key in _URL_FIELDS:
+        value = request.get(key)
+        if value is not None:
+            parts = urlsplit(str(value))
+            if parts.scheme not in ("http", "https") or not parts.netloc:
+                raise SessionError(f"{key} must be an absolute http(s) URL, got {value!r}")
+            config[key] = str(value).rstrip("/")
+    name = str(request.get("name") or session_id)[:200]
+    return store.create_session(Session(session_id, name, role, config, time.time()))
+
+
+def session_endpoints(session: Session, public_base: str) -> dict[str, str]:
+    """The simulator endpoints the vendor must use for this session."""
+    base = f"{public_base.rstrip('/')}/s/{session.id}"
+    endpoints = {"token_url": f"{base}/token", "jwks_url": f"{base}/jwks",
+                 "client_id": session.config["vendor_client_id"]}
+    if session.vendor_role == "sender":
+        endpoints["notification_base"] = f"{base}/notify"
+        endpoints["notification_url"] = f"{base}/notify/Task"
+    else:
+        endpoints["fhir_base"] = f"{base}/fhir"
+    return endpoints
+
+
+def session_view(session: Session, public_base: str) -> dict[str, Any]:
+    """The session as the API and CLI show it."""
+    return {"id": session.id, "name": session.name, "vendor_role": session.vendor_role,
+            "simulator_role": session.simulator_role, "created_at": session.created_at,
+            "config": session.config, "endpoints": session_endpoints(session, public_base)}

@@ -1,0 +1,383 @@
+"""The store: sessions, notifications, tokens, exchanges, findings and runs (SQLAlchemy Core).
+
+SQLite file by default; any SQLAlchemy URL works (PostgreSQL by `postgresql+psycopg://...`).
+Times are epoch seconds (float) so they compare the same on every backend.
+Tokens are stored only as SHA-256 hashes: a leaked database leaks no usable token.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from sqlalchemy import (
+    Column, Float, ForeignKey, Integer, MetaData, String, Table, Text, UniqueConstraint, create_engine,
+    delete, event, insert, select, update,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+
+from validators.findings import Finding
+
+DEFAULT_DB_PATH = Path("instance") / "speeltuin.sqlite"
+
+metadata = MetaData()
+
+instance_keys = Table(
+    "instance_keys", metadata,
+    Column("kid", String(64), primary_key=True),
+    Column("private_pem", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+sessions = Table(
+    "sessions", metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("vendor_role", String(16), nullable=False),  # the role the vendor plays: sender|receiver
+    Column("config", Text, nullable=False),  # JSON: URAs, client ids, vendor URLs and keys
+    Column("created_at", Float, nullable=False),
+)
+
+notifications = Table(
+    "notifications", metadata,
+    Column("id", String(64), primary_key=True),
+    Column("session_id", String(64), ForeignKey("sessions.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("direction", String(8), nullable=False),  # sent (we notified) | received (we were notified)
+    Column("identifier", String(200), nullable=False),  # Task.identifier value
+    Column("group_identifier", String(200), nullable=False),
+    Column("authorization_base", String(200), nullable=False, index=True),
+    Column("patient_bsn", String(16), nullable=False),
+    Column("owner_ura", String(16), nullable=False),
+    Column("period_end", Float, nullable=False),
+    Column("status", String(16), nullable=False),  # requested | cancelled
+    Column("task", Text, nullable=False),
+    Column("delivery", Text, nullable=True),  # JSON: what the counterpart answered to our POST
+    Column("pull_status", String(16), nullable=True),  # received only: pending|pulling|done|failed
+    Column("pull_summary", Text, nullable=True),  # JSON
+    Column("created_at", Float, nullable=False),
+)
+
+tokens = Table(
+    "tokens", metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("session_id", String(64), ForeignKey("sessions.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("kind", String(16), nullable=False),  # notification | pull
+    Column("notification_id", String(64), nullable=True),
+    Column("subject_ura", String(16), nullable=False),
+    Column("expires_at", Float, nullable=False),
+)
+
+used_jtis = Table(
+    "used_jtis", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("issuer", String(200), nullable=False),
+    Column("jti", String(200), nullable=False),
+    Column("expires_at", Float, nullable=False),
+    UniqueConstraint("issuer", "jti", name="uq_issuer_jti"),
+)
+
+exchanges = Table(
+    "exchanges", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("session_id", String(64), nullable=True, index=True),  # NULL: matched no session
+    Column("source", String(16), nullable=False),  # proxy | simulator
+    Column("tag", String(32), nullable=False),
+    Column("direction", String(16), nullable=False),  # to-simulator | to-vendor | unknown
+    Column("method", String(16), nullable=False),
+    Column("url", Text, nullable=False),
+    Column("status", Integer, nullable=True),
+    Column("request_headers", Text, nullable=False),
+    Column("request_body", Text, nullable=False),
+    Column("response_headers", Text, nullable=False),
+    Column("response_body", Text, nullable=False),
+    Column("error", Text, nullable=True),
+    Column("started_at", Float, nullable=False),
+    Column("duration_ms", Float, nullable=True),
+)
+
+findings = Table(
+    "findings", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("exchange_id", Integer, ForeignKey("exchanges.id", ondelete="CASCADE"), nullable=True, index=True),
+    Column("session_id", String(64), nullable=True, index=True),
+    Column("rule", String(32), nullable=False),
+    Column("severity", String(8), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("location", Text, nullable=False),
+)
+
+runs = Table(
+    "runs", metadata,
+    Column("id", String(64), primary_key=True),
+    Column("started_at", Float, nullable=False),
+    Column("finished_at", Float, nullable=True),
+    Column("result", Text, nullable=False),  # JSON of the run result model
+)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_id(prefix: str = "") -> str:
+    return prefix + secrets.token_hex(8)
+
+
+def sqlite_url(path: Path | str) -> str:
+    return f"sqlite:///{Path(path).resolve()}"
+
+
+@dataclass
+class Session:
+    id: str
+    name: str
+    vendor_role: str
+    config: dict[str, Any]
+    created_at: float
+
+    @property
+    def simulator_role(self) -> str:
+        return "receiver" if self.vendor_role == "sender" else "sender"
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.config.get(key, default)
+
+
+@dataclass
+class Notification:
+    id: str
+    session_id: str
+    direction: str
+    identifier: str
+    group_identifier: str
+    authorization_base: str
+    patient_bsn: str
+    owner_ura: str
+    period_end: float
+    status: str
+    task: dict[str, Any]
+    delivery: dict[str, Any] | None = None
+    pull_status: str | None = None
+    pull_summary: dict[str, Any] | None = None
+    created_at: float = field(default_factory=time.time)
+
+
+@dataclass
+class Exchange:
+    source: str
+    tag: str
+    direction: str
+    method: str
+    url: str
+    status: int | None
+    request_headers: dict[str, str]
+    request_body: str
+    response_headers: dict[str, str]
+    response_body: str
+    started_at: float
+    duration_ms: float | None = None
+    error: str | None = None
+    session_id: str | None = None
+    id: int | None = None
+    findings: list[Finding] = field(default_factory=list)
+
+
+def _set_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # WAL lets the proxy and the simulator write the same file from two processes.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+class Store:
+    """All persistence goes through here; callers never see SQL."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        if url.startswith("sqlite:///"):
+            Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+        self.engine: Engine = create_engine(url, future=True)
+        if self.engine.dialect.name == "sqlite":
+            event.listen(self.engine, "connect", _set_sqlite_pragmas)
+        metadata.create_all(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # --- instance key ---------------------------------------------------------------------------
+    def load_instance_key(self) -> tuple[str, str] | None:
+        with self.engine.connect() as c:
+            row = c.execute(select(instance_keys).order_by(instance_keys.c.created_at).limit(1)).first()
+        return (row.kid, row.private_pem) if row else None
+
+    def save_instance_key(self, kid: str, private_pem: str) -> None:
+        with self.engine.begin() as c:
+            c.execute(insert(instance_keys).values(kid=kid, private_pem=private_pem, created_at=time.time()))
+
+    # --- sessions -------------------------------------------------------------------------------
+    def create_session(self, session: Session) -> Session:
+        with self.engine.begin() as c:
+            c.execute(insert(sessions).values(
+                id=session.id, name=session.name, vendor_role=session.vendor_role,
+                config=json.dumps(session.config), created_at=session.created_at))
+        return session
+
+    def get_session(self, session_id: str) -> Session | None:
+        with self.engine.connect() as c:
+            row = c.execute(select(sessions).where(sessions.c.id == session_id)).first()
+        return _session(row) if row else None
+
+    def list_sessions(self) -> list[Session]:
+        with self.engine.connect() as c:
+            rows = c.execute(select(sessions).order_by(sessions.c.created_at)).all()
+        return [_session(r) for r in rows]
+
+    def delete_session(self, session_id: str) -> bool:
+        with self.engine.begin() as c:
+            for table in (findings, exchanges):
+                c.execute(delete(table).where(table.c.session_id == session_id))
+            c.execute(delete(tokens).where(tokens.c.session_id == session_id))
+            c.execute(delete(notifications).where(notifications.c.session_id == session_id))
+            return c.execute(delete(sessions).where(sessions.c.id == session_id)).rowcount > 0
+
+    # --- notifications --------------------------------------------------------------------------
+    def add_notification(self, n: Notification) -> Notification:
+        with self.engine.begin() as c:
+            c.execute(insert(notifications).values(
+                id=n.id, session_id=n.session_id, direction=n.direction, identifier=n.identifier,
+                group_identifier=n.group_identifier, authorization_base=n.authorization_base,
+                patient_bsn=n.patient_bsn, owner_ura=n.owner_ura, period_end=n.period_end, status=n.status,
+                task=json.dumps(n.task), delivery=_dump(n.delivery), pull_status=n.pull_status,
+                pull_summary=_dump(n.pull_summary), created_at=n.created_at))
+        return n
+
+    def get_notification(self, notification_id: str) -> Notification | None:
+        return self._one_notification(notifications.c.id == notification_id)
+
+    def find_notification(self, session_id: str, direction: str, *, authorization_base: str | None = None,
+                          identifier: str | None = None) -> Notification | None:
+        cond = (notifications.c.session_id == session_id) & (notifications.c.direction == direction)
+        if authorization_base is not None:
+            cond &= notifications.c.authorization_base == authorization_base
+        if identifier is not None:
+            cond &= notifications.c.identifier == identifier
+        return self._one_notification(cond)
+
+    def _one_notification(self, cond: Any) -> Notification | None:
+        with self.engine.connect() as c:
+            row = c.execute(select(notifications).where(cond).order_by(notifications.c.created_at.desc())).first()
+        return _notification(row) if row else None
+
+    def list_notifications(self, session_id: str) -> list[Notification]:
+        with self.engine.connect() as c:
+            rows = c.execute(select(notifications).where(notifications.c.session_id == session_id)
+                             .order_by(notifications.c.created_at)).all()
+        return [_notification(r) for r in rows]
+
+    def update_notification(self, notification_id: str, **values: Any) -> None:
+        for key in ("task", "delivery", "pull_summary"):
+            if key in values:
+                values[key] = _dump(values[key])
+        with self.engine.begin() as c:
+            c.execute(update(notifications).where(notifications.c.id == notification_id).values(**values))
+
+    # --- tokens and jti -------------------------------------------------------------------------
+    def add_token(self, token: str, *, session_id: str, kind: str, subject_ura: str, expires_at: float,
+                  notification_id: str | None = None) -> None:
+        with self.engine.begin() as c:
+            c.execute(insert(tokens).values(
+                token_hash=hash_token(token), session_id=session_id, kind=kind,
+                notification_id=notification_id, subject_ura=subject_ura, expires_at=expires_at))
+
+    def get_token(self, token: str) -> dict[str, Any] | None:
+        # The lookup is by hash, so comparing the secret itself never happens in Python.
+        with self.engine.connect() as c:
+            row = c.execute(select(tokens).where(tokens.c.token_hash == hash_token(token))).first()
+        return dict(row._mapping) if row else None
+
+    def use_jti(self, issuer: str, jti: str, expires_at: float) -> bool:
+        """Record a jti; False when this issuer used it before (a replay)."""
+        try:
+            with self.engine.begin() as c:
+                c.execute(delete(used_jtis).where(used_jtis.c.expires_at < time.time() - 3600))
+                c.execute(insert(used_jtis).values(issuer=issuer, jti=jti, expires_at=expires_at))
+        except IntegrityError:
+            return False
+        return True
+
+    # --- exchanges and findings -----------------------------------------------------------------
+    def add_exchange(self, ex: Exchange) -> int:
+        with self.engine.begin() as c:
+            ex_id = c.execute(insert(exchanges).values(
+                session_id=ex.session_id, source=ex.source, tag=ex.tag, direction=ex.direction,
+                method=ex.method, url=ex.url, status=ex.status,
+                request_headers=json.dumps(ex.request_headers), request_body=ex.request_body,
+                response_headers=json.dumps(ex.response_headers), response_body=ex.response_body,
+                error=ex.error, started_at=ex.started_at, duration_ms=ex.duration_ms)).inserted_primary_key[0]
+            if ex.findings:
+                c.execute(insert(findings), [
+                    dict(exchange_id=ex_id, session_id=ex.session_id, rule=f.rule, severity=f.severity,
+                         message=f.message, location=f.location) for f in ex.findings])
+        ex.id = ex_id
+        return ex_id
+
+    def list_exchanges(self, session_ids: Iterable[str | None]) -> list[Exchange]:
+        wanted = list(session_ids)
+        named = [s for s in wanted if s is not None]
+        cond = exchanges.c.session_id.in_(named)
+        if None in wanted:
+            cond = cond | exchanges.c.session_id.is_(None)
+        with self.engine.connect() as c:
+            rows = c.execute(select(exchanges).where(cond).order_by(exchanges.c.started_at, exchanges.c.id)).all()
+            ids = [r.id for r in rows]
+            found: dict[int, list[Finding]] = {}
+            if ids:
+                for f in c.execute(select(findings).where(findings.c.exchange_id.in_(ids)).order_by(findings.c.id)):
+                    found.setdefault(f.exchange_id, []).append(Finding(f.rule, f.severity, f.message, f.location))
+        return [_exchange(r, found.get(r.id, [])) for r in rows]
+
+    # --- runs -----------------------------------------------------------------------------------
+    def save_run(self, run_id: str, started_at: float, finished_at: float | None, result: dict[str, Any]) -> None:
+        with self.engine.begin() as c:
+            c.execute(delete(runs).where(runs.c.id == run_id))
+            c.execute(insert(runs).values(id=run_id, started_at=started_at, finished_at=finished_at,
+                                          result=json.dumps(result)))
+
+    def get_run(self, run_id: str) -> dict[str, Any] | None:
+        with self.engine.connect() as c:
+            row = c.execute(select(runs).where(runs.c.id == run_id)).first()
+        return json.loads(row.result) if row else None
+
+
+def _dump(value: Any) -> str | None:
+    return None if value is None else json.dumps(value)
+
+
+def _load(value: str | None) -> Any:
+    return None if value is None else json.loads(value)
+
+
+def _session(row: Any) -> Session:
+    return Session(row.id, row.name, row.vendor_role, json.loads(row.config), row.created_at)
+
+
+def _notification(row: Any) -> Notification:
+    m = dict(row._mapping)
+    m["task"] = json.loads(m["task"])
+    for key in ("delivery", "pull_summary"):
+        m[key] = _load(m[key])
+    return Notification(**m)
+
+
+def _exchange(row: Any, found: list[Finding]) -> Exchange:
+    m = dict(row._mapping)
+    for key in ("request_headers", "response_headers"):
+        m[key] = json.loads(m[key])
+    return Exchange(**m, findings=found)

@@ -1,0 +1,40 @@
+"""Builds the Notification Task the sending node POSTs (SPEC §4)."""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from validators.spec import (
+    BGZ_QUERIES, BSN_SYSTEM, DOCUMENTS_QUERY, INPUT_AUTHORIZATION_BASE, INPUT_SEARCH_RESOURCE, RFC3986,
+    TASK_CODE_PULL_NOTIFICATION, TASK_CODE_SYSTEM, TASK_INTENT, TASK_PARAMETER_SYSTEM, TASK_STATUS_REQUESTED,
+    URA_SYSTEM, encode_query,
+)
+
+
+def _input(code: str, **value: object) -> dict:
+    return {"type": {"coding": [{"system": TASK_PARAMETER_SYSTEM, "code": code}]}, **value}
+
+
+def build_notification_task(*, bsn: str, patient_name: str, sender_ura: str, sender_name: str, receiver_ura: str,
+                            authorization_base: str, authored_on: datetime, period_end: datetime,
+                            group_identifier: str | None = None) -> dict:
+    """A requested Notification Task offering every BgZ query and the documents."""
+    queries = [q.query for q in BGZ_QUERIES] + [DOCUMENTS_QUERY.query]
+    return {
+        "resourceType": "Task",
+        "identifier": [{"system": RFC3986, "value": f"urn:uuid:{uuid.uuid4()}"}],
+        "groupIdentifier": {"system": RFC3986, "value": group_identifier or f"urn:uuid:{uuid.uuid4()}"},
+        "status": TASK_STATUS_REQUESTED,
+        "intent": TASK_INTENT,
+        "code": {"coding": [{"system": TASK_CODE_SYSTEM, "code": TASK_CODE_PULL_NOTIFICATION}]},
+        "for": {"identifier": {"system": BSN_SYSTEM, "value": bsn}, "display": patient_name},
+        "authoredOn": authored_on.isoformat(timespec="seconds"),
+        "restriction": {"period": {"end": period_end.isoformat(timespec="seconds")}},
+        "requester": {
+            "agent": {"identifier": {"system": URA_SYSTEM, "value": sender_ura}, "display": sender_name},
+            "onBehalfOf": {"identifier": {"system": URA_SYSTEM, "value": sender_ura}, "display": sender_name},
+        },
+        "owner": {"identifier": {"system": URA_SYSTEM, "value": receiver_ura}},
+        "input": [_input(INPUT_AUTHORIZATION_BASE, valueString=authorization_base)]
+        + [_input(INPUT_SEARCH_RESOURCE, valueString=encode_query(q)) for q in queries],
+    }

@@ -1,0 +1,78 @@
+"""The addon inside a real mitmdump: bad traffic is recorded with its findings, secrets redacted,
+and traffic of no session is kept as unmatched."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Iterator
+
+import jwt
+import pytest
+import requests
+
+from scenarios.stack import Stack, start_stack
+from simulator.store import Store
+
+SESSION = "inflight-1"
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory) -> Iterator[Stack]:
+    with start_stack(Path(tmp_path_factory.mktemp("stack"))) as running:
+        created = running.simulator.api("POST", "/sessions", json={
+            "id": SESSION, "vendor_role": "sender", "vendor_ura": running.vendor.ura,
+            "vendor_jwks": running.vendor.jwks(), "vendor_client_id": running.vendor.client_id})
+        assert created.status_code == 201, created.text
+        yield running
+
+
+def _recorded(stack: Stack, session_id: str | None, count: int) -> list:
+    store = Store(stack.simulator.database_url)
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            found = store.list_exchanges([session_id])
+            if len(found) >= count:
+                return found
+            time.sleep(0.1)
+        return store.list_exchanges([session_id])
+    finally:
+        store.close()
+
+
+def test_unsigned_assertion_is_refused_and_flagged(stack: Stack) -> None:
+    token_url = f"{stack.proxy.front_url}/s/{SESSION}/token"
+    now = int(time.time())
+    unsigned = jwt.encode({"iss": "reference-vendor", "sub": "reference-vendor", "aud": token_url, "iat": now,
+                           "exp": now + 60, "jti": "j-1"}, key=None, algorithm="none")
+    response = requests.post(token_url, data={
+        "grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer", "assertion": unsigned,
+        "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        "client_assertion": unsigned, "scope": "x"})
+    assert response.status_code == 401 and response.json()["error"] == "invalid_client"
+    [exchange] = _recorded(stack, SESSION, 1)
+    assert exchange.tag == "token-request" and exchange.direction == "to-simulator" and exchange.status == 401
+    rules = {f.rule for f in exchange.findings}
+    assert any(f.severity == "error" and f.location.startswith("client_assertion") for f in exchange.findings), rules
+    assert "[signature redacted]" in exchange.request_body
+
+
+def test_defective_task_is_flagged_in_flight(stack: Stack) -> None:
+    url = f"{stack.proxy.front_url}/s/{SESSION}/notify/Task"
+    task = {"resourceType": "Task", "identifier": {"system": "urn:ietf:rfc:3986", "value": "x"},
+            "status": "requested", "intent": "proposal"}
+    response = requests.post(url, json=task, headers={"Authorization": "Bearer " + "Z" * 40,
+                                                      "Content-Type": "application/fhir+json"})
+    assert response.status_code == 401  # no valid token: refused before the Task is read
+    exchanges = [ex for ex in _recorded(stack, SESSION, 2) if ex.tag == "notification"]
+    assert exchanges, "the notification was not recorded"
+    notification = exchanges[-1]
+    assert any(f.rule.startswith("NOTIF") for f in notification.findings)
+    assert "Z" * 40 not in notification.request_headers["Authorization"]
+
+
+def test_traffic_of_no_session_is_kept_as_unmatched(stack: Stack) -> None:
+    response = requests.get(f"{stack.proxy.front_url}/s/no-such-session/fhir/Condition")
+    assert response.status_code == 404 and response.json()["resourceType"] == "OperationOutcome"
+    unmatched = [ex for ex in _recorded(stack, None, 1) if "no-such-session" in ex.url]
+    assert unmatched and unmatched[0].session_id is None and unmatched[0].direction == "unknown"

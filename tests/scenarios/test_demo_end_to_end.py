@@ -1,0 +1,57 @@
+"""The whole product in the loop: `speeltuin demo` starts simulator, reference vendor and a real
+mitmdump on loopback, runs both happy scenarios through the proxy and writes the reports."""
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+from xml.etree import ElementTree as ET
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
+    out = tmp_path_factory.mktemp("demo")
+    completed = subprocess.run([sys.executable, "-m", "simulator.cli", "demo", "--out", str(out), "--wait", "60"],
+                               cwd=ROOT, capture_output=True, text=True, timeout=300)
+    return completed, out
+
+
+def test_demo_passes_and_names_its_report(demo) -> None:
+    completed, out = demo
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert f"report: {out / 'report.html'}" in completed.stdout
+    assert "Traceback" not in completed.stderr
+
+
+def test_every_exchange_went_through_the_proxy_and_was_judged(demo) -> None:
+    _completed, out = demo
+    report = json.loads((out / "report.json").read_text())
+    assert report["status"] == "passed" and report["counts"]["error"] == 0
+    assert [s["id"] for s in report["scenarios"]] == ["happy-vendor-receiver", "happy-vendor-sender"]
+    for scenario in report["scenarios"]:
+        assert scenario["status"] == "passed"
+        assert all(step["status"] == "passed" for step in scenario["steps"])
+        tags = [ex["tag"] for ex in scenario["exchanges"]]
+        assert all(ex["source"] == "proxy" for ex in scenario["exchanges"])
+        # two token requests (notification + pull), the notification, 29 searches, at least one letter
+        assert tags.count("token-request") == 2 and tags.count("notification") == 1
+        assert tags.count("search") == 29 and tags.count("binary") >= 1
+        directions = {ex["direction"] for ex in scenario["exchanges"]}
+        assert directions == {"to-simulator", "to-vendor"}
+
+
+def test_reports_redact_tokens_and_render(demo) -> None:
+    _completed, out = demo
+    html = (out / "report.html").read_text()
+    assert html.count('class="badge passed"') >= 3 and 'id="run-status">passed<' in html
+    # no bearer token or access token is ever shown whole
+    assert not re.search(r"Bearer [A-Za-z0-9_-]{20,}", html)
+    assert not re.search(r'"access_token": "[A-Za-z0-9_-]{20,}"', html)
+    suite = ET.parse(out / "junit.xml").getroot()
+    assert suite.get("tests") == "2" and suite.get("failures") == "0"

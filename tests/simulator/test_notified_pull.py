@@ -1,0 +1,93 @@
+"""Both roles end to end without the proxy: notify, token, pull, documents, cancellation (SPEC §3)."""
+from __future__ import annotations
+
+import copy
+import time
+
+import requests
+
+from simulator.puller import pull_targets
+from tests.simulator.helpers import pair_sessions
+
+BSN = "999993653"
+
+
+def _wait_pull(node, session_id: str, timeout: float = 30.0):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        received = [n for n in node.runtime.store.list_notifications(session_id) if n.direction == "received"]
+        if received and received[0].pull_status in ("done", "failed"):
+            return received[0]
+        time.sleep(0.1)
+    raise AssertionError("pull did not finish")
+
+
+def test_simulator_as_sender_is_pulled_by_a_receiver(node_pair) -> None:
+    sim, ven = node_pair
+    pair_sessions(sim, ven, vendor_role="receiver")
+    result = sim.api("POST", "/sessions/sim-1/notify", json={"bsn": BSN})
+    assert result.status_code == 200, result.text
+    assert result.json()["delivery"]["status"] == 201
+    assert "/s/ven-1/notify/Task/" in result.json()["delivery"]["location"]
+    pulled = _wait_pull(ven, "ven-1")
+    assert pulled.pull_status == "done", pulled.pull_summary
+    results = pulled.pull_summary["results"]
+    assert len(results) == len(pull_targets(result.json()["task"])) == 29
+    assert all(r["status"] == 200 for r in results)
+    assert sum(1 for r in results if r.get("entries")) >= 28  # the full patient answers every BgZ query
+    documents = pulled.pull_summary["documents"]
+    assert documents and all(d["pdf"] and d["content_type"] == "application/pdf" for d in documents)
+
+
+def test_simulator_as_receiver_pulls_from_a_sender(node_pair) -> None:
+    sim, ven = node_pair
+    pair_sessions(sim, ven, vendor_role="sender")
+    result = ven.api("POST", "/sessions/ven-1/notify", json={"bsn": "999990639"})
+    assert result.json()["delivery"]["status"] == 201, result.text
+    pulled = _wait_pull(sim, "sim-1")
+    assert pulled.pull_status == "done", pulled.pull_summary
+    assert pulled.patient_bsn == "999990639"
+
+
+def test_bad_task_is_refused_and_nothing_stored(node_pair) -> None:
+    sim, ven = node_pair
+    endpoints = pair_sessions(sim, ven, vendor_role="sender")
+    ven.runtime.config.auto_pull = False
+    good = ven.api("POST", "/sessions/ven-1/notify", json={"bsn": BSN}).json()["task"]
+    url = endpoints["token_url"]
+    token = requests.post(url, data=ven.runtime.signer.token_request_form("ven", "90000202", url)).json()
+    headers = {"Authorization": f"Bearer {token['access_token']}", "Content-Type": "application/fhir+json"}
+    before = len(sim.runtime.store.list_notifications("sim-1"))
+
+    bad = copy.deepcopy(good)
+    bad["identifier"] = bad["identifier"][0]  # the known defect: an object instead of an array
+    refused = requests.post(endpoints["notification_url"], json=bad, headers=headers)
+    assert refused.status_code == 400
+    outcome = refused.json()
+    assert outcome["resourceType"] == "OperationOutcome" and len(outcome["issue"]) >= 2
+    assert requests.post(endpoints["notification_url"], data=b"{not json", headers=headers).status_code == 400
+    assert requests.post(endpoints["notification_url"], json=good,
+                         headers={**headers, "Content-Type": "text/plain"}).status_code == 415
+    assert requests.post(endpoints["notification_url"], json=good,
+                         headers={"Content-Type": "application/fhir+json"}).status_code == 401
+    assert len(sim.runtime.store.list_notifications("sim-1")) == before
+
+
+def test_conditional_update_cancels_a_notification(node_pair) -> None:
+    sim, ven = node_pair
+    endpoints = pair_sessions(sim, ven, vendor_role="sender")
+    sim.runtime.config.auto_pull = False
+    task = ven.api("POST", "/sessions/ven-1/notify", json={"bsn": BSN}).json()["task"]
+    url = endpoints["token_url"]
+    token = requests.post(url, data=ven.runtime.signer.token_request_form("ven", "90000202", url)).json()
+    headers = {"Authorization": f"Bearer {token['access_token']}", "Content-Type": "application/fhir+json"}
+    identifier = task["identifier"][0]
+    cancel = {**task, "status": "cancelled"}
+    response = requests.put(endpoints["notification_url"], json=cancel, headers=headers,
+                            params={"identifier": f"{identifier['system']}|{identifier['value']}"})
+    assert response.status_code == 200, response.text
+    stored = [n for n in sim.runtime.store.list_notifications("sim-1") if n.direction == "received"]
+    assert stored[0].status == "cancelled"
+    unknown = requests.put(endpoints["notification_url"], json=cancel, headers=headers,
+                           params={"identifier": "urn:ietf:rfc:3986|urn:uuid:00000000-0000-0000-0000-000000000000"})
+    assert unknown.status_code == 404 and unknown.json()["resourceType"] == "OperationOutcome"

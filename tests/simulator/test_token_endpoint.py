@@ -1,0 +1,123 @@
+"""The token endpoint and the resource server's access rules, over real HTTP (SPEC §5.2-§5.4)."""
+from __future__ import annotations
+
+import time
+
+import requests
+
+from simulator.keys import Signer
+from simulator.store import Notification, Store
+from tests.simulator.helpers import pair_sessions
+
+BSN = "999993653"
+
+
+def _sent_notification(sim, session_id: str = "sim-1", *, status: str = "requested", period_end: float | None = None,
+                       base: str = "base-123") -> Notification:
+    return sim.runtime.store.add_notification(Notification(
+        id=f"n-{base}", session_id=session_id, direction="sent", identifier=f"urn:uuid:{base}",
+        group_identifier="urn:uuid:g", authorization_base=base, patient_bsn=BSN, owner_ura="90000202",
+        period_end=period_end or time.time() + 3600, status=status, task={}))
+
+
+def _form(signer: Signer, token_url: str, *, client_id: str = "ven", ura: str = "90000202",
+          base: str | None = "base-123") -> dict[str, str]:
+    return signer.token_request_form(client_id, ura, token_url, base)
+
+
+def test_pull_token_granted_with_no_store(node_pair) -> None:
+    sim, ven = node_pair
+    endpoints = pair_sessions(sim, ven, vendor_role="receiver")
+    _sent_notification(sim)
+    response = requests.post(endpoints["token_url"], data=_form(ven.runtime.signer, endpoints["token_url"]))
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["token_type"] == "Bearer" and body["expires_in"] > 0 and len(body["access_token"]) >= 32
+    assert response.headers["Cache-Control"] == "no-store"
+    # the token is stored only as a hash
+    assert sim.runtime.store.get_token(body["access_token"])["kind"] == "pull"
+
+
+def test_token_errors_follow_rfc6749(node_pair) -> None:
+    sim, ven = node_pair
+    endpoints = pair_sessions(sim, ven, vendor_role="receiver")
+    url = endpoints["token_url"]
+    signer = ven.runtime.signer
+    _sent_notification(sim)
+    _sent_notification(sim, status="cancelled", base="cancelled-base")
+    _sent_notification(sim, period_end=time.time() - 5, base="ended-base")
+
+    def error_of(data, **kwargs) -> tuple[int, str]:
+        response = requests.post(url, data=data, **kwargs)
+        assert response.headers["Content-Type"].startswith("application/json")
+        return response.status_code, response.json()["error"]
+
+    assert error_of(_form(signer, "http://elsewhere/token")) == (401, "invalid_client")  # wrong aud
+    stranger = Signer.load_or_create(Store("sqlite://"))
+    assert error_of(_form(stranger, url)) == (401, "invalid_client")  # key not registered
+    assert error_of(_form(signer, url, client_id="someone-else")) == (401, "invalid_client")
+    assert error_of(_form(signer, url, base="unknown")) == (400, "invalid_grant")
+    assert error_of(_form(signer, url, base="cancelled-base")) == (400, "invalid_grant")
+    assert error_of(_form(signer, url, base="ended-base")) == (400, "invalid_grant")
+    assert error_of(_form(signer, url, ura="90000303")) == (400, "invalid_grant")  # not the owner
+    assert error_of({"grant_type": "password", "username": "x"}) == (400, "unsupported_grant_type")
+    form = _form(signer, url)
+    del form["client_assertion"]
+    assert error_of(form) == (400, "invalid_request")
+    assert error_of("grant_type=a&grant_type=b",
+                    headers={"Content-Type": "application/x-www-form-urlencoded"}) == (400, "invalid_request")
+    assert error_of(_form(signer, url), headers={"Content-Type": "text/plain"})[0] == 400
+
+
+def test_replayed_assertion_is_refused(node_pair) -> None:
+    sim, ven = node_pair
+    endpoints = pair_sessions(sim, ven, vendor_role="receiver")
+    _sent_notification(sim)
+    form = _form(ven.runtime.signer, endpoints["token_url"])
+    assert requests.post(endpoints["token_url"], data=form).status_code == 200
+    again = requests.post(endpoints["token_url"], data=form)
+    assert (again.status_code, again.json()["error"]) == (401, "invalid_client")
+    assert "jti" in again.json()["error_description"]
+
+
+def test_resource_server_enforces_token_patient_and_cancellation(node_pair) -> None:
+    sim, ven = node_pair
+    endpoints = pair_sessions(sim, ven, vendor_role="receiver")
+    notification = _sent_notification(sim)
+    token = requests.post(endpoints["token_url"], data=_form(ven.runtime.signer, endpoints["token_url"])).json()
+    fhir = endpoints["fhir_base"]
+    auth = {"Authorization": f"Bearer {token['access_token']}", "Accept": "application/fhir+json"}
+
+    missing = requests.get(f"{fhir}/Condition")
+    assert missing.status_code == 401
+    assert 'error="invalid_token"' in missing.headers["WWW-Authenticate"]
+    assert missing.json()["resourceType"] == "OperationOutcome"
+    assert requests.get(f"{fhir}/Condition", headers={"Authorization": "Bearer nonsense"}).status_code == 401
+
+    ok = requests.get(f"{fhir}/Condition", headers=auth)
+    assert ok.status_code == 200 and ok.json()["type"] == "searchset" and ok.json()["total"] >= 1
+    assert ok.headers["Content-Type"].startswith("application/fhir+json")
+    explicit = requests.get(f"{fhir}/Condition", headers=auth,
+                            params={"patient.identifier": f"http://fhir.nl/fhir/NamingSystem/bsn|{BSN}"})
+    assert explicit.json()["total"] == ok.json()["total"]
+
+    other = requests.get(f"{fhir}/Condition", headers=auth,
+                         params={"patient.identifier": "http://fhir.nl/fhir/NamingSystem/bsn|999990639"})
+    assert other.status_code == 403 and other.json()["resourceType"] == "OperationOutcome"
+    bad = requests.get(f"{fhir}/Condition", headers=auth, params={"no-such-param": "x"})
+    assert bad.status_code == 400 and bad.json()["resourceType"] == "OperationOutcome"
+    assert requests.get(f"{fhir}/Condition/does-not-exist", headers=auth).status_code == 404
+
+    sim.runtime.store.update_notification(notification.id, status="cancelled")
+    after = requests.get(f"{fhir}/Condition", headers=auth)
+    assert after.status_code == 401 and after.json()["resourceType"] == "OperationOutcome"
+
+
+def test_notification_token_requires_the_vendor_ura(node_pair) -> None:
+    sim, ven = node_pair
+    endpoints = pair_sessions(sim, ven, vendor_role="sender")
+    url = endpoints["token_url"]
+    good = requests.post(url, data=_form(ven.runtime.signer, url, base=None))
+    assert good.status_code == 200, good.text
+    wrong = requests.post(url, data=_form(ven.runtime.signer, url, ura="90000303", base=None))
+    assert (wrong.status_code, wrong.json()["error"]) == (400, "invalid_grant")

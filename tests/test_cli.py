@@ -1,0 +1,35 @@
+"""User mistakes get one clear line and exit status 2, never a traceback."""
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "simulator.cli", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60)
+
+
+def test_unknown_patient_is_a_usage_error(tmp_path) -> None:
+    result = _run("demo", "--patient", "123", "--out", str(tmp_path))
+    assert result.returncode == 2
+    assert result.stderr.strip() == "speeltuin: no built-in test patient with BSN 123"
+
+
+def test_port_in_use_is_a_usage_error(tmp_path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = _run("serve", "--port", str(port), "--db", f"sqlite:///{tmp_path / 'x.sqlite'}")
+    assert result.returncode == 2
+    assert "cannot listen on 127.0.0.1" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_missing_command_shows_usage() -> None:
+    result = _run()
+    assert result.returncode == 2 and "usage: speeltuin" in result.stderr

@@ -1,0 +1,49 @@
+"""The store keeps what was recorded across a restart, and refuses replays (SQLite file)."""
+from __future__ import annotations
+
+import time
+
+from simulator.store import Exchange, Notification, Session, Store, sqlite_url
+from validators.findings import Finding
+
+
+def test_everything_survives_a_restart(tmp_path) -> None:
+    url = sqlite_url(tmp_path / "s.sqlite")
+    store = Store(url)
+    store.create_session(Session("s-1", "one", "receiver", {"vendor_ura": "90000202"}, time.time()))
+    store.add_notification(Notification(
+        id="n-1", session_id="s-1", direction="sent", identifier="urn:uuid:1", group_identifier="urn:uuid:2",
+        authorization_base="b", patient_bsn="999993653", owner_ura="90000202", period_end=time.time() + 60,
+        status="requested", task={"resourceType": "Task"}))
+    store.add_token("secret-token", session_id="s-1", kind="pull", subject_ura="90000202",
+                    expires_at=time.time() + 60, notification_id="n-1")
+    store.add_exchange(Exchange(source="proxy", tag="search", direction="to-simulator", method="GET",
+                                url="http://x/s/s-1/fhir/Condition", status=200, request_headers={},
+                                request_body="", response_headers={}, response_body="{}", started_at=time.time(),
+                                session_id="s-1", findings=[Finding("X-1", "warning", "m", "loc")]))
+    store.close()
+
+    again = Store(url)
+    assert again.get_session("s-1").config == {"vendor_ura": "90000202"}
+    assert again.find_notification("s-1", "sent", authorization_base="b").task == {"resourceType": "Task"}
+    assert again.get_token("secret-token")["notification_id"] == "n-1"
+    assert again.get_token("other") is None
+    [exchange] = again.list_exchanges(["s-1"])
+    assert exchange.findings == [Finding("X-1", "warning", "m", "loc")]
+    assert again.delete_session("s-1") and again.list_exchanges(["s-1"]) == []
+
+
+def test_token_is_stored_only_as_hash(tmp_path) -> None:
+    store = Store(sqlite_url(tmp_path / "s.sqlite"))
+    store.create_session(Session("s-1", "one", "receiver", {}, time.time()))
+    store.add_token("plain-secret-value", session_id="s-1", kind="pull", subject_ura="1", expires_at=1.0)
+    stored = b"".join(p.read_bytes() for p in tmp_path.iterdir())  # database and its WAL
+    assert b"plain-secret-value" not in stored
+    assert store.get_token("plain-secret-value") is not None
+
+
+def test_jti_replay_detected(tmp_path) -> None:
+    store = Store(sqlite_url(tmp_path / "s.sqlite"))
+    assert store.use_jti("client-a", "j1", time.time() + 60)
+    assert not store.use_jti("client-a", "j1", time.time() + 60)
+    assert store.use_jti("client-b", "j1", time.time() + 60)

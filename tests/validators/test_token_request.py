@@ -1,0 +1,142 @@
+from __future__ import annotations
+
+import json
+from urllib.parse import urlencode
+
+import pytest
+
+from validators import spec
+from validators.token_request import check_token_request, check_token_response
+
+from ._cases import check_case, fires, quiet
+
+FORM = "application/x-www-form-urlencoded"
+ASSERTION = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3OCJ9.c2lnbmF0dXJlLXRoYXQtaXMtc2VjcmV0"
+CLIENT_ASSERTION = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ2ZW5kb3IifQ.Y2xpZW50LXNpZ25hdHVyZQ"
+GOOD_PARAMS = {
+    "grant_type": spec.GRANT_JWT_BEARER,
+    "assertion": ASSERTION,
+    "client_assertion_type": spec.CLIENT_ASSERTION_TYPE,
+    "client_assertion": CLIENT_ASSERTION,
+}
+DROP = None
+
+
+def body(**changes: str | None) -> str:
+    params = {**GOOD_PARAMS, **changes}
+    return urlencode({k: v for k, v in params.items() if v is not None})
+
+
+def request(text: str | bytes | None = None, content_type: str | None = FORM) -> list:
+    return check_token_request(body() if text is None else text, content_type)[0]
+
+
+GOOD_HEADERS = {"Content-Type": "application/json;charset=UTF-8", "Cache-Control": "no-store", "Pragma": "no-cache"}
+GOOD_BODY = {"access_token": "opaque-token-value", "token_type": "Bearer", "expires_in": 300}
+
+
+def response(status: int = 200, headers: dict | None = None, document: object = None, **changes: object) -> list:
+    if document is None:
+        document = {k: v for k, v in {**GOOD_BODY, **changes}.items() if v is not DROP}
+    raw = document if isinstance(document, bytes) else json.dumps(document).encode()
+    return check_token_response(status, GOOD_HEADERS if headers is None else headers, raw)
+
+
+def error(code: str, status: int) -> list:
+    return response(status, {"Content-Type": "application/json"}, {"error": code, "error_description": "x"})
+
+
+CASES = [
+    quiet("TOK-001", "form", lambda: request()),
+    quiet("TOK-001", "form-with-charset",
+          lambda: request(content_type="Application/X-WWW-Form-Urlencoded; charset=UTF-8")),
+    fires("TOK-001", "json", lambda: request(content_type="application/json")),
+    fires("TOK-001", "none", lambda: request(content_type=None)),
+    quiet("TOK-002", "each-once", lambda: request()),
+    fires("TOK-002", "assertion-twice", lambda: request(body() + "&assertion=another")),
+    quiet("TOK-003", "present", lambda: request()),
+    fires("TOK-003", "missing", lambda: request(body(grant_type=DROP))),
+    fires("TOK-003", "empty-value-counts-as-omitted", lambda: request(body(grant_type=""))),
+    quiet("TOK-004", "jwt-bearer", lambda: request()),
+    quiet("TOK-004", "client-credentials-is-a-variant", lambda: request(body(grant_type="client_credentials"))),
+    fires("TOK-004", "authorization-code", lambda: request(body(grant_type="authorization_code"))),
+    fires("TOK-004", "password", lambda: request(body(grant_type="password"))),
+    quiet("TOK-005", "assertion-present", lambda: request()),
+    quiet("TOK-005", "client-credentials-needs-none",
+          lambda: request(body(grant_type="client_credentials", assertion=DROP, authorization_base="ab"))),
+    fires("TOK-005", "missing", lambda: request(body(assertion=DROP))),
+    quiet("TOK-006", "jwt-bearer", lambda: request()),
+    fires("TOK-006", "client-credentials", lambda: request(body(grant_type="client_credentials", assertion=DROP))),
+    quiet("TOK-007", "right-type", lambda: request()),
+    fires("TOK-007", "missing", lambda: request(body(client_assertion_type=DROP))),
+    fires("TOK-007", "saml", lambda: request(body(
+        client_assertion_type="urn:ietf:params:oauth:client-assertion-type:saml2-bearer"))),
+    quiet("TOK-008", "present", lambda: request()),
+    fires("TOK-008", "missing", lambda: request(body(client_assertion=DROP))),
+    quiet("TOK-009", "well-formed", lambda: request(body().encode())),
+    fires("TOK-009", "pair-without-equals", lambda: request(body() + "&" + ASSERTION)),
+    fires("TOK-009", "not-utf8", lambda: request(body().encode() + b"&scope=\xff\xfe")),
+
+    quiet("TOKR-001", "object", lambda: response()),
+    fires("TOKR-001", "not-json", lambda: response(document=b"<html>ok</html>")),
+    fires("TOKR-001", "array", lambda: response(document=["access_token"])),
+    quiet("TOKR-002", "present", lambda: response()),
+    fires("TOKR-002", "missing", lambda: response(access_token=DROP)),
+    fires("TOKR-002", "empty", lambda: response(access_token="")),
+    quiet("TOKR-003", "bearer-any-case", lambda: response(token_type="bearer")),
+    fires("TOKR-003", "mac", lambda: response(token_type="MAC")),
+    fires("TOKR-003", "missing", lambda: response(token_type=DROP)),
+    quiet("TOKR-004", "positive", lambda: response(expires_in=1)),
+    fires("TOKR-004", "zero", lambda: response(expires_in=0)),
+    fires("TOKR-004", "string", lambda: response(expires_in="300")),
+    fires("TOKR-004", "missing", lambda: response(expires_in=DROP)),
+    quiet("TOKR-005", "no-store-among-others",
+          lambda: response(headers={"content-type": "application/json", "cache-control": "private, No-Store"})),
+    fires("TOKR-005", "missing", lambda: response(headers={"Content-Type": "application/json"})),
+    fires("TOKR-005", "no-cache-only",
+          lambda: response(headers={"Content-Type": "application/json", "Cache-Control": "no-cache"})),
+    quiet("TOKR-006", "invalid-grant", lambda: error("invalid_grant", 400)),
+    fires("TOKR-006", "unknown-code", lambda: error("access_denied", 400)),
+    fires("TOKR-006", "no-error-member", lambda: response(400, {"Content-Type": "application/json"}, {"msg": "no"})),
+    quiet("TOKR-007", "invalid-client-401", lambda: error("invalid_client", 401)),
+    quiet("TOKR-007", "unsupported-grant-400", lambda: error("unsupported_grant_type", 400)),
+    fires("TOKR-007", "invalid-client-400", lambda: error("invalid_client", 400)),
+    fires("TOKR-007", "invalid-grant-401", lambda: error("invalid_grant", 401)),
+    quiet("TOKR-008", "200", lambda: response()),
+    quiet("TOKR-008", "400", lambda: error("invalid_request", 400)),
+    fires("TOKR-008", "500", lambda: response(500)),
+    fires("TOKR-008", "302", lambda: response(302)),
+    quiet("TOKR-009", "json", lambda: response()),
+    fires("TOKR-009", "html", lambda: response(headers={"Content-Type": "text/html", "Cache-Control": "no-store"})),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+def test_rule(case) -> None:
+    check_case(case)
+
+
+def test_good_request_returns_params_and_no_findings() -> None:
+    findings, params = check_token_request(body(scope="bgz").encode(), FORM)
+    assert findings == []
+    assert params == {**GOOD_PARAMS, "scope": "bgz"}
+
+
+def test_duplicates_keep_the_first_value() -> None:
+    findings, params = check_token_request(body() + "&grant_type=client_credentials", FORM)
+    assert [f.rule for f in findings] == ["TOK-002"]
+    assert findings[0].location == "form.grant_type"
+    assert params["grant_type"] == spec.GRANT_JWT_BEARER
+
+
+def test_good_responses_have_no_findings() -> None:
+    assert response() == []
+    assert error("invalid_client", 401) == []
+
+
+def test_messages_never_carry_tokens() -> None:
+    findings = request(body() + "&" + ASSERTION + "&client_assertion=x", content_type="text/plain")
+    findings += response(token_type="MAC", expires_in=-1, headers={})
+    for finding in findings:
+        assert ASSERTION not in finding.message and "c2lnbmF0dXJl" not in finding.message
+        assert "opaque-token-value" not in finding.message

@@ -1,0 +1,352 @@
+"""The Notification Task (FHIR STU3 Task) of SPEC §4, as sent for a new, updated or cancelled data set."""
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+from typing import Any
+
+from validators import spec
+from validators.findings import Finding, rule
+from validators.identifiers import check_bsn, check_identifier_system, check_ura, show
+
+_REF = "SPEC §4"
+NOT_TASK = rule("NOTIF-001", "error", "not a FHIR Task resource", _REF)
+IDENTIFIER_OBJECT = rule("NOTIF-002", "error", "identifier is a JSON object instead of an array (known defect)", _REF)
+IDENTIFIER_COUNT = rule("NOTIF-003", "error", "not exactly one identifier", _REF)
+IDENTIFIER_SYSTEM = rule("NOTIF-004", "error", "identifier system is not urn:ietf:rfc:3986", _REF)
+IDENTIFIER_VALUE = rule("NOTIF-005", "error", "identifier value is not urn:uuid:<uuid>", _REF)
+GROUP_MISSING = rule("NOTIF-006", "error", "groupIdentifier missing", _REF)
+GROUP_VALUE = rule("NOTIF-007", "error", "groupIdentifier value is not urn:uuid:<uuid> (known defect)", _REF)
+STATUS = rule("NOTIF-008", "error", "status is neither requested nor cancelled", _REF)
+INTENT = rule("NOTIF-009", "error", "intent is not proposal", _REF)
+CODE = rule("NOTIF-010", "error", "code is not TaskCode pull-notification", _REF)
+CODE_PLURAL = rule("NOTIF-011", "error", "code uses the plural TaskCodes system (known defect)", _REF)
+FOR_MISSING = rule("NOTIF-012", "error", "for.identifier (the patient's BSN) missing", _REF)
+AUTHORED_ON = rule("NOTIF-013", "error", "authoredOn missing or not a dateTime with timezone", _REF)
+END_FORMAT = rule("NOTIF-014", "error", "restriction.period.end missing or not a dateTime with timezone", _REF)
+END_BEFORE_AUTHORED = rule("NOTIF-015", "error", "restriction.period.end is not after authoredOn", _REF)
+END_PAST = rule("NOTIF-016", "error", "restriction.period.end of a requested notification is not in the future",
+                _REF)
+AGENT = rule("NOTIF-017", "error", "requester.agent.identifier lacks system or value", _REF)
+ON_BEHALF_OF = rule("NOTIF-018", "error", "requester.onBehalfOf.identifier (sending organization) missing", _REF)
+OWNER = rule("NOTIF-019", "error", "owner.identifier (receiving organization) missing", _REF)
+BASED_ON = rule("NOTIF-020", "error", "basedOn is not a relative Task/<id> reference", _REF)
+INPUT_TYPE = rule("NOTIF-021", "error", "input is not a list of parameters with type.coding", _REF)
+INPUT_CODE_14 = rule("NOTIF-022", "warning", "input code is a Twiin 1.4 slice name (variant)", _REF)
+INPUT_CODE_UNKNOWN = rule("NOTIF-023", "error", "input type is neither a TaskParameter code nor a BgZ section code",
+                          _REF)
+AUTH_BASE_COUNT = rule("NOTIF-024", "error", "not exactly one authorization-base input", _REF)
+AUTH_BASE_VALUE = rule("NOTIF-025", "error", "authorization-base input lacks a non-empty valueString", _REF)
+VALUE_KEY = rule("NOTIF-026", "error", "input has 'value' instead of a typed value[x] such as valueString "
+                 "(known defect)", _REF)
+WORKFLOW_VALUE = rule("NOTIF-027", "error", "get-workflow-task input lacks valueBoolean", _REF)
+WORKFLOW_BASED_ON = rule("NOTIF-028", "error", "get-workflow-task is true but basedOn is absent", _REF)
+READ_REFERENCE = rule("NOTIF-029", "error", "read input valueReference is not a relative Type/id reference", _REF)
+SEARCH_QUERY = rule("NOTIF-030", "error", "search input valueString is not a relative query Type?params", _REF)
+PERCENT_ESCAPE = rule("NOTIF-031", "error", "query has a broken percent-escape", _REF)
+SECTION_VALUE = rule("NOTIF-032", "error", "section-code input has neither valueString query nor valueReference",
+                     _REF)
+
+_UUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+_URN_UUID = re.compile("urn:uuid:" + _UUID)
+_DATETIME_TZ = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})")
+_FHIR_ID = r"[A-Za-z0-9\-.]{1,64}"
+_TASK_REF = re.compile("Task/" + _FHIR_ID)
+_RELATIVE_REF = re.compile("[A-Z][A-Za-z]+/" + _FHIR_ID)
+# `Type`, `Type?params`, `Type/$operation?params` (e.g. Observation/$lastn)
+_RELATIVE_QUERY = re.compile(r"[A-Z][A-Za-z]+(/\$[A-Za-z][A-Za-z0-9-]*)?(\?[^\s#]*)?")
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
+_BROKEN_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+
+# input kinds, keyed by TaskParameter code; the 1.4 slice names map to the kind they stand for
+_PARAMETER_KINDS = {
+    spec.INPUT_AUTHORIZATION_BASE: spec.INPUT_AUTHORIZATION_BASE,
+    spec.INPUT_GET_WORKFLOW_TASK: spec.INPUT_GET_WORKFLOW_TASK,
+    spec.INPUT_READ_RESOURCE: spec.INPUT_READ_RESOURCE,
+    spec.INPUT_SEARCH_RESOURCE: spec.INPUT_SEARCH_RESOURCE,
+}
+_PARAMETER_KINDS_14 = {
+    spec.INPUT_READ_RESOURCE_14: spec.INPUT_READ_RESOURCE,
+    spec.INPUT_SEARCH_RESOURCE_14: spec.INPUT_SEARCH_RESOURCE,
+}
+_SECTION = "section"
+_SECTION_CODES = frozenset((q.type_system, q.type_code) for q in (*spec.BGZ_QUERIES, spec.DOCUMENTS_QUERY))
+
+
+def parse_datetime_tz(value: object) -> datetime | None:
+    """A FHIR dateTime with time and timezone as an aware datetime; None for anything else."""
+    if not isinstance(value, str) or not _DATETIME_TZ.fullmatch(value):
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:  # e.g. month 13
+        return None
+
+
+def check_notification_task(task: object, *, now: datetime | None = None) -> list[Finding]:
+    if now is None:
+        now = datetime.now(timezone.utc)
+    elif now.tzinfo is None:
+        now = now.replace(tzinfo=timezone.utc)
+    if not isinstance(task, dict):
+        return [NOT_TASK.finding(f"saw JSON {type(task).__name__}; expected a Task resource object", "Task")]
+    findings: list[Finding] = []
+    if task.get("resourceType") != "Task":
+        findings.append(NOT_TASK.finding(f"saw resourceType {show(task.get('resourceType'))}; expected 'Task'",
+                                         "Task.resourceType"))
+    _check_identifier(task, findings)
+    _check_group_identifier(task, findings)
+    _check_status_intent_code(task, findings)
+    _check_for(task, findings)
+    _check_dates(task, now, findings)
+    _check_parties(task, findings)
+    _check_based_on(task, findings)
+    _check_inputs(task, findings)
+    return findings
+
+
+def _get(node: object, *keys: str) -> Any:
+    """Follow object keys; None as soon as a step is missing or not an object."""
+    for key in keys:
+        if not isinstance(node, dict):
+            return None
+        node = node.get(key)
+    return node
+
+
+def _check_identifier(task: dict, findings: list[Finding]) -> None:
+    identifier = task.get("identifier")
+    if isinstance(identifier, dict):
+        findings.append(IDENTIFIER_OBJECT.finding("identifier is a JSON object; STU3 Task.identifier is an array "
+                                                  "([{...}])", "Task.identifier"))
+        entries = [("Task.identifier", identifier)]
+    elif isinstance(identifier, list):
+        entries = [(f"Task.identifier[{i}]", entry) for i, entry in enumerate(identifier)]
+    else:
+        entries = []
+    if len(entries) != 1:
+        findings.append(IDENTIFIER_COUNT.finding(f"saw {len(entries)} identifiers; expected exactly one",
+                                                 "Task.identifier"))
+    for location, entry in entries:
+        system, value = _get(entry, "system"), _get(entry, "value")
+        if system != spec.RFC3986:
+            findings.append(IDENTIFIER_SYSTEM.finding(f"saw system {show(system)}; expected {spec.RFC3986!r}",
+                                                      f"{location}.system"))
+        if not isinstance(value, str) or not _URN_UUID.fullmatch(value):
+            findings.append(IDENTIFIER_VALUE.finding(f"saw value {show(value)}; expected 'urn:uuid:' and a UUID",
+                                                     f"{location}.value"))
+
+
+def _check_group_identifier(task: dict, findings: list[Finding]) -> None:
+    group = task.get("groupIdentifier")
+    if not isinstance(group, dict):
+        findings.append(GROUP_MISSING.finding(f"saw groupIdentifier {show(group)}; expected an Identifier with a "
+                                              "urn:uuid value shared by all updates of the data set",
+                                              "Task.groupIdentifier"))
+        return
+    value = group.get("value")
+    if not isinstance(value, str) or not _URN_UUID.fullmatch(value):
+        findings.append(GROUP_VALUE.finding(f"saw value {show(value)}; expected 'urn:uuid:' and a UUID",
+                                            "Task.groupIdentifier.value"))
+
+
+def _check_status_intent_code(task: dict, findings: list[Finding]) -> None:
+    status = task.get("status")
+    if status not in (spec.TASK_STATUS_REQUESTED, spec.TASK_STATUS_CANCELLED):
+        findings.append(STATUS.finding(f"saw status {show(status)}; expected 'requested' or 'cancelled'",
+                                       "Task.status"))
+    intent = task.get("intent")
+    if intent != spec.TASK_INTENT:
+        findings.append(INTENT.finding(f"saw intent {show(intent)}; expected {spec.TASK_INTENT!r}", "Task.intent"))
+    codings = _get(task, "code", "coding")
+    codings = codings if isinstance(codings, list) else []
+    pairs = [(_get(c, "system"), _get(c, "code")) for c in codings]
+    if (spec.TASK_CODE_SYSTEM, spec.TASK_CODE_PULL_NOTIFICATION) in pairs:
+        return
+    for index, (system, _code) in enumerate(pairs):
+        if system == spec.TASK_CODE_SYSTEM + "s":
+            findings.append(CODE_PLURAL.finding(f"saw system {system!r}; expected {spec.TASK_CODE_SYSTEM!r}",
+                                                f"Task.code.coding[{index}].system"))
+            return
+    seen = ", ".join(f"{s}|{c}" for s, c in pairs) or "no coding"
+    findings.append(CODE.finding(f"saw {show(seen, 200)}; expected "
+                                 f"{spec.TASK_CODE_SYSTEM}|{spec.TASK_CODE_PULL_NOTIFICATION}", "Task.code.coding"))
+
+
+def _check_for(task: dict, findings: list[Finding]) -> None:
+    identifier = _get(task, "for", "identifier")
+    if not isinstance(identifier, dict):
+        findings.append(FOR_MISSING.finding(f"saw for {show(task.get('for'))}; expected for.identifier with the "
+                                            "patient's BSN", "Task.for.identifier"))
+        return
+    findings.extend(check_identifier_system(identifier.get("system"), spec.BSN_SYSTEM, "Task.for.identifier.system"))
+    findings.extend(check_bsn(identifier.get("value"), "Task.for.identifier.value"))
+
+
+def _check_dates(task: dict, now: datetime, findings: list[Finding]) -> None:
+    raw_authored, raw_end = task.get("authoredOn"), _get(task, "restriction", "period", "end")
+    authored, end = parse_datetime_tz(raw_authored), parse_datetime_tz(raw_end)
+    expected = "expected a dateTime with time and timezone, e.g. 2024-05-01T10:00:00+02:00"
+    if authored is None:
+        findings.append(AUTHORED_ON.finding(f"saw {show(raw_authored)}; {expected}", "Task.authoredOn"))
+    if end is None:
+        findings.append(END_FORMAT.finding(f"saw {show(raw_end)}; {expected}", "Task.restriction.period.end"))
+        return
+    if authored is not None and end <= authored:
+        findings.append(END_BEFORE_AUTHORED.finding(f"end {raw_end} is not after authoredOn {raw_authored}",
+                                                    "Task.restriction.period.end"))
+    # A cancellation may be sent after the period ended; only a live notification must still be available.
+    if task.get("status") == spec.TASK_STATUS_REQUESTED and end <= now:
+        findings.append(END_PAST.finding(f"end {raw_end} is not after now ({now.isoformat(timespec='seconds')})",
+                                         "Task.restriction.period.end"))
+
+
+def _check_parties(task: dict, findings: list[Finding]) -> None:
+    agent = _get(task, "requester", "agent", "identifier")
+    system, value = _get(agent, "system"), _get(agent, "value")
+    if not (isinstance(system, str) and system and isinstance(value, str) and value):
+        findings.append(AGENT.finding(f"saw system {show(system)} and value {show(value)}; expected both, "
+                                      "identifying the sending system", "Task.requester.agent.identifier"))
+    for path, missing in (("requester.onBehalfOf.identifier", ON_BEHALF_OF), ("owner.identifier", OWNER)):
+        identifier = _get(task, *path.split("."))
+        location = f"Task.{path}"
+        if not isinstance(identifier, dict):
+            findings.append(missing.finding(f"saw {show(identifier)}; expected an Identifier with system "
+                                            f"{spec.URA_SYSTEM!r} and a URA", location))
+            continue
+        findings.extend(check_identifier_system(identifier.get("system"), spec.URA_SYSTEM, f"{location}.system"))
+        findings.extend(check_ura(identifier.get("value"), f"{location}.value"))
+
+
+def _check_based_on(task: dict, findings: list[Finding]) -> None:
+    based_on = task.get("basedOn")
+    if based_on is None:
+        return
+    entries = based_on if isinstance(based_on, list) else [based_on]
+    for index, entry in enumerate(entries):
+        reference = _get(entry, "reference")
+        if isinstance(reference, str) and _TASK_REF.fullmatch(reference):
+            continue
+        hint = " (no leading slash)" if isinstance(reference, str) and reference.startswith("/") else ""
+        findings.append(BASED_ON.finding(f"saw reference {show(reference)}; expected 'Task/<id>'{hint}",
+                                         f"Task.basedOn[{index}].reference"))
+
+
+def _check_inputs(task: dict, findings: list[Finding]) -> None:
+    inputs = task.get("input", [])
+    if not isinstance(inputs, list):
+        findings.append(INPUT_TYPE.finding(f"input is JSON {type(inputs).__name__}; expected an array", "Task.input"))
+        inputs = []
+    authorization_bases = 0
+    wants_workflow_task = False
+    for index, item in enumerate(inputs):
+        location = f"Task.input[{index}]"
+        if not isinstance(item, dict):
+            findings.append(INPUT_TYPE.finding(f"saw JSON {type(item).__name__}; expected a parameter object",
+                                               location))
+            continue
+        kind = _input_kind(item, location, findings)
+        authorization_bases += kind == spec.INPUT_AUTHORIZATION_BASE
+        if "value" in item:
+            # Only the shape is shown: the value may be an authorization base, which works like a credential.
+            findings.append(VALUE_KEY.finding(f"saw key 'value' ({_shape(item['value'])}); expected a typed key "
+                                              "such as valueString", f"{location}.value"))
+            if not any(key.startswith("value") and key != "value" for key in item):
+                continue  # the value is already reported; judging its absence again would repeat the finding
+        _check_input_value(kind, item, location, findings)
+        wants_workflow_task |= kind == spec.INPUT_GET_WORKFLOW_TASK and item.get("valueBoolean") is True
+    if authorization_bases != 1:
+        findings.append(AUTH_BASE_COUNT.finding(f"saw {authorization_bases} authorization-base inputs; expected "
+                                                "exactly one", "Task.input"))
+    if wants_workflow_task and not task.get("basedOn"):
+        findings.append(WORKFLOW_BASED_ON.finding("get-workflow-task is true but there is no basedOn reference to "
+                                                  "the Workflow Task", "Task.basedOn"))
+
+
+def _check_input_value(kind: str | None, item: dict, location: str, findings: list[Finding]) -> None:
+    """The value[x] each kind of input needs (SPEC §4 inputs table)."""
+    if kind == spec.INPUT_AUTHORIZATION_BASE:
+        value = item.get("valueString")
+        if not isinstance(value, str) or not value.strip():
+            findings.append(AUTH_BASE_VALUE.finding(f"saw valueString {show(value)}{_value_keys(item)}; expected "
+                                                    "the opaque authorization base", f"{location}.valueString"))
+    elif kind == spec.INPUT_GET_WORKFLOW_TASK:
+        value = item.get("valueBoolean")
+        if not isinstance(value, bool):
+            findings.append(WORKFLOW_VALUE.finding(f"saw valueBoolean {show(value)}{_value_keys(item)}; expected "
+                                                   "true or false", f"{location}.valueBoolean"))
+    elif kind == spec.INPUT_READ_RESOURCE:
+        _check_reference(item.get("valueReference"), f"{location}.valueReference.reference", findings)
+    elif kind == spec.INPUT_SEARCH_RESOURCE:
+        _check_query(item.get("valueString"), f"{location}.valueString", findings)
+    elif kind == _SECTION:
+        if "valueString" in item:
+            _check_query(item["valueString"], f"{location}.valueString", findings)
+        elif "valueReference" in item:
+            _check_reference(item["valueReference"], f"{location}.valueReference.reference", findings)
+        else:
+            findings.append(SECTION_VALUE.finding(f"saw keys {sorted(item)}; expected valueString (relative query) "
+                                                  "or valueReference", location))
+
+
+def _shape(value: object) -> str:
+    return f"a string of {len(value)} characters" if isinstance(value, str) else f"JSON {type(value).__name__}"
+
+
+def _value_keys(item: dict) -> str:
+    """Evidence of which value[x] an input carries when the expected one is absent."""
+    keys = sorted(key for key in item if key.startswith("value"))
+    return f" (value keys present: {', '.join(keys)})" if keys else " (no value[x])"
+
+
+def _input_kind(item: dict, location: str, findings: list[Finding]) -> str | None:
+    """What the input is for, from its type.coding; reports unknown and variant codes."""
+    codings = _get(item, "type", "coding")
+    if not isinstance(codings, list) or not codings:
+        findings.append(INPUT_TYPE.finding(f"saw type {show(item.get('type'))}; expected type.coding",
+                                           f"{location}.type.coding"))
+        return None
+    for index, coding in enumerate(codings):
+        system, code = _get(coding, "system"), _get(coding, "code")
+        if not isinstance(system, str) or not isinstance(code, str):  # keeps unhashable JSON out of the lookups
+            continue
+        if system == spec.TASK_PARAMETER_SYSTEM and code in _PARAMETER_KINDS:
+            return _PARAMETER_KINDS[code]
+        if system == spec.TASK_PARAMETER_SYSTEM and code in _PARAMETER_KINDS_14:
+            findings.append(INPUT_CODE_14.finding(f"saw code {code!r} (Twiin 1.4 slice name); the TaskParameter "
+                                                  f"code is {_PARAMETER_KINDS_14[code]!r}",
+                                                  f"{location}.type.coding[{index}].code"))
+            return _PARAMETER_KINDS_14[code]
+        if (system, code) in _SECTION_CODES:
+            return _SECTION
+    seen = ", ".join(f"{_get(c, 'system')}|{_get(c, 'code')}" for c in codings)
+    findings.append(INPUT_CODE_UNKNOWN.finding(f"saw {show(seen, 200)}; expected a {spec.TASK_PARAMETER_SYSTEM} "
+                                               "code or a LOINC/SNOMED section code of the BgZ table",
+                                               f"{location}.type.coding"))
+    return None
+
+
+def _check_reference(value: object, location: str, findings: list[Finding]) -> None:
+    reference = _get(value, "reference")
+    if isinstance(reference, str) and _RELATIVE_REF.fullmatch(reference):
+        return
+    findings.append(READ_REFERENCE.finding(f"saw reference {show(reference, 100)}; expected a relative 'Type/id'",
+                                           location))
+
+
+def _check_query(value: object, location: str, findings: list[Finding]) -> None:
+    if not isinstance(value, str) or not value:
+        findings.append(SEARCH_QUERY.finding(f"saw valueString {show(value)}; expected a relative query "
+                                             "'Type?params'", location))
+        return
+    if _SCHEME.match(value):
+        findings.append(SEARCH_QUERY.finding(f"saw absolute URL {show(value, 100)}; expected a query relative to "
+                                             "the sender's FHIR base, e.g. 'Condition'", location))
+    elif not _RELATIVE_QUERY.fullmatch(value):
+        hint = " (no leading slash)" if value.startswith("/") else ""
+        findings.append(SEARCH_QUERY.finding(f"saw {show(value, 100)}; expected 'Type', 'Type?params' or "
+                                             f"'Type/$operation?params'{hint}", location))
+    broken = [f"{value[m.start():m.start() + 3]!r} at {m.start()}" for m in _BROKEN_ESCAPE.finditer(value)]
+    if broken:
+        findings.append(PERCENT_ESCAPE.finding(f"broken percent-escape {', '.join(broken[:5])}; '%' must be "
+                                               "followed by two hex digits (e.g. %7C)", location))

@@ -1,0 +1,184 @@
+"""The facts of SPEC.md in one place: naming systems, Task codes, the BgZ query table.
+
+Simulator, validators, test data and documentation all read these; nothing else restates them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# --- naming systems (SPEC §6.3) ---------------------------------------------------------------
+NS = "http://fhir.nl/fhir/NamingSystem/"
+BSN_SYSTEM = NS + "bsn"
+URA_SYSTEM = NS + "ura"
+UZI_PERSON_SYSTEM = NS + "uzi-nr-pers"
+UZI_SYSTEM_SYSTEM = NS + "uzi-nr-sys"
+AGB_SYSTEM = NS + "agb-z"
+UZOVI_SYSTEM = NS + "uzovi"
+BIG_SYSTEM = NS + "big"
+
+SNOMED = "http://snomed.info/sct"
+LOINC = "http://loinc.org"
+RFC3986 = "urn:ietf:rfc:3986"
+
+# --- Notification Task (SPEC §4) ---------------------------------------------------------------
+TASK_CODE_SYSTEM = NS + "TaskCode"
+TASK_CODE_PULL_NOTIFICATION = "pull-notification"
+TASK_PARAMETER_SYSTEM = NS + "TaskParameter"
+INPUT_AUTHORIZATION_BASE = "authorization-base"
+INPUT_GET_WORKFLOW_TASK = "get-workflow-task"
+INPUT_READ_RESOURCE = "read-resource"
+INPUT_SEARCH_RESOURCE = "search-resource"
+# Twiin 1.4 slice names, accepted as codes with a warning [choice]
+INPUT_READ_RESOURCE_14 = "read-available-resource"
+INPUT_SEARCH_RESOURCE_14 = "query-available-resources"
+TASK_STATUS_REQUESTED = "requested"
+TASK_STATUS_CANCELLED = "cancelled"
+TASK_INTENT = "proposal"
+WORKFLOW_TASK_PROFILE = "http://nictiz.nl/fhir/StructureDefinition/BgZ-verwijzing-Task"
+
+# --- OAuth (SPEC §5.2) -------------------------------------------------------------------------
+GRANT_JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+GRANT_CLIENT_CREDENTIALS = "client_credentials"
+CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+ALLOWED_JWT_ALGS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512")
+MAX_ASSERTION_LIFETIME_S = 300  # [choice] reject a lifetime over 5 minutes
+CLOCK_SKEW_S = 60  # [choice]
+
+# --- BgZ queries (SPEC §6) ---------------------------------------------------------------------
+NICTIZ_SD = "http://nictiz.nl/fhir/StructureDefinition/"
+
+
+@dataclass(frozen=True)
+class BgzQuery:
+    """One row of the SPEC §6 table."""
+
+    number: int
+    type_system: str
+    type_code: str
+    query: str  # relative query, as written in the Task (reserved characters not yet encoded)
+    profiles: tuple[str, ...]  # main profile first, then profiles of included resources
+
+    @property
+    def resource_type(self) -> str:
+        return self.query.split("?", 1)[0].split("/", 1)[0]
+
+    @property
+    def profile(self) -> str:
+        return self.profiles[0]
+
+
+def _q(n: int, system: str, code: str, query: str, *profiles: str) -> BgzQuery:
+    full = tuple(p if p.startswith("http") else NICTIZ_SD + p for p in profiles)
+    return BgzQuery(n, system, code, query, full)
+
+
+BGZ_QUERIES: tuple[BgzQuery, ...] = (
+    _q(1, LOINC, "79191-3", "Patient?_include=Patient:general-practitioner",
+       "http://fhir.nl/fhir/StructureDefinition/nl-core-patient"),
+    _q(2, LOINC, "48768-6", "Coverage?_include=Coverage:payor:Patient&_include=Coverage:payor:Organization",
+       "zib-Payer"),
+    _q(3, SNOMED, "11291000146105", "Consent?category=http://snomed.info/sct|11291000146105",
+       "zib-TreatmentDirective"),
+    _q(4, SNOMED, "11341000146107", "Consent?category=http://snomed.info/sct|11341000146107",
+       "zib-AdvanceDirective"),
+    _q(5, LOINC, "47420-5",
+       "Observation/$lastn?category=http://snomed.info/sct|118228005,http://snomed.info/sct|384821006",
+       "zib-FunctionalOrMentalStatus"),
+    _q(6, LOINC, "11450-4", "Condition", "zib-Problem"),
+    _q(7, SNOMED, "365508006", "Observation/$lastn?code=http://snomed.info/sct|365508006", "zib-LivingSituation"),
+    _q(8, SNOMED, "228366006", "Observation?code=http://snomed.info/sct|228366006", "zib-DrugUse"),
+    _q(9, SNOMED, "228273003", "Observation?code=http://snomed.info/sct|228273003", "zib-AlcoholUse"),
+    _q(10, SNOMED, "365980008", "Observation?code=http://snomed.info/sct|365980008", "zib-TobaccoUse"),
+    _q(11, SNOMED, "11816003", "NutritionOrder", "zib-NutritionAdvice"),
+    _q(12, LOINC, "75310-3", "Flag", "zib-Alert"),
+    _q(13, LOINC, "48765-2", "AllergyIntolerance", "zib-AllergyIntolerance"),
+    _q(14, SNOMED, "422979000",
+       "MedicationStatement?category=urn:oid:2.16.840.1.113883.2.4.3.11.60.20.77.5.3|6"
+       "&_include=MedicationStatement:medication",
+       "zib-MedicationUse", "zib-Product"),
+    _q(15, SNOMED, "16076005",
+       "MedicationRequest?category=http://snomed.info/sct|16076005&_include=MedicationRequest:medication",
+       "zib-MedicationAgreement", "zib-Product"),
+    _q(16, SNOMED, "422037009",
+       "MedicationDispense?category=http://snomed.info/sct|422037009&_include=MedicationDispense:medication",
+       "zib-AdministrationAgreement", "zib-Product"),
+    _q(17, LOINC, "46264-8", "DeviceUseStatement?_include=DeviceUseStatement:device",
+       "zib-MedicalDevice", "zib-MedicalDeviceProduct"),
+    _q(18, LOINC, "11369-6", "Immunization?status=completed", "zib-Vaccination"),
+    _q(19, LOINC, "85354-9", "Observation/$lastn?code=http://loinc.org|85354-9", "zib-BloodPressure"),
+    _q(20, LOINC, "29463-7", "Observation/$lastn?code=http://loinc.org|29463-7", "zib-BodyWeight"),
+    _q(21, LOINC, "8302-2",
+       "Observation/$lastn?code=http://loinc.org|8302-2,http://loinc.org|8306-3,http://loinc.org|8308-9",
+       "zib-BodyHeight"),
+    _q(22, SNOMED, "15220000",
+       "Observation/$lastn?category=http://snomed.info/sct|275711006"
+       "&_include=Observation:related-target&_include=Observation:specimen",
+       "zib-LaboratoryTestResult-Observation", "zib-LaboratoryTestResult-Specimen"),
+    _q(23, LOINC, "47519-4", "Procedure?category=http://snomed.info/sct|387713003", "zib-Procedure"),
+    _q(24, LOINC, "46240-8",
+       "Encounter?class=http://hl7.org/fhir/v3/ActCode|IMP,http://hl7.org/fhir/v3/ActCode|ACUTE,"
+       "http://hl7.org/fhir/v3/ActCode|NONAC",
+       "zib-Encounter"),
+    _q(25, LOINC, "18776-5", "ProcedureRequest?status=active", "zib-ProcedureRequest"),
+    _q(26, LOINC, "18776-5", "ImmunizationRecommendation", "zib-VaccinationRecommendation"),
+    _q(27, LOINC, "18776-5", "DeviceRequest?status=active&_include=DeviceRequest:device",
+       "zib-MedicalDeviceRequest", "zib-MedicalDeviceProduct"),
+    _q(28, LOINC, "18776-5", "Appointment?status=booked,pending,proposed",
+       "http://nictiz.nl/fhir/StructureDefinition/eAfspraak-Appointment"),
+)
+
+DOCUMENTS_QUERY = BgzQuery(29, LOINC, "77599-9", "DocumentReference?status=current", ())
+
+# Referral letter (verwijsbrief) document type
+REFERRAL_LETTER_TYPE = {"system": LOINC, "code": "57133-1", "display": "Referral note"}
+
+
+def profile_for(resource_type: str, query: BgzQuery | None = None) -> str | None:
+    """The profile a resource of this type is expected to claim in the answer to `query`."""
+    candidates = BGZ_QUERIES if query is None else (query,)
+    for q in candidates:
+        if q.resource_type == resource_type:
+            return q.profile
+    return None
+
+
+def encode_query(query: str) -> str:
+    """Percent-encode reserved characters inside parameter values, as a Task's valueString must."""
+    from urllib.parse import quote
+
+    path, _, params = query.partition("?")
+    if not params:
+        return path
+    parts = []
+    for pair in params.split("&"):
+        name, _, value = pair.partition("=")
+        parts.append(f"{name}={quote(value, safe=',$')}")
+    return path + "?" + "&".join(parts)
+
+
+# Parameters that narrow to a patient or shape the answer, but do not tell which BgZ query was meant.
+_NEUTRAL_PARAMS = {"patient.identifier", "beneficiary.identifier", "subject.identifier", "patient", "subject",
+                   "_revinclude", "_format", "_count", "max"}
+
+
+def query_params(query: str) -> tuple[str, bool, list[tuple[str, str]]]:
+    """(resource type, is $lastn, decoded params) of a relative query such as a Task's valueString."""
+    from urllib.parse import parse_qsl
+
+    path, _, params = query.partition("?")
+    resource_type, _, operation = path.strip("/").partition("/")
+    return resource_type, operation == "$lastn", parse_qsl(params, keep_blank_values=True)
+
+
+def find_query(resource_type: str, lastn: bool, params: list[tuple[str, str]]) -> BgzQuery | None:
+    """The BgZ query (or the documents query) a request asks, ignoring patient-naming parameters."""
+    def key(pairs: list[tuple[str, str]], rtype: str) -> tuple:
+        kept = sorted((n, v) for n, v in pairs if n not in _NEUTRAL_PARAMS and not (rtype == "Patient" and n == "identifier"))
+        return tuple(kept)
+
+    wanted = key(params, resource_type)
+    for q in BGZ_QUERIES + (DOCUMENTS_QUERY,):
+        q_type, q_lastn, q_params = query_params(q.query)
+        if q_type == resource_type and q_lastn == lastn and key(q_params, q_type) == wanted:
+            return q
+    return None
