@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+from scenarios.pairing import PairingError, pair_sessions
 from scenarios.runner import Harness, Scenario, StepFailed, error_findings, same_request
 from simulator.puller import pull_targets
 from simulator.store import Exchange, new_id
@@ -17,10 +18,12 @@ class _Pair:
         self.vendor = f"{prefix}-ref-{suffix}"
 
 
-def _created(response, what: str) -> dict:  # type: ignore[no-untyped-def]
-    if response.status_code != 201:
-        raise StepFailed(f"{what}: {response.status_code} {response.text[:300]}")
-    return response.json()
+def _pair(h: Harness, ids: _Pair, vendor_role: str, title: str) -> dict[str, str]:
+    try:
+        return pair_sessions(h.simulator, h.vendor, vendor_role=vendor_role, sim_id=ids.simulator,
+                             ven_id=ids.vendor, name=title)
+    except PairingError as exc:
+        raise StepFailed(str(exc)) from exc
 
 
 def _no_errors(exchanges: list[Exchange]) -> str:
@@ -55,19 +58,8 @@ class VendorAsReceiver(Scenario):
         ]
 
     def create_sessions(self, h: Harness) -> str:
-        sim, ref, back = h.simulator, h.vendor, h.stack.proxy.back_url
-        created = _created(sim.api("POST", "/sessions", json={
-            "id": self.ids.simulator, "name": self.title, "vendor_role": "receiver", "vendor_ura": ref.ura,
-            "vendor_jwks": ref.jwks(), "vendor_client_id": ref.client_id,
-            "vendor_token_url": f"{back}/s/{self.ids.vendor}/token",
-            "vendor_notification_base": f"{back}/s/{self.ids.vendor}/notify"}), "simulator session")
-        # The reference vendor is configured the way a vendor would be: with the simulator's endpoints.
-        _created(ref.api("POST", "/sessions", json={
-            "id": self.ids.vendor, "vendor_role": "sender", "vendor_ura": sim.ura, "vendor_jwks": sim.jwks(),
-            "vendor_client_id": sim.client_id, "own_client_id": ref.client_id,
-            "vendor_token_url": created["endpoints"]["token_url"],
-            "vendor_fhir_base": created["endpoints"]["fhir_base"]}), "reference vendor session")
-        return f"simulator session {self.ids.simulator}; vendor pulls from {created['endpoints']['fhir_base']}"
+        endpoints = _pair(h, self.ids, "receiver", self.title)
+        return f"simulator session {self.ids.simulator}; vendor pulls from {endpoints['fhir_base']}"
 
     def notify(self, h: Harness) -> str:
         response = h.simulator.api("POST", f"/sessions/{self.ids.simulator}/notify", json={"bsn": h.patient_bsn})
@@ -125,18 +117,8 @@ class VendorAsSender(Scenario):
         ]
 
     def create_sessions(self, h: Harness) -> str:
-        sim, ref, back = h.simulator, h.vendor, h.stack.proxy.back_url
-        created = _created(sim.api("POST", "/sessions", json={
-            "id": self.ids.simulator, "name": self.title, "vendor_role": "sender", "vendor_ura": ref.ura,
-            "vendor_jwks": ref.jwks(), "vendor_client_id": ref.client_id,
-            "vendor_token_url": f"{back}/s/{self.ids.vendor}/token",
-            "vendor_fhir_base": f"{back}/s/{self.ids.vendor}/fhir"}), "simulator session")
-        _created(ref.api("POST", "/sessions", json={
-            "id": self.ids.vendor, "vendor_role": "receiver", "vendor_ura": sim.ura, "vendor_jwks": sim.jwks(),
-            "vendor_client_id": sim.client_id, "own_client_id": ref.client_id,
-            "vendor_token_url": created["endpoints"]["token_url"],
-            "vendor_notification_base": created["endpoints"]["notification_base"]}), "reference vendor session")
-        return f"simulator session {self.ids.simulator}; vendor notifies {created['endpoints']['notification_url']}"
+        endpoints = _pair(h, self.ids, "sender", self.title)
+        return f"simulator session {self.ids.simulator}; vendor notifies {endpoints['notification_url']}"
 
     def vendor_notifies(self, h: Harness) -> str:
         # A real vendor is asked to notify; the reference vendor is driven through its admin API.

@@ -10,33 +10,47 @@ from flask import Blueprint, Response, jsonify, request
 from simulator.app import runtime
 from simulator.notifier import NotifyError, notify
 from simulator.sessions import SessionError, create_session, session_view
+from simulator.store import Session
 
 admin_api = Blueprint("admin_api", __name__, url_prefix="/api")
 ADMIN_KEY_HEADER = "X-Admin-Key"
 
 
-def _problem(status: int, message: str) -> tuple[Response, int]:
-    return jsonify({"error": message}), status
+class AdminError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+@admin_api.errorhandler(AdminError)
+def admin_error(exc: AdminError) -> tuple[Response, int]:
+    return jsonify({"error": exc.message}), exc.status
 
 
 @admin_api.before_request
-def require_admin_key() -> Any:
+def require_admin_key() -> None:
     given = request.headers.get(ADMIN_KEY_HEADER, "")
     if not hmac.compare_digest(given.encode(), runtime().config.admin_key.encode()):
-        return _problem(401, f"missing or wrong {ADMIN_KEY_HEADER} header")
-    return None
+        raise AdminError(401, f"missing or wrong {ADMIN_KEY_HEADER} header")
+
+
+def _session(session_id: str) -> Session:
+    session = runtime().store.get_session(session_id)
+    if session is None:
+        raise AdminError(404, f"no session {session_id!r}")
+    return session
 
 
 @admin_api.post("/sessions")
 def sessions_create() -> Any:
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
-        return _problem(400, "the body must be a JSON object")
+        raise AdminError(400, "the body must be a JSON object")
     rt = runtime()
     try:
         session = create_session(rt.store, body, own_ura=rt.config.ura, own_client_id=rt.config.client_id)
     except SessionError as exc:
-        return _problem(400, str(exc))
+        raise AdminError(400, str(exc)) from exc
     return jsonify(session_view(session, rt.public_base())), 201
 
 
@@ -48,42 +62,31 @@ def sessions_list() -> Any:
 
 @admin_api.get("/sessions/<session_id>")
 def sessions_show(session_id: str) -> Any:
-    rt = runtime()
-    session = rt.store.get_session(session_id)
-    if session is None:
-        return _problem(404, f"no session {session_id!r}")
-    return jsonify(session_view(session, rt.public_base()))
+    return jsonify(session_view(_session(session_id), runtime().public_base()))
 
 
 @admin_api.delete("/sessions/<session_id>")
 def sessions_delete(session_id: str) -> Any:
-    if not runtime().store.delete_session(session_id):
-        return _problem(404, f"no session {session_id!r}")
+    runtime().store.delete_session(_session(session_id).id)
     return "", 204
 
 
 @admin_api.post("/sessions/<session_id>/notify")
 def sessions_notify(session_id: str) -> Any:
     rt = runtime()
-    session = rt.store.get_session(session_id)
-    if session is None:
-        return _problem(404, f"no session {session_id!r}")
+    session = _session(session_id)
     body = request.get_json(silent=True) or {}
-    bsn = str(body.get("bsn", ""))
     period_days = body.get("period_days", 365)
     if not isinstance(period_days, int) or not 0 < period_days <= 3650:
-        return _problem(400, "period_days must be a whole number of days from 1 to 3650")
+        raise AdminError(400, "period_days must be a whole number of days from 1 to 3650")
     try:
-        result = notify(rt.store, rt.signer, rt.patients, session, bsn, period_days=period_days,
-                        timeout=rt.config.http_timeout_s, sender_name=rt.config.name)
+        result = notify(rt.store, rt.signer, rt.patients, session, str(body.get("bsn", "")),
+                        period_days=period_days, timeout=rt.config.http_timeout_s, sender_name=rt.config.name)
     except NotifyError as exc:
-        return _problem(400, str(exc))
+        raise AdminError(400, str(exc)) from exc
     return jsonify(result), 200
 
 
 @admin_api.get("/sessions/<session_id>/notifications")
 def sessions_notifications(session_id: str) -> Any:
-    rt = runtime()
-    if rt.store.get_session(session_id) is None:
-        return _problem(404, f"no session {session_id!r}")
-    return jsonify([asdict(n) for n in rt.store.list_notifications(session_id)])
+    return jsonify([asdict(n) for n in runtime().store.list_notifications(_session(session_id).id)])

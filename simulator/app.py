@@ -8,7 +8,7 @@ from typing import Any
 from flask import Flask, current_app, request
 from werkzeug.exceptions import HTTPException
 
-from simulator.http_errors import oauth_error, operation_outcome
+from simulator.http_errors import FhirError, oauth_error, operation_outcome
 from simulator.keys import Signer
 from simulator.patient_data import PatientData
 from simulator.store import Store
@@ -73,10 +73,14 @@ def create_app(config: SimulatorConfig) -> Flask:
             return operation_outcome(404, f"no session {session_id!r}")
         return runtime().signer.jwks()
 
+    app.register_error_handler(FhirError, lambda exc: exc.response())
+
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Any:
         # Client mistakes get the error format of the endpoint they called, never an HTML page.
         message = exc.description or exc.name
+        if request.path.startswith("/api/"):
+            return {"error": message}, exc.code
         if request.path.endswith("/token"):
             return oauth_error("invalid_request", message, status=exc.code)
         return operation_outcome(exc.code or 400, message)

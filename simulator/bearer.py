@@ -4,7 +4,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from flask import Response, request
+from flask import request
 
 from simulator.app import Runtime
 from simulator.http_errors import invalid_token
@@ -19,14 +19,14 @@ def bearer_token() -> str | None:
     return value.strip()
 
 
-def authenticate(rt: Runtime, session: Session, kind: str) -> tuple[dict[str, Any] | None, Response | None]:
-    """The stored token behind the request's bearer token, or the 401 answer to give."""
+def authenticate(rt: Runtime, session: Session, kind: str) -> dict[str, Any]:
+    """The stored token behind the request's bearer token; raises the 401 to answer otherwise."""
     value = bearer_token()
     if value is None:
-        return None, invalid_token("an Authorization: Bearer header is required")
+        raise invalid_token("an Authorization: Bearer header is required")
     token = rt.store.get_token(value)
     if token is None or token["session_id"] != session.id or token["kind"] != kind:
-        return None, invalid_token("the access token is not valid here")
+        raise invalid_token("the access token is not valid here")
     if token["expires_at"] <= time.time():
-        return None, invalid_token("the access token has expired")
-    return token, None
+        raise invalid_token("the access token has expired")
+    return token

@@ -13,7 +13,7 @@ from werkzeug.routing import BaseConverter
 from simulator.app import Runtime, runtime
 from simulator.bearer import authenticate
 from simulator.fhir_search import SearchError, read, search
-from simulator.http_errors import fhir_json, invalid_token, operation_outcome
+from simulator.http_errors import FhirError, fhir_json, invalid_token
 from simulator.store import Notification, Session
 from validators.spec import BSN_SYSTEM
 
@@ -33,9 +33,7 @@ _IGNORED_PARAMS = {"_format"}
 
 @fhir_server.get("/s/<session_id>/fhir/metadata")
 def capability_statement(session_id: str) -> Response:
-    session = _sender_session(session_id)
-    if isinstance(session, Response):
-        return session
+    _sender_session(session_id)
     return fhir_json({
         "resourceType": "CapabilityStatement", "status": "active", "kind": "instance",
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "fhirVersion": "3.0.2",
@@ -54,14 +52,11 @@ def search_type(session_id: str, resource_type: str) -> Response:
 def read_resource(session_id: str, resource_type: str, resource_id: str) -> Response:
     if resource_id == "$lastn":
         return _search(session_id, resource_type, lastn=True)
-    context = _authorised(session_id)
-    if isinstance(context, Response):
-        return context
-    rt, _session, notification = context
+    rt, _session, notification = _authorised(session_id)
     own = rt.patients.resources(notification.patient_bsn)
     resource = read(own, resource_type, resource_id) or read(rt.patients.shared(), resource_type, resource_id)
     if resource is None:
-        return operation_outcome(404, f"{resource_type}/{resource_id} is not available to this token")
+        raise FhirError(404, f"{resource_type}/{resource_id} is not available to this token")
     if resource_type == "Binary" and _wants_raw():
         raw = base64.b64decode(resource.get("content", ""))
         return Response(raw, status=200, content_type=resource.get("contentType", "application/octet-stream"))
@@ -69,19 +64,16 @@ def read_resource(session_id: str, resource_type: str, resource_id: str) -> Resp
 
 
 def _search(session_id: str, resource_type: str, *, lastn: bool) -> Response:
-    context = _authorised(session_id)
-    if isinstance(context, Response):
-        return context
-    rt, session, notification = context
+    rt, session, notification = _authorised(session_id)
     params = [(k, v) for k, v in request.args.items(multi=True) if k not in _IGNORED_PARAMS]
     other = _other_patient(resource_type, params, notification.patient_bsn)
     if other:
-        return operation_outcome(403, f"this token gives access to one patient only, not to BSN {other}")
+        raise FhirError(403, f"this token gives access to one patient only, not to BSN {other}")
     try:
         result = search(rt.patients.resources(notification.patient_bsn), rt.patients.shared(),
                         resource_type, params, lastn=lastn)
     except SearchError as exc:
-        return operation_outcome(400, str(exc))
+        raise FhirError(400, str(exc)) from exc
     return fhir_json(_searchset(rt, session, result.matches, result.includes))
 
 
@@ -104,27 +96,23 @@ def _searchset(rt: Runtime, session: Session, matches: list[dict], includes: lis
     }
 
 
-def _sender_session(session_id: str) -> Session | Response:
+def _sender_session(session_id: str) -> Session:
     session = runtime().store.get_session(session_id)
     if session is None or session.simulator_role != "sender":
-        return operation_outcome(404, f"no session {session_id!r} in which the simulator is the sending node")
+        raise FhirError(404, f"no session {session_id!r} in which the simulator is the sending node")
     return session
 
 
-def _authorised(session_id: str) -> tuple[Runtime, Session, Notification] | Response:
-    """Session, token and the notification it is bound to; or the error answer (SPEC §5.3-§5.4)."""
+def _authorised(session_id: str) -> tuple[Runtime, Session, Notification]:
+    """Session, token and the notification it is bound to; raises the error to answer (SPEC §5.3-§5.4)."""
     rt = runtime()
     session = _sender_session(session_id)
-    if isinstance(session, Response):
-        return session
-    token, refusal = authenticate(rt, session, "pull")
-    if refusal is not None:
-        return refusal
+    token = authenticate(rt, session, "pull")
     notification = rt.store.get_notification(token["notification_id"])
     if notification is None or notification.status != "requested":
-        return invalid_token("the notification behind this token was cancelled")
+        raise invalid_token("the notification behind this token was cancelled")
     if notification.period_end <= time.time():
-        return invalid_token("the notification's availability period has ended")
+        raise invalid_token("the notification's availability period has ended")
     return rt, session, notification
 
 

@@ -30,10 +30,22 @@ def operation_outcome(status: int, message: str, findings: Iterable[Finding] = (
     return fhir_json({"resourceType": "OperationOutcome", "issue": issues}, status, headers)
 
 
-def invalid_token(message: str) -> Response:
+class FhirError(Exception):
+    """Raised anywhere in a FHIR handler; the app answers it with an OperationOutcome."""
+
+    def __init__(self, status: int, message: str, findings: Iterable[Finding] = (),
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.findings, self.headers = status, message, list(findings), headers
+
+    def response(self) -> Response:
+        return operation_outcome(self.status, self.message, self.findings, self.headers)
+
+
+def invalid_token(message: str) -> FhirError:
     """RFC 6750 §3: a missing, bad or expired bearer token."""
     challenge = 'Bearer error="invalid_token", error_description="%s"' % message.replace('"', "'")
-    return operation_outcome(401, message, headers={"WWW-Authenticate": challenge})
+    return FhirError(401, message, headers={"WWW-Authenticate": challenge})
 
 
 def oauth_error(error: str, description: str, status: int | None = None) -> Response:

@@ -10,32 +10,20 @@ from flask import Blueprint, Response, current_app, request
 
 from simulator.app import Runtime, runtime
 from simulator.bearer import authenticate
-from simulator.http_errors import fhir_json, operation_outcome
+from simulator.http_errors import FhirError, fhir_json
 from simulator.puller import pull
 from simulator.store import Notification, Session, new_id
 from validators.findings import errors
 from validators.notification import check_notification_task
+from validators.spec import INPUT_AUTHORIZATION_BASE
 
 notification_endpoint = Blueprint("notification_endpoint", __name__)
 
 
 @notification_endpoint.post("/s/<session_id>/notify/Task")
 def create_task(session_id: str) -> Response:
-    context = _receiver_context(session_id)
-    if isinstance(context, Response):
-        return context
-    rt, session = context
-    task = _task_body()
-    if isinstance(task, Response):
-        return task
-    bad = errors(check_notification_task(task))
-    if bad:
-        return operation_outcome(400, "the Notification Task is not valid; nothing was stored", bad)
-    if task.get("status") != "requested":
-        return operation_outcome(400, "a new Notification Task must have status 'requested'")
-    mismatch = _organisations_mismatch(session, task)
-    if mismatch:
-        return operation_outcome(403, mismatch)
+    rt, session, task = _incoming_task(session_id, "requested")
+    _check_organisations(session, task)
     notification = rt.store.add_notification(_received(session, task))
     location = f"{rt.public_base()}/s/{session.id}/notify/Task/{notification.id}"
     if rt.config.auto_pull:
@@ -46,77 +34,74 @@ def create_task(session_id: str) -> Response:
 @notification_endpoint.put("/s/<session_id>/notify/Task")
 def cancel_task(session_id: str) -> Response:
     """Conditional update by identifier: PUT Task?identifier=system|value with status cancelled."""
-    context = _receiver_context(session_id)
-    if isinstance(context, Response):
-        return context
-    rt, session = context
-    task = _task_body()
-    if isinstance(task, Response):
-        return task
     _system, _, value = request.args.get("identifier", "").rpartition("|")
     if not value:
-        return operation_outcome(400, "a conditional update needs ?identifier=system|value")
-    bad = errors(check_notification_task(task))
-    if bad:
-        return operation_outcome(400, "the cancellation Task is not valid; nothing was changed", bad)
-    if task.get("status") != "cancelled":
-        return operation_outcome(400, "this update must set status 'cancelled'")
+        raise FhirError(400, "a conditional update needs ?identifier=system|value")
+    rt, session, task = _incoming_task(session_id, "cancelled")
     existing = rt.store.find_notification(session.id, "received", identifier=value)
     if existing is None:
-        return operation_outcome(404, f"no notification with identifier {value}")
-    rt.store.update_notification(existing.id, status="cancelled", task=task)
+        raise FhirError(404, f"no notification with identifier {value}")
+    rt.store.update_notification(existing.id, status="cancelled", task={**task, "id": existing.id})
     return fhir_json({**task, "id": existing.id}, 200)
 
 
 @notification_endpoint.get("/s/<session_id>/notify/Task/<notification_id>")
 def read_task(session_id: str, notification_id: str) -> Response:
-    context = _receiver_context(session_id)
-    if isinstance(context, Response):
-        return context
-    rt, session = context
+    rt, session = _receiver_context(session_id)
     found = rt.store.get_notification(notification_id)
     if found is None or found.session_id != session.id or found.direction != "received":
-        return operation_outcome(404, f"no Task {notification_id}")
+        raise FhirError(404, f"no Task {notification_id}")
     return fhir_json(found.task)
 
 
-def _receiver_context(session_id: str) -> tuple[Runtime, Session] | Response:
+def _receiver_context(session_id: str) -> tuple[Runtime, Session]:
     rt = runtime()
     session = rt.store.get_session(session_id)
     if session is None or session.simulator_role != "receiver":
-        return operation_outcome(404, f"no session {session_id!r} in which the simulator is the receiving node")
-    _token, refusal = authenticate(rt, session, "notification")
-    if refusal is not None:
-        return refusal
+        raise FhirError(404, f"no session {session_id!r} in which the simulator is the receiving node")
+    authenticate(rt, session, "notification")
     return rt, session
 
 
-def _task_body() -> dict[str, Any] | Response:
+def _incoming_task(session_id: str, status: str) -> tuple[Runtime, Session, dict[str, Any]]:
+    """Session, token and a valid Task with the expected status; else the error to answer (nothing stored)."""
+    rt, session = _receiver_context(session_id)
     mimetype = request.mimetype or ""
     if mimetype not in ("application/fhir+json", "application/json"):
-        return operation_outcome(415, f"expected Content-Type application/fhir+json, got {mimetype or 'none'}")
+        raise FhirError(415, f"expected Content-Type application/fhir+json, got {mimetype or 'none'}")
     try:
         task = json.loads(request.get_data(cache=False))
     except (ValueError, UnicodeDecodeError) as exc:
-        return operation_outcome(400, f"the body is not valid JSON: {exc}")
+        raise FhirError(400, f"the body is not valid JSON: {exc}") from exc
     if not isinstance(task, dict):
-        return operation_outcome(400, "the body must be a JSON object (a FHIR Task)")
-    return task
+        raise FhirError(400, "the body must be a JSON object (a FHIR Task)")
+    bad = errors(check_notification_task(task))
+    if bad:
+        raise FhirError(400, "the Task is not valid; nothing was stored or changed", bad)
+    if task.get("status") != status:
+        raise FhirError(400, f"this request must carry a Task with status {status!r}, not {task.get('status')!r}")
+    return rt, session, task
 
 
-def _organisations_mismatch(session: Session, task: dict[str, Any]) -> str | None:
-    owner = task["owner"]["identifier"]["value"]
-    requester = task["requester"]["onBehalfOf"]["identifier"]["value"]
+def _dig(data: Any, *keys: str) -> Any:
+    for key in keys:
+        data = data.get(key) if isinstance(data, dict) else None
+    return data
+
+
+def _check_organisations(session: Session, task: dict[str, Any]) -> None:
+    owner = _dig(task, "owner", "identifier", "value")
+    requester = _dig(task, "requester", "onBehalfOf", "identifier", "value")
     if owner != session.get("own_ura"):
-        return f"Task.owner URA {owner} is not this receiving organisation ({session.get('own_ura')})"
+        raise FhirError(403, f"Task.owner URA {owner} is not this receiving organisation ({session.get('own_ura')})")
     if requester != session.get("vendor_ura"):
-        return f"Task.requester.onBehalfOf URA {requester} is not the session's vendor ({session.get('vendor_ura')})"
-    return None
+        raise FhirError(403, f"Task.requester.onBehalfOf URA {requester} is not the session's vendor "
+                             f"({session.get('vendor_ura')})")
 
 
 def _received(session: Session, task: dict[str, Any]) -> Notification:
     base = next(i["valueString"] for i in task["input"]
-                if any(c.get("code") == "authorization-base" for c in i["type"]["coding"]))
+                if any(c.get("code") == INPUT_AUTHORIZATION_BASE for c in i["type"]["coding"]))
     period_end = datetime.fromisoformat(task["restriction"]["period"]["end"]).timestamp()
     notification_id = new_id("t-")
     return Notification(

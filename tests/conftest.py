@@ -28,6 +28,21 @@ class LiveNode:
     def runtime(self):  # type: ignore[no-untyped-def]
         return self.app.extensions["speeltuin"]  # type: ignore[attr-defined]
 
+    @property
+    def ura(self) -> str:
+        return self.config.ura
+
+    @property
+    def client_id(self) -> str:
+        return self.config.client_id
+
+    @property
+    def public_url(self) -> str:
+        return self.url
+
+    def jwks(self) -> dict:
+        return self.runtime.signer.jwks()
+
 
 def start_live_node(db_path: Path, *, ura: str, client_id: str, name: str) -> tuple[LiveNode, object]:
     config = SimulatorConfig(database_url=sqlite_url(db_path), ura=ura, client_id=client_id, name=name)

@@ -1,0 +1,68 @@
+"""The admin API: key required (constant-time compare), clear 4xx for every mistake, never a 500."""
+from __future__ import annotations
+
+import requests
+
+from tests.simulator.helpers import pair_sessions
+
+
+def test_admin_key_is_required(node_pair) -> None:
+    sim, _ven = node_pair
+    for headers in ({}, {"X-Admin-Key": "wrong"}):
+        response = requests.get(f"{sim.url}/api/sessions", headers=headers)
+        assert response.status_code == 401 and "X-Admin-Key" in response.json()["error"]
+
+
+def test_session_requests_are_checked(node_pair) -> None:
+    sim, _ven = node_pair
+    cases = [
+        ({"vendor_role": "both", "vendor_ura": "90000202"}, "vendor_role"),
+        ({"vendor_role": "sender", "vendor_ura": "123"}, "vendor_ura"),
+        ({"vendor_role": "sender", "vendor_ura": "90000202", "id": "Bad Id!"}, "id must be"),
+        ({"vendor_role": "sender", "vendor_ura": "90000202", "vendor_jwks": [1]}, "vendor_jwks"),
+        ({"vendor_role": "sender", "vendor_ura": "90000202", "vendor_fhir_base": "ftp://x"}, "vendor_fhir_base"),
+    ]
+    for body, complaint in cases:
+        response = sim.api("POST", "/sessions", json=body)
+        assert response.status_code == 400 and complaint in response.json()["error"], (body, response.text)
+    assert sim.api("POST", "/sessions", data="not json").status_code == 400
+    assert sim.api("GET", "/sessions").json() == []
+
+
+def test_session_lifecycle_and_endpoints(node_pair) -> None:
+    sim, ven = node_pair
+    endpoints = pair_sessions(sim, ven, vendor_role="receiver")
+    assert endpoints["fhir_base"] == f"{sim.url}/s/sim-1/fhir"
+    assert endpoints["client_id"] == ven.client_id
+    assert sim.api("POST", "/sessions", json={"id": "sim-1", "vendor_role": "sender",
+                                              "vendor_ura": "90000202"}).status_code == 400  # exists already
+    shown = sim.api("GET", "/sessions/sim-1").json()
+    assert shown["simulator_role"] == "sender" and shown["config"]["vendor_ura"] == ven.ura
+    assert requests.get(f"{sim.url}/s/sim-1/jwks").json() == sim.jwks()
+    assert sim.api("DELETE", "/sessions/sim-1").status_code == 204
+    assert sim.api("GET", "/sessions/sim-1").status_code == 404
+    assert requests.get(f"{sim.url}/s/sim-1/jwks").status_code == 404
+
+
+def test_notify_mistakes_are_400(node_pair) -> None:
+    sim, ven = node_pair
+    pair_sessions(sim, ven, vendor_role="receiver")
+    unknown = sim.api("POST", "/sessions/sim-1/notify", json={"bsn": "999999245"})
+    assert unknown.status_code == 400 and "no test patient" in unknown.json()["error"]
+    bad_days = sim.api("POST", "/sessions/sim-1/notify", json={"bsn": "999993653", "period_days": "x"})
+    assert bad_days.status_code == 400
+    assert sim.api("POST", "/sessions/nope/notify", json={"bsn": "999993653"}).status_code == 404
+    # the simulator plays the receiver in ven's session: it cannot notify there
+    wrong_role = ven.api("POST", "/sessions/ven-1/notify", json={"bsn": "999993653"})
+    assert wrong_role.status_code == 400 and "receiving node" in wrong_role.json()["error"]
+
+
+def test_oversized_and_unknown_requests_get_proper_errors(node_pair) -> None:
+    sim, ven = node_pair
+    endpoints = pair_sessions(sim, ven, vendor_role="receiver")
+    big = requests.post(endpoints["token_url"], data={"grant_type": "x" * (3 * 1024 * 1024)})
+    assert big.status_code in (400, 413) and "error" in big.json()
+    missing = requests.get(f"{sim.url}/nothing/here")
+    assert missing.status_code == 404 and missing.json()["resourceType"] == "OperationOutcome"
+    not_allowed = requests.delete(f"{endpoints['fhir_base']}/Condition")
+    assert not_allowed.status_code == 405 and not_allowed.json()["resourceType"] == "OperationOutcome"
