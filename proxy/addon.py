@@ -77,7 +77,7 @@ class Recorder:
         session, direction = self._attribute(flow)
         # Validators judge decoded (un-gzipped) bodies; the store keeps redacted text of the same.
         record = FlowRecord(
-            tag=tag, method=request.method, url=request.pretty_url, request_headers=dict(request.headers),
+            tag=tag, method=request.method, url=called_url(flow), request_headers=dict(request.headers),
             request_body=request.get_content(strict=False) or b"",
             status=response.status_code if response else None,
             response_headers=dict(response.headers) if response else {},
@@ -125,6 +125,16 @@ class Recorder:
             found = self.store.load_instance_key()
             self._simulator_jwks = Signer(*found).jwks() if found else None
         return self._simulator_jwks
+
+
+def called_url(flow: http.HTTPFlow) -> str:
+    """The URL as the caller used it (the proxy's listener), not the upstream it was forwarded to."""
+    sockname = getattr(flow.client_conn, "sockname", None)
+    if not sockname:
+        return flow.request.pretty_url
+    host = f"[{sockname[0]}]" if ":" in sockname[0] else sockname[0]
+    scheme = "https" if flow.client_conn.tls_established else "http"
+    return f"{scheme}://{host}:{sockname[1]}{flow.request.path}"
 
 
 addons = [Recorder()]

@@ -44,6 +44,10 @@ def test_every_exchange_went_through_the_proxy_and_was_judged(demo) -> None:
         assert tags.count("search") == 29 and tags.count("binary") >= 1
         directions = {ex["direction"] for ex in scenario["exchanges"]}
         assert directions == {"to-simulator", "to-vendor"}
+        # each exchange is shown as its caller made it: at the proxy's listener for that direction
+        listener = {"to-simulator": report["environment"]["proxy (vendor → simulator)"],
+                    "to-vendor": report["environment"]["proxy (simulator → vendor)"]}
+        assert all(ex["url"].startswith(listener[ex["direction"]] + "/s/") for ex in scenario["exchanges"])
 
 
 def test_reports_redact_tokens_and_render(demo) -> None:
