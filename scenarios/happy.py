@@ -6,7 +6,7 @@ from typing import Callable
 from scenarios.pairing import PairingError, pair_sessions
 from scenarios.runner import Harness, Scenario, StepFailed, error_findings, same_request
 from simulator.puller import pull_targets
-from simulator.store import Exchange, new_id
+from simulator.store import new_id
 
 
 class _Pair:
@@ -26,12 +26,15 @@ def _pair(h: Harness, ids: _Pair, vendor_role: str, title: str) -> dict[str, str
         raise StepFailed(str(exc)) from exc
 
 
-def _no_errors(exchanges: list[Exchange]) -> str:
-    bad = error_findings(exchanges)
+def _no_errors(h: Harness, session_id: str) -> str:
+    exchanges = h.exchanges(session_id)
+    suppressions = h.store.list_suppressions(session_id)
+    bad = error_findings(exchanges, suppressions)
     if bad:
         shown = "\n".join(bad[:20])
         raise StepFailed(f"{len(bad)} error finding(s):\n{shown}")
-    return f"{len(exchanges)} exchanges recorded by the proxy, no error findings"
+    noted = f" ({len(suppressions)} rule(s) suppressed for this session)" if suppressions else ""
+    return f"{len(exchanges)} exchanges recorded by the proxy, no error findings{noted}"
 
 
 class VendorAsReceiver(Scenario):
@@ -54,7 +57,7 @@ class VendorAsReceiver(Scenario):
             ("Simulator notifies the vendor (token, then POST Task)", self.notify),
             ("Vendor pulls every offered query and document", self.await_pull),
             ("Vendor's token request was granted", self.token_granted),
-            ("No error findings in the recorded exchanges", lambda h: _no_errors(h.exchanges(self.ids.simulator))),
+            ("No error findings in the recorded exchanges", lambda h: _no_errors(h, self.ids.simulator)),
         ]
 
     def create_sessions(self, h: Harness) -> str:
@@ -113,7 +116,7 @@ class VendorAsSender(Scenario):
             ("Vendor notifies the simulator", self.vendor_notifies),
             ("Simulator accepted the Notification Task", self.accepted),
             ("Simulator pulls every offered query and the referral letter", self.await_pull),
-            ("No error findings in the recorded exchanges", lambda h: _no_errors(h.exchanges(self.ids.simulator))),
+            ("No error findings in the recorded exchanges", lambda h: _no_errors(h, self.ids.simulator)),
         ]
 
     def create_sessions(self, h: Harness) -> str:

@@ -27,6 +27,7 @@ class ScenarioResult:
     session_id: str | None = None
     steps: list[Step] = field(default_factory=list)
     exchanges: list[Exchange] = field(default_factory=list)
+    suppressions: dict[str, str] = field(default_factory=dict)  # rule id -> the recorded reason
 
     @property
     def status(self) -> Status:
@@ -35,10 +36,11 @@ class ScenarioResult:
         return "passed" if self.steps else "skipped"
 
     def counts(self) -> dict[str, int]:
-        counts = {"error": 0, "warning": 0, "info": 0}
+        """Findings by severity; suppressed rules are shown in reports but not counted."""
+        counts = {"error": 0, "warning": 0, "info": 0, "suppressed": 0}
         for ex in self.exchanges:
             for f in ex.findings:
-                counts[f.severity] += 1
+                counts["suppressed" if f.rule in self.suppressions else f.severity] += 1
         return counts
 
 
@@ -56,7 +58,7 @@ class RunResult:
         return "failed" if any(s.status == "failed" for s in self.scenarios) else "passed"
 
     def counts(self) -> dict[str, int]:
-        total = {"error": 0, "warning": 0, "info": 0}
+        total = {"error": 0, "warning": 0, "info": 0, "suppressed": 0}
         for scenario in self.scenarios:
             for key, value in scenario.counts().items():
                 total[key] += value

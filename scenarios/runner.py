@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Mapping
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from scenarios.model import RunResult, ScenarioResult, Step
@@ -76,6 +76,7 @@ class Scenario:
         result.session_id = self.session_id(harness)
         if result.session_id:
             result.exchanges = harness.exchanges(result.session_id)
+            result.suppressions = harness.store.list_suppressions(result.session_id)
         return result
 
     def session_id(self, harness: Harness) -> str | None:
@@ -103,6 +104,7 @@ def same_request(url: str, relative: str) -> bool:
             == sorted(parse_qsl(wanted.query, keep_blank_values=True)))
 
 
-def error_findings(exchanges: list[Exchange]) -> list[str]:
+def error_findings(exchanges: list[Exchange], suppressions: Mapping[str, str]) -> list[str]:
+    """Error findings as evidence lines, leaving out the rules suppressed for the session."""
     return [f"{ex.method} {ex.url} → {f.rule}: {f.message}" for ex in exchanges for f in ex.findings
-            if f.severity == "error"]
+            if f.severity == "error" and f.rule not in suppressions]

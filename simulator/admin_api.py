@@ -11,6 +11,7 @@ from simulator.app import runtime
 from simulator.notifier import NotifyError, notify
 from simulator.sessions import SessionError, create_session, session_view
 from simulator.store import Session
+from validators.catalogue import load_all
 
 admin_api = Blueprint("admin_api", __name__, url_prefix="/api")
 ADMIN_KEY_HEADER = "X-Admin-Key"
@@ -90,3 +91,29 @@ def sessions_notify(session_id: str) -> Any:
 @admin_api.get("/sessions/<session_id>/notifications")
 def sessions_notifications(session_id: str) -> Any:
     return jsonify([asdict(n) for n in runtime().store.list_notifications(_session(session_id).id)])
+
+
+@admin_api.get("/sessions/<session_id>/suppressions")
+def suppressions_list(session_id: str) -> Any:
+    return jsonify(runtime().store.list_suppressions(_session(session_id).id))
+
+
+@admin_api.put("/sessions/<session_id>/suppressions/<rule_id>")
+def suppressions_set(session_id: str, rule_id: str) -> Any:
+    """Suppress one rule for this session; the reason is recorded and shown in every report."""
+    session = _session(session_id)
+    body = request.get_json(silent=True) or {}
+    reason = body.get("reason")
+    if rule_id not in load_all():
+        raise AdminError(400, f"no rule {rule_id!r} in the catalogue (see `speeltuin rules`)")
+    if not isinstance(reason, str) or not reason.strip():
+        raise AdminError(400, "a suppression needs a reason: {\"reason\": \"...\"}")
+    runtime().store.set_suppression(session.id, rule_id, reason.strip())
+    return jsonify(runtime().store.list_suppressions(session.id))
+
+
+@admin_api.delete("/sessions/<session_id>/suppressions/<rule_id>")
+def suppressions_delete(session_id: str, rule_id: str) -> Any:
+    if not runtime().store.remove_suppression(_session(session_id).id, rule_id):
+        raise AdminError(404, f"rule {rule_id!r} is not suppressed in this session")
+    return "", 204

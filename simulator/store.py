@@ -111,6 +111,14 @@ findings = Table(
     Column("location", Text, nullable=False),
 )
 
+suppressions = Table(
+    "suppressions", metadata,
+    Column("session_id", String(64), ForeignKey("sessions.id", ondelete="CASCADE"), primary_key=True),
+    Column("rule", String(32), primary_key=True),
+    Column("reason", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
 runs = Table(
     "runs", metadata,
     Column("id", String(64), primary_key=True),
@@ -244,6 +252,7 @@ class Store:
             for table in (findings, exchanges):
                 c.execute(delete(table).where(table.c.session_id == session_id))
             c.execute(delete(tokens).where(tokens.c.session_id == session_id))
+            c.execute(delete(suppressions).where(suppressions.c.session_id == session_id))
             c.execute(delete(notifications).where(notifications.c.session_id == session_id))
             return c.execute(delete(sessions).where(sessions.c.id == session_id)).rowcount > 0
 
@@ -342,6 +351,25 @@ class Store:
                 for f in c.execute(select(findings).where(findings.c.exchange_id.in_(ids)).order_by(findings.c.id)):
                     found.setdefault(f.exchange_id, []).append(Finding(f.rule, f.severity, f.message, f.location))
         return [_exchange(r, found.get(r.id, [])) for r in rows]
+
+    # --- suppressions: rules a case manager switched off for one session, with the reason why ---------
+    def set_suppression(self, session_id: str, rule: str, reason: str) -> None:
+        with self.engine.begin() as c:
+            c.execute(delete(suppressions).where((suppressions.c.session_id == session_id)
+                                                 & (suppressions.c.rule == rule)))
+            c.execute(insert(suppressions).values(session_id=session_id, rule=rule, reason=reason,
+                                                  created_at=time.time()))
+
+    def remove_suppression(self, session_id: str, rule: str) -> bool:
+        with self.engine.begin() as c:
+            return c.execute(delete(suppressions).where((suppressions.c.session_id == session_id)
+                                                        & (suppressions.c.rule == rule))).rowcount > 0
+
+    def list_suppressions(self, session_id: str) -> dict[str, str]:
+        with self.engine.connect() as c:
+            rows = c.execute(select(suppressions).where(suppressions.c.session_id == session_id)
+                             .order_by(suppressions.c.rule)).all()
+        return {r.rule: r.reason for r in rows}
 
     # --- runs -----------------------------------------------------------------------------------
     def save_run(self, run_id: str, started_at: float, finished_at: float | None, result: dict[str, Any]) -> None:

@@ -21,9 +21,11 @@ def test_everything_survives_a_restart(tmp_path) -> None:
                                 url="http://x/s/s-1/fhir/Condition", status=200, request_headers={},
                                 request_body="", response_headers={}, response_body="{}", started_at=time.time(),
                                 session_id="s-1", findings=[Finding("X-1", "warning", "m", "loc")]))
+    store.set_suppression("s-1", "BUNDLE-010", "local code system agreed")
     store.close()
 
     again = Store(url)
+    assert again.list_suppressions("s-1") == {"BUNDLE-010": "local code system agreed"}
     assert again.get_session("s-1").config == {"vendor_ura": "90000202"}
     assert again.find_notification("s-1", "sent", authorization_base="b").task == {"resourceType": "Task"}
     assert again.get_token("secret-token")["notification_id"] == "n-1"

@@ -66,3 +66,15 @@ def test_oversized_and_unknown_requests_get_proper_errors(node_pair) -> None:
     assert missing.status_code == 404 and missing.json()["resourceType"] == "OperationOutcome"
     not_allowed = requests.delete(f"{endpoints['fhir_base']}/Condition")
     assert not_allowed.status_code == 405 and not_allowed.json()["resourceType"] == "OperationOutcome"
+
+
+def test_rule_suppression_needs_a_known_rule_and_a_reason(node_pair) -> None:
+    sim, ven = node_pair
+    pair_sessions(sim, ven, vendor_role="receiver")
+    assert sim.api("PUT", "/sessions/sim-1/suppressions/NOPE-1", json={"reason": "x"}).status_code == 400
+    assert sim.api("PUT", "/sessions/sim-1/suppressions/BUNDLE-010", json={}).status_code == 400
+    done = sim.api("PUT", "/sessions/sim-1/suppressions/BUNDLE-010", json={"reason": " local codes "})
+    assert done.status_code == 200 and done.json() == {"BUNDLE-010": "local codes"}
+    assert sim.api("GET", "/sessions/sim-1/suppressions").json() == {"BUNDLE-010": "local codes"}
+    assert sim.api("DELETE", "/sessions/sim-1/suppressions/BUNDLE-010").status_code == 204
+    assert sim.api("DELETE", "/sessions/sim-1/suppressions/BUNDLE-010").status_code == 404

@@ -1,0 +1,48 @@
+"""Report writers fed one result model: HTML, JSON and JUnit agree; suppressed rules are shown, not counted."""
+from __future__ import annotations
+
+import json
+from xml.etree import ElementTree as ET
+
+from scenarios.model import RunResult, ScenarioResult, Step
+from scenarios.reports import write_reports
+from scenarios.runner import error_findings
+from simulator.store import Exchange
+from validators.findings import Finding
+
+
+def _exchange(*findings: Finding) -> Exchange:
+    return Exchange(source="proxy", tag="search", direction="to-simulator", method="GET",
+                    url="http://127.0.0.1:1/s/x/fhir/Condition", status=200, request_headers={"Accept": "a"},
+                    request_body="", response_headers={}, response_body="<b>not html</b>", started_at=0.0,
+                    findings=list(findings))
+
+
+def _run(suppressions: dict[str, str], step_status: str = "passed") -> RunResult:
+    scenario = ScenarioResult("s1", "Scenario one", "desc", "receiver", "sess-1",
+                              steps=[Step("step", step_status, "evidence")],  # type: ignore[arg-type]
+                              exchanges=[_exchange(Finding("BUNDLE-009", "error", "Coding without system", "x"),
+                                                   Finding("BUNDLE-010", "warning", "no text", "y"))],
+                              suppressions=suppressions)
+    return RunResult("run-1", "t", 0.0, 1.0, [scenario])
+
+
+def test_suppressed_rules_are_shown_with_reason_but_not_counted(tmp_path) -> None:
+    run = _run({"BUNDLE-009": "vendor uses a local code system; accepted by case manager"})
+    assert run.counts() == {"error": 0, "warning": 1, "info": 0, "suppressed": 1}
+    assert error_findings(run.scenarios[0].exchanges, run.scenarios[0].suppressions) == []
+    written = write_reports(run, tmp_path)
+    html = written["html"].read_text()
+    assert "accepted by case manager" in html and "1 suppressed" in html
+    assert "&lt;b&gt;not html&lt;/b&gt;" in html  # bodies are escaped, never rendered
+    assert json.loads(written["json"].read_text())["counts"]["suppressed"] == 1
+
+
+def test_unsuppressed_error_is_counted_and_failed_scenario_is_a_junit_failure(tmp_path) -> None:
+    run = _run({}, step_status="failed")
+    assert run.counts()["error"] == 1 and run.status == "failed"
+    assert error_findings(run.scenarios[0].exchanges, {}) == [
+        "GET http://127.0.0.1:1/s/x/fhir/Condition → BUNDLE-009: Coding without system"]
+    suite = ET.parse(write_reports(run, tmp_path)["junit"]).getroot()
+    assert suite.get("failures") == "1"
+    assert suite.find("testcase/failure").get("message") == "step: evidence"
