@@ -12,6 +12,7 @@ from werkzeug.serving import make_server
 
 from simulator.app import SimulatorConfig, create_app
 from simulator.store import sqlite_url
+from tests.db import postgres_database
 
 
 @dataclass
@@ -44,8 +45,8 @@ class LiveNode:
         return self.runtime.signer.jwks()
 
 
-def start_live_node(db_path: Path, *, ura: str, client_id: str, name: str) -> tuple[LiveNode, object]:
-    config = SimulatorConfig(database_url=sqlite_url(db_path), ura=ura, client_id=client_id, name=name)
+def start_live_node(database_url: str, *, ura: str, client_id: str, name: str) -> tuple[LiveNode, object]:
+    config = SimulatorConfig(database_url=database_url, ura=ura, client_id=client_id, name=name)
     app = create_app(config)
     server = make_server("127.0.0.1", 0, app, threaded=True)
     url = f"http://127.0.0.1:{server.port}"
@@ -54,12 +55,27 @@ def start_live_node(db_path: Path, *, ura: str, client_id: str, name: str) -> tu
     return LiveNode(url, config, app), server
 
 
-@pytest.fixture
-def node_pair(tmp_path: Path) -> Iterator[tuple[LiveNode, LiveNode]]:
-    """Two real simulator apps on loopback: 'simulator' and a reference 'vendor'."""
-    sim, sim_server = start_live_node(tmp_path / "sim.sqlite", ura="90000101", client_id="sim", name="sim")
-    ven, ven_server = start_live_node(tmp_path / "ven.sqlite", ura="90000202", client_id="ven", name="ven")
+def _pair(sim_db: str, ven_db: str) -> Iterator[tuple[LiveNode, LiveNode]]:
+    sim, sim_server = start_live_node(sim_db, ura="90000101", client_id="sim", name="sim")
+    ven, ven_server = start_live_node(ven_db, ura="90000202", client_id="ven", name="ven")
     yield sim, ven
-    for server in (sim_server, ven_server):
+    for node, server in ((sim, sim_server), (ven, ven_server)):
         server.shutdown()  # type: ignore[attr-defined]
         server.server_close()  # type: ignore[attr-defined]
+        for thread in node.runtime.background:
+            thread.join(timeout=10)
+        node.runtime.store.close()
+
+
+@pytest.fixture
+def node_pair(tmp_path: Path) -> Iterator[tuple[LiveNode, LiveNode]]:
+    """Two real simulator apps on loopback: 'simulator' and a reference 'vendor', each with a SQLite file."""
+    yield from _pair(sqlite_url(tmp_path / "sim.sqlite"), sqlite_url(tmp_path / "ven.sqlite"))
+
+
+@pytest.fixture
+def postgres_node_pair() -> Iterator[tuple[LiveNode, LiveNode]]:
+    """The same pair, each node on its own fresh PostgreSQL database."""
+    for sim_db in postgres_database():
+        for ven_db in postgres_database():
+            yield from _pair(sim_db, ven_db)

@@ -1,14 +1,22 @@
-"""The store keeps what was recorded across a restart, and refuses replays (SQLite file)."""
+"""The store keeps what was recorded across a restart and refuses replays, on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import time
+from typing import Iterator
+
+import pytest
 
 from simulator.store import Exchange, Notification, Session, Store, sqlite_url
+from tests.db import database_url
 from validators.findings import Finding
 
 
-def test_everything_survives_a_restart(tmp_path) -> None:
-    url = sqlite_url(tmp_path / "s.sqlite")
+@pytest.fixture(params=["sqlite", "postgresql"])
+def url(request, tmp_path) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    yield from database_url(request.param, tmp_path)
+
+
+def test_everything_survives_a_restart(url: str) -> None:
     store = Store(url)
     store.create_session(Session("s-1", "one", "receiver", {"vendor_ura": "90000202"}, time.time()))
     store.add_notification(Notification(
@@ -33,6 +41,7 @@ def test_everything_survives_a_restart(tmp_path) -> None:
     [exchange] = again.list_exchanges(["s-1"])
     assert exchange.findings == [Finding("X-1", "warning", "m", "loc")]
     assert again.delete_session("s-1") and again.list_exchanges(["s-1"]) == []
+    again.close()
 
 
 def test_token_is_stored_only_as_hash(tmp_path) -> None:
@@ -44,8 +53,9 @@ def test_token_is_stored_only_as_hash(tmp_path) -> None:
     assert store.get_token("plain-secret-value") is not None
 
 
-def test_jti_replay_detected(tmp_path) -> None:
-    store = Store(sqlite_url(tmp_path / "s.sqlite"))
+def test_jti_replay_detected(url: str) -> None:
+    store = Store(url)
     assert store.use_jti("client-a", "j1", time.time() + 60)
     assert not store.use_jti("client-a", "j1", time.time() + 60)
     assert store.use_jti("client-b", "j1", time.time() + 60)
+    store.close()

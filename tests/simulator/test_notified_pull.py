@@ -39,6 +39,17 @@ def test_simulator_as_sender_is_pulled_by_a_receiver(node_pair) -> None:
     assert documents and all(d["pdf"] and d["content_type"] == "application/pdf" for d in documents)
 
 
+def test_both_roles_on_postgresql(postgres_node_pair) -> None:
+    sim, ven = postgres_node_pair
+    pair_sessions(sim, ven, vendor_role="receiver")
+    result = sim.api("POST", "/sessions/sim-1/notify", json={"bsn": BSN})
+    assert result.json()["delivery"]["status"] == 201, result.text
+    pulled = _wait_pull(ven, "ven-1")
+    assert pulled.pull_status == "done", pulled.pull_summary
+    assert sim.runtime.store.engine.dialect.name == "postgresql"
+    assert len(sim.runtime.store.list_notifications("sim-1")) == 1
+
+
 def test_simulator_as_receiver_pulls_from_a_sender(node_pair) -> None:
     sim, ven = node_pair
     pair_sessions(sim, ven, vendor_role="sender")
