@@ -8,7 +8,7 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 
 from simulator.app import runtime
-from simulator.notifier import NotifyError, notify
+from simulator.notifier import NotifyError, cancel, notify
 from simulator.sessions import SessionError, create_session, session_view
 from simulator.store import Session
 from validators.catalogue import load_all
@@ -117,3 +117,14 @@ def suppressions_delete(session_id: str, rule_id: str) -> Any:
     if not runtime().store.remove_suppression(_session(session_id).id, rule_id):
         raise AdminError(404, f"rule {rule_id!r} is not suppressed in this session")
     return "", 204
+
+
+@admin_api.post("/sessions/<session_id>/notifications/<notification_id>/cancel")
+def notifications_cancel(session_id: str, notification_id: str) -> Any:
+    rt = runtime()
+    try:
+        result = cancel(rt.store, rt.signer, _session(session_id), notification_id,
+                        timeout=rt.config.http_timeout_s)
+    except NotifyError as exc:
+        raise AdminError(400, str(exc)) from exc
+    return jsonify(result), 200

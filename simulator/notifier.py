@@ -44,17 +44,46 @@ def notify(store: Store, signer: Signer, patients: PatientData, session: Session
         group_identifier=task["groupIdentifier"]["value"], authorization_base=task["input"][0]["valueString"],
         patient_bsn=bsn, owner_ura=session.get("vendor_ura"), period_end=period_end.timestamp(),
         status="requested", task=task))
+    delivery = _deliver(signer, session, token_url, "POST", task_url, task, timeout=timeout)
+    store.update_notification(notification.id, delivery=delivery)
+    return {"notification_id": notification.id, "task": task, "delivery": delivery}
+
+
+def cancel(store: Store, signer: Signer, session: Session, notification_id: str, *,
+           timeout: float = 15.0) -> dict[str, Any]:
+    """Cancel a notification we sent: refuse its tokens from now on, then tell the receiver (SPEC §3 step 8).
+
+    The receiver is told with a conditional update, PUT [base]/Task?identifier=<system>|<value>.
+    """
+    notification = store.get_notification(notification_id)
+    if notification is None or notification.session_id != session.id or notification.direction != "sent":
+        raise NotifyError(f"no notification {notification_id} sent in session {session.id}")
+    if notification.status == "cancelled":
+        raise NotifyError(f"notification {notification_id} is cancelled already")
+    try:
+        token_url = require(session, "vendor_token_url")
+        task_url = require(session, "vendor_notification_base") + "/Task"
+    except OutboundError as exc:
+        raise NotifyError(str(exc)) from exc
+    task = {**notification.task, "status": "cancelled"}
+    store.update_notification(notification.id, status="cancelled", task=task)
+    identifier = task["identifier"][0]
+    delivery = _deliver(signer, session, token_url, "PUT", task_url, task, timeout=timeout,
+                        params={"identifier": f"{identifier['system']}|{identifier['value']}"})
+    store.update_notification(notification.id, delivery={**(notification.delivery or {}), "cancellation": delivery})
+    return {"notification_id": notification.id, "task": task, "delivery": delivery}
+
+
+def _deliver(signer: Signer, session: Session, token_url: str, method: str, url: str, task: dict[str, Any], *,
+             timeout: float, params: dict[str, str] | None = None) -> dict[str, Any]:
+    """Get a notification token from the receiver's AS, then send the Task; what came back, or the error."""
     http = client_for(session)
     try:
         access_token = fetch_token(http, token_url, signer.token_request_form(
             session.get("own_client_id"), session.get("own_ura"), token_url), timeout)
-        response = http.post(task_url, json=task, timeout=timeout, headers={
+        response = http.request(method, url, json=task, params=params, timeout=timeout, headers={
             "Authorization": f"Bearer {access_token}", "Content-Type": FHIR_JSON, "Accept": FHIR_JSON})
     except (OutboundError, requests.RequestException) as exc:
-        delivery = {"error": str(exc), "at": time.time()}
-        store.update_notification(notification.id, delivery=delivery)
-        return {"notification_id": notification.id, "task": task, "delivery": delivery}
-    delivery = {"status": response.status_code, "location": response.headers.get("Location"),
-                "body": response.text[:4000], "at": time.time()}
-    store.update_notification(notification.id, delivery=delivery)
-    return {"notification_id": notification.id, "task": task, "delivery": delivery}
+        return {"error": str(exc), "at": time.time()}
+    return {"status": response.status_code, "location": response.headers.get("Location"),
+            "body": response.text[:4000], "at": time.time()}

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from email.utils import parsedate_to_datetime
+from typing import Any, Callable
 from urllib.parse import urljoin
 
 import requests
@@ -72,8 +73,44 @@ def _still_allowed(store: Store, notification_id: str) -> bool:
     return bool(current and current.status == "requested" and current.period_end > time.time())
 
 
+RETRY_STATUSES = {500, 502, 503, 504}
+MAX_ATTEMPTS = 3
+MAX_WAIT_S = 5.0  # bounded: a vendor cannot stall a pull for long with a huge Retry-After
+
+
+def retry_delay(response: requests.Response | None, attempt: int) -> float:
+    """Retry-After (seconds or HTTP date) when the server gives one, else exponential backoff; bounded."""
+    delay = 0.5 * 2 ** (attempt - 1)
+    header = response.headers.get("Retry-After", "").strip() if response is not None else ""
+    if header.isdigit():
+        delay = float(header)
+    elif header:
+        try:
+            delay = parsedate_to_datetime(header).timestamp() - time.time()
+        except (TypeError, ValueError):
+            pass
+    return max(0.0, min(delay, MAX_WAIT_S))
+
+
+def get_with_retry(http: requests.Session, url: str, *, headers: dict[str, str], timeout: float,
+                   sleep: Callable[[float], None] = time.sleep) -> requests.Response:
+    """GET, retrying 5xx answers and refused connections a bounded number of times."""
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        try:
+            response = http.get(url, timeout=timeout, headers=headers)
+        except requests.ConnectionError:
+            if attempt == MAX_ATTEMPTS:
+                raise
+            sleep(retry_delay(None, attempt))
+            continue
+        if response.status_code not in RETRY_STATUSES or attempt == MAX_ATTEMPTS:
+            return response
+        sleep(retry_delay(response, attempt))
+    raise AssertionError("unreachable")
+
+
 def _get_json(http: requests.Session, url: str, timeout: float) -> tuple[dict[str, Any], dict | None]:
-    response = http.get(url, timeout=timeout, headers={"Accept": FHIR_JSON})
+    response = get_with_retry(http, url, timeout=timeout, headers={"Accept": FHIR_JSON})
     result: dict[str, Any] = {"status": response.status_code}
     try:
         body = response.json()
@@ -98,6 +135,6 @@ def _document_urls(bundle: dict | None, fhir_base: str) -> list[str]:
 
 
 def _get_document(http: requests.Session, url: str, timeout: float) -> dict[str, Any]:
-    response = http.get(url, timeout=timeout, headers={"Accept": "application/pdf"})
+    response = get_with_retry(http, url, timeout=timeout, headers={"Accept": "application/pdf"})
     return {"url": url, "status": response.status_code, "content_type": response.headers.get("Content-Type"),
             "bytes": len(response.content), "pdf": response.content.startswith(b"%PDF-")}

@@ -102,3 +102,25 @@ def test_conditional_update_cancels_a_notification(node_pair) -> None:
     unknown = requests.put(endpoints["notification_url"], json=cancel, headers=headers,
                            params={"identifier": "urn:ietf:rfc:3986|urn:uuid:00000000-0000-0000-0000-000000000000"})
     assert unknown.status_code == 404 and unknown.json()["resourceType"] == "OperationOutcome"
+
+
+def test_sender_cancellation_reaches_the_receiver_and_ends_access(node_pair) -> None:
+    sim, ven = node_pair
+    endpoints = pair_sessions(sim, ven, vendor_role="receiver")
+    ven.runtime.config.auto_pull = False
+    sent = sim.api("POST", "/sessions/sim-1/notify", json={"bsn": BSN}).json()
+    base = sent["task"]["input"][0]["valueString"]
+    url = endpoints["token_url"]
+    token = requests.post(url, data=ven.runtime.signer.token_request_form("ven", "90000202", url, base)).json()
+
+    cancelled = sim.api("POST", f"/sessions/sim-1/notifications/{sent['notification_id']}/cancel")
+    assert cancelled.status_code == 200 and cancelled.json()["delivery"]["status"] == 200, cancelled.text
+    [received] = ven.runtime.store.list_notifications("ven-1")
+    assert received.status == "cancelled"
+    refused = requests.post(url, data=ven.runtime.signer.token_request_form("ven", "90000202", url, base))
+    assert (refused.status_code, refused.json()["error"]) == (400, "invalid_grant")
+    after = requests.get(f"{endpoints['fhir_base']}/Condition",
+                         headers={"Authorization": f"Bearer {token['access_token']}"})
+    assert after.status_code == 401
+    again = sim.api("POST", f"/sessions/sim-1/notifications/{sent['notification_id']}/cancel")
+    assert again.status_code == 400 and "cancelled already" in again.json()["error"]
