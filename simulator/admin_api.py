@@ -82,7 +82,8 @@ def sessions_notify(session_id: str) -> Any:
         raise AdminError(400, "period_days must be a whole number of days from 1 to 3650")
     try:
         result = notify(rt.store, rt.signer, rt.patients, session, str(body.get("bsn", "")),
-                        period_days=period_days, timeout=rt.config.http_timeout_s, sender_name=rt.config.name)
+                        period_days=period_days, timeout=rt.config.http_timeout_s, sender_name=rt.config.name,
+                        workflow_task=bool(body.get("workflow_task", False)))
     except NotifyError as exc:
         raise AdminError(400, str(exc)) from exc
     return jsonify(result), 200

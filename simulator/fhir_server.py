@@ -53,6 +53,9 @@ def read_resource(session_id: str, resource_type: str, resource_id: str) -> Resp
     if resource_id == "$lastn":
         return _search(session_id, resource_type, lastn=True)
     rt, _session, notification = _authorised(session_id)
+    workflow = notification.workflow_task
+    if resource_type == "Task" and workflow and workflow.get("id") == resource_id:
+        return fhir_json(workflow)
     own = rt.patients.resources(notification.patient_bsn)
     resource = read(own, resource_type, resource_id) or read(rt.patients.shared(), resource_type, resource_id)
     if resource is None:

@@ -12,7 +12,7 @@ from simulator.keys import Signer
 from simulator.outbound import FHIR_JSON, OutboundError, client_for, fetch_token, require
 from simulator.patient_data import PatientData
 from simulator.store import Notification, Session, Store, new_id
-from simulator.task_builder import build_notification_task
+from simulator.task_builder import build_notification_task, build_workflow_task
 
 
 class NotifyError(Exception):
@@ -20,7 +20,8 @@ class NotifyError(Exception):
 
 
 def notify(store: Store, signer: Signer, patients: PatientData, session: Session, bsn: str, *,
-           period_days: int = 365, timeout: float = 15.0, sender_name: str = "speeltuin") -> dict[str, Any]:
+           period_days: int = 365, timeout: float = 15.0, sender_name: str = "speeltuin",
+           workflow_task: bool = False) -> dict[str, Any]:
     """Notify the vendor (receiving node) of data for `bsn`; returns what was sent and what came back."""
     if session.simulator_role != "sender":
         raise NotifyError(f"in session {session.id} the simulator is the receiving node; it cannot notify")
@@ -34,16 +35,17 @@ def notify(store: Store, signer: Signer, patients: PatientData, session: Session
         raise NotifyError(str(exc)) from exc
     now = datetime.now(timezone.utc).replace(microsecond=0)
     period_end = now + timedelta(days=period_days)
-    task = build_notification_task(
-        bsn=bsn, patient_name=patient.display_name, sender_ura=session.get("own_ura"), sender_name=sender_name,
-        receiver_ura=session.get("vendor_ura"), authorization_base=secrets.token_urlsafe(24),
-        authored_on=now, period_end=period_end)
+    parties = dict(bsn=bsn, patient_name=patient.display_name, sender_ura=session.get("own_ura"),
+                   sender_name=sender_name, receiver_ura=session.get("vendor_ura"), authored_on=now)
+    workflow = build_workflow_task(task_id=new_id("wf-"), **parties) if workflow_task else None
+    task = build_notification_task(**parties, authorization_base=secrets.token_urlsafe(24), period_end=period_end,
+                                   workflow_task_id=workflow["id"] if workflow else None)
     # Stored before sending: a fast receiver may ask for its pull token before our POST returns.
     notification = store.add_notification(Notification(
         id=new_id("n-"), session_id=session.id, direction="sent", identifier=task["identifier"][0]["value"],
         group_identifier=task["groupIdentifier"]["value"], authorization_base=task["input"][0]["valueString"],
         patient_bsn=bsn, owner_ura=session.get("vendor_ura"), period_end=period_end.timestamp(),
-        status="requested", task=task))
+        status="requested", task=task, workflow_task=workflow))
     delivery = _deliver(signer, session, token_url, "POST", task_url, task, timeout=timeout)
     store.update_notification(notification.id, delivery=delivery)
     return {"notification_id": notification.id, "task": task, "delivery": delivery}

@@ -20,11 +20,15 @@ def pull_targets(task: dict[str, Any]) -> list[tuple[str, str]]:
     """(kind, relative path) for every query and read the Task offers, in Task order.
 
     Inputs typed read-resource/search-resource or by a BgZ section code are both targets; the value
-    type says which: a valueString is a query, a valueReference a read.
+    type says which: a valueString is a query, a valueReference a read. get-workflow-task = true adds
+    a read of the Workflow Task named in basedOn.
     """
     targets = []
     for item in task.get("input", []):
         codes = {c.get("code") for c in item.get("type", {}).get("coding", []) if isinstance(c, dict)}
+        if INPUT_GET_WORKFLOW_TASK in codes and item.get("valueBoolean") is True:
+            targets += [("read", str(ref.get("reference", ""))) for ref in task.get("basedOn", [])
+                        if isinstance(ref, dict)]
         if codes & _NOT_TARGETS:
             continue
         if isinstance(item.get("valueString"), str):

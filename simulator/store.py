@@ -56,6 +56,7 @@ notifications = Table(
     Column("period_end", Float, nullable=False),
     Column("status", String(16), nullable=False),  # requested | cancelled
     Column("task", Text, nullable=False),
+    Column("workflow_task", Text, nullable=True),  # JSON: the Workflow Task the notification is based on
     Column("delivery", Text, nullable=True),  # JSON: what the counterpart answered to our POST
     Column("pull_status", String(16), nullable=True),  # received only: pending|pulling|done|failed
     Column("pull_summary", Text, nullable=True),  # JSON
@@ -169,6 +170,7 @@ class Notification:
     period_end: float
     status: str
     task: dict[str, Any]
+    workflow_task: dict[str, Any] | None = None
     delivery: dict[str, Any] | None = None
     pull_status: str | None = None
     pull_summary: dict[str, Any] | None = None
@@ -263,7 +265,7 @@ class Store:
                 id=n.id, session_id=n.session_id, direction=n.direction, identifier=n.identifier,
                 group_identifier=n.group_identifier, authorization_base=n.authorization_base,
                 patient_bsn=n.patient_bsn, owner_ura=n.owner_ura, period_end=n.period_end, status=n.status,
-                task=json.dumps(n.task), delivery=_dump(n.delivery), pull_status=n.pull_status,
+                task=json.dumps(n.task), workflow_task=_dump(n.workflow_task), delivery=_dump(n.delivery), pull_status=n.pull_status,
                 pull_summary=_dump(n.pull_summary), created_at=n.created_at))
         return n
 
@@ -291,7 +293,7 @@ class Store:
         return [_notification(r) for r in rows]
 
     def update_notification(self, notification_id: str, **values: Any) -> None:
-        for key in ("task", "delivery", "pull_summary"):
+        for key in ("task", "workflow_task", "delivery", "pull_summary"):
             if key in values:
                 values[key] = _dump(values[key])
         with self.engine.begin() as c:
@@ -399,7 +401,7 @@ def _session(row: Any) -> Session:
 def _notification(row: Any) -> Notification:
     m = dict(row._mapping)
     m["task"] = json.loads(m["task"])
-    for key in ("delivery", "pull_summary"):
+    for key in ("workflow_task", "delivery", "pull_summary"):
         m[key] = _load(m[key])
     return Notification(**m)
 

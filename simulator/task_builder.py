@@ -5,22 +5,50 @@ import uuid
 from datetime import datetime
 
 from validators.spec import (
-    BGZ_QUERIES, BSN_SYSTEM, DOCUMENTS_QUERY, INPUT_AUTHORIZATION_BASE, INPUT_SEARCH_RESOURCE, RFC3986,
-    TASK_CODE_PULL_NOTIFICATION, TASK_CODE_SYSTEM, TASK_INTENT, TASK_PARAMETER_SYSTEM, TASK_STATUS_REQUESTED,
-    URA_SYSTEM, encode_query,
+    BGZ_QUERIES, BSN_SYSTEM, DOCUMENTS_QUERY, INPUT_AUTHORIZATION_BASE, INPUT_GET_WORKFLOW_TASK,
+    INPUT_SEARCH_RESOURCE, RFC3986, SNOMED, TASK_CODE_PULL_NOTIFICATION, TASK_CODE_SYSTEM, TASK_INTENT,
+    TASK_PARAMETER_SYSTEM, TASK_STATUS_REQUESTED, URA_SYSTEM, WORKFLOW_TASK_PROFILE, encode_query,
 )
+
+# SNOMED 3457005 "verwijzen van patiënt" (patient referral), the code of the BgZ referral Workflow Task
+WORKFLOW_TASK_CODE = {"system": SNOMED, "code": "3457005", "display": "Patient referral"}
 
 
 def _input(code: str, **value: object) -> dict:
     return {"type": {"coding": [{"system": TASK_PARAMETER_SYSTEM, "code": code}]}, **value}
 
 
+def _parties(sender_ura: str, sender_name: str, receiver_ura: str) -> dict:
+    return {
+        "requester": {
+            "agent": {"identifier": {"system": URA_SYSTEM, "value": sender_ura}, "display": sender_name},
+            "onBehalfOf": {"identifier": {"system": URA_SYSTEM, "value": sender_ura}, "display": sender_name},
+        },
+        "owner": {"identifier": {"system": URA_SYSTEM, "value": receiver_ura}},
+    }
+
+
+def build_workflow_task(*, task_id: str, bsn: str, patient_name: str, sender_ura: str, sender_name: str,
+                        receiver_ura: str, authored_on: datetime) -> dict:
+    """The optional BgZ referral Workflow Task (SPEC §3 step 1) the Notification Task is based on."""
+    return {
+        "resourceType": "Task", "id": task_id, "meta": {"profile": [WORKFLOW_TASK_PROFILE]},
+        "identifier": [{"system": RFC3986, "value": f"urn:uuid:{uuid.uuid4()}"}],
+        "status": TASK_STATUS_REQUESTED, "intent": "order",
+        "code": {"coding": [WORKFLOW_TASK_CODE], "text": "Verwijzing met BgZ"},
+        "for": {"identifier": {"system": BSN_SYSTEM, "value": bsn}, "display": patient_name},
+        "authoredOn": authored_on.isoformat(timespec="seconds"),
+        **_parties(sender_ura, sender_name, receiver_ura),
+    }
+
+
 def build_notification_task(*, bsn: str, patient_name: str, sender_ura: str, sender_name: str, receiver_ura: str,
                             authorization_base: str, authored_on: datetime, period_end: datetime,
-                            group_identifier: str | None = None) -> dict:
-    """A requested Notification Task offering every BgZ query and the documents."""
+                            group_identifier: str | None = None, workflow_task_id: str | None = None) -> dict:
+    """A requested Notification Task offering every BgZ query and the documents (and the Workflow Task)."""
     queries = [q.query for q in BGZ_QUERIES] + [DOCUMENTS_QUERY.query]
-    return {
+    workflow = [_input(INPUT_GET_WORKFLOW_TASK, valueBoolean=True)] if workflow_task_id else []
+    task = {
         "resourceType": "Task",
         "identifier": [{"system": RFC3986, "value": f"urn:uuid:{uuid.uuid4()}"}],
         "groupIdentifier": {"system": RFC3986, "value": group_identifier or f"urn:uuid:{uuid.uuid4()}"},
@@ -30,11 +58,10 @@ def build_notification_task(*, bsn: str, patient_name: str, sender_ura: str, sen
         "for": {"identifier": {"system": BSN_SYSTEM, "value": bsn}, "display": patient_name},
         "authoredOn": authored_on.isoformat(timespec="seconds"),
         "restriction": {"period": {"end": period_end.isoformat(timespec="seconds")}},
-        "requester": {
-            "agent": {"identifier": {"system": URA_SYSTEM, "value": sender_ura}, "display": sender_name},
-            "onBehalfOf": {"identifier": {"system": URA_SYSTEM, "value": sender_ura}, "display": sender_name},
-        },
-        "owner": {"identifier": {"system": URA_SYSTEM, "value": receiver_ura}},
-        "input": [_input(INPUT_AUTHORIZATION_BASE, valueString=authorization_base)]
+        **_parties(sender_ura, sender_name, receiver_ura),
+        "input": [_input(INPUT_AUTHORIZATION_BASE, valueString=authorization_base)] + workflow
         + [_input(INPUT_SEARCH_RESOURCE, valueString=encode_query(q)) for q in queries],
     }
+    if workflow_task_id:
+        task["basedOn"] = [{"reference": f"Task/{workflow_task_id}"}]
+    return task

@@ -124,3 +124,19 @@ def test_sender_cancellation_reaches_the_receiver_and_ends_access(node_pair) -> 
     assert after.status_code == 401
     again = sim.api("POST", f"/sessions/sim-1/notifications/{sent['notification_id']}/cancel")
     assert again.status_code == 400 and "cancelled already" in again.json()["error"]
+
+
+def test_workflow_task_is_offered_and_followed(node_pair) -> None:
+    sim, ven = node_pair
+    pair_sessions(sim, ven, vendor_role="receiver")
+    sent = sim.api("POST", "/sessions/sim-1/notify", json={"bsn": BSN, "workflow_task": True}).json()
+    task = sent["task"]
+    [based_on] = task["basedOn"]
+    assert based_on["reference"].startswith("Task/wf-")
+    wants = next(i for i in task["input"] if i["type"]["coding"][0]["code"] == "get-workflow-task")
+    assert wants["valueBoolean"] is True
+    pulled = _wait_pull(ven, "ven-1")
+    assert pulled.pull_status == "done", pulled.pull_summary
+    first = pulled.pull_summary["results"][0]
+    assert (first["kind"], first["path"], first["status"]) == ("read", based_on["reference"], 200)
+    assert len(pulled.pull_summary["results"]) == 30
