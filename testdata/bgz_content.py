@@ -212,9 +212,14 @@ class _Ctx:
         rid = self.id(kind, n)
         resource: dict = {"resourceType": resource_type, "id": rid, "meta": {"profile": [profile]}}
         if identifier:
-            resource["identifier"] = [{"system": LOCAL_ID_SYSTEM, "value": rid}]
+            value = {"system": LOCAL_ID_SYSTEM, "value": rid}
+            # STU3 gives a few types a single identifier (0..1) instead of a list
+            resource["identifier"] = value if resource_type in _SINGLE_IDENTIFIER else [value]
         resource.update(elements)
         return resource
+
+
+_SINGLE_IDENTIFIER = {"Consent", "DocumentManifest", "QuestionnaireResponse", "Composition"}
 
 
 def patient_id(patient: TestPatient) -> str:

@@ -210,3 +210,23 @@ def test_deceased_patient_record_ends_at_death(content):
             assert date.fromisoformat(when[:10]) <= death
         if resource["resourceType"] == "Coverage":
             assert resource["period"]["end"] == "2018-07-01"
+
+
+def test_generated_content_is_structurally_valid_stu3() -> None:
+    """Every generated resource loads into its FHIR STU3 model (cardinality, element names, types)."""
+    from datetime import datetime, timezone
+
+    from fhir.resources.STU3 import get_fhir_model_class
+
+    from testdata.bgz_content import patient_resources, shared_resources
+    from testdata.patients import PATIENTS
+
+    now = datetime.now(timezone.utc)
+    problems = []
+    for patient in PATIENTS:
+        for resource in patient_resources(patient, now=now) + shared_resources(now=now):
+            try:
+                get_fhir_model_class(resource["resourceType"]).model_validate(resource)
+            except ValueError as exc:
+                problems.append(f"{resource['resourceType']}/{resource['id']}: {str(exc).splitlines()[1]}")
+    assert problems == []
