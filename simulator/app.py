@@ -8,7 +8,8 @@ from typing import Any
 from flask import Flask, current_app, request
 from werkzeug.exceptions import HTTPException
 
-from simulator.http_errors import FhirError, oauth_error, operation_outcome
+from simulator.fhir_format import UnsupportedFormat
+from simulator.http_errors import FhirError, oauth_error, operation_outcome, unsupported_format
 from simulator.keys import Signer
 from simulator.patient_data import PatientData
 from simulator.store import Store
@@ -74,6 +75,7 @@ def create_app(config: SimulatorConfig) -> Flask:
         return runtime().signer.jwks()
 
     app.register_error_handler(FhirError, lambda exc: exc.response())
+    app.register_error_handler(UnsupportedFormat, unsupported_format)
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Any:

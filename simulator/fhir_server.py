@@ -13,7 +13,8 @@ from werkzeug.routing import BaseConverter
 from simulator.app import Runtime, runtime
 from simulator.bearer import authenticate
 from simulator.fhir_search import SearchError, read, search
-from simulator.http_errors import FhirError, fhir_json, invalid_token
+from simulator.fhir_format import is_fhir_media, wanted_format
+from simulator.http_errors import FhirError, fhir_response, invalid_token
 from simulator.store import Notification, Session
 from validators.spec import BSN_SYSTEM
 
@@ -31,13 +32,18 @@ _PATIENT_PARAMS = {"patient.identifier", "beneficiary.identifier", "subject.iden
 _IGNORED_PARAMS = {"_format"}
 
 
+@fhir_server.before_request
+def check_format() -> None:
+    wanted_format()  # an unsupported _format is answered 406 before any work is done
+
+
 @fhir_server.get("/s/<session_id>/fhir/metadata")
 def capability_statement(session_id: str) -> Response:
     _sender_session(session_id)
-    return fhir_json({
+    return fhir_response({
         "resourceType": "CapabilityStatement", "status": "active", "kind": "instance",
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "fhirVersion": "3.0.2",
-        "format": ["application/fhir+json"],
+        "format": ["application/fhir+json", "application/fhir+xml"],
         "software": {"name": "speeltuin simulator"},
         "rest": [{"mode": "server", "security": {"service": [{"text": "OAuth2 bearer (TA Notified Pull)"}]}}],
     })
@@ -55,7 +61,7 @@ def read_resource(session_id: str, resource_type: str, resource_id: str) -> Resp
     rt, _session, notification = _authorised(session_id)
     workflow = notification.workflow_task
     if resource_type == "Task" and workflow and workflow.get("id") == resource_id:
-        return fhir_json(workflow)
+        return fhir_response(workflow)
     own = rt.patients.resources(notification.patient_bsn)
     resource = read(own, resource_type, resource_id) or read(rt.patients.shared(), resource_type, resource_id)
     if resource is None:
@@ -63,7 +69,7 @@ def read_resource(session_id: str, resource_type: str, resource_id: str) -> Resp
     if resource_type == "Binary" and _wants_raw():
         raw = base64.b64decode(resource.get("content", ""))
         return Response(raw, status=200, content_type=resource.get("contentType", "application/octet-stream"))
-    return fhir_json(resource)
+    return fhir_response(resource)
 
 
 def _search(session_id: str, resource_type: str, *, lastn: bool) -> Response:
@@ -77,7 +83,7 @@ def _search(session_id: str, resource_type: str, *, lastn: bool) -> Response:
                         resource_type, params, lastn=lastn)
     except SearchError as exc:
         raise FhirError(400, str(exc)) from exc
-    return fhir_json(_searchset(rt, session, result.matches, result.includes))
+    return fhir_response(_searchset(rt, session, result.matches, result.includes))
 
 
 def _searchset(rt: Runtime, session: Session, matches: list[dict], includes: list[dict]) -> dict[str, Any]:
@@ -130,5 +136,6 @@ def _other_patient(resource_type: str, params: list[tuple[str, str]], bsn: str) 
 
 
 def _wants_raw() -> bool:
-    accept = request.headers.get("Accept", "")
-    return "fhir" not in accept and "_format" not in request.args
+    """Binary as raw bytes unless the request asks for a FHIR format (SPEC §3 step 6)."""
+    accepted = {part.split(";")[0].strip() for part in request.headers.get("Accept", "").split(",")}
+    return not any(is_fhir_media(media) for media in accepted) and "_format" not in request.args

@@ -6,9 +6,9 @@ from typing import Iterable
 
 from flask import Response
 
+from simulator.fhir_format import UnsupportedFormat, content_type, to_xml, wanted_format
 from validators.findings import Finding
 
-FHIR_JSON = "application/fhir+json; charset=utf-8"
 
 # FHIR issue codes by HTTP status, for errors that are not validator findings.
 _ISSUE_CODE = {400: "invalid", 401: "login", 403: "forbidden", 404: "not-found", 405: "not-supported",
@@ -16,9 +16,14 @@ _ISSUE_CODE = {400: "invalid", 401: "login", 403: "forbidden", 404: "not-found",
                500: "exception", 502: "transient"}
 
 
-def fhir_json(resource: dict, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(json.dumps(resource, ensure_ascii=False), status=status, mimetype=None,
-                    content_type=FHIR_JSON, headers=headers or {})
+def fhir_response(resource: dict, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """The resource in the format the request asks for (JSON unless it asks for XML)."""
+    try:
+        fmt = wanted_format()
+    except UnsupportedFormat:
+        fmt = "json"  # the 406 itself must still be readable
+    body = to_xml(resource) if fmt == "xml" else json.dumps(resource, ensure_ascii=False).encode()
+    return Response(body, status=status, content_type=content_type(fmt), headers=headers or {})
 
 
 def operation_outcome(status: int, message: str, findings: Iterable[Finding] = (),
@@ -27,7 +32,7 @@ def operation_outcome(status: int, message: str, findings: Iterable[Finding] = (
     for f in findings:
         issues.append({"severity": f.severity, "code": "invariant", "diagnostics": f"{f.rule}: {f.message}",
                        "expression": [f.location] if f.location else []})
-    return fhir_json({"resourceType": "OperationOutcome", "issue": issues}, status, headers)
+    return fhir_response({"resourceType": "OperationOutcome", "issue": issues}, status, headers)
 
 
 class FhirError(Exception):
@@ -40,6 +45,10 @@ class FhirError(Exception):
 
     def response(self) -> Response:
         return operation_outcome(self.status, self.message, self.findings, self.headers)
+
+
+def unsupported_format(exc: UnsupportedFormat) -> Response:
+    return operation_outcome(406, str(exc))
 
 
 def invalid_token(message: str) -> FhirError:

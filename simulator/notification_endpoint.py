@@ -10,7 +10,7 @@ from flask import Blueprint, Response, current_app, request
 
 from simulator.app import Runtime, runtime
 from simulator.bearer import authenticate
-from simulator.http_errors import FhirError, fhir_json
+from simulator.http_errors import FhirError, fhir_response
 from simulator.puller import pull
 from simulator.store import Notification, Session, new_id
 from validators.findings import errors
@@ -28,7 +28,7 @@ def create_task(session_id: str) -> Response:
     location = f"{rt.public_base()}/s/{session.id}/notify/Task/{notification.id}"
     if rt.config.auto_pull:
         _start_pull(rt, session, notification)
-    return fhir_json(notification.task, 201, {"Location": location})
+    return fhir_response(notification.task, 201, {"Location": location})
 
 
 @notification_endpoint.put("/s/<session_id>/notify/Task")
@@ -42,7 +42,7 @@ def cancel_task(session_id: str) -> Response:
     if existing is None:
         raise FhirError(404, f"no notification with identifier {value}")
     rt.store.update_notification(existing.id, status="cancelled", task={**task, "id": existing.id})
-    return fhir_json({**task, "id": existing.id}, 200)
+    return fhir_response({**task, "id": existing.id}, 200)
 
 
 @notification_endpoint.get("/s/<session_id>/notify/Task/<notification_id>")
@@ -51,7 +51,7 @@ def read_task(session_id: str, notification_id: str) -> Response:
     found = rt.store.get_notification(notification_id)
     if found is None or found.session_id != session.id or found.direction != "received":
         raise FhirError(404, f"no Task {notification_id}")
-    return fhir_json(found.task)
+    return fhir_response(found.task)
 
 
 def _receiver_context(session_id: str) -> tuple[Runtime, Session]:
