@@ -11,6 +11,7 @@ from simulator.app import runtime
 from simulator.notifier import NotifyError, cancel, notify
 from simulator.sessions import SessionError, create_session, session_view
 from simulator.store import Session
+from testdata.patient_import import PatientImportError, parse_patients_json, patient_to_dict
 from validators.catalogue import load_all
 
 admin_api = Blueprint("admin_api", __name__, url_prefix="/api")
@@ -129,3 +130,20 @@ def notifications_cancel(session_id: str, notification_id: str) -> Any:
     except NotifyError as exc:
         raise AdminError(400, str(exc)) from exc
     return jsonify(result), 200
+
+
+@admin_api.get("/patients")
+def patients_list() -> Any:
+    return jsonify([patient_to_dict(p) for p in runtime().patients.all_patients()])
+
+
+@admin_api.post("/patients")
+def patients_import() -> Any:
+    """Import a patient list (the JSON form of `speeltuin patients import`): all or nothing."""
+    body = request.get_data(as_text=True)
+    try:
+        imported = parse_patients_json(body)
+    except PatientImportError as exc:
+        raise AdminError(400, str(exc)) from exc
+    runtime().patients.import_patients(imported)
+    return jsonify({"imported": [p.bsn for p in imported]}), 201

@@ -120,6 +120,13 @@ suppressions = Table(
     Column("created_at", Float, nullable=False),
 )
 
+patients = Table(
+    "patients", metadata,  # imported test patients; the built-in ones live in testdata.patients
+    Column("bsn", String(16), primary_key=True),
+    Column("data", Text, nullable=False),  # JSON in the import format
+    Column("created_at", Float, nullable=False),
+)
+
 runs = Table(
     "runs", metadata,
     Column("id", String(64), primary_key=True),
@@ -372,6 +379,18 @@ class Store:
             rows = c.execute(select(suppressions).where(suppressions.c.session_id == session_id)
                              .order_by(suppressions.c.rule)).all()
         return {r.rule: r.reason for r in rows}
+
+    # --- imported patients ---------------------------------------------------------------------
+    def save_patients(self, rows: list[dict[str, Any]]) -> None:
+        """Add or replace patients (by BSN) in one transaction: a file imports whole or not at all."""
+        with self.engine.begin() as c:
+            c.execute(delete(patients).where(patients.c.bsn.in_([r["bsn"] for r in rows])))
+            c.execute(insert(patients), [dict(bsn=r["bsn"], data=json.dumps(r), created_at=time.time())
+                                         for r in rows])
+
+    def list_patients(self) -> list[dict[str, Any]]:
+        with self.engine.connect() as c:
+            return [json.loads(r.data) for r in c.execute(select(patients).order_by(patients.c.bsn))]
 
     # --- runs -----------------------------------------------------------------------------------
     def save_run(self, run_id: str, started_at: float, finished_at: float | None, result: dict[str, Any]) -> None:

@@ -267,6 +267,9 @@ def _patient(ctx: _Ctx) -> list[dict]:
         "gender": "female" if p.sex == "F" else "male",
         "birthDate": p.birth_date,
     }
+    if p.address:
+        resource["address"] = [{"use": "home", "line": [p.address.line], "postalCode": p.address.postal_code,
+                                "city": p.address.city, "country": "NL"}]
     if p.deceased:
         resource["deceasedDateTime"] = p.deceased
     else:

@@ -18,6 +18,13 @@ INVALID_BSN = "999999245"
 
 
 @dataclass(frozen=True)
+class Address:
+    line: str
+    postal_code: str
+    city: str
+
+
+@dataclass(frozen=True)
 class TestPatient:
     """One test person; `birth_date` and `deceased` are ISO dates (YYYY-MM-DD)."""
 
@@ -31,6 +38,7 @@ class TestPatient:
     deceased: str | None = None
     content: Literal["full", "sparse"] = "full"
     letters: int = 1
+    address: Address | None = None
 
     @property
     def display_name(self) -> str:

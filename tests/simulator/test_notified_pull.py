@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import time
 
 import requests
@@ -140,3 +141,19 @@ def test_workflow_task_is_offered_and_followed(node_pair) -> None:
     first = pulled.pull_summary["results"][0]
     assert (first["kind"], first["path"], first["status"]) == ("read", based_on["reference"], 200)
     assert len(pulled.pull_summary["results"]) == 30
+
+
+def test_imported_patient_is_notified_and_pulled(node_pair) -> None:
+    sim, ven = node_pair
+    entry = {"bsn": "999990020", "given": "Zoë", "family": "Çağlar", "birth_date": "1990-02-03", "sex": "F",
+             "letters": 2, "street": "Kerkstraat 1", "postal_code": "1234 AB", "city": "Utrecht"}
+    bad = sim.api("POST", "/patients", data=json.dumps([entry, {**entry, "bsn": "999999245"}]))
+    assert bad.status_code == 400 and "999999245" in bad.json()["error"]
+    assert "999990020" not in [p["bsn"] for p in sim.api("GET", "/patients").json()]  # all or nothing
+    assert sim.api("POST", "/patients", data=json.dumps([entry])).status_code == 201
+    assert "999990020" in [p["bsn"] for p in sim.api("GET", "/patients").json()]
+    pair_sessions(sim, ven, vendor_role="receiver")
+    assert sim.api("POST", "/sessions/sim-1/notify", json={"bsn": "999990020"}).json()["delivery"]["status"] == 201
+    pulled = _wait_pull(ven, "ven-1")
+    assert pulled.pull_status == "done", pulled.pull_summary
+    assert len(pulled.pull_summary["documents"]) == 2
