@@ -58,7 +58,7 @@ def create_app(config: SimulatorConfig) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
     app.url_map.converters["fhirtype"] = ResourceTypeConverter
     store = Store(config.database_url)
-    app.extensions["speeltuin"] = Runtime(config, store, Signer.load_or_create(store), PatientData())
+    app.extensions["speeltuin"] = Runtime(config, store, Signer.load_or_create(store), PatientData(store))
     for blueprint in (admin_api, auth_server, fhir_server, notification_endpoint):
         app.register_blueprint(blueprint)
 
