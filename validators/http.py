@@ -2,9 +2,15 @@
 from __future__ import annotations
 
 import json
-from typing import Mapping
+import re
+from typing import Collection, Literal, Mapping
 
+from lxml import etree
+
+from validators import spec
 from validators.findings import Finding, rule
+from validators.identifiers import show
+from validators.token_request import media_type
 
 FHIR_CONTENT_TYPE = rule("HTTP-001", "error", "FHIR responses use a FHIR content type", "SPEC §3 step 5")
 CREATED_WITH_LOCATION = rule("HTTP-002", "error", "A Task create is answered 201 Created with a Location header",
@@ -12,8 +18,40 @@ CREATED_WITH_LOCATION = rule("HTTP-002", "error", "A Task create is answered 201
 ERROR_IS_OPERATION_OUTCOME = rule("HTTP-003", "error", "Every FHIR error body is an OperationOutcome", "SPEC §5.4")
 BEARER_CHALLENGE = rule("HTTP-004", "error", "A 401 carries WWW-Authenticate: Bearer error=\"invalid_token\"",
                         "SPEC §5.2 (RFC 6750 §3)")
+FORMAT_NOT_HONOURED = rule("HTTP-005", "error", "response format does not honour _format or Accept",
+                           "SPEC §3 steps 5-6")
+NO_TOKEN_STATUS = rule("HTTP-006", "error", "request without a bearer token not answered 401", "SPEC §5.4")
+BAD_TOKEN_STATUS = rule("HTTP-007", "error", "request with an invalid bearer token not answered 401", "SPEC §5.4")
+OTHER_PATIENT_STATUS = rule("HTTP-008", "error", "request for another patient's data not answered 403 (or 404)",
+                            "SPEC §5.4")
+MALFORMED_QUERY_STATUS = rule("HTTP-009", "error", "malformed query not answered 400", "SPEC §5.4")
+NOT_FOUND_STATUS = rule("HTTP-010", "error", "read of an unknown resource not answered 404", "SPEC §5.4")
 
 _FHIR_TYPES = ("application/fhir+json", "application/json+fhir", "application/fhir+xml", "application/xml+fhir")
+# FHIR format families: `_format` values and media types that name JSON or XML.
+FORMAT_FAMILIES: dict[str, Literal["json", "xml"]] = {
+    "json": "json", "application/json": "json", "application/fhir+json": "json", "application/json+fhir": "json",
+    "text/json": "json",
+    "xml": "xml", "text/xml": "xml", "application/xml": "xml", "application/fhir+xml": "xml",
+    "application/xml+fhir": "xml",
+}
+FHIR_NS = "http://hl7.org/fhir"
+
+ErrorSituation = Literal["no-token", "bad-token", "other-patient", "malformed-query", "not-found"]
+# SPEC §5.4: the status each situation is answered with; other-patient is 403 or 404 [choice].
+ERROR_STATUSES: dict[str, tuple[int, ...]] = {
+    "no-token": (401,), "bad-token": (401,), "other-patient": (403, 404), "malformed-query": (400,),
+    "not-found": (404,),
+}
+_SITUATION_RULES = {"no-token": NO_TOKEN_STATUS, "bad-token": BAD_TOKEN_STATUS, "other-patient": OTHER_PATIENT_STATUS,
+                    "malformed-query": MALFORMED_QUERY_STATUS, "not-found": NOT_FOUND_STATUS}
+
+_BEARER_SCHEME = re.compile(r"(?:^|,)\s*bearer(?=\s|,|$)", re.IGNORECASE)
+# auth-param names are case-insensitive, the error value is not (RFC 7235 §2.1, RFC 6750 §3)
+_INVALID_TOKEN_PARAM = re.compile(r'(?:^|[\s,])error\s*=\s*(?:"' + spec.BEARER_INVALID_TOKEN + '"|'
+                                  + spec.BEARER_INVALID_TOKEN + r")(?=\s*(?:,|$))", re.IGNORECASE)
+# Safe parsing of untrusted XML: no entities, no network, no huge trees.
+_XML_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False, load_dtd=False)
 
 
 def _header(headers: Mapping[str, str], name: str) -> str:
@@ -21,25 +59,52 @@ def _header(headers: Mapping[str, str], name: str) -> str:
     return next((v for k, v in headers.items() if k.lower() == lowered), "")
 
 
+def _resource_type(body: bytes) -> str | None:
+    """The resourceType of a FHIR JSON or XML body; None when the body is neither."""
+    try:
+        document = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        document = None
+    if isinstance(document, dict):
+        value = document.get("resourceType")
+        return value if isinstance(value, str) else None
+    if not body.lstrip().startswith(b"<"):
+        return None
+    try:
+        root = etree.fromstring(body, _XML_PARSER)
+    except (etree.XMLSyntaxError, ValueError):
+        return None
+    qname = etree.QName(root)
+    return qname.localname if qname.namespace == FHIR_NS else None
+
+
 def check_fhir_response(status: int, headers: Mapping[str, str], body: bytes) -> list[Finding]:
     """Content type on every FHIR answer; OperationOutcome and the bearer challenge on errors."""
     found: list[Finding] = []
-    content_type = _header(headers, "Content-Type").split(";")[0].strip().lower()
+    content_type = media_type(_header(headers, "Content-Type"))
     if body and content_type not in _FHIR_TYPES:
         found.append(FHIR_CONTENT_TYPE.finding(f"Content-Type is {content_type or 'missing'}, expected "
                                                "application/fhir+json or application/fhir+xml", "Content-Type"))
     if status >= 400:
-        try:
-            resource_type = json.loads(body).get("resourceType")
-        except (ValueError, AttributeError):
-            resource_type = None
+        resource_type = _resource_type(body)
         if resource_type != "OperationOutcome":
             found.append(ERROR_IS_OPERATION_OUTCOME.finding(
                 f"status {status} answered with {resource_type or 'no FHIR resource'}", "body"))
-    if status == 401 and 'error="invalid_token"' not in _header(headers, "WWW-Authenticate").replace(" ", ""):
-        found.append(BEARER_CHALLENGE.finding("401 without WWW-Authenticate: Bearer error=\"invalid_token\"",
-                                              "WWW-Authenticate"))
+    found.extend(check_bearer_challenge(status, headers))
     return found
+
+
+def check_bearer_challenge(status: int, headers: Mapping[str, str]) -> list[Finding]:
+    """A 401 names the Bearer scheme and error="invalid_token" in WWW-Authenticate (SPEC §5.2, RFC 6750 §3)."""
+    if status != 401:
+        return []
+    challenge = _header(headers, "WWW-Authenticate")
+    scheme = _BEARER_SCHEME.search(challenge)
+    if scheme and _INVALID_TOKEN_PARAM.search(challenge[scheme.end():]):
+        return []
+    seen = f"WWW-Authenticate {show(challenge, 100)}" if challenge else "no WWW-Authenticate"
+    return [BEARER_CHALLENGE.finding(f"401 with {seen}; expected Bearer error=\"invalid_token\"",
+                                     "WWW-Authenticate")]
 
 
 def check_created(status: int, headers: Mapping[str, str]) -> list[Finding]:
@@ -47,3 +112,70 @@ def check_created(status: int, headers: Mapping[str, str]) -> list[Finding]:
         return []
     return [CREATED_WITH_LOCATION.finding(
         f"status {status}, Location {_header(headers, 'Location') or 'missing'}", "status")]
+
+
+def _accepted_ranges(accept: str) -> list[str]:
+    """Media ranges of an Accept header that the client accepts (q > 0), lower case."""
+    ranges = []
+    for part in accept.split(","):
+        media, *params = [p.strip() for p in part.split(";")]
+        if not media:
+            continue
+        quality = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 1.0  # a malformed weight does not make the range unacceptable
+        if quality > 0:
+            ranges.append(media.lower())
+    return ranges
+
+
+def _matches(media_range: str, media: str) -> bool:
+    if media_range in ("*/*", "*"):
+        return True
+    if media_range.endswith("/*"):
+        return media.startswith(media_range[:-1])
+    family = FORMAT_FAMILIES.get(media_range)
+    return media == media_range or (family is not None and FORMAT_FAMILIES.get(media) == family)
+
+
+def check_accept_honoured(request_accept: str | None, request_format_param: str | None,
+                          response_content_type: str | None) -> list[Finding]:
+    """The response comes in the format asked: `_format` (json/xml or a media type) wins over `Accept`.
+
+    Nothing is judged when the request leaves the format open (no Accept, `*/*`) or names a `_format` the check
+    does not know (its refusal is another rule's business).
+    """
+    served = media_type(response_content_type)
+    location = "response.headers.Content-Type"
+    if request_format_param is not None:
+        wanted = FORMAT_FAMILIES.get(request_format_param.strip().lower())
+        if wanted is None or FORMAT_FAMILIES.get(served) == wanted:
+            return []
+        return [FORMAT_NOT_HONOURED.finding(f"_format={show(request_format_param)} asks {wanted.upper()} but the "
+                                            f"response is {served or 'without Content-Type'}", location)]
+    ranges = _accepted_ranges(request_accept or "")
+    if not ranges or any(_matches(r, served) for r in ranges if served):
+        return []
+    return [FORMAT_NOT_HONOURED.finding(f"Accept {show(request_accept, 120)} but the response is "
+                                        f"{served or 'without Content-Type'}", location)]
+
+
+def check_error_status(situation: ErrorSituation, status: int, *, allowed: Collection[int] | None = None) -> \
+        list[Finding]:
+    """The status a FHIR resource server answers a refused request with (SPEC §5.4).
+
+    `allowed` narrows a [choice] (e.g. `(403,)` for other-patient); by default SPEC's accepted statuses.
+    """
+    if situation not in _SITUATION_RULES:
+        raise ValueError(f"unknown situation {situation!r}; expected one of {', '.join(_SITUATION_RULES)}")
+    expected = tuple(allowed) if allowed is not None else ERROR_STATUSES[situation]
+    if status in expected:
+        return []
+    wanted = " or ".join(str(s) for s in expected)
+    return [_SITUATION_RULES[situation].finding(f"{situation}: answered {status}; expected {wanted}",
+                                                "response.status")]

@@ -1,7 +1,8 @@
 """Client and authorization assertions: signed JWTs in the token request (SPEC §5.2, §5.3).
 
 Claims are checked here, not by PyJWT, so every defect becomes its own finding with evidence.
-PyJWT is used only to verify the signature, with a registered public key and that key's algorithm.
+PyJWT is used only to verify the signature, with a registered public key and that key's algorithm, or with the
+key of an `x5c` leaf certificate whose chain reaches the test CA.
 """
 from __future__ import annotations
 
@@ -14,8 +15,14 @@ from dataclasses import dataclass
 from typing import Any, Callable, Literal
 
 import jwt
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from validators import spec
+from validators.certificates import (
+    as_utc, check_certificate_ura, check_chain, check_signing_key_not_tls, decode_x5c, describe, load_certificates_pem,
+    ura_from_certificate,
+)
 from validators.findings import Finding, rule
 from validators.identifiers import check_ura, show
 
@@ -43,9 +50,15 @@ AUTH_BASE = rule("JWT-020", "error", "pull authorization assertion lacks the aut
 PATIENT_CLAIM = rule("JWT-021", "warning", "pull authorization assertion names the patient instead of an "
                      "authorization_base (variant)", "SPEC §5.3")
 BAD_KEY = rule("JWT-022", "error", "registered key cannot be used to verify", _REF)
-X5C_NOT_CHECKED = rule("JWT-023", "info", "signature not checked: x5c certificate chain is evaluated elsewhere", _REF)
+X5C_NOT_CHECKED = rule("JWT-023", "info", "signature not checked: x5c given but no trusted CA configured", _REF)
 # Stateful: the token endpoint remembers (iss, jti) pairs and emits this; nothing here uses it.
 JTI_REPLAYED = rule("JWT-024", "error", "jti used before by this issuer", _REF)
+X5C_MALFORMED = rule("JWT-025", "error", "x5c is not a non-empty array of base64 DER certificates",
+                     "SPEC §5.2; RFC 7515 §4.1.6")
+X5C_UNTRUSTED = rule("JWT-026", "error", "x5c certificate chain does not reach the test CA", "SPEC §5.1, §5.2")
+X5C_EXPIRED = rule("JWT-027", "error", "x5c certificate expired or not yet valid", "SPEC §5.1, §5.2")
+X5C_SIGNATURE = rule("JWT-028", "error", "signature does not verify with the x5c leaf certificate's key",
+                     "SPEC §5.2")
 
 _At = Callable[[str], str]  # turns a jwt.* path into a finding location
 _B64URL = re.compile(r"[A-Za-z0-9_-]*")
@@ -65,12 +78,36 @@ class AssertionCheck:
     header: dict | None
     claims: dict | None
     verified: bool
+    # The x5c leaf certificate when the header carried a readable chain (trusted or not: see `verified`).
+    certificate: x509.Certificate | None = None
+
+
+@dataclass
+class _Signer:
+    """What the signature was checked with: a registered JWK or an x5c leaf certificate."""
+
+    verified: bool = False
+    jwk: dict | None = None
+    certificate: x509.Certificate | None = None
 
 
 def check_assertion(token: str, *, kind: Literal["client", "authorization"], audience: str, jwks: dict | None,
                     now: float, expected_client_id: str | None = None,
-                    purpose: Literal["pull", "notification"] | None = None, location: str = "") -> AssertionCheck:
-    """Check one assertion. `location` prefixes every finding's path (e.g. `form.client_assertion`)."""
+                    purpose: Literal["pull", "notification"] | None = None, location: str = "",
+                    trusted_ca_pem: bytes | None = None, tls_cert_pem: bytes | None = None) -> AssertionCheck:
+    """Check one assertion. `location` prefixes every finding's path (e.g. `form.client_assertion`).
+
+    With `trusted_ca_pem` (the test CA, PEM, may hold several certificates) an `x5c` header is checked when no
+    registered key is found by `kid`: chain to the CA, validity at `now`, signature with the leaf's key. With
+    `tls_cert_pem` the signing key is compared with the key of the caller's TLS certificate.
+    Raises ValueError when `trusted_ca_pem` holds no certificate: that is configuration, not input.
+    """
+    trusted: list[x509.Certificate] | None = None
+    if trusted_ca_pem is not None:
+        trusted = load_certificates_pem(trusted_ca_pem)
+        if not trusted:
+            raise ValueError("trusted_ca_pem holds no PEM certificate")
+
     def at(path: str) -> str:
         return f"{location}.{path}" if location else path
 
@@ -79,13 +116,21 @@ def check_assertion(token: str, *, kind: Literal["client", "authorization"], aud
         return AssertionCheck([MALFORMED.finding(problem, at("jwt"))], None, None, False)
     assert header is not None and claims is not None
     findings: list[Finding] = []
-    verified = _check_header_and_signature(token, header, jwks, at, findings)
+    signer = _check_header_and_signature(token, header, jwks, trusted, now, at, findings)
     _check_common_claims(claims, audience, now, at, findings)
     if kind == "client":
         _check_client_claims(claims, expected_client_id, at, findings)
     else:
         _check_authorization_claims(claims, purpose, at, findings)
-    return AssertionCheck(findings, header, claims, verified)
+        # The URA in the signing certificate speaks for the same organization as sub (SPEC §5.2).
+        if signer.certificate is not None and ura_from_certificate(signer.certificate) is not None:
+            findings.extend(check_certificate_ura(signer.certificate, claims.get("sub"),
+                                                  location=at("jwt.header.x5c[0]")))
+    if tls_cert_pem is not None:
+        key = signer.certificate if signer.certificate is not None else signer.jwk
+        if key is not None:
+            findings.extend(check_signing_key_not_tls(key, tls_cert_pem, location=at("jwt.header")))
+    return AssertionCheck(findings, header, claims, signer.verified, signer.certificate)
 
 
 def _b64decode(part: str) -> bytes:
@@ -121,8 +166,8 @@ def _split(token: object) -> tuple[dict | None, dict | None, str | None]:
     return decoded[0], decoded[1], None
 
 
-def _check_header_and_signature(token: str, header: dict, jwks: dict | None, at: _At,
-                                findings: list[Finding]) -> bool:
+def _check_header_and_signature(token: str, header: dict, jwks: dict | None, trusted: list[x509.Certificate] | None,
+                                now: float, at: _At, findings: list[Finding]) -> _Signer:
     typ = header.get("typ")
     if typ != "JWT":
         findings.append(TYP.finding(f"saw typ {show(typ)}; expected 'JWT'", at("jwt.header.typ")))
@@ -131,35 +176,95 @@ def _check_header_and_signature(token: str, header: dict, jwks: dict | None, at:
     if not alg_ok:
         findings.append(ALG.finding(_describe_bad_alg(alg), at("jwt.header.alg")))
     kid = header.get("kid")
+    # x5c is the way in when kid finds no registered key and a trusted CA is configured (SPEC §5.2).
+    use_x5c = "x5c" in header and trusted is not None
     if not isinstance(kid, str) or not kid:
+        if use_x5c:
+            return _check_x5c(token, header, alg if alg_ok else None, trusted or [], now, at, findings)
         if "x5c" in header:
-            findings.append(X5C_NOT_CHECKED.finding("header carries x5c and no kid; the chain to the test CA "
-                                                    "is not evaluated by this check", at("jwt.header.x5c")))
-            return False
+            findings.append(X5C_NOT_CHECKED.finding("header carries x5c and no kid, and no trusted CA is "
+                                                    "configured to evaluate the chain", at("jwt.header.x5c")))
+            return _Signer()
         findings.append(KID_MISSING.finding(f"saw kid {show(kid)}; expected the id of a registered key",
                                             at("jwt.header.kid")))
-        return False
-    if jwks is None:
-        findings.append(NOT_CHECKED.finding(f"no JWKS registered for this issuer; kid {show(kid)} not looked up",
-                                            at("jwt.header.kid")))
-        return False
+        return _Signer()
     registered = jwks.get("keys") if isinstance(jwks, dict) else None
     registered = [k for k in registered if isinstance(k, dict)] if isinstance(registered, list) else []
     keys = [k for k in registered if k.get("kid") == kid]
+    if not keys and use_x5c:
+        return _check_x5c(token, header, alg if alg_ok else None, trusted or [], now, at, findings)
+    if jwks is None:
+        findings.append(NOT_CHECKED.finding(f"no JWKS registered for this issuer; kid {show(kid)} not looked up",
+                                            at("jwt.header.kid")))
+        return _Signer()
     if not keys:
         known = sorted(str(k.get("kid")) for k in registered)
         findings.append(KID_UNKNOWN.finding(f"kid {show(kid)} not among registered kids {known}",
                                             at("jwt.header.kid")))
-        return False
+        return _Signer()
     if not alg_ok:  # never verify with none or HMAC, whatever the key
-        return False
+        return _Signer(jwk=keys[0])
     jwk = next((k for k in keys if _fits(k, alg)), None)
     if jwk is None:
         seen = ", ".join(_describe_key(k) for k in keys)
         findings.append(KEY_CONFUSION.finding(f"alg {alg} cannot be used with the key registered as kid "
                                               f"{show(kid)} ({seen})", at("jwt.header.alg")))
+        return _Signer(jwk=keys[0])
+    return _Signer(_verify(token, jwk, alg, at, findings), jwk=jwk)
+
+
+def _check_x5c(token: str, header: dict, alg: str | None, trusted: list[x509.Certificate], now: float, at: _At,
+               findings: list[Finding]) -> _Signer:
+    """Chain leaf-first to the trusted CA, every certificate valid at `now`, then the signature with the leaf's key."""
+    certs, problem = decode_x5c(header.get("x5c"))
+    if problem:
+        findings.append(X5C_MALFORMED.finding(problem, at("jwt.header.x5c")))
+        return _Signer()
+    chain = check_chain(certs, trusted, as_utc(now))
+    if chain.untrusted:
+        findings.append(X5C_UNTRUSTED.finding(chain.untrusted, at("jwt.header.x5c")))
+    if chain.expired:
+        findings.append(X5C_EXPIRED.finding(chain.expired, at("jwt.header.x5c")))
+    leaf = certs[0]
+    if alg is None:  # none and HMAC are reported already; never verify with them
+        return _Signer(certificate=leaf)
+    signature_ok = _verify_with_certificate(token, leaf, alg, at, findings)
+    return _Signer(signature_ok and chain.ok, certificate=leaf)
+
+
+def _verify_with_certificate(token: str, leaf: x509.Certificate, alg: str, at: _At, findings: list[Finding]) -> bool:
+    try:
+        key = leaf.public_key()
+    except ValueError:  # e.g. an unsupported key algorithm
+        key = None
+    kty, crv = _KEY_FAMILY[alg]
+    fits = (kty == "RSA" and isinstance(key, rsa.RSAPublicKey)) or (
+        kty == "EC" and isinstance(key, ec.EllipticCurvePublicKey) and _CURVES.get(key.curve.name) == crv)
+    if not fits:
+        findings.append(X5C_SIGNATURE.finding(f"alg {alg} cannot be used with the leaf certificate's key "
+                                              f"({_describe_public_key(key)}; {describe(leaf)})",
+                                              at("jwt.header.alg")))
         return False
-    return _verify(token, jwk, alg, at, findings)
+    try:
+        jwt.decode(token, key=key, algorithms=[alg], options=_SIGNATURE_ONLY)  # type: ignore[arg-type]
+    except jwt.PyJWTError as exc:
+        signature_len = len(token.rsplit(".", 1)[1])
+        findings.append(X5C_SIGNATURE.finding(f"{alg} signature ({signature_len} base64url characters) does not "
+                                              f"verify with the leaf certificate's key ({describe(leaf)}): "
+                                              f"{type(exc).__name__}", at("jwt.signature")))
+        return False
+    return True
+
+
+_CURVES = {"secp256r1": "P-256", "secp384r1": "P-384", "secp521r1": "P-521"}
+
+
+def _describe_public_key(key: object) -> str:
+    if isinstance(key, rsa.RSAPublicKey):
+        return f"RSA {key.key_size} bits"
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        return f"EC {_CURVES.get(key.curve.name, key.curve.name)}"
+    return type(key).__name__ if key is not None else "unreadable key"
 
 
 def _describe_bad_alg(alg: object) -> str:

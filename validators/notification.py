@@ -4,10 +4,11 @@ from __future__ import annotations
 import re
 from datetime import datetime, timezone
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 from validators import spec
 from validators.findings import Finding, rule
-from validators.identifiers import check_bsn, check_identifier_system, check_ura, show
+from validators.identifiers import check_bsn, check_identifier, check_identifier_system, check_ura, show
 
 _REF = "SPEC §4"
 NOT_TASK = rule("NOTIF-001", "error", "not a FHIR Task resource", _REF)
@@ -46,6 +47,18 @@ SEARCH_QUERY = rule("NOTIF-030", "error", "search input valueString is not a rel
 PERCENT_ESCAPE = rule("NOTIF-031", "error", "query has a broken percent-escape", _REF)
 SECTION_VALUE = rule("NOTIF-032", "error", "section-code input has neither valueString query nor valueReference",
                      _REF)
+_CANCEL_REF = "SPEC §3 step 8"
+CANCEL_STATUS = rule("NOTIF-033", "error", "cancellation Task status is not cancelled", _CANCEL_REF)
+CANCEL_IDENTIFIER = rule("NOTIF-034", "error", "cancellation identifier differs from the original notification's",
+                         _CANCEL_REF)
+CANCEL_GROUP = rule("NOTIF-035", "error", "cancellation groupIdentifier differs from the original notification's",
+                    _CANCEL_REF)
+CANCEL_AUTH_BASE = rule("NOTIF-036", "error", "cancellation authorization-base differs from the original "
+                        "notification's", _CANCEL_REF)
+CANCEL_REQUEST = rule("NOTIF-037", "error", "cancellation is not a conditional update PUT Task?identifier="
+                      "<system>|<value>", _CANCEL_REF)
+CANCEL_URL_IDENTIFIER = rule("NOTIF-038", "error", "conditional-update identifier does not match the Task's "
+                             "identifier", _CANCEL_REF)
 
 _UUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 _URN_UUID = re.compile("urn:uuid:" + _UUID)
@@ -207,6 +220,8 @@ def _check_parties(task: dict, findings: list[Finding]) -> None:
     if not (isinstance(system, str) and system and isinstance(value, str) and value):
         findings.append(AGENT.finding(f"saw system {show(system)} and value {show(value)}; expected both, "
                                       "identifying the sending system", "Task.requester.agent.identifier"))
+    else:  # e.g. an UZI system number, or a placeholder system
+        findings.extend(check_identifier(agent, "Task.requester.agent.identifier"))
     for path, missing in (("requester.onBehalfOf.identifier", ON_BEHALF_OF), ("owner.identifier", OWNER)):
         identifier = _get(task, *path.split("."))
         location = f"Task.{path}"
@@ -350,3 +365,101 @@ def _check_query(value: object, location: str, findings: list[Finding]) -> None:
     if broken:
         findings.append(PERCENT_ESCAPE.finding(f"broken percent-escape {', '.join(broken[:5])}; '%' must be "
                                                "followed by two hex digits (e.g. %7C)", location))
+
+
+# --- cancellation (SPEC §3 step 8) -----------------------------------------------------------------
+
+def _identifier_pairs(task: dict) -> list[tuple[Any, Any]]:
+    """(system, value) of each Task.identifier, whether sent as an array or (defect) as one object."""
+    identifier = task.get("identifier")
+    entries = [identifier] if isinstance(identifier, dict) else identifier if isinstance(identifier, list) else []
+    return [(_get(e, "system"), _get(e, "value")) for e in entries if isinstance(e, dict)]
+
+
+def _authorization_bases(task: dict) -> list[Any]:
+    inputs = task.get("input")
+    bases = []
+    for item in inputs if isinstance(inputs, list) else []:
+        codings = _get(item, "type", "coding")
+        if isinstance(codings, list) and any(
+                _get(c, "system") == spec.TASK_PARAMETER_SYSTEM and _get(c, "code") == spec.INPUT_AUTHORIZATION_BASE
+                for c in codings):
+            bases.append(_get(item, "valueString"))
+    return bases
+
+
+def _pairs_text(pairs: list[tuple[Any, Any]]) -> str:
+    return show(", ".join(f"{s}|{v}" for s, v in pairs) or "none", 200)
+
+
+def check_cancellation_task(task: object, *, original: dict | None = None,
+                            now: datetime | None = None) -> list[Finding]:
+    """A cancellation is the Notification Task sent again with status cancelled (SPEC §3 step 8).
+
+    Every Notification Task rule applies (a period that has ended is fine for a cancellation); with the
+    `original` notification, identifier, groupIdentifier and authorization base must be the same.
+    """
+    findings = check_notification_task(task, now=now)
+    if not isinstance(task, dict):
+        return findings
+    status = task.get("status")
+    if status != spec.TASK_STATUS_CANCELLED:
+        # The cancellation rule says it more precisely than "neither requested nor cancelled".
+        findings = [f for f in findings if f.rule != STATUS.id]
+        findings.append(CANCEL_STATUS.finding(f"saw status {show(status)}; a cancellation has status 'cancelled'",
+                                              "Task.status"))
+    if not isinstance(original, dict):
+        return findings
+    mine, theirs = _identifier_pairs(task), _identifier_pairs(original)
+    if sorted(map(repr, mine)) != sorted(map(repr, theirs)):
+        findings.append(CANCEL_IDENTIFIER.finding(f"saw {_pairs_text(mine)}; the original notification has "
+                                                  f"{_pairs_text(theirs)}", "Task.identifier"))
+    group, original_group = task.get("groupIdentifier"), original.get("groupIdentifier")
+    pair = (_get(group, "system"), _get(group, "value"))
+    original_pair = (_get(original_group, "system"), _get(original_group, "value"))
+    if pair != original_pair:
+        findings.append(CANCEL_GROUP.finding(f"saw {_pairs_text([pair])}; the original notification has "
+                                             f"{_pairs_text([original_pair])}", "Task.groupIdentifier"))
+    bases, original_bases = _authorization_bases(task), _authorization_bases(original)
+    if bases != original_bases:
+        # An authorization base works like a credential: its length is the evidence, not its text.
+        def lengths(values: list[Any]) -> str:
+            return ", ".join(f"{len(v)} characters" if isinstance(v, str) else show(v) for v in values) or "none"
+        findings.append(CANCEL_AUTH_BASE.finding(f"authorization-base ({lengths(bases)}) is not the original's "
+                                                 f"({lengths(original_bases)})", "Task.input"))
+    return findings
+
+
+def check_cancellation_request(url: str, task: object, *, method: str = "PUT") -> list[Finding]:
+    """`PUT [notification-base]/Task?identifier=<system>|<value>`, naming the Task's own identifier."""
+    findings: list[Finding] = []
+    if method.upper() != "PUT":
+        findings.append(CANCEL_REQUEST.finding(f"saw method {show(method)}; a cancellation is a conditional update "
+                                               "(PUT)", "request.method"))
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return findings + [CANCEL_REQUEST.finding(f"URL {show(url, 120)} cannot be parsed", "request.url")]
+    path = parts.path.rstrip("/")
+    if not (path == "Task" or path.endswith("/Task")):
+        by_id = re.search(r"(^|/)Task/[^/]+$", path)
+        hint = " (an update by id; expected the conditional form Task?identifier=...)" if by_id else ""
+        findings.append(CANCEL_REQUEST.finding(f"path {show(parts.path, 120)} does not end in /Task{hint}",
+                                               "request.url"))
+        return findings
+    values = [value for name, value in parse_qsl(parts.query, keep_blank_values=True) if name == "identifier"]
+    if len(values) != 1:
+        findings.append(CANCEL_REQUEST.finding(f"saw {len(values)} identifier parameters; expected exactly one "
+                                               "identifier=<system>|<value>", "request.url.identifier"))
+        return findings
+    system, bar, value = values[0].partition("|")
+    if not bar or not system or not value:
+        findings.append(CANCEL_REQUEST.finding(f"saw identifier={show(values[0], 120)}; expected <system>|<value> "
+                                               "so only the notification's own identifier matches",
+                                               "request.url.identifier"))
+        return findings
+    expected = _identifier_pairs(task) if isinstance(task, dict) else []
+    if expected and (system, value) not in expected:
+        findings.append(CANCEL_URL_IDENTIFIER.finding(f"URL names {show(values[0], 120)}; the Task's identifier is "
+                                                      f"{_pairs_text(expected)}", "request.url.identifier"))
+    return findings

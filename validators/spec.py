@@ -15,6 +15,8 @@ UZI_SYSTEM_SYSTEM = NS + "uzi-nr-sys"
 AGB_SYSTEM = NS + "agb-z"
 UZOVI_SYSTEM = NS + "uzovi"
 BIG_SYSTEM = NS + "big"
+DUTCH_NAMING_SYSTEMS = (BSN_SYSTEM, URA_SYSTEM, UZI_PERSON_SYSTEM, UZI_SYSTEM_SYSTEM, AGB_SYSTEM, UZOVI_SYSTEM,
+                        BIG_SYSTEM)
 
 SNOMED = "http://snomed.info/sct"
 LOINC = "http://loinc.org"
@@ -35,6 +37,12 @@ TASK_STATUS_REQUESTED = "requested"
 TASK_STATUS_CANCELLED = "cancelled"
 TASK_INTENT = "proposal"
 WORKFLOW_TASK_PROFILE = "http://nictiz.nl/fhir/StructureDefinition/BgZ-verwijzing-Task"
+WORKFLOW_TASK_CODE = {"system": SNOMED, "code": "3457005"}  # SPEC §3 step 1: the BgZ referral Workflow Task
+# FHIR STU3 value sets Task.status (task-status) and Task.intent (request-intent)
+TASK_STATUSES = ("draft", "requested", "received", "accepted", "rejected", "ready", "cancelled", "in-progress",
+                 "on-hold", "failed", "completed", "entered-in-error")
+TASK_INTENTS = ("proposal", "plan", "order", "original-order", "reflex-order", "filler-order", "instance-order",
+                "option")
 
 # --- OAuth (SPEC §5.2) -------------------------------------------------------------------------
 GRANT_JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
@@ -43,6 +51,29 @@ CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 ALLOWED_JWT_ALGS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512")
 MAX_ASSERTION_LIFETIME_S = 300  # [choice] reject a lifetime over 5 minutes
 CLOCK_SKEW_S = 60  # [choice]
+FORM_AUTHORIZATION_BASE = "authorization_base"  # form parameter of the client_credentials variant (SPEC §5.3)
+
+# RFC 6749 §5.2 error codes, and the HTTP status SPEC §5.2 answers each with
+OAUTH_INVALID_REQUEST = "invalid_request"
+OAUTH_INVALID_CLIENT = "invalid_client"
+OAUTH_INVALID_GRANT = "invalid_grant"
+OAUTH_UNAUTHORIZED_CLIENT = "unauthorized_client"
+OAUTH_UNSUPPORTED_GRANT_TYPE = "unsupported_grant_type"
+OAUTH_INVALID_SCOPE = "invalid_scope"
+OAUTH_ERRORS = (OAUTH_INVALID_REQUEST, OAUTH_INVALID_CLIENT, OAUTH_INVALID_GRANT, OAUTH_UNAUTHORIZED_CLIENT,
+                OAUTH_UNSUPPORTED_GRANT_TYPE, OAUTH_INVALID_SCOPE)
+OAUTH_ERROR_STATUS = {code: 401 if code == OAUTH_INVALID_CLIENT else 400 for code in OAUTH_ERRORS}
+# RFC 6750 §3.1 error codes of a resource server's Bearer challenge
+BEARER_INVALID_REQUEST = "invalid_request"
+BEARER_INVALID_TOKEN = "invalid_token"
+BEARER_INSUFFICIENT_SCOPE = "insufficient_scope"
+
+# --- Certificates (SPEC §5.1) --------------------------------------------------------------------
+# subjectAltName otherName of an UZI server certificate:
+# 2.16.528.1.1003.1.3.5.5.2-1-<UZI nr>-S-<URA>-00.000-<AGB>
+UZI_OTHER_NAME_OID = "2.5.5.5"
+UZI_SERVER_CA_OID = "2.16.528.1.1003.1.3.5.5.2"
+UZI_SERVER_CARD_TYPE = "S"
 
 # --- BgZ queries (SPEC §6) ---------------------------------------------------------------------
 NICTIZ_SD = "http://nictiz.nl/fhir/StructureDefinition/"

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
-from typing import Mapping
+from typing import Any, Literal, Mapping
 from urllib.parse import unquote_plus
 
 from validators import spec
@@ -20,6 +21,16 @@ CLIENT_CREDENTIALS = rule("TOK-006", "warning", "client_credentials variant used
 ASSERTION_TYPE = rule("TOK-007", "error", "client_assertion_type missing or not jwt-bearer", "SPEC §5.2; RFC 7523 §2.2")
 CLIENT_ASSERTION_MISSING = rule("TOK-008", "error", "client_assertion missing", "SPEC §5.2; RFC 7523 §2.2")
 MALFORMED_FORM = rule("TOK-009", "error", "token request body is not valid form encoding", "RFC 6749 Appendix B")
+FORM_AUTH_BASE = rule("TOK-010", "error", "client_credentials pull token request lacks the authorization_base "
+                      "form parameter", "SPEC §5.2, §5.3")
+GRANT_OWNER = rule("TOK-011", "error", "pull token: authorization assertion sub is not the Task's owner URA",
+                   "SPEC §5.2, §5.3")
+GRANT_AUTH_BASE = rule("TOK-012", "error", "pull token: authorization_base differs from the Task's "
+                       "authorization-base input", "SPEC §5.3")
+GRANT_PATIENT = rule("TOK-013", "error", "pull token: patient claim (variant) is not the Task's patient",
+                     "SPEC §5.3")
+GRANT_REQUESTER = rule("TOK-014", "error", "notification token: authorization assertion sub is not the Task's "
+                       "requester.onBehalfOf URA", "SPEC §5.2")
 
 RESPONSE_JSON = rule("TOKR-001", "error", "token response body is not a JSON object", "RFC 6749 §5.1")
 ACCESS_TOKEN = rule("TOKR-002", "error", "access_token missing or empty", "SPEC §5.2; RFC 6749 §5.1")
@@ -30,10 +41,17 @@ ERROR_CODE = rule("TOKR-006", "error", "error response lacks an RFC 6749 §5.2 e
 ERROR_STATUS = rule("TOKR-007", "warning", "HTTP status does not match the error code", "SPEC §5.2")
 STATUS = rule("TOKR-008", "error", "token response status is neither 200 nor 4xx", "SPEC §5.2; RFC 6749 §5")
 RESPONSE_CONTENT_TYPE = rule("TOKR-009", "error", "token response is not application/json", "RFC 6749 §5.1")
+ERROR_DESCRIPTION = rule("TOKR-010", "error", "error_description present but not a string", "RFC 6749 §5.2")
+ERROR_URI = rule("TOKR-011", "error", "error_uri present but not an absolute URI string", "RFC 6749 §5.2")
+ERROR_DESCRIPTION_CHARS = rule("TOKR-012", "warning", "error_description has characters outside the RFC 6749 set "
+                               "(printable ASCII without \" and \\)", "RFC 6749 §5.2")
+SCOPE = rule("TOKR-013", "error", "scope present in the token response but not a string", "RFC 6749 §5.1")
 
 FORM_TYPE = "application/x-www-form-urlencoded"
-OAUTH_ERRORS = ("invalid_request", "invalid_client", "invalid_grant", "unauthorized_client",
-                "unsupported_grant_type", "invalid_scope")
+OAUTH_ERRORS = spec.OAUTH_ERRORS  # kept under this name: callers import it from here
+# RFC 6749 §5.2: error_description = 1*( %x20-21 / %x23-5B / %x5D-7E )
+_DESCRIPTION_CHARS = re.compile(r"[\x20-\x21\x23-\x5B\x5D-\x7E]+")
+_ABSOLUTE_URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:[\x21\x23-\x5B\x5D-\x7E]+")
 
 
 def media_type(content_type: str | None) -> str:
@@ -41,8 +59,14 @@ def media_type(content_type: str | None) -> str:
     return (content_type or "").split(";", 1)[0].strip().lower()
 
 
-def check_token_request(body: bytes | str, content_type: str | None) -> tuple[list[Finding], dict[str, str]]:
-    """Findings and the parameters (first non-empty value of each; empty values count as omitted, RFC 6749 §3.1)."""
+def check_token_request(body: bytes | str, content_type: str | None, *,
+                        purpose: Literal["pull", "notification"] | None = None) -> \
+        tuple[list[Finding], dict[str, str]]:
+    """Findings and the parameters (first non-empty value of each; empty values count as omitted, RFC 6749 §3.1).
+
+    `purpose` says which token is asked for when the caller knows it: a pull token in the client_credentials
+    variant must carry the authorization base as a form parameter (SPEC §5.3).
+    """
     findings: list[Finding] = []
     if media_type(content_type) != FORM_TYPE:
         findings.append(CONTENT_TYPE.finding(f"saw Content-Type {show(content_type)}; expected {FORM_TYPE!r}",
@@ -58,6 +82,11 @@ def check_token_request(body: bytes | str, content_type: str | None) -> tuple[li
         if value and name not in params:
             params[name] = value
     findings.extend(_check_params(params))
+    if (purpose == "pull" and params.get("grant_type") == spec.GRANT_CLIENT_CREDENTIALS
+            and spec.FORM_AUTHORIZATION_BASE not in params):
+        findings.append(FORM_AUTH_BASE.finding("client_credentials variant without an authorization_base "
+                                               "parameter; the pull token must name the notification's "
+                                               "authorization base", f"form.{spec.FORM_AUTHORIZATION_BASE}"))
     return findings, params
 
 
@@ -132,6 +161,10 @@ def check_token_response(status: int, headers: Mapping[str, str], body: bytes) -
         return findings
     if status == 200:
         findings.extend(_check_success(document, lowered.get("cache-control")))
+        if "scope" in document and not isinstance(document["scope"], str):
+            findings.append(SCOPE.finding(f"scope is JSON {type(document['scope']).__name__} "
+                                          f"{show(document['scope'])}; expected a space-separated string",
+                                          "response.body.scope"))
     else:
         findings.extend(_check_error(status, document))
     return findings
@@ -161,12 +194,104 @@ def _check_success(document: dict, cache_control: str | None) -> list[Finding]:
 
 
 def _check_error(status: int, document: dict) -> list[Finding]:
+    findings = _check_error_members(document)
     error = document.get("error")
-    if error not in OAUTH_ERRORS:
+    if not isinstance(error, str) or error not in OAUTH_ERRORS:
         return [ERROR_CODE.finding(f"saw error {show(error)}; expected one of {', '.join(OAUTH_ERRORS)}",
-                                   "response.body.error")]
-    expected = 401 if error == "invalid_client" else 400
+                                   "response.body.error"), *findings]
+    expected = spec.OAUTH_ERROR_STATUS[error]
     if status != expected:
-        return [ERROR_STATUS.finding(f"status {status} with error {error!r}; SPEC §5.2 answers it with {expected}",
-                                     "response.status")]
-    return []
+        findings.insert(0, ERROR_STATUS.finding(f"status {status} with error {error!r}; SPEC §5.2 answers it with "
+                                                f"{expected}", "response.status"))
+    return findings
+
+
+def _check_error_members(document: dict) -> list[Finding]:
+    """The optional members of an RFC 6749 §5.2 error body."""
+    findings: list[Finding] = []
+    if "error_description" in document:
+        description = document["error_description"]
+        if not isinstance(description, str):
+            findings.append(ERROR_DESCRIPTION.finding(f"error_description is JSON {type(description).__name__} "
+                                                      f"{show(description)}; expected a string",
+                                                      "response.body.error_description"))
+        elif not _DESCRIPTION_CHARS.fullmatch(description):
+            bad = sorted({c for c in description if not _DESCRIPTION_CHARS.fullmatch(c)})[:5]
+            seen = ", ".join(repr(c) for c in bad) or "an empty string"
+            findings.append(ERROR_DESCRIPTION_CHARS.finding(f"error_description contains {seen}; RFC 6749 allows "
+                                                            "printable ASCII except '\"' and '\\'",
+                                                            "response.body.error_description"))
+    if "error_uri" in document:
+        uri = document["error_uri"]
+        if not isinstance(uri, str) or not _ABSOLUTE_URI.fullmatch(uri):
+            findings.append(ERROR_URI.finding(f"saw error_uri {show(uri, 100)}; expected an absolute URI",
+                                              "response.body.error_uri"))
+    return findings
+
+
+# --- the grant bound to a notification (SPEC §5.2, §5.3) --------------------------------------------
+
+def _task_identifier_value(task: dict, *path: str) -> Any:
+    node: Any = task
+    for key in (*path, "identifier", "value"):
+        node = node.get(key) if isinstance(node, dict) else None
+    return node
+
+
+def _task_authorization_bases(task: dict) -> list[Any]:
+    inputs = task.get("input")
+    values = []
+    for item in inputs if isinstance(inputs, list) else []:
+        codings = item.get("type", {}).get("coding") if isinstance(item, dict) and \
+            isinstance(item.get("type"), dict) else None
+        for coding in codings if isinstance(codings, list) else []:
+            if isinstance(coding, dict) and coding.get("system") == spec.TASK_PARAMETER_SYSTEM and \
+                    coding.get("code") == spec.INPUT_AUTHORIZATION_BASE:
+                values.append(item.get("valueString"))
+                break
+    return values
+
+
+def check_pull_grant(authorization_claims: dict, task: dict, *, authorization_base: str | None = None) -> \
+        list[Finding]:
+    """A pull token request against the notification it claims (SPEC §5.3).
+
+    The assertion's `sub` must be the Task's `owner` URA and its `authorization_base` the Task's authorization-base
+    input. In the client_credentials variant the base is the form parameter: pass it as `authorization_base`.
+    A missing base is JWT-020 / TOK-010, not repeated here; the `patient` claim variant is compared with `for`.
+    """
+    findings: list[Finding] = []
+    claims = authorization_claims if isinstance(authorization_claims, dict) else {}
+    task = task if isinstance(task, dict) else {}
+    sub, owner = claims.get("sub"), _task_identifier_value(task, "owner")
+    if sub != owner:
+        findings.append(GRANT_OWNER.finding(f"sub {show(sub)} is not the Task's owner URA {show(owner)}",
+                                            "jwt.claims.sub"))
+    base = authorization_base if authorization_base is not None else claims.get("authorization_base")
+    location = f"form.{spec.FORM_AUTHORIZATION_BASE}" if authorization_base is not None \
+        else "jwt.claims.authorization_base"
+    if isinstance(base, str) and base:
+        expected = _task_authorization_bases(task)
+        if base not in expected:
+            # Bases work like credentials: only their lengths are evidence.
+            lengths = ", ".join(str(len(v)) if isinstance(v, str) else type(v).__name__ for v in expected)
+            findings.append(GRANT_AUTH_BASE.finding(f"authorization_base ({len(base)} characters) is not the "
+                                                    f"Task's authorization-base input (seen: {lengths or 'none'})",
+                                                    location))
+    elif base is None and "patient" in claims:
+        bsn = _task_identifier_value(task, "for")
+        if claims["patient"] != bsn:
+            findings.append(GRANT_PATIENT.finding(f"patient claim {show(claims['patient'])} is not the Task's "
+                                                  f"patient {show(bsn)}", "jwt.claims.patient"))
+    return findings
+
+
+def check_notification_grant(authorization_claims: dict, task: dict) -> list[Finding]:
+    """A notification token speaks for the sending organization: `sub` is the Task's requester.onBehalfOf URA."""
+    claims = authorization_claims if isinstance(authorization_claims, dict) else {}
+    sub = claims.get("sub")
+    sender = _task_identifier_value(task if isinstance(task, dict) else {}, "requester", "onBehalfOf")
+    if sub == sender:
+        return []
+    return [GRANT_REQUESTER.finding(f"sub {show(sub)} is not the Task's requester.onBehalfOf URA {show(sender)}",
+                                    "jwt.claims.sub")]

@@ -6,16 +6,22 @@ import importlib
 from validators.catalogue import list_rules, load_all, rule_modules
 from validators.findings import CATALOGUE, SEVERITIES, Rule
 
-from . import test_bundle, test_document, test_identifiers, test_jwt_assertion, test_notification, test_token_request
+from . import (
+    test_bearer, test_bundle, test_certificates, test_document, test_http_rules, test_identifiers, test_jwt_assertion,
+    test_notification, test_notification_cancellation, test_token_request, test_workflow_task,
+)
 from ._cases import Case
 
 ALL_CASES: list[Case] = [
     *test_identifiers.CASES, *test_jwt_assertion.CASES, *test_token_request.CASES,
     *test_notification.CASES, *test_bundle.CASES, *test_document.CASES,
+    *test_notification_cancellation.CASES, *test_workflow_task.CASES, *test_bearer.CASES, *test_certificates.CASES,
+    *test_http_rules.CASES,
 ]
 # The modules whose rules this test suite covers (other validator modules have their own tests).
 COVERED_MODULES = ("validators.identifiers", "validators.jwt_assertion", "validators.token_request",
-                   "validators.notification", "validators.bundle", "validators.document")
+                   "validators.notification", "validators.bundle", "validators.document",
+                   "validators.workflow_task", "validators.bearer", "validators.certificates", "validators.http")
 # Emitted by the stateful token endpoint (it remembers jti values); no pure function can fire it.
 STATEFUL = {"JWT-024"}
 

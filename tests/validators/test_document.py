@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import base64
+import random
 from typing import Any, Callable
 
 import pytest
 
 from validators import spec
-from validators.document import check_binary, check_document_reference
+from validators.document import check_binary, check_binary_resource, check_document_reference
 
 from ._cases import check_case, fires, quiet
 
@@ -20,6 +22,29 @@ def good_reference() -> dict:
         "content": [{"attachment": {"contentType": "application/pdf", "url": "Binary/b-1",
                                     "title": "Verwijsbrief"}}],
     }
+
+
+PDF = "application/pdf"
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def wrapped(text: str) -> str:
+    return "\n".join(text[i:i + 16] for i in range(0, len(text), 16))
+
+
+def good_binary() -> dict:
+    return {"resourceType": "Binary", "id": "b-1", "contentType": PDF, "content": b64(PDF_BYTES)}
+
+
+def binary_with(change: Callable[[dict], Any], **kw: Any) -> Callable[[], list]:
+    def make() -> list:
+        resource = good_binary()
+        change(resource)
+        return check_binary_resource(resource, **kw)
+    return make
 
 
 def with_(change: Callable[[dict], Any]) -> Callable[[], list]:
@@ -64,6 +89,48 @@ CASES = [
     fires("DOC-008", "no-url", with_(lambda r: r["content"][0]["attachment"].pop("url"))),
     fires("DOC-008", "no-content-type", with_(lambda r: r["content"][0]["attachment"].pop("contentType"))),
     fires("DOC-008", "no-attachment", with_(lambda r: r["content"][0].pop("attachment"))),
+    fires("DOC-008", "content-type-not-a-media-type", with_(lambda r: r["content"][0]["attachment"].update(
+        contentType="pdf"))),
+    quiet("DOC-006", "system-and-code", lambda: check_document_reference(good_reference())),
+    fires("DOC-006", "coding-without-system", with_(lambda r: r["type"]["coding"][0].pop("system"))),
+    fires("DOC-006", "coding-without-code", with_(lambda r: r["type"].update(coding=[{"system": spec.LOINC}]))),
+    quiet("DOC-007", "absolute-patient", with_(lambda r: r["subject"].update(
+        reference="https://sender.example.nl/fhir/Patient/p-1"))),
+    quiet("DOC-007", "urn-uuid-in-bundle", with_(lambda r: r["subject"].update(
+        reference="urn:uuid:5b3c5a0e-7c0c-4d2a-9f3e-2b8a1f6c9d10"))),
+    fires("DOC-007", "practitioner", with_(lambda r: r["subject"].update(reference="Practitioner/pr-1"))),
+    fires("DOC-007", "leading-slash", with_(lambda r: r["subject"].update(reference="/Patient/p-1"))),
+    quiet("DOC-009", "relative-binary", lambda: check_document_reference(good_reference())),
+    quiet("DOC-009", "absolute", with_(lambda r: r["content"][0]["attachment"].update(
+        url="https://sender.example.nl/fhir/Binary/b-1"))),
+    quiet("DOC-009", "binary-version", with_(lambda r: r["content"][0]["attachment"].update(
+        url="Binary/b-1/_history/2"))),
+    fires("DOC-009", "leading-slash", with_(lambda r: r["content"][0]["attachment"].update(url="/Binary/b-1"))),
+    fires("DOC-009", "other-type", with_(lambda r: r["content"][0]["attachment"].update(url="DocumentReference/d-1"))),
+    fires("DOC-009", "urn-uuid", with_(lambda r: r["content"][0]["attachment"].update(
+        url="urn:uuid:5b3c5a0e-7c0c-4d2a-9f3e-2b8a1f6c9d10"))),
+    fires("DOC-009", "file-url", with_(lambda r: r["content"][0]["attachment"].update(url="file:///tmp/brief.pdf"))),
+
+    quiet("DOC-010", "binary", lambda: check_binary_resource(good_binary())),
+    fires("DOC-010", "document-reference", lambda: check_binary_resource(good_reference())),
+    fires("DOC-010", "not-an-object", lambda: check_binary_resource(PDF_BYTES)),
+    quiet("DOC-011", "pdf", lambda: check_binary_resource(good_binary())),
+    fires("DOC-011", "missing", binary_with(lambda b: b.pop("contentType"))),
+    fires("DOC-011", "not-a-media-type", binary_with(lambda b: b.update(contentType="PDF document"))),
+    quiet("DOC-012", "base64", lambda: check_binary_resource(good_binary())),
+    quiet("DOC-012", "base64-wrapped-lines", binary_with(lambda b: b.update(content=wrapped(b["content"])))),
+    fires("DOC-012", "missing", binary_with(lambda b: b.pop("content"))),
+    fires("DOC-012", "r4-data", binary_with(lambda b: b.update(data=b.pop("content")))),
+    fires("DOC-012", "not-base64", binary_with(lambda b: b.update(content="%PDF-1.7 raw bytes"))),
+    fires("DOC-012", "urlsafe-base64", binary_with(lambda b: b.update(content=base64.urlsafe_b64encode(
+        b"\xfb\xff\xfe" * 4).decode()))),
+    fires("DOC-012", "truncated", binary_with(lambda b: b.update(content=b["content"][:-1]))),
+    quiet("DOC-002", "binary-pdf", lambda: check_binary_resource(good_binary())),
+    fires("DOC-002", "binary-html-as-pdf", binary_with(lambda b: b.update(content=b64(b"<html>error</html>")))),
+    quiet("DOC-003", "binary-declared-pdf", lambda: check_binary_resource(good_binary(), declared_type=PDF)),
+    fires("DOC-003", "binary-text-declared", lambda: check_binary_resource(good_binary(),
+                                                                           declared_type="text/plain")),
+    fires("DOC-001", "binary-octet-stream", binary_with(lambda b: b.update(contentType="application/octet-stream"))),
 ]
 
 
@@ -82,3 +149,34 @@ def test_attachment_location() -> None:
     resource["content"][0]["attachment"].pop("url")
     [finding] = check_document_reference(resource)
     assert finding.location == "DocumentReference.content[0].attachment.url"
+
+
+def test_good_binary_resource_has_no_findings() -> None:
+    assert check_binary_resource(good_binary(), declared_type=PDF) == []
+
+
+def test_binary_resource_locations() -> None:
+    resource = good_binary()
+    resource["content"] = b64(b"<html>")
+    [finding] = check_binary_resource(resource)
+    assert (finding.rule, finding.location) == ("DOC-002", "Binary.content")
+    [finding] = check_binary_resource(good_binary(), declared_type="text/plain")
+    assert (finding.rule, finding.location) == ("DOC-003", "Binary.contentType")
+
+
+def test_r4_data_gets_a_hint() -> None:
+    resource = good_binary()
+    resource["data"] = resource.pop("content")
+    [finding] = check_binary_resource(resource)
+    assert "R4" in finding.message
+
+
+def test_mutated_binaries_never_raise() -> None:
+    from . import test_robustness
+
+    rnd = random.Random("binary")
+    for _ in range(300):
+        resource = good_binary()
+        for _ in range(rnd.randint(1, 2)):
+            test_robustness._mutate(resource, rnd)
+        assert isinstance(check_binary_resource(resource, declared_type=PDF), list)

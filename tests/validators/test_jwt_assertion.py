@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from validators.jwt_assertion import JTI_REPLAYED, check_assertion
 
+from . import test_certificates as pki
 from ._cases import check_case, fires, quiet
 
 # Fresh keys per test run: nothing here depends on a fixed key.
@@ -91,6 +92,27 @@ GOOD_PS = sign(claims(), key=RSA_KEY, alg="PS256", kid="rsa-pinned-ps256")
 GOOD_AUTH = sign(auth_claims())
 header_ok, payload_ok, signature_ok = GOOD.split(".")
 TAMPERED = f"{header_ok}.{b64(json.dumps(claims(sub='someone-else', iss='someone-else')).encode())}.{signature_ok}"
+
+def x5c_sign(payload: dict, *chain: Any, key: Any = pki.LEAF_KEY, **header: Any) -> str:
+    """Signed with the leaf key, the chain in x5c (leaf first) and no kid unless given."""
+    return sign(payload, key=key, kid=header.pop("kid", None), x5c=pki.x5c(*(chain or (pki.LEAF, pki.INTERMEDIATE))),
+                **header)
+
+
+def with_ca(token: str, kind: str = "client", **kw: Any) -> list:
+    return check_x5c(token, kind, **kw).findings
+
+
+def check_x5c(token: str, kind: str = "client", **kw: Any) -> Any:
+    return check_assertion(token, kind=kind, audience=AUD, jwks=kw.pop("jwks", None), now=NOW,  # type: ignore[arg-type]
+                           purpose="pull" if kind == "authorization" else None,
+                           trusted_ca_pem=kw.pop("trusted_ca_pem", pki.CA_PEM), **kw)
+
+
+GOOD_X5C = x5c_sign(claims())
+# The leaf carries URA 90000101 in its otherName; an authorization assertion for that organization.
+X5C_AUTH = x5c_sign(auth_claims(sub=pki.URA))
+TLS_PEM = pki.pem(pki.TLS_CERT)
 
 CASES = [
     quiet("JWT-001", "good", lambda: client(GOOD)),
@@ -176,6 +198,42 @@ CASES = [
     fires("JWT-022", "broken-registered-key", lambda: client(sign(claims(), kid="broken"))),
     quiet("JWT-023", "kid", lambda: client(GOOD)),
     fires("JWT-023", "x5c-without-kid", lambda: client(sign(claims(), kid=None, x5c=["MIIB"]))),
+    fires("JWT-005", "x5c-with-unknown-kid-and-no-ca", lambda: client(x5c_sign(claims(), kid="not-registered"))),
+    quiet("JWT-023", "x5c-with-trusted-ca", lambda: with_ca(GOOD_X5C)),
+    quiet("JWT-025", "chain", lambda: with_ca(GOOD_X5C)),
+    fires("JWT-025", "string", lambda: with_ca(sign(claims(), key=pki.LEAF_KEY, kid=None, x5c="MIIB"))),
+    fires("JWT-025", "not-base64", lambda: with_ca(sign(claims(), key=pki.LEAF_KEY, kid=None, x5c=["***"]))),
+    fires("JWT-025", "not-der", lambda: with_ca(sign(claims(), key=pki.LEAF_KEY, kid=None,
+                                                     x5c=[base64.b64encode(b"certificate").decode()]))),
+    fires("JWT-025", "empty", lambda: with_ca(sign(claims(), key=pki.LEAF_KEY, kid=None, x5c=[]))),
+    quiet("JWT-026", "leaf-intermediate", lambda: with_ca(GOOD_X5C)),
+    quiet("JWT-026", "unknown-kid-falls-back-to-x5c", lambda: with_ca(x5c_sign(claims(), kid="not-registered"),
+                                                                      jwks=JWKS)),
+    quiet("JWT-026", "intermediate-trusted", lambda: with_ca(x5c_sign(claims(), pki.LEAF),
+                                                             trusted_ca_pem=pki.pem(pki.INTERMEDIATE, pki.CA))),
+    fires("JWT-026", "intermediate-missing", lambda: with_ca(x5c_sign(claims(), pki.LEAF))),
+    fires("JWT-026", "other-ca", lambda: with_ca(x5c_sign(claims(), pki.FOREIGN_LEAF, pki.OTHER_CA))),
+    fires("JWT-026", "wrong-order", lambda: with_ca(x5c_sign(claims(), pki.INTERMEDIATE, pki.LEAF))),
+    fires("JWT-026", "self-signed", lambda: with_ca(x5c_sign(claims(), pki.OTHER_CA, key=pki.OTHER_CA_KEY))),
+    quiet("JWT-027", "valid", lambda: with_ca(GOOD_X5C)),
+    fires("JWT-027", "expired", lambda: with_ca(x5c_sign(claims(), pki.EXPIRED_LEAF))),
+    fires("JWT-027", "not-yet-valid", lambda: with_ca(x5c_sign(claims(), pki.FUTURE_LEAF))),
+    quiet("JWT-028", "leaf-key", lambda: with_ca(GOOD_X5C)),
+    fires("JWT-028", "other-key", lambda: with_ca(x5c_sign(claims(), key=OTHER_EC_KEY))),
+    fires("JWT-028", "rs256-with-ec-leaf", lambda: with_ca(compact(
+        {"typ": "JWT", "alg": "RS256", "x5c": pki.x5c(pki.LEAF, pki.INTERMEDIATE)}, claims(), b"x" * 256))),
+    fires("JWT-028", "tampered", lambda: with_ca(".".join((GOOD_X5C.split(".")[0], TAMPERED.split(".")[1],
+                                                           GOOD_X5C.split(".")[2])))),
+    quiet("CERT-001", "leaf-ura-is-sub", lambda: with_ca(X5C_AUTH, "authorization")),
+    quiet("CERT-001", "leaf-without-ura-not-judged", lambda: with_ca(
+        x5c_sign(auth_claims(), pki.LEAF_NO_URA), "authorization")),
+    fires("CERT-001", "leaf-ura-is-not-sub", lambda: with_ca(x5c_sign(auth_claims(sub="90000202")), "authorization")),
+    quiet("CERT-003", "jwk-not-tls-key", lambda: client(GOOD, tls_cert_pem=TLS_PEM)),
+    quiet("CERT-003", "x5c-not-tls-key", lambda: with_ca(GOOD_X5C, tls_cert_pem=TLS_PEM)),
+    fires("CERT-003", "jwk-is-tls-key", lambda: client(
+        sign(claims(), key=pki.TLS_KEY, kid="tls"), jwks={"keys": [pki.jwk(pki.TLS_KEY, "tls")]},
+        tls_cert_pem=TLS_PEM)),
+    fires("CERT-003", "x5c-leaf-is-tls-cert", lambda: with_ca(GOOD_X5C, tls_cert_pem=pki.pem(pki.LEAF))),
     quiet("ID-URA-001", "authorization-sub-ura", lambda: authz(GOOD_AUTH)),
     fires("ID-URA-001", "authorization-sub-not-ura", lambda: authz(sign(auth_claims(sub=CLIENT)))),
 ]
@@ -242,3 +300,38 @@ def test_messages_never_carry_the_token_or_its_signature(token: str) -> None:
 def test_replay_rule_is_catalogued_for_the_stateful_token_endpoint() -> None:
     finding = JTI_REPLAYED.finding("jti 'j1' used before by 'vendor-gtk'", "client_assertion.jwt.claims.jti")
     assert (finding.rule, finding.severity) == ("JWT-024", "error")
+
+
+def test_good_x5c_assertions_verify() -> None:
+    result = check_x5c(GOOD_X5C)
+    assert (result.findings, result.verified) == ([], True)
+    assert result.certificate == pki.LEAF
+    result = check_x5c(X5C_AUTH, "authorization")
+    assert (result.findings, result.verified) == ([], True)
+
+
+@pytest.mark.parametrize("token", [
+    x5c_sign(claims(), pki.LEAF), x5c_sign(claims(), pki.EXPIRED_LEAF), x5c_sign(claims(), key=OTHER_EC_KEY),
+    compact({"typ": "JWT", "alg": "none", "x5c": pki.x5c(pki.LEAF, pki.INTERMEDIATE)}, claims()),
+])
+def test_x5c_not_verified(token: str) -> None:
+    assert check_x5c(token).verified is False
+
+
+def test_registered_kid_wins_over_x5c() -> None:
+    token = sign(claims(), kid="ec-1", x5c=pki.x5c(pki.EXPIRED_LEAF))
+    result = check_x5c(token, jwks=JWKS)
+    assert (result.findings, result.verified, result.certificate) == ([], True, None)
+
+
+def test_unusable_trusted_ca_is_a_configuration_error() -> None:
+    with pytest.raises(ValueError):
+        check_assertion(GOOD_X5C, kind="client", audience=AUD, jwks=None, now=NOW, trusted_ca_pem=b"no pem")
+
+
+def test_x5c_messages_never_carry_the_signature() -> None:
+    token = x5c_sign(claims(), key=OTHER_EC_KEY)
+    [finding] = with_ca(token)
+    assert finding.rule == "JWT-028" and finding.location == "jwt.signature"
+    assert token.rsplit(".", 1)[1] not in finding.message
+    assert "gtk.vendor.test" in finding.message

@@ -130,10 +130,16 @@ CASES = [
     quiet("ID-BSN-002", "good", good),
     fires("ID-BSN-002", "for-bsn-999999245", with_(set_path("for.identifier.value", "999999245"))),
     fires("ID-BSN-001", "for-bsn-short", with_(set_path("for.identifier.value", "99999365"))),
-    fires("ID-SYS-001", "for-placeholder-system",
+    fires("ID-SYS-002", "for-placeholder-system",
           with_(set_path("for.identifier.system", "http://example.org/fhir/NamingSystem/bsn"))),
-    fires("ID-SYS-001", "owner-placeholder-system",
+    fires("ID-SYS-002", "owner-placeholder-system",
           with_(set_path("owner.identifier.system", "http://example.org/ura"))),
+    fires("ID-SYS-002", "agent-placeholder-system",
+          with_(set_path("requester.agent.identifier.system", "http://gtk.example/systems"))),
+    quiet("ID-SYS-002", "good", good),
+    fires("ID-UZI-002", "agent-uzi-system-number-letters",
+          with_(set_path("requester.agent.identifier.value", "GTK-A"))),
+    quiet("ID-UZI-002", "good", good),
     fires("ID-SYS-001", "on-behalf-of-agb", with_(set_path("requester.onBehalfOf.identifier.system", spec.AGB_SYSTEM))),
     fires("ID-URA-001", "owner-ura-short", with_(set_path("owner.identifier.value", "9000020"))),
     fires("ID-URA-001", "on-behalf-of-ura-int", with_(set_path("requester.onBehalfOf.identifier.value", 90000101))),
@@ -261,3 +267,38 @@ def test_identifier_object_still_checks_its_content() -> None:
     task["identifier"] = {"system": "urn:ietf:rfc:3986", "value": "not-a-urn"}
     found = [(f.rule, f.location) for f in check_notification_task(task, now=NOW)]
     assert found == [("NOTIF-002", "Task.identifier"), ("NOTIF-005", "Task.identifier.value")]
+
+
+# SPEC §4: "Known defects of published examples that a validator must catch", plus the two SPEC §4 rules that
+# published examples break as often (get-workflow-task without basedOn, period end in the past).
+KNOWN_DEFECTS: dict[str, Callable[[dict], object]] = {
+    "identifier as an object": lambda t: t.update(identifier=t["identifier"][0]),
+    "value instead of valueString": replace_input(0, _input(spec.INPUT_AUTHORIZATION_BASE, value="c0ffee")),
+    "groupIdentifier without urn:uuid:": set_path("groupIdentifier.value", "0f8e4c1a-3b2d-4e5f-8a9b-1c2d3e4f5a6b"),
+    "placeholder naming system instead of URA": set_path("owner.identifier.system", "http://example.org/ura"),
+    "placeholder naming system instead of BSN": set_path("for.identifier.system", "urn:placeholder:bsn"),
+    "plural TaskCodes system": set_path("code.coding.0.system", spec.TASK_CODE_SYSTEM + "s"),
+    "broken percent-encoding": search_value("Consent?category=http%3A%2F%2Fsnomed.info%2Fsct%hl1129"),
+    "get-workflow-task without basedOn": set_path("basedOn", DROP),
+    "period end in the past": set_path("restriction.period.end", "2030-05-02T10:00:00Z"),
+}
+EXPECTED_DEFECT_RULES = {
+    "identifier as an object": "NOTIF-002", "value instead of valueString": "NOTIF-026",
+    "groupIdentifier without urn:uuid:": "NOTIF-007", "placeholder naming system instead of URA": "ID-SYS-002",
+    "placeholder naming system instead of BSN": "ID-SYS-002", "plural TaskCodes system": "NOTIF-011",
+    "broken percent-encoding": "NOTIF-031", "get-workflow-task without basedOn": "NOTIF-028",
+    "period end in the past": "NOTIF-016",
+}
+
+
+@pytest.mark.parametrize("defect", KNOWN_DEFECTS, ids=list(KNOWN_DEFECTS))
+def test_each_known_defect_has_its_own_rule(defect: str) -> None:
+    task = good_task()
+    KNOWN_DEFECTS[defect](task)
+    assert [f.rule for f in check_notification_task(task, now=NOW)] == [EXPECTED_DEFECT_RULES[defect]]
+
+
+def test_known_defect_rules_are_distinct_and_never_the_generic_system_rule() -> None:
+    rules = set(EXPECTED_DEFECT_RULES.values())
+    assert len(rules) == len(EXPECTED_DEFECT_RULES) - 1  # URA and BSN placeholders share ID-SYS-002
+    assert "ID-SYS-001" not in rules

@@ -6,7 +6,9 @@ from urllib.parse import urlencode
 import pytest
 
 from validators import spec
-from validators.token_request import check_token_request, check_token_response
+from validators.token_request import (
+    check_notification_grant, check_pull_grant, check_token_request, check_token_response,
+)
 
 from ._cases import check_case, fires, quiet
 
@@ -44,6 +46,34 @@ def response(status: int = 200, headers: dict | None = None, document: object = 
 
 def error(code: str, status: int) -> list:
     return response(status, {"Content-Type": "application/json"}, {"error": code, "error_description": "x"})
+
+
+def error_body(**members: object) -> list:
+    return response(400, {"Content-Type": "application/json"}, {"error": "invalid_grant", **members})
+
+
+def pull_request(purpose: str | None = "pull", **changes: str | None) -> list:
+    return check_token_request(body(**changes), FORM, purpose=purpose)[0]  # type: ignore[arg-type]
+
+
+VARIANT = {"grant_type": "client_credentials", "assertion": DROP}
+
+
+def task() -> dict:
+    from .test_notification import good_task
+    return good_task()
+
+
+# As in the good Task of test_notification: owner 90000202, sender 90000101, base c0ffee-opaque-base.
+PULL_CLAIMS = {"sub": "90000202", "authorization_base": "c0ffee-opaque-base"}
+
+
+def grant(claims: dict | None = None, **kw: str) -> list:
+    return check_pull_grant({**PULL_CLAIMS, **(claims or {})}, task(), **kw)
+
+
+def without_base(**claims: str) -> dict:
+    return {"sub": "90000202", **claims}
 
 
 CASES = [
@@ -106,8 +136,43 @@ CASES = [
     quiet("TOKR-008", "400", lambda: error("invalid_request", 400)),
     fires("TOKR-008", "500", lambda: response(500)),
     fires("TOKR-008", "302", lambda: response(302)),
+    quiet("TOK-010", "variant-with-base", lambda: pull_request(**VARIANT, authorization_base="c0ffee")),
+    quiet("TOK-010", "jwt-bearer-carries-it-in-the-assertion", lambda: pull_request()),
+    quiet("TOK-010", "notification-token-needs-none", lambda: pull_request("notification", **VARIANT)),
+    quiet("TOK-010", "purpose-unknown", lambda: pull_request(None, **VARIANT)),
+    fires("TOK-010", "variant-without-base", lambda: pull_request(**VARIANT)),
+    fires("TOK-010", "variant-empty-base", lambda: pull_request(**VARIANT, authorization_base="")),
+    quiet("TOK-011", "owner", lambda: grant()),
+    fires("TOK-011", "sender-asks-pull-token", lambda: grant({"sub": "90000101"})),
+    fires("TOK-011", "no-sub", lambda: check_pull_grant({"authorization_base": "c0ffee-opaque-base"}, task())),
+    quiet("TOK-012", "same-base", lambda: grant()),
+    quiet("TOK-012", "variant-form-base", lambda: check_pull_grant(without_base(), task(),
+                                                                   authorization_base="c0ffee-opaque-base")),
+    quiet("TOK-012", "absent-is-JWT-020", lambda: check_pull_grant(without_base(), task())),
+    fires("TOK-012", "other-base", lambda: grant({"authorization_base": "another-notification"})),
+    fires("TOK-012", "variant-other-form-base", lambda: check_pull_grant(without_base(), task(),
+                                                                         authorization_base="other")),
+    quiet("TOK-013", "patient-variant-same", lambda: check_pull_grant(without_base(patient="999993653"), task())),
+    fires("TOK-013", "patient-variant-other", lambda: check_pull_grant(without_base(patient="999990639"), task())),
+    quiet("TOK-014", "sender", lambda: check_notification_grant({"sub": "90000101"}, task())),
+    fires("TOK-014", "receiver", lambda: check_notification_grant({"sub": "90000202"}, task())),
+    fires("TOK-014", "no-task-sender", lambda: check_notification_grant({"sub": "90000101"}, {})),
     quiet("TOKR-009", "json", lambda: response()),
     fires("TOKR-009", "html", lambda: response(headers={"Content-Type": "text/html", "Cache-Control": "no-store"})),
+    quiet("TOKR-010", "string", lambda: error_body(error_description="authorization base unknown")),
+    quiet("TOKR-010", "absent", lambda: error_body()),
+    fires("TOKR-010", "object", lambda: error_body(error_description={"nl": "onbekend"})),
+    fires("TOKR-010", "null", lambda: error_body(error_description=None)),
+    quiet("TOKR-011", "https", lambda: error_body(error_uri="https://speeltuin.test/errors#invalid_grant")),
+    fires("TOKR-011", "relative", lambda: error_body(error_uri="/errors/invalid_grant")),
+    fires("TOKR-011", "number", lambda: error_body(error_uri=42)),
+    quiet("TOKR-012", "printable-ascii", lambda: error_body(error_description="jti 'x' used before (JWT-024)")),
+    fires("TOKR-012", "non-ascii", lambda: error_body(error_description="autorisatiebasis ongeldig – verlopen")),
+    fires("TOKR-012", "double-quote", lambda: error_body(error_description='sub "1" unknown')),
+    fires("TOKR-012", "newline", lambda: error_body(error_description="line1\nline2")),
+    quiet("TOKR-013", "string", lambda: response(scope="bgz")),
+    quiet("TOKR-013", "absent", lambda: response()),
+    fires("TOKR-013", "list", lambda: response(scope=["bgz"])),
 ]
 
 
@@ -140,3 +205,29 @@ def test_messages_never_carry_tokens() -> None:
     for finding in findings:
         assert ASSERTION not in finding.message and "c2lnbmF0dXJl" not in finding.message
         assert "opaque-token-value" not in finding.message
+
+
+def test_grant_evidence_never_carries_authorization_bases() -> None:
+    [finding] = grant({"authorization_base": "secret-other-base"})
+    assert finding.location == "jwt.claims.authorization_base"
+    assert "secret-other-base" not in finding.message and "c0ffee-opaque-base" not in finding.message
+    [finding] = check_pull_grant(without_base(), task(), authorization_base="secret-form-base")
+    assert finding.location == "form.authorization_base"
+    assert "secret-form-base" not in finding.message
+
+
+def test_good_grants_have_no_findings() -> None:
+    assert grant() == []
+    assert check_notification_grant({"sub": "90000101"}, task()) == []
+
+
+@pytest.mark.parametrize("claims,the_task", [(None, None), ("x", []), ({}, {"owner": "x", "input": "y"}),
+                                              ({"sub": 1}, {"input": [None, {"type": "x"}, {"type": {"coding": 1}}]})])
+def test_grant_checks_survive_odd_input(claims: object, the_task: object) -> None:
+    assert isinstance(check_pull_grant(claims, the_task), list)  # type: ignore[arg-type]
+    assert isinstance(check_notification_grant(claims, the_task), list)  # type: ignore[arg-type]
+
+
+def test_error_members_are_checked_with_a_valid_code_too() -> None:
+    found = error_body(error_description=5, error_uri="x")
+    assert [f.rule for f in found] == ["TOKR-010", "TOKR-011"]

@@ -1,0 +1,121 @@
+"""The BgZ referral Workflow Task (SPEC §3 step 1): the optional Task a Notification Task's basedOn points to.
+
+Profile http://nictiz.nl/fhir/StructureDefinition/BgZ-verwijzing-Task, code SNOMED 3457005 (patient referral).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from validators import spec
+from validators.findings import Finding, rule
+from validators.identifiers import (
+    check_bsn, check_identifier, check_identifier_system, check_ura, is_placeholder_system, show,
+)
+from validators.notification import parse_datetime_tz
+
+_REF = "SPEC §3 step 1"
+NOT_TASK = rule("WF-001", "error", "Workflow Task is not a FHIR Task resource", _REF)
+PROFILE = rule("WF-002", "error", "meta.profile does not claim the BgZ-verwijzing-Task profile", _REF)
+CODE = rule("WF-003", "error", "code is not SNOMED 3457005 (patient referral)", _REF)
+STATUS = rule("WF-004", "error", "status missing or not a FHIR STU3 Task status", _REF)
+INTENT = rule("WF-005", "error", "intent missing or not a FHIR STU3 request intent", _REF)
+FOR = rule("WF-006", "error", "for.identifier (the patient's BSN) missing", _REF)
+REQUESTER = rule("WF-007", "error", "requester names no organization by URA", _REF)
+OWNER = rule("WF-008", "error", "owner.identifier (receiving organization, URA) missing", _REF)
+AUTHORED_ON = rule("WF-009", "error", "authoredOn missing or not a dateTime with timezone", _REF)
+PATIENT_MISMATCH = rule("WF-010", "error", "Workflow Task patient differs from the Notification Task's", "SPEC §3, §4")
+
+
+def _get(node: object, *keys: str) -> Any:
+    for key in keys:
+        if not isinstance(node, dict):
+            return None
+        node = node.get(key)
+    return node
+
+
+def check_workflow_task(task: object, *, notification: dict | None = None) -> list[Finding]:
+    """The Workflow Task on its own; with the `notification` that points to it, also the shared patient."""
+    if not isinstance(task, dict):
+        return [NOT_TASK.finding(f"saw JSON {type(task).__name__}; expected a Task resource object", "Task")]
+    findings: list[Finding] = []
+    if task.get("resourceType") != "Task":
+        findings.append(NOT_TASK.finding(f"saw resourceType {show(task.get('resourceType'))}; expected 'Task'",
+                                         "Task.resourceType"))
+    _check_profile(task, findings)
+    _check_code(task, findings)
+    status, intent = task.get("status"), task.get("intent")
+    if not isinstance(status, str) or status not in spec.TASK_STATUSES:
+        findings.append(STATUS.finding(f"saw status {show(status)}; expected one of {', '.join(spec.TASK_STATUSES)}",
+                                       "Task.status"))
+    if not isinstance(intent, str) or intent not in spec.TASK_INTENTS:
+        findings.append(INTENT.finding(f"saw intent {show(intent)}; expected one of {', '.join(spec.TASK_INTENTS)}",
+                                       "Task.intent"))
+    _check_for(task, findings)
+    _check_organizations(task, findings)
+    authored = task.get("authoredOn")
+    if parse_datetime_tz(authored) is None:
+        findings.append(AUTHORED_ON.finding(f"saw {show(authored)}; expected a dateTime with time and timezone",
+                                            "Task.authoredOn"))
+    if isinstance(notification, dict):
+        mine, theirs = _get(task, "for", "identifier", "value"), _get(notification, "for", "identifier", "value")
+        if mine != theirs:
+            findings.append(PATIENT_MISMATCH.finding(f"Workflow Task for {show(mine)}; the Notification Task is for "
+                                                     f"{show(theirs)}", "Task.for.identifier.value"))
+    return findings
+
+
+def _check_profile(task: dict, findings: list[Finding]) -> None:
+    profiles = _get(task, "meta", "profile")
+    profiles = profiles if isinstance(profiles, list) else []
+    # A canonical may carry a version: `...|1.0.0`.
+    if any(isinstance(p, str) and p.split("|", 1)[0] == spec.WORKFLOW_TASK_PROFILE for p in profiles):
+        return
+    findings.append(PROFILE.finding(f"saw meta.profile {show(profiles, 200)}; expected {spec.WORKFLOW_TASK_PROFILE!r}",
+                                    "Task.meta.profile"))
+
+
+def _check_code(task: dict, findings: list[Finding]) -> None:
+    codings = _get(task, "code", "coding")
+    codings = [c for c in codings if isinstance(c, dict)] if isinstance(codings, list) else []
+    wanted = (spec.WORKFLOW_TASK_CODE["system"], spec.WORKFLOW_TASK_CODE["code"])
+    if any((c.get("system"), c.get("code")) == wanted for c in codings):
+        return
+    seen = ", ".join(f"{c.get('system')}|{c.get('code')}" for c in codings) or "no coding"
+    findings.append(CODE.finding(f"saw {show(seen, 200)}; expected {wanted[0]}|{wanted[1]}", "Task.code.coding"))
+
+
+def _check_for(task: dict, findings: list[Finding]) -> None:
+    identifier = _get(task, "for", "identifier")
+    if not isinstance(identifier, dict):
+        findings.append(FOR.finding(f"saw for {show(task.get('for'))}; expected for.identifier with the patient's BSN",
+                                    "Task.for.identifier"))
+        return
+    findings.extend(check_identifier_system(identifier.get("system"), spec.BSN_SYSTEM, "Task.for.identifier.system"))
+    findings.extend(check_bsn(identifier.get("value"), "Task.for.identifier.value"))
+
+
+def _check_organizations(task: dict, findings: list[Finding]) -> None:
+    # The referring organization may be the requester's agent or its onBehalfOf; either names it by URA.
+    candidates = [(f"Task.requester.{part}.identifier", _get(task, "requester", part, "identifier"))
+                  for part in ("agent", "onBehalfOf")]
+    ura_identifiers = [(path, i) for path, i in candidates
+                       if isinstance(i, dict) and i.get("system") == spec.URA_SYSTEM]
+    if ura_identifiers:
+        for path, identifier in ura_identifiers:
+            findings.extend(check_ura(identifier.get("value"), f"{path}.value"))
+    else:
+        for path, identifier in candidates:  # a template's system instead of the URA system is its own defect
+            if isinstance(identifier, dict) and is_placeholder_system(identifier.get("system")):
+                findings.extend(check_identifier(identifier, path))
+        seen = ", ".join(f"{path}.system={show(_get(i, 'system'))}" for path, i in candidates if i is not None)
+        findings.append(REQUESTER.finding(f"saw {seen or 'no requester identifier'}; expected requester.agent or "
+                                          f"requester.onBehalfOf identifier with system {spec.URA_SYSTEM!r}",
+                                          "Task.requester"))
+    owner = _get(task, "owner", "identifier")
+    if not isinstance(owner, dict):
+        findings.append(OWNER.finding(f"saw owner {show(task.get('owner'))}; expected an Identifier with system "
+                                      f"{spec.URA_SYSTEM!r} and a URA", "Task.owner.identifier"))
+        return
+    findings.extend(check_identifier_system(owner.get("system"), spec.URA_SYSTEM, "Task.owner.identifier.system"))
+    findings.extend(check_ura(owner.get("value"), "Task.owner.identifier.value"))
