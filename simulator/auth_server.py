@@ -44,7 +44,9 @@ def token(session_id: str) -> Response:
 
 
 def _issue(rt: Runtime, session: Session) -> Response:
-    findings, form = check_token_request(request.get_data(cache=False), request.content_type)
+    pull = session.simulator_role == "sender"
+    findings, form = check_token_request(request.get_data(cache=False), request.content_type,
+                                         purpose="pull" if pull else "notification")
     grant_type = form.get("grant_type")
     bad = errors(findings)
     # RFC 6749 §5.2: a malformed request is invalid_request even when its grant type is also unknown.
@@ -64,7 +66,6 @@ def _issue(rt: Runtime, session: Session) -> Response:
         raise TokenRefusal("invalid_client", _describe(errors(client.findings)) or "client assertion not verified")
     _use_jti(rt, client.claims, "invalid_client")
 
-    pull = session.simulator_role == "sender"
     if grant_type == GRANT_JWT_BEARER:
         grant = check_assertion(form["assertion"], kind="authorization", audience=token_url,
                                 jwks=session.get("vendor_jwks"), now=now,

@@ -57,9 +57,15 @@ def invalid_token(message: str) -> FhirError:
     return FhirError(401, message, headers={"WWW-Authenticate": challenge})
 
 
+def _oauth_text(text: str) -> str:
+    """RFC 6749 §5.2 allows only printable ASCII without '"' and '\\' in error_description."""
+    text = text.replace('"', "'").replace("\\", "/")
+    return "".join(ch if 0x20 <= ord(ch) <= 0x7E else "?" for ch in text)
+
+
 def oauth_error(error: str, description: str, status: int | None = None) -> Response:
     """RFC 6749 §5.2 error response; invalid_client is 401 per SPEC §5.2, the rest 400."""
     code = status or (401 if error == "invalid_client" else 400)
-    body = json.dumps({"error": error, "error_description": description})
+    body = json.dumps({"error": error, "error_description": _oauth_text(description)})
     return Response(body, status=code, content_type="application/json",
                     headers={"Cache-Control": "no-store", "Pragma": "no-cache"})

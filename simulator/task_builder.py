@@ -6,12 +6,10 @@ from datetime import datetime
 
 from validators.spec import (
     BGZ_QUERIES, BSN_SYSTEM, DOCUMENTS_QUERY, INPUT_AUTHORIZATION_BASE, INPUT_GET_WORKFLOW_TASK,
-    INPUT_SEARCH_RESOURCE, RFC3986, SNOMED, TASK_CODE_PULL_NOTIFICATION, TASK_CODE_SYSTEM, TASK_INTENT,
-    TASK_PARAMETER_SYSTEM, TASK_STATUS_REQUESTED, URA_SYSTEM, WORKFLOW_TASK_PROFILE, encode_query,
+    INPUT_SEARCH_RESOURCE, RFC3986, TASK_CODE_PULL_NOTIFICATION, TASK_CODE_SYSTEM, TASK_INTENT,
+    TASK_PARAMETER_SYSTEM, TASK_STATUS_REQUESTED, URA_SYSTEM, WORKFLOW_TASK_CODE, WORKFLOW_TASK_PROFILE,
+    encode_query,
 )
-
-# SNOMED 3457005 "verwijzen van patiënt" (patient referral), the code of the BgZ referral Workflow Task
-WORKFLOW_TASK_CODE = {"system": SNOMED, "code": "3457005", "display": "Patient referral"}
 
 
 def _input(code: str, **value: object) -> dict:
@@ -35,7 +33,7 @@ def build_workflow_task(*, task_id: str, bsn: str, patient_name: str, sender_ura
         "resourceType": "Task", "id": task_id, "meta": {"profile": [WORKFLOW_TASK_PROFILE]},
         "identifier": [{"system": RFC3986, "value": f"urn:uuid:{uuid.uuid4()}"}],
         "status": TASK_STATUS_REQUESTED, "intent": "order",
-        "code": {"coding": [WORKFLOW_TASK_CODE], "text": "Verwijzing met BgZ"},
+        "code": {"coding": [{**WORKFLOW_TASK_CODE, "display": "Patient referral"}], "text": "Verwijzing met BgZ"},
         "for": {"identifier": {"system": BSN_SYSTEM, "value": bsn}, "display": patient_name},
         "authoredOn": authored_on.isoformat(timespec="seconds"),
         **_parties(sender_ura, sender_name, receiver_ura),

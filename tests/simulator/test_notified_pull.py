@@ -157,3 +157,20 @@ def test_imported_patient_is_notified_and_pulled(node_pair) -> None:
     pulled = _wait_pull(ven, "ven-1")
     assert pulled.pull_status == "done", pulled.pull_summary
     assert len(pulled.pull_summary["documents"]) == 2
+
+
+def test_built_tasks_pass_our_own_validators() -> None:
+    from datetime import datetime, timedelta, timezone
+
+    from simulator.task_builder import build_notification_task, build_workflow_task
+    from validators.notification import check_notification_task
+    from validators.workflow_task import check_workflow_task
+
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    parties = dict(bsn=BSN, patient_name="Suzanne Moulin", sender_ura="90000101", sender_name="sim",
+                   receiver_ura="90000202", authored_on=now)
+    workflow = build_workflow_task(task_id="wf-1", **parties)
+    task = build_notification_task(**parties, authorization_base="b", period_end=now + timedelta(days=1),
+                                   workflow_task_id="wf-1")
+    assert check_workflow_task(workflow, notification=task) == []
+    assert check_notification_task(task) == []

@@ -50,6 +50,9 @@ def test_token_errors_follow_rfc6749(node_pair) -> None:
     def error_of(data, **kwargs) -> tuple[int, str]:
         response = requests.post(url, data=data, **kwargs)
         assert response.headers["Content-Type"].startswith("application/json")
+        assert response.headers["Cache-Control"] == "no-store"
+        description = response.json()["error_description"]  # RFC 6749 §5.2 character set
+        assert description and all(0x20 <= ord(c) <= 0x7E and c not in '"\\' for c in description)
         return response.status_code, response.json()["error"]
 
     assert error_of(_form(signer, "http://elsewhere/token")) == (401, "invalid_client")  # wrong aud
