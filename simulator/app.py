@@ -28,6 +28,7 @@ class SimulatorConfig:
     auto_pull: bool = True  # as receiver, pull as soon as a valid notification arrives
     http_timeout_s: float = 15.0
     token_lifetime_s: int = 300
+    trusted_ca_pem: bytes | None = None  # the test CA: assertions may carry an x5c chain to it (SPEC §5.1)
 
 
 @dataclass

@@ -124,3 +124,45 @@ def test_notification_token_requires_the_vendor_ura(node_pair) -> None:
     assert good.status_code == 200, good.text
     wrong = requests.post(url, data=_form(ven.runtime.signer, url, ura="90000303", base=None))
     assert (wrong.status_code, wrong.json()["error"]) == (400, "invalid_grant")
+
+
+def test_x5c_assertions_chain_to_the_test_ca(node_pair, tmp_path) -> None:
+    """A vendor without a registered JWKS signs with a test-PKI certificate; the URA in it must be the sub."""
+    import json as _json
+    import secrets
+
+    import jwt
+    from cryptography.hazmat.primitives import serialization
+
+    from simulator.pki import init_ca, issue
+
+    sim, ven = node_pair
+    ca = init_ca(tmp_path)
+    issued = issue(tmp_path, name="vendor", ura="90000202")
+    sim.runtime.config.trusted_ca_pem = ca.read_bytes()
+    endpoints = pair_sessions(sim, ven, vendor_role="receiver")
+    sim.runtime.store.delete_session("sim-1")  # recreate without registered keys: trust comes from the CA
+    assert sim.api("POST", "/sessions", json={"id": "sim-1", "vendor_role": "receiver", "vendor_ura": "90000202",
+                                              "vendor_client_id": "ven"}).status_code == 201
+    _sent_notification(sim)
+    key = serialization.load_pem_private_key(issued.key_path.read_bytes(), password=None)
+    x5c = _json.loads(issued.jwks_path.read_text())["keys"][0]["x5c"]
+    url = endpoints["token_url"]
+
+    def assertion(sub: str, **extra: str) -> str:
+        now = int(time.time())
+        claims = {"iss": "ven", "sub": sub, "aud": url, "iat": now, "exp": now + 60,
+                  "jti": secrets.token_hex(8), **extra}
+        return jwt.encode(claims, key, algorithm="ES256", headers={"typ": "JWT", "x5c": x5c})
+
+    def form(ura: str) -> dict[str, str]:
+        return {"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer",
+                "assertion": assertion(ura, authorization_base="base-123"),
+                "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                "client_assertion": assertion("ven")}
+
+    granted = requests.post(url, data=form("90000202"))
+    assert granted.status_code == 200, granted.text
+    sim.runtime.store.update_notification("n-base-123", owner_ura="90000303")
+    mismatch = requests.post(url, data=form("90000303"))  # the certificate says 90000202
+    assert mismatch.status_code == 400 and "CERT-001" in mismatch.json()["error_description"]
