@@ -17,6 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from proxy.classify import classify, session_in_path  # noqa: E402
 from proxy.inspection import FlowContext, FlowRecord, header, inspect  # noqa: E402
 from proxy.redaction import redact_body, redact_headers, redact_text  # noqa: E402
+from simulator.jwks_cache import JwksCache  # noqa: E402
 from simulator.keys import Signer  # noqa: E402
 from simulator.outbound import SESSION_HEADER  # noqa: E402
 from simulator.store import Exchange, Session, Store  # noqa: E402
@@ -29,6 +30,7 @@ class Recorder:
         self.store: Store | None = None
         self._sessions: dict[str, Session] = {}
         self._simulator_jwks: dict | None = None
+        self._vendor_keys = JwksCache()
 
     def load(self, loader) -> None:  # type: ignore[no-untyped-def]
         loader.add_option("speeltuin_db", str, "", "SQLAlchemy URL of the speeltuin store")
@@ -112,7 +114,7 @@ class Recorder:
         if direction == "to-simulator":
             base = ctx.options.speeltuin_public_url.rstrip("/")
             return FlowContext(
-                token_url=f"{base}/s/{session.id}/token" if base else None, caller_jwks=session.get("vendor_jwks"),
+                token_url=f"{base}/s/{session.id}/token" if base else None, caller_jwks=self._vendor_keys.keys_for(session),
                 caller_client_id=session.get("vendor_client_id"),
                 purpose="pull" if session.simulator_role == "sender" else "notification")
         return FlowContext(

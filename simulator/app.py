@@ -10,6 +10,7 @@ from werkzeug.exceptions import HTTPException
 
 from simulator.fhir_format import UnsupportedFormat
 from simulator.http_errors import FhirError, oauth_error, operation_outcome, unsupported_format
+from simulator.jwks_cache import JwksCache
 from simulator.keys import Signer
 from simulator.patient_data import PatientData
 from simulator.store import Store
@@ -39,6 +40,7 @@ class Runtime:
     store: Store
     signer: Signer
     patients: PatientData
+    vendor_keys: JwksCache = field(default_factory=JwksCache)
     background: list[Any] = field(default_factory=list)
 
     def public_base(self) -> str:

@@ -60,8 +60,9 @@ def _issue(rt: Runtime, session: Session) -> Response:
     token_url = f"{rt.public_base()}/s/{session.id}/token"
     now = time.time()
     trusted = rt.config.trusted_ca_pem
+    vendor_keys = rt.vendor_keys.keys_for(session)
     client = check_assertion(form["client_assertion"], kind="client", audience=token_url,
-                             jwks=session.get("vendor_jwks"), now=now, trusted_ca_pem=trusted,
+                             jwks=vendor_keys, now=now, trusted_ca_pem=trusted,
                              expected_client_id=session.get("vendor_client_id"), location="client_assertion")
     if errors(client.findings) or not client.verified:
         raise TokenRefusal("invalid_client", _describe(errors(client.findings)) or "client assertion not verified")
@@ -69,7 +70,7 @@ def _issue(rt: Runtime, session: Session) -> Response:
 
     if grant_type == GRANT_JWT_BEARER:
         grant = check_assertion(form["assertion"], kind="authorization", audience=token_url,
-                                jwks=session.get("vendor_jwks"), now=now, trusted_ca_pem=trusted,
+                                jwks=vendor_keys, now=now, trusted_ca_pem=trusted,
                                 purpose="pull" if pull else "notification", location="assertion")
         if errors(grant.findings) or not grant.verified:
             raise TokenRefusal("invalid_grant", _describe(errors(grant.findings)) or "assertion not verified")

@@ -11,7 +11,7 @@ from validators.identifiers import is_valid_ura
 
 VENDOR_ROLES = ("sender", "receiver")
 _SESSION_ID = re.compile(r"^[a-z0-9][a-z0-9-]{2,63}$")
-_URL_FIELDS = ("vendor_token_url", "vendor_notification_base", "vendor_fhir_base")
+_URL_FIELDS = ("vendor_token_url", "vendor_notification_base", "vendor_fhir_base", "vendor_jwks_url")
 
 
 class SessionError(ValueError):

@@ -166,3 +166,21 @@ def test_x5c_assertions_chain_to_the_test_ca(node_pair, tmp_path) -> None:
     sim.runtime.store.update_notification("n-base-123", owner_ura="90000303")
     mismatch = requests.post(url, data=form("90000303"))  # the certificate says 90000202
     assert mismatch.status_code == 400 and "CERT-001" in mismatch.json()["error_description"]
+
+
+def test_vendor_keys_fetched_from_a_jwks_url(node_pair) -> None:
+    sim, ven = node_pair
+    endpoints = pair_sessions(sim, ven, vendor_role="receiver")
+    sim.runtime.store.delete_session("sim-1")
+    created = sim.api("POST", "/sessions", json={"id": "sim-1", "vendor_role": "receiver", "vendor_ura": "90000202",
+                                                 "vendor_client_id": "ven", "vendor_jwks_url": f"{ven.url}/jwks"})
+    assert created.status_code == 201
+    _sent_notification(sim)
+    url = endpoints["token_url"]
+    assert requests.post(url, data=_form(ven.runtime.signer, url)).status_code == 200
+    # a URL that serves no JWKS: the assertion cannot be verified
+    sim.runtime.store.delete_session("sim-1")
+    sim.api("POST", "/sessions", json={"id": "sim-1", "vendor_role": "receiver", "vendor_ura": "90000202",
+                                       "vendor_client_id": "ven", "vendor_jwks_url": f"{ven.url}/nothing"})
+    refused = requests.post(url, data=_form(ven.runtime.signer, url))
+    assert (refused.status_code, refused.json()["error"]) == (401, "invalid_client")
