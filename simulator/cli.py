@@ -11,17 +11,13 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-from simulator.store import DEFAULT_DB_PATH, sqlite_url
+from simulator.cli_admin import AdminUserError, add_commands, default_db_url
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 class UserError(Exception):
     """A mistake the user can fix; shown as one line, never as a traceback."""
-
-
-def default_db_url() -> str:
-    return os.environ.get("SPEELTUIN_DATABASE_URL") or sqlite_url(DEFAULT_DB_PATH)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -33,6 +29,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     admin_key = os.environ.get("SPEELTUIN_ADMIN_KEY")
     config = SimulatorConfig(database_url=args.db, public_url=args.public_url, ura=args.ura,
                              client_id=args.client_id, name=args.name)
+    if args.trusted_ca:
+        try:
+            config.trusted_ca_pem = Path(args.trusted_ca).read_bytes()
+        except OSError as exc:
+            raise UserError(f"cannot read the test CA {args.trusted_ca}: {exc.strerror or exc}") from exc
     if admin_key:
         config.admin_key = admin_key
     try:
@@ -124,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--ura", default="90000101", help="URA of the organisation the simulator plays")
     serve.add_argument("--client-id", default="speeltuin-simulator")
     serve.add_argument("--name", default="speeltuin simulator")
+    serve.add_argument("--trusted-ca", help="PEM of the test CA: assertions may carry an x5c chain to it")
     serve.set_defaults(func=cmd_serve)
 
     proxy = sub.add_parser("proxy", help="run mitmdump with the validating addon between vendor and simulator")
@@ -141,6 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--patient", default="999993653", help="BSN of the built-in test patient to use")
     demo.add_argument("--wait", type=float, default=60.0, help="seconds to wait for the vendor per step")
     demo.set_defaults(func=cmd_demo)
+    add_commands(sub)
     return parser
 
 
@@ -148,7 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except UserError as exc:
+    except (UserError, AdminUserError) as exc:
         print(f"speeltuin: {exc}", file=sys.stderr)
         return EXIT_USAGE
 
