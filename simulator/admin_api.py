@@ -84,7 +84,7 @@ def sessions_notify(session_id: str) -> Any:
     try:
         result = notify(rt.store, rt.signer, rt.patients, session, str(body.get("bsn", "")),
                         period_days=period_days, timeout=rt.config.http_timeout_s, sender_name=rt.config.name,
-                        workflow_task=bool(body.get("workflow_task", False)))
+                        workflow_task=bool(body.get("workflow_task", False)), tls=rt.config.tls)
     except NotifyError as exc:
         raise AdminError(400, str(exc)) from exc
     return jsonify(result), 200
@@ -126,7 +126,7 @@ def notifications_cancel(session_id: str, notification_id: str) -> Any:
     rt = runtime()
     try:
         result = cancel(rt.store, rt.signer, _session(session_id), notification_id,
-                        timeout=rt.config.http_timeout_s)
+                        timeout=rt.config.http_timeout_s, tls=rt.config.tls)
     except NotifyError as exc:
         raise AdminError(400, str(exc)) from exc
     return jsonify(result), 200

@@ -12,10 +12,12 @@ from simulator.fhir_format import UnsupportedFormat
 from simulator.http_errors import FhirError, oauth_error, operation_outcome, unsupported_format
 from simulator.jwks_cache import JwksCache
 from simulator.keys import Signer
+from simulator.mtls import TlsFiles, client_certificate_problem
 from simulator.patient_data import PatientData
 from simulator.store import Store
 
 MAX_REQUEST_BYTES = 2 * 1024 * 1024
+_VENDOR_FACING = {"auth_server", "fhir_server", "notification_endpoint"}  # what mTLS sessions protect
 
 
 @dataclass
@@ -30,6 +32,7 @@ class SimulatorConfig:
     http_timeout_s: float = 15.0
     token_lifetime_s: int = 300
     trusted_ca_pem: bytes | None = None  # the test CA: assertions may carry an x5c chain to it (SPEC §5.1)
+    tls: TlsFiles | None = None  # serve HTTPS; sessions may then require mutual TLS
 
 
 @dataclass
@@ -64,6 +67,20 @@ def create_app(config: SimulatorConfig) -> Flask:
     app.extensions["speeltuin"] = Runtime(config, store, Signer.load_or_create(store), PatientData(store))
     for blueprint in (admin_api, auth_server, fhir_server, notification_endpoint):
         app.register_blueprint(blueprint)
+
+    @app.before_request
+    def require_client_certificate() -> Any:
+        # Every session endpoint (token, FHIR, notification) of an mTLS session needs the vendor's certificate.
+        session_id = (request.view_args or {}).get("session_id")
+        if not session_id or request.blueprint not in _VENDOR_FACING:  # admin API and public keys: no
+            return None
+        session = runtime().store.get_session(session_id)
+        problem = client_certificate_problem(session) if session else None
+        if problem is None:
+            return None
+        if request.path.endswith("/token"):
+            return oauth_error("invalid_client", problem)
+        return operation_outcome(403, problem)
 
     @app.get("/")
     def index() -> dict[str, Any]:

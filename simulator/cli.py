@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-from simulator.cli_admin import AdminUserError, add_commands, default_db_url
+from simulator.cli_admin import AdminUserError, add_commands, add_tls_options, default_db_url, tls_files
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -25,10 +25,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from werkzeug.serving import make_server
 
     from simulator.app import SimulatorConfig, create_app
+    from simulator.mtls import server_context
 
     admin_key = os.environ.get("SPEELTUIN_ADMIN_KEY")
     config = SimulatorConfig(database_url=args.db, public_url=args.public_url, ura=args.ura,
                              client_id=args.client_id, name=args.name)
+    config.tls = tls_files(args)
     if args.trusted_ca:
         try:
             config.trusted_ca_pem = Path(args.trusted_ca).read_bytes()
@@ -41,9 +43,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except SQLAlchemyError as exc:
         raise UserError(f"cannot open the database {args.db!r}: {exc.__class__.__name__}: {str(exc).splitlines()[0]}") from exc
     _check_can_listen(args.host, args.port)  # werkzeug would print its own advice and exit instead
-    server = make_server(args.host, args.port, app, threaded=True)
+    context = server_context(config.tls) if config.tls else None
+    server = make_server(args.host, args.port, app, threaded=True, ssl_context=context)
     signal.signal(signal.SIGTERM, _interrupt)  # stop like Ctrl-C: finish cleanly, keep what was stored
-    print(f"speeltuin simulator '{args.name}' on http://{args.host}:{server.port}", flush=True)
+    scheme = "https" if context else "http"
+    print(f"speeltuin simulator '{args.name}' on {scheme}://{args.host}:{server.port}", flush=True)
     if not admin_key:
         print(f"admin key (X-Admin-Key): {config.admin_key}", flush=True)
     try:
@@ -126,6 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--client-id", default="speeltuin-simulator")
     serve.add_argument("--name", default="speeltuin simulator")
     serve.add_argument("--trusted-ca", help="PEM of the test CA: assertions may carry an x5c chain to it")
+    add_tls_options(serve)
     serve.set_defaults(func=cmd_serve)
 
     proxy = sub.add_parser("proxy", help="run mitmdump with the validating addon between vendor and simulator")

@@ -9,9 +9,12 @@ import argparse
 import json
 import os
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from simulator.store import DEFAULT_DB_PATH, Store, sqlite_url
+
+if TYPE_CHECKING:
+    from simulator.mtls import TlsFiles
 
 EXIT_OK = 0
 
@@ -31,6 +34,28 @@ def _store(args: argparse.Namespace) -> Store:
         return Store(args.db)
     except SQLAlchemyError as exc:
         raise AdminUserError(f"cannot open the database {args.db!r}: {str(exc).splitlines()[0]}") from exc
+
+
+def add_tls_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--tls-cert", help="this node's certificate (PEM, from `speeltuin pki issue`)")
+    parser.add_argument("--tls-key", help="its private key (PEM)")
+    parser.add_argument("--tls-ca", help="the test CA (PEM) that client and vendor certificates chain to")
+
+
+def tls_files(args: argparse.Namespace) -> "TlsFiles | None":
+    """The TLS files named by the options: all three or none."""
+    from simulator.mtls import TlsFiles
+
+    given = [args.tls_cert, args.tls_key, args.tls_ca]
+    if not any(given):
+        return None
+    if not all(given):
+        raise AdminUserError("--tls-cert, --tls-key and --tls-ca go together")
+    files = TlsFiles(Path(args.tls_cert), Path(args.tls_key), Path(args.tls_ca))
+    for path in (files.cert, files.key, files.ca):
+        if not path.is_file():
+            raise AdminUserError(f"cannot read {path}: no such file")
+    return files
 
 
 def _print(args: argparse.Namespace, data: Any, text: Callable[[Any], str]) -> None:
@@ -54,7 +79,8 @@ def cmd_session_create(args: argparse.Namespace) -> int:
                                "id": args.id, "vendor_client_id": args.vendor_client_id,
                                "vendor_token_url": args.vendor_token_url,
                                "vendor_notification_base": args.vendor_notification_base,
-                               "vendor_fhir_base": args.vendor_fhir_base, "vendor_jwks_url": args.vendor_jwks_url}
+                               "vendor_fhir_base": args.vendor_fhir_base, "vendor_jwks_url": args.vendor_jwks_url,
+                               "mtls": args.mtls}
     if args.vendor_jwks:
         request["vendor_jwks"] = _load_json_file(args.vendor_jwks, "JWKS file")
     if args.vendor_cert:
@@ -143,7 +169,7 @@ def cmd_notify(args: argparse.Namespace) -> int:
         raise AdminUserError("--period-days must be from 1 to 3650")
     try:
         result = notify(store, signer, PatientData(store), session, args.patient, period_days=args.period_days,
-                        workflow_task=args.workflow_task)
+                        workflow_task=args.workflow_task, tls=tls_files(args))
     except NotifyError as exc:
         raise AdminUserError(str(exc)) from exc
     _print(args, result, _delivery_text)
@@ -155,7 +181,7 @@ def cmd_cancel(args: argparse.Namespace) -> int:
 
     store, signer, session = _notifier_parts(args)
     try:
-        result = cancel(store, signer, session, args.notification)
+        result = cancel(store, signer, session, args.notification, tls=tls_files(args))
     except NotifyError as exc:
         raise AdminUserError(str(exc)) from exc
     _print(args, result, _delivery_text)
@@ -234,6 +260,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     create.add_argument("--public-url", default="http://127.0.0.1:8080", help="where vendors reach the simulator")
     create.add_argument("--ura", default="90000101", help="URA of the organisation the simulator plays")
     create.add_argument("--client-id", default="speeltuin-simulator")
+    create.add_argument("--mtls", action="store_true", help="require the vendor's client certificate (test CA)")
     create.set_defaults(func=cmd_session_create)
     for name, func, helptext in (("list", cmd_session_list, "list the sessions"),
                                  ("show", cmd_session_show, "show one session and its endpoints"),
@@ -250,10 +277,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     notify.add_argument("--patient", required=True, help="BSN of a test patient")
     notify.add_argument("--workflow-task", action="store_true", help="offer a Workflow Task too (basedOn)")
     notify.add_argument("--period-days", type=int, default=365, help="availability period (default 365)")
+    add_tls_options(notify)
     notify.set_defaults(func=cmd_notify)
     cancel = common(sub.add_parser("cancel", help="cancel a notification the simulator sent"))
     cancel.add_argument("--session", required=True)
     cancel.add_argument("--notification", required=True)
+    add_tls_options(cancel)
     cancel.set_defaults(func=cmd_cancel)
 
     patients = sub.add_parser("patients", help="list or import test patients")

@@ -117,7 +117,7 @@ def _start_pull(rt: Runtime, session: Session, notification: Notification) -> No
 
     def run() -> None:
         try:
-            pull(rt.store, rt.signer, session, notification, timeout=rt.config.http_timeout_s)
+            pull(rt.store, rt.signer, session, notification, timeout=rt.config.http_timeout_s, tls=rt.config.tls)
         except Exception:  # a crash in the background must be visible, never silent
             app.logger.exception("pull for %s failed", notification.id)
             rt.store.update_notification(notification.id, pull_status="failed")

@@ -9,6 +9,7 @@ from typing import Any
 import requests
 
 from simulator.keys import Signer
+from simulator.mtls import TlsFiles
 from simulator.outbound import FHIR_JSON, OutboundError, client_for, fetch_token, require
 from simulator.patient_data import PatientData
 from simulator.store import Notification, Session, Store, new_id
@@ -21,7 +22,7 @@ class NotifyError(Exception):
 
 def notify(store: Store, signer: Signer, patients: PatientData, session: Session, bsn: str, *,
            period_days: int = 365, timeout: float = 15.0, sender_name: str = "speeltuin",
-           workflow_task: bool = False) -> dict[str, Any]:
+           workflow_task: bool = False, tls: TlsFiles | None = None) -> dict[str, Any]:
     """Notify the vendor (receiving node) of data for `bsn`; returns what was sent and what came back."""
     if session.simulator_role != "sender":
         raise NotifyError(f"in session {session.id} the simulator is the receiving node; it cannot notify")
@@ -46,13 +47,13 @@ def notify(store: Store, signer: Signer, patients: PatientData, session: Session
         group_identifier=task["groupIdentifier"]["value"], authorization_base=task["input"][0]["valueString"],
         patient_bsn=bsn, owner_ura=session.get("vendor_ura"), period_end=period_end.timestamp(),
         status="requested", task=task, workflow_task=workflow))
-    delivery = _deliver(signer, session, token_url, "POST", task_url, task, timeout=timeout)
+    delivery = _deliver(signer, session, token_url, "POST", task_url, task, timeout=timeout, tls=tls)
     store.update_notification(notification.id, delivery=delivery)
     return {"notification_id": notification.id, "task": task, "delivery": delivery}
 
 
 def cancel(store: Store, signer: Signer, session: Session, notification_id: str, *,
-           timeout: float = 15.0) -> dict[str, Any]:
+           timeout: float = 15.0, tls: TlsFiles | None = None) -> dict[str, Any]:
     """Cancel a notification we sent: refuse its tokens from now on, then tell the receiver (SPEC §3 step 8).
 
     The receiver is told with a conditional update, PUT [base]/Task?identifier=<system>|<value>.
@@ -70,16 +71,16 @@ def cancel(store: Store, signer: Signer, session: Session, notification_id: str,
     task = {**notification.task, "status": "cancelled"}
     store.update_notification(notification.id, status="cancelled", task=task)
     identifier = task["identifier"][0]
-    delivery = _deliver(signer, session, token_url, "PUT", task_url, task, timeout=timeout,
+    delivery = _deliver(signer, session, token_url, "PUT", task_url, task, timeout=timeout, tls=tls,
                         params={"identifier": f"{identifier['system']}|{identifier['value']}"})
     store.update_notification(notification.id, delivery={**(notification.delivery or {}), "cancellation": delivery})
     return {"notification_id": notification.id, "task": task, "delivery": delivery}
 
 
 def _deliver(signer: Signer, session: Session, token_url: str, method: str, url: str, task: dict[str, Any], *,
-             timeout: float, params: dict[str, str] | None = None) -> dict[str, Any]:
+             timeout: float, tls: TlsFiles | None, params: dict[str, str] | None = None) -> dict[str, Any]:
     """Get a notification token from the receiver's AS, then send the Task; what came back, or the error."""
-    http = client_for(session)
+    http = client_for(session, tls)
     try:
         access_token = fetch_token(http, token_url, signer.token_request_form(
             session.get("own_client_id"), session.get("own_ura"), token_url), timeout)

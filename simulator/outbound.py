@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import requests
 
+from simulator.mtls import TlsFiles
 from simulator.store import Session
 
 # The proxy reads this header to attribute outbound traffic to a session, then strips it.
@@ -14,10 +15,14 @@ class OutboundError(Exception):
     """The vendor could not be reached or answered something unusable; the message says which."""
 
 
-def client_for(session: Session) -> requests.Session:
+def client_for(session: Session, tls: TlsFiles | None = None) -> requests.Session:
+    """An HTTP client for calls to this session's vendor; with mTLS, presenting our certificate."""
     http = requests.Session()
     http.trust_env = False  # never wander off to an environment proxy: the session's URLs are the route
     http.headers.update({SESSION_HEADER: session.id, "User-Agent": "speeltuin-simulator"})
+    if session.get("mtls") and tls is not None:
+        http.cert = (str(tls.cert), str(tls.key))
+        http.verify = str(tls.ca)  # the vendor's server certificate must come from the test CA too
     return http
 
 

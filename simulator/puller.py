@@ -9,6 +9,7 @@ from urllib.parse import urljoin
 import requests
 
 from simulator.keys import Signer
+from simulator.mtls import TlsFiles
 from simulator.outbound import FHIR_JSON, OutboundError, client_for, fetch_token, require
 from simulator.store import Notification, Session, Store
 from validators.spec import INPUT_AUTHORIZATION_BASE, INPUT_GET_WORKFLOW_TASK
@@ -39,7 +40,7 @@ def pull_targets(task: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def pull(store: Store, signer: Signer, session: Session, notification: Notification, *,
-         timeout: float = 15.0) -> dict[str, Any]:
+         timeout: float = 15.0, tls: TlsFiles | None = None) -> dict[str, Any]:
     """Run the whole pull for one received notification and record its outcome on the notification."""
     summary: dict[str, Any] = {"started_at": time.time(), "results": [], "documents": []}
     store.update_notification(notification.id, pull_status="pulling", pull_summary=summary)
@@ -47,7 +48,7 @@ def pull(store: Store, signer: Signer, session: Session, notification: Notificat
     try:
         token_url = require(session, "vendor_token_url")
         fhir_base = require(session, "vendor_fhir_base") + "/"
-        http = client_for(session)
+        http = client_for(session, tls)
         token = fetch_token(http, token_url, signer.token_request_form(
             session.get("own_client_id"), session.get("own_ura"), token_url, notification.authorization_base),
             timeout)

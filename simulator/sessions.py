@@ -40,6 +40,7 @@ def create_session(store: Store, request: dict[str, Any], *, own_ura: str, own_c
         "vendor_client_id": request.get("vendor_client_id") or f"vendor-{session_id}",
         "own_ura": request.get("own_ura") or own_ura,
         "own_client_id": request.get("own_client_id") or own_client_id,
+        "mtls": bool(request.get("mtls", False)),  # [choice] off for quick starts, on for validation sessions
     }
     for key in _URL_FIELDS:
         value = request.get(key)

@@ -11,6 +11,8 @@ import requests
 from werkzeug.serving import make_server
 
 from simulator.app import SimulatorConfig, create_app
+from simulator.mtls import TlsFiles, server_context
+from simulator.pki import init_ca, issue
 from simulator.store import sqlite_url
 from tests.db import postgres_database
 
@@ -20,10 +22,11 @@ class LiveNode:
     url: str
     config: SimulatorConfig
     app: object
+    verify: str | bool = True  # the CA file when the node serves HTTPS
 
     def api(self, method: str, path: str, **kwargs: object) -> requests.Response:
         return requests.request(method, f"{self.url}/api{path}", headers={"X-Admin-Key": self.config.admin_key},
-                                timeout=30, **kwargs)  # type: ignore[arg-type]
+                                timeout=30, verify=self.verify, **kwargs)  # type: ignore[arg-type]
 
     @property
     def runtime(self):  # type: ignore[no-untyped-def]
@@ -45,19 +48,21 @@ class LiveNode:
         return self.runtime.signer.jwks()
 
 
-def start_live_node(database_url: str, *, ura: str, client_id: str, name: str) -> tuple[LiveNode, object]:
-    config = SimulatorConfig(database_url=database_url, ura=ura, client_id=client_id, name=name)
+def start_live_node(database_url: str, *, ura: str, client_id: str, name: str,
+                    tls: TlsFiles | None = None) -> tuple[LiveNode, object]:
+    config = SimulatorConfig(database_url=database_url, ura=ura, client_id=client_id, name=name, tls=tls)
     app = create_app(config)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    url = f"http://127.0.0.1:{server.port}"
+    server = make_server("127.0.0.1", 0, app, threaded=True, ssl_context=server_context(tls) if tls else None)
+    url = f"{'https' if tls else 'http'}://127.0.0.1:{server.port}"
     config.public_url = url
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    return LiveNode(url, config, app), server
+    return LiveNode(url, config, app, str(tls.ca) if tls else True), server
 
 
-def _pair(sim_db: str, ven_db: str) -> Iterator[tuple[LiveNode, LiveNode]]:
-    sim, sim_server = start_live_node(sim_db, ura="90000101", client_id="sim", name="sim")
-    ven, ven_server = start_live_node(ven_db, ura="90000202", client_id="ven", name="ven")
+def _pair(sim_db: str, ven_db: str, sim_tls: TlsFiles | None = None,
+          ven_tls: TlsFiles | None = None) -> Iterator[tuple[LiveNode, LiveNode]]:
+    sim, sim_server = start_live_node(sim_db, ura="90000101", client_id="sim", name="sim", tls=sim_tls)
+    ven, ven_server = start_live_node(ven_db, ura="90000202", client_id="ven", name="ven", tls=ven_tls)
     yield sim, ven
     for node, server in ((sim, sim_server), (ven, ven_server)):
         server.shutdown()  # type: ignore[attr-defined]
@@ -71,6 +76,18 @@ def _pair(sim_db: str, ven_db: str) -> Iterator[tuple[LiveNode, LiveNode]]:
 def node_pair(tmp_path: Path) -> Iterator[tuple[LiveNode, LiveNode]]:
     """Two real simulator apps on loopback: 'simulator' and a reference 'vendor', each with a SQLite file."""
     yield from _pair(sqlite_url(tmp_path / "sim.sqlite"), sqlite_url(tmp_path / "ven.sqlite"))
+
+
+@pytest.fixture
+def tls_node_pair(tmp_path: Path) -> Iterator[tuple[LiveNode, LiveNode]]:
+    """The same pair serving HTTPS with certificates of the test PKI (sim URA 90000101, ven 90000202)."""
+    ca = init_ca(tmp_path / "pki")
+    files = {}
+    for name, ura in (("sim", "90000101"), ("ven", "90000202"), ("other", "90000303")):
+        issued = issue(tmp_path / "pki", name=name, ura=ura)
+        files[name] = TlsFiles(issued.cert_path, issued.key_path, ca)
+    yield from _pair(sqlite_url(tmp_path / "sim.sqlite"), sqlite_url(tmp_path / "ven.sqlite"), files["sim"],
+                     files["ven"])
 
 
 @pytest.fixture

@@ -1,0 +1,46 @@
+"""Optional mutual TLS per session (SPEC §5.1): the vendor's client certificate must chain to the test CA
+and carry the session's vendor URA; the simulator presents its own certificate when it calls the vendor.
+
+The listener asks for a client certificate but does not demand one (CERT_OPTIONAL), so a session without
+mTLS still works on the same port and a session with it gets a clear error instead of a failed handshake.
+"""
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+
+from flask import request
+
+from simulator.store import Session
+from validators.certificates import load_certificate, ura_from_certificate
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    cert: Path  # this node's certificate (chain), PEM
+    key: Path
+    ca: Path  # the test CA: client certificates must chain to it; vendors' servers too
+
+
+def server_context(files: TlsFiles) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(files.cert, files.key)
+    context.load_verify_locations(files.ca)
+    context.verify_mode = ssl.CERT_OPTIONAL
+    return context
+
+
+def client_certificate_problem(session: Session) -> str | None:
+    """Why the current request may not use this mTLS session; None when it may (or mTLS is off)."""
+    if not session.get("mtls"):
+        return None
+    pem = request.environ.get("SSL_CLIENT_CERT")
+    if not pem:
+        return "this session requires mutual TLS: present a client certificate issued by the test CA"
+    cert = load_certificate(pem)
+    ura = ura_from_certificate(cert) if cert is not None else None
+    if ura != session.get("vendor_ura"):
+        return f"the client certificate names URA {ura or 'none'}, not the session's vendor {session.get('vendor_ura')}"
+    return None
