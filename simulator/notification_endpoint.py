@@ -16,6 +16,7 @@ from simulator.store import Notification, Session, new_id
 from validators.findings import errors
 from validators.notification import check_notification_task
 from validators.spec import INPUT_AUTHORIZATION_BASE
+from validators.json_walk import dig
 
 notification_endpoint = Blueprint("notification_endpoint", __name__)
 
@@ -83,15 +84,9 @@ def _incoming_task(session_id: str, status: str) -> tuple[Runtime, Session, dict
     return rt, session, task
 
 
-def _dig(data: Any, *keys: str) -> Any:
-    for key in keys:
-        data = data.get(key) if isinstance(data, dict) else None
-    return data
-
-
 def _check_organisations(session: Session, task: dict[str, Any]) -> None:
-    owner = _dig(task, "owner", "identifier", "value")
-    requester = _dig(task, "requester", "onBehalfOf", "identifier", "value")
+    owner = dig(task, "owner", "identifier", "value")
+    requester = dig(task, "requester", "onBehalfOf", "identifier", "value")
     if owner != session.get("own_ura"):
         raise FhirError(403, f"Task.owner URA {owner} is not this receiving organisation ({session.get('own_ura')})")
     if requester != session.get("vendor_ura"):

@@ -9,6 +9,7 @@ from urllib.parse import parse_qsl, urlsplit
 from validators import spec
 from validators.findings import Finding, rule
 from validators.identifiers import check_bsn, check_identifier, check_identifier_system, check_ura, show
+from validators.json_walk import dig
 
 _REF = "SPEC §4"
 NOT_TASK = rule("NOTIF-001", "error", "not a FHIR Task resource", _REF)
@@ -118,15 +119,6 @@ def check_notification_task(task: object, *, now: datetime | None = None) -> lis
     return findings
 
 
-def _get(node: object, *keys: str) -> Any:
-    """Follow object keys; None as soon as a step is missing or not an object."""
-    for key in keys:
-        if not isinstance(node, dict):
-            return None
-        node = node.get(key)
-    return node
-
-
 def _check_identifier(task: dict, findings: list[Finding]) -> None:
     identifier = task.get("identifier")
     if isinstance(identifier, dict):
@@ -141,7 +133,7 @@ def _check_identifier(task: dict, findings: list[Finding]) -> None:
         findings.append(IDENTIFIER_COUNT.finding(f"saw {len(entries)} identifiers; expected exactly one",
                                                  "Task.identifier"))
     for location, entry in entries:
-        system, value = _get(entry, "system"), _get(entry, "value")
+        system, value = dig(entry, "system"), dig(entry, "value")
         if system != spec.RFC3986:
             findings.append(IDENTIFIER_SYSTEM.finding(f"saw system {show(system)}; expected {spec.RFC3986!r}",
                                                       f"{location}.system"))
@@ -171,9 +163,9 @@ def _check_status_intent_code(task: dict, findings: list[Finding]) -> None:
     intent = task.get("intent")
     if intent != spec.TASK_INTENT:
         findings.append(INTENT.finding(f"saw intent {show(intent)}; expected {spec.TASK_INTENT!r}", "Task.intent"))
-    codings = _get(task, "code", "coding")
+    codings = dig(task, "code", "coding")
     codings = codings if isinstance(codings, list) else []
-    pairs = [(_get(c, "system"), _get(c, "code")) for c in codings]
+    pairs = [(dig(c, "system"), dig(c, "code")) for c in codings]
     if (spec.TASK_CODE_SYSTEM, spec.TASK_CODE_PULL_NOTIFICATION) in pairs:
         return
     for index, (system, _code) in enumerate(pairs):
@@ -187,7 +179,7 @@ def _check_status_intent_code(task: dict, findings: list[Finding]) -> None:
 
 
 def _check_for(task: dict, findings: list[Finding]) -> None:
-    identifier = _get(task, "for", "identifier")
+    identifier = dig(task, "for", "identifier")
     if not isinstance(identifier, dict):
         findings.append(FOR_MISSING.finding(f"saw for {show(task.get('for'))}; expected for.identifier with the "
                                             "patient's BSN", "Task.for.identifier"))
@@ -197,7 +189,7 @@ def _check_for(task: dict, findings: list[Finding]) -> None:
 
 
 def _check_dates(task: dict, now: datetime, findings: list[Finding]) -> None:
-    raw_authored, raw_end = task.get("authoredOn"), _get(task, "restriction", "period", "end")
+    raw_authored, raw_end = task.get("authoredOn"), dig(task, "restriction", "period", "end")
     authored, end = parse_datetime_tz(raw_authored), parse_datetime_tz(raw_end)
     expected = "expected a dateTime with time and timezone, e.g. 2024-05-01T10:00:00+02:00"
     if authored is None:
@@ -215,15 +207,15 @@ def _check_dates(task: dict, now: datetime, findings: list[Finding]) -> None:
 
 
 def _check_parties(task: dict, findings: list[Finding]) -> None:
-    agent = _get(task, "requester", "agent", "identifier")
-    system, value = _get(agent, "system"), _get(agent, "value")
+    agent = dig(task, "requester", "agent", "identifier")
+    system, value = dig(agent, "system"), dig(agent, "value")
     if not (isinstance(system, str) and system and isinstance(value, str) and value):
         findings.append(AGENT.finding(f"saw system {show(system)} and value {show(value)}; expected both, "
                                       "identifying the sending system", "Task.requester.agent.identifier"))
     else:  # e.g. an UZI system number, or a placeholder system
         findings.extend(check_identifier(agent, "Task.requester.agent.identifier"))
     for path, missing in (("requester.onBehalfOf.identifier", ON_BEHALF_OF), ("owner.identifier", OWNER)):
-        identifier = _get(task, *path.split("."))
+        identifier = dig(task, *path.split("."))
         location = f"Task.{path}"
         if not isinstance(identifier, dict):
             findings.append(missing.finding(f"saw {show(identifier)}; expected an Identifier with system "
@@ -239,7 +231,7 @@ def _check_based_on(task: dict, findings: list[Finding]) -> None:
         return
     entries = based_on if isinstance(based_on, list) else [based_on]
     for index, entry in enumerate(entries):
-        reference = _get(entry, "reference")
+        reference = dig(entry, "reference")
         if isinstance(reference, str) and _TASK_REF.fullmatch(reference):
             continue
         hint = " (no leading slash)" if isinstance(reference, str) and reference.startswith("/") else ""
@@ -316,13 +308,13 @@ def _value_keys(item: dict) -> str:
 
 def _input_kind(item: dict, location: str, findings: list[Finding]) -> str | None:
     """What the input is for, from its type.coding; reports unknown and variant codes."""
-    codings = _get(item, "type", "coding")
+    codings = dig(item, "type", "coding")
     if not isinstance(codings, list) or not codings:
         findings.append(INPUT_TYPE.finding(f"saw type {show(item.get('type'))}; expected type.coding",
                                            f"{location}.type.coding"))
         return None
     for index, coding in enumerate(codings):
-        system, code = _get(coding, "system"), _get(coding, "code")
+        system, code = dig(coding, "system"), dig(coding, "code")
         if not isinstance(system, str) or not isinstance(code, str):  # keeps unhashable JSON out of the lookups
             continue
         if system == spec.TASK_PARAMETER_SYSTEM and code in _PARAMETER_KINDS:
@@ -334,7 +326,7 @@ def _input_kind(item: dict, location: str, findings: list[Finding]) -> str | Non
             return _PARAMETER_KINDS_14[code]
         if (system, code) in _SECTION_CODES:
             return _SECTION
-    seen = ", ".join(f"{_get(c, 'system')}|{_get(c, 'code')}" for c in codings)
+    seen = ", ".join(f"{dig(c, 'system')}|{dig(c, 'code')}" for c in codings)
     findings.append(INPUT_CODE_UNKNOWN.finding(f"saw {show(seen, 200)}; expected a {spec.TASK_PARAMETER_SYSTEM} "
                                                "code or a LOINC/SNOMED section code of the BgZ table",
                                                f"{location}.type.coding"))
@@ -342,7 +334,7 @@ def _input_kind(item: dict, location: str, findings: list[Finding]) -> str | Non
 
 
 def _check_reference(value: object, location: str, findings: list[Finding]) -> None:
-    reference = _get(value, "reference")
+    reference = dig(value, "reference")
     if isinstance(reference, str) and _RELATIVE_REF.fullmatch(reference):
         return
     findings.append(READ_REFERENCE.finding(f"saw reference {show(reference, 100)}; expected a relative 'Type/id'",
@@ -373,18 +365,18 @@ def _identifier_pairs(task: dict) -> list[tuple[Any, Any]]:
     """(system, value) of each Task.identifier, whether sent as an array or (defect) as one object."""
     identifier = task.get("identifier")
     entries = [identifier] if isinstance(identifier, dict) else identifier if isinstance(identifier, list) else []
-    return [(_get(e, "system"), _get(e, "value")) for e in entries if isinstance(e, dict)]
+    return [(dig(e, "system"), dig(e, "value")) for e in entries if isinstance(e, dict)]
 
 
 def _authorization_bases(task: dict) -> list[Any]:
     inputs = task.get("input")
     bases = []
     for item in inputs if isinstance(inputs, list) else []:
-        codings = _get(item, "type", "coding")
+        codings = dig(item, "type", "coding")
         if isinstance(codings, list) and any(
-                _get(c, "system") == spec.TASK_PARAMETER_SYSTEM and _get(c, "code") == spec.INPUT_AUTHORIZATION_BASE
+                dig(c, "system") == spec.TASK_PARAMETER_SYSTEM and dig(c, "code") == spec.INPUT_AUTHORIZATION_BASE
                 for c in codings):
-            bases.append(_get(item, "valueString"))
+            bases.append(dig(item, "valueString"))
     return bases
 
 
@@ -415,8 +407,8 @@ def check_cancellation_task(task: object, *, original: dict | None = None,
         findings.append(CANCEL_IDENTIFIER.finding(f"saw {_pairs_text(mine)}; the original notification has "
                                                   f"{_pairs_text(theirs)}", "Task.identifier"))
     group, original_group = task.get("groupIdentifier"), original.get("groupIdentifier")
-    pair = (_get(group, "system"), _get(group, "value"))
-    original_pair = (_get(original_group, "system"), _get(original_group, "value"))
+    pair = (dig(group, "system"), dig(group, "value"))
+    original_pair = (dig(original_group, "system"), dig(original_group, "value"))
     if pair != original_pair:
         findings.append(CANCEL_GROUP.finding(f"saw {_pairs_text([pair])}; the original notification has "
                                              f"{_pairs_text([original_pair])}", "Task.groupIdentifier"))

@@ -4,14 +4,13 @@ Profile http://nictiz.nl/fhir/StructureDefinition/BgZ-verwijzing-Task, code SNOM
 """
 from __future__ import annotations
 
-from typing import Any
-
 from validators import spec
 from validators.findings import Finding, rule
 from validators.identifiers import (
     check_bsn, check_identifier, check_identifier_system, check_ura, is_placeholder_system, show,
 )
 from validators.notification import parse_datetime_tz
+from validators.json_walk import dig
 
 _REF = "SPEC §3 step 1"
 NOT_TASK = rule("WF-001", "error", "Workflow Task is not a FHIR Task resource", _REF)
@@ -24,14 +23,6 @@ REQUESTER = rule("WF-007", "error", "requester names no organization by URA", _R
 OWNER = rule("WF-008", "error", "owner.identifier (receiving organization, URA) missing", _REF)
 AUTHORED_ON = rule("WF-009", "error", "authoredOn missing or not a dateTime with timezone", _REF)
 PATIENT_MISMATCH = rule("WF-010", "error", "Workflow Task patient differs from the Notification Task's", "SPEC §3, §4")
-
-
-def _get(node: object, *keys: str) -> Any:
-    for key in keys:
-        if not isinstance(node, dict):
-            return None
-        node = node.get(key)
-    return node
 
 
 def check_workflow_task(task: object, *, notification: dict | None = None) -> list[Finding]:
@@ -58,7 +49,7 @@ def check_workflow_task(task: object, *, notification: dict | None = None) -> li
         findings.append(AUTHORED_ON.finding(f"saw {show(authored)}; expected a dateTime with time and timezone",
                                             "Task.authoredOn"))
     if isinstance(notification, dict):
-        mine, theirs = _get(task, "for", "identifier", "value"), _get(notification, "for", "identifier", "value")
+        mine, theirs = dig(task, "for", "identifier", "value"), dig(notification, "for", "identifier", "value")
         if mine != theirs:
             findings.append(PATIENT_MISMATCH.finding(f"Workflow Task for {show(mine)}; the Notification Task is for "
                                                      f"{show(theirs)}", "Task.for.identifier.value"))
@@ -66,7 +57,7 @@ def check_workflow_task(task: object, *, notification: dict | None = None) -> li
 
 
 def _check_profile(task: dict, findings: list[Finding]) -> None:
-    profiles = _get(task, "meta", "profile")
+    profiles = dig(task, "meta", "profile")
     profiles = profiles if isinstance(profiles, list) else []
     # A canonical may carry a version: `...|1.0.0`.
     if any(isinstance(p, str) and p.split("|", 1)[0] == spec.WORKFLOW_TASK_PROFILE for p in profiles):
@@ -76,7 +67,7 @@ def _check_profile(task: dict, findings: list[Finding]) -> None:
 
 
 def _check_code(task: dict, findings: list[Finding]) -> None:
-    codings = _get(task, "code", "coding")
+    codings = dig(task, "code", "coding")
     codings = [c for c in codings if isinstance(c, dict)] if isinstance(codings, list) else []
     wanted = (spec.WORKFLOW_TASK_CODE["system"], spec.WORKFLOW_TASK_CODE["code"])
     if any((c.get("system"), c.get("code")) == wanted for c in codings):
@@ -86,7 +77,7 @@ def _check_code(task: dict, findings: list[Finding]) -> None:
 
 
 def _check_for(task: dict, findings: list[Finding]) -> None:
-    identifier = _get(task, "for", "identifier")
+    identifier = dig(task, "for", "identifier")
     if not isinstance(identifier, dict):
         findings.append(FOR.finding(f"saw for {show(task.get('for'))}; expected for.identifier with the patient's BSN",
                                     "Task.for.identifier"))
@@ -97,7 +88,7 @@ def _check_for(task: dict, findings: list[Finding]) -> None:
 
 def _check_organizations(task: dict, findings: list[Finding]) -> None:
     # The referring organization may be the requester's agent or its onBehalfOf; either names it by URA.
-    candidates = [(f"Task.requester.{part}.identifier", _get(task, "requester", part, "identifier"))
+    candidates = [(f"Task.requester.{part}.identifier", dig(task, "requester", part, "identifier"))
                   for part in ("agent", "onBehalfOf")]
     ura_identifiers = [(path, i) for path, i in candidates
                        if isinstance(i, dict) and i.get("system") == spec.URA_SYSTEM]
@@ -108,11 +99,11 @@ def _check_organizations(task: dict, findings: list[Finding]) -> None:
         for path, identifier in candidates:  # a template's system instead of the URA system is its own defect
             if isinstance(identifier, dict) and is_placeholder_system(identifier.get("system")):
                 findings.extend(check_identifier(identifier, path))
-        seen = ", ".join(f"{path}.system={show(_get(i, 'system'))}" for path, i in candidates if i is not None)
+        seen = ", ".join(f"{path}.system={show(dig(i, 'system'))}" for path, i in candidates if i is not None)
         findings.append(REQUESTER.finding(f"saw {seen or 'no requester identifier'}; expected requester.agent or "
                                           f"requester.onBehalfOf identifier with system {spec.URA_SYSTEM!r}",
                                           "Task.requester"))
-    owner = _get(task, "owner", "identifier")
+    owner = dig(task, "owner", "identifier")
     if not isinstance(owner, dict):
         findings.append(OWNER.finding(f"saw owner {show(task.get('owner'))}; expected an Identifier with system "
                                       f"{spec.URA_SYSTEM!r} and a URA", "Task.owner.identifier"))
