@@ -154,10 +154,20 @@ def _notifier_parts(args: argparse.Namespace) -> tuple[Store, Any, Any]:
 
 
 def _delivery_text(result: dict[str, Any]) -> str:
-    delivery = result["delivery"]
-    answer = f"answered {delivery['status']}" if "status" in delivery else f"failed: {delivery.get('error')}"
-    return (f"notification {result['notification_id']} for BSN {result['task']['for']['identifier']['value']}: "
-            f"the vendor {answer}" + (f"\n  Location: {delivery['location']}" if delivery.get("location") else ""))
+    """What was sent and what the vendor answered, for people (`--format json` gives all of it)."""
+    task, delivery = result["task"], result["delivery"]
+    offered = sum(1 for i in task.get("input", []) if "valueString" in i) - 1  # minus the authorization base
+    lines = [f"sent: Task {task['identifier'][0]['value']} ({task['status']}) for BSN "
+             f"{task['for']['identifier']['value']}, {offered} queries, available until "
+             f"{task['restriction']['period']['end']}; notification {result['notification_id']}"]
+    if "status" in delivery:
+        lines.append(f"vendor answered: {delivery['status']}"
+                     + (f", Location {delivery['location']}" if delivery.get("location") else ""))
+        if delivery.get("body") and delivery["status"] >= 300:
+            lines.append(f"  {delivery['body'][:500]}")
+    else:
+        lines.append(f"vendor not reached: {delivery.get('error')}")
+    return "\n".join(lines)
 
 
 def cmd_notify(args: argparse.Namespace) -> int:

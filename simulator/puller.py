@@ -39,13 +39,27 @@ def pull_targets(task: dict[str, Any]) -> list[tuple[str, str]]:
     return [(kind, path.lstrip("/")) for kind, path in targets if path]
 
 
+class PullStopped(Exception):
+    """The notification was cancelled or its period ended: no further request may be made."""
+
+
 def pull(store: Store, signer: Signer, session: Session, notification: Notification, *,
          timeout: float = 15.0, tls: TlsFiles | None = None) -> dict[str, Any]:
-    """Run the whole pull for one received notification and record its outcome on the notification."""
+    """Run the whole pull for one received notification and record its outcome on the notification.
+
+    Before every request the notification is read again: after a cancellation or after
+    restriction.period.end nothing more is fetched (SPEC §3 step 8).
+    """
     summary: dict[str, Any] = {"started_at": time.time(), "results": [], "documents": []}
     store.update_notification(notification.id, pull_status="pulling", pull_summary=summary)
     status = "done"
+
+    def check_allowed() -> None:
+        if not _still_allowed(store, notification.id):
+            raise PullStopped("notification cancelled or its availability period ended")
+
     try:
+        check_allowed()
         token_url = require(session, "vendor_token_url")
         fhir_base = require(session, "vendor_fhir_base") + "/"
         http = client_for(session, tls)
@@ -54,17 +68,19 @@ def pull(store: Store, signer: Signer, session: Session, notification: Notificat
             timeout)
         http.headers["Authorization"] = f"Bearer {token}"
         for kind, path in pull_targets(notification.task):
-            if not _still_allowed(store, notification.id):
-                summary["stopped"] = "notification cancelled or expired"
-                break
+            check_allowed()
             result, bundle = _get_json(http, urljoin(fhir_base, path), timeout)
             summary["results"].append({"kind": kind, "path": path, **result})
             if result["status"] != 200:
                 status = "failed"
             for url in _document_urls(bundle, fhir_base):
+                check_allowed()
                 summary["documents"].append(_get_document(http, url, timeout))
         if any(d["status"] != 200 or not d.get("pdf") for d in summary["documents"]):
             status = "failed"
+    except PullStopped as exc:
+        summary["stopped"] = str(exc)
+        status = "stopped"
     except (OutboundError, requests.RequestException) as exc:
         summary["error"] = str(exc)
         status = "failed"

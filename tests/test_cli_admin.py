@@ -73,7 +73,7 @@ def test_notify_and_cancel_reach_a_live_vendor(node_pair, tmp_path) -> None:
     result = json.loads(notified.stdout)
     assert result["delivery"]["status"] == 201
     cancelled = speeltuin("cancel", "--db", db, "--session", "cli-1", "--notification", result["notification_id"])
-    assert cancelled.returncode == 0 and "answered 200" in cancelled.stdout, cancelled.stdout + cancelled.stderr
+    assert cancelled.returncode == 0 and "vendor answered: 200" in cancelled.stdout, cancelled.stdout + cancelled.stderr
     assert [n.status for n in ven.runtime.store.list_notifications("ven-1")] == ["cancelled"]
     unknown = speeltuin("notify", "--db", db, "--session", "cli-1", "--patient", "999999245")
     assert unknown.returncode == 2 and "no test patient with BSN 999999245" in unknown.stderr

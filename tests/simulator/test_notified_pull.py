@@ -174,3 +174,29 @@ def test_built_tasks_pass_our_own_validators() -> None:
                                    workflow_task_id="wf-1")
     assert check_workflow_task(workflow, notification=task) == []
     assert check_notification_task(task) == []
+
+
+def test_no_pull_after_cancellation_or_period_end(node_pair) -> None:
+    """The puller makes no request at all for a cancelled or expired notification (not even for a token)."""
+    import time as _time
+
+    from simulator.puller import pull
+
+    sim, ven = node_pair
+    pair_sessions(sim, ven, vendor_role="receiver")
+    ven.runtime.config.auto_pull = False
+    sim.api("POST", "/sessions/sim-1/notify", json={"bsn": BSN})
+    [received] = ven.runtime.store.list_notifications("ven-1")
+    session = ven.runtime.store.get_session("ven-1")
+    for change in ({"status": "cancelled"}, {"status": "requested", "period_end": _time.time() - 1}):
+        ven.runtime.store.update_notification(received.id, **change)
+        summary = pull(ven.runtime.store, ven.runtime.signer, session, received, timeout=5)
+        assert summary["results"] == [] and "cancelled or its availability period ended" in summary["stopped"]
+        assert ven.runtime.store.get_notification(received.id).pull_status == "stopped"
+    # not even a pull token was asked for: the simulator issued none
+    from sqlalchemy import func, select
+
+    from simulator.store import tokens
+
+    with sim.runtime.store.engine.connect() as c:
+        assert c.execute(select(func.count()).select_from(tokens).where(tokens.c.kind == "pull")).scalar() == 0
