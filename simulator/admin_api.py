@@ -9,6 +9,7 @@ from flask import Blueprint, Response, jsonify, request
 
 from simulator.app import runtime
 from simulator.notifier import NotifyError, cancel, notify
+from simulator.probes import ProbeError, probe
 from simulator.sessions import SessionError, create_session, session_view
 from simulator.store import Session
 from testdata.patient_import import PatientImportError, parse_patients_json, patient_to_dict
@@ -84,7 +85,8 @@ def sessions_notify(session_id: str) -> Any:
     try:
         result = notify(rt.store, rt.signer, rt.patients, session, str(body.get("bsn", "")),
                         period_days=period_days, timeout=rt.config.http_timeout_s, sender_name=rt.config.name,
-                        workflow_task=bool(body.get("workflow_task", False)), tls=rt.config.tls)
+                        workflow_task=bool(body.get("workflow_task", False)), tls=rt.config.tls,
+                        defect=body.get("defect"))
     except NotifyError as exc:
         raise AdminError(400, str(exc)) from exc
     return jsonify(result), 200
@@ -147,3 +149,15 @@ def patients_import() -> Any:
         raise AdminError(400, str(exc)) from exc
     runtime().patients.import_patients(imported)
     return jsonify({"imported": [p.bsn for p in imported]}), 201
+
+
+@admin_api.post("/sessions/<session_id>/probes/<kind>")
+def sessions_probe(session_id: str, kind: str) -> Any:
+    """Make one refused-request probe against the vendor's resource server (vendor is the sender)."""
+    rt = runtime()
+    try:
+        result = probe(rt.store, rt.signer, _session(session_id), kind, timeout=rt.config.http_timeout_s,
+                       tls=rt.config.tls)
+    except ProbeError as exc:
+        raise AdminError(400, str(exc)) from exc
+    return jsonify(result), 200

@@ -8,6 +8,7 @@ from typing import Any
 
 import requests
 
+from simulator.defects import DEFECTS, with_defect
 from simulator.keys import Signer
 from simulator.mtls import TlsFiles
 from simulator.outbound import FHIR_JSON, OutboundError, client_for, fetch_token, require
@@ -22,8 +23,14 @@ class NotifyError(Exception):
 
 def notify(store: Store, signer: Signer, patients: PatientData, session: Session, bsn: str, *,
            period_days: int = 365, timeout: float = 15.0, sender_name: str = "speeltuin",
-           workflow_task: bool = False, tls: TlsFiles | None = None) -> dict[str, Any]:
-    """Notify the vendor (receiving node) of data for `bsn`; returns what was sent and what came back."""
+           workflow_task: bool = False, tls: TlsFiles | None = None, defect: str | None = None) -> dict[str, Any]:
+    """Notify the vendor (receiving node) of data for `bsn`; returns what was sent and what came back.
+
+    `defect` names one of simulator.defects.DEFECTS: the Task is sent with that known defect, for
+    negative scenarios in which the vendor must refuse it.
+    """
+    if defect is not None and defect not in DEFECTS:
+        raise NotifyError(f"unknown defect {defect!r}; known: {', '.join(sorted(DEFECTS))}")
     if session.simulator_role != "sender":
         raise NotifyError(f"in session {session.id} the simulator is the receiving node; it cannot notify")
     patient = patients.patient(bsn)
@@ -41,15 +48,16 @@ def notify(store: Store, signer: Signer, patients: PatientData, session: Session
     workflow = build_workflow_task(task_id=new_id("wf-"), **parties) if workflow_task else None
     task = build_notification_task(**parties, authorization_base=secrets.token_urlsafe(24), period_end=period_end,
                                    workflow_task_id=workflow["id"] if workflow else None)
+    sent = with_defect(task, defect) if defect else task
     # Stored before sending: a fast receiver may ask for its pull token before our POST returns.
     notification = store.add_notification(Notification(
         id=new_id("n-"), session_id=session.id, direction="sent", identifier=task["identifier"][0]["value"],
         group_identifier=task["groupIdentifier"]["value"], authorization_base=task["input"][0]["valueString"],
         patient_bsn=bsn, owner_ura=session.get("vendor_ura"), period_end=period_end.timestamp(),
-        status="requested", task=task, workflow_task=workflow))
-    delivery = _deliver(signer, session, token_url, "POST", task_url, task, timeout=timeout, tls=tls)
+        status="requested", task=sent, workflow_task=workflow))
+    delivery = _deliver(signer, session, token_url, "POST", task_url, sent, timeout=timeout, tls=tls)
     store.update_notification(notification.id, delivery=delivery)
-    return {"notification_id": notification.id, "task": task, "delivery": delivery}
+    return {"notification_id": notification.id, "task": sent, "delivery": delivery}
 
 
 def cancel(store: Store, signer: Signer, session: Session, notification_id: str, *,

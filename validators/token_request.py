@@ -31,6 +31,8 @@ GRANT_PATIENT = rule("TOK-013", "error", "pull token: patient claim (variant) is
                      "SPEC §5.3")
 GRANT_REQUESTER = rule("TOK-014", "error", "notification token: authorization assertion sub is not the Task's "
                        "requester.onBehalfOf URA", "SPEC §5.2")
+GRANT_NOT_REFUSED = rule("TOK-015", "error", "a pull token request for a cancelled, expired or unknown "
+                          "authorization base is not refused with 400 invalid_grant", "SPEC §3 step 8, §5.2-§5.3")
 
 RESPONSE_JSON = rule("TOKR-001", "error", "token response body is not a JSON object", "RFC 6749 §5.1")
 ACCESS_TOKEN = rule("TOKR-002", "error", "access_token missing or empty", "SPEC §5.2; RFC 6749 §5.1")
@@ -137,6 +139,18 @@ def _check_params(params: dict[str, str]) -> list[Finding]:
         findings.append(CLIENT_ASSERTION_MISSING.finding("no client_assertion parameter; the client must "
                                                          "authenticate with a signed JWT", "form.client_assertion"))
     return findings
+
+
+def check_grant_refused(status: int, body: bytes) -> list[Finding]:
+    """The answer to a pull token request that must fail: its notification was cancelled or has ended."""
+    try:
+        error = json.loads(body).get("error")
+    except (ValueError, AttributeError):
+        error = None
+    if status == 400 and error == "invalid_grant":
+        return []
+    seen = "a token" if status == 200 else f"{status} {show(error)}"
+    return [GRANT_NOT_REFUSED.finding(f"answered {seen}; expected 400 invalid_grant", "response")]
 
 
 def check_token_response(status: int, headers: Mapping[str, str], body: bytes) -> list[Finding]:

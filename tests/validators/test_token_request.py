@@ -7,7 +7,7 @@ import pytest
 
 from validators import spec
 from validators.token_request import (
-    check_notification_grant, check_pull_grant, check_token_request, check_token_response,
+    check_grant_refused, check_notification_grant, check_pull_grant, check_token_request, check_token_response,
 )
 
 from ._cases import check_case, fires, quiet
@@ -77,6 +77,10 @@ def without_base(**claims: str) -> dict:
 
 
 CASES = [
+    quiet("TOK-015", "invalid-grant", lambda: check_grant_refused(400, b'{"error": "invalid_grant"}')),
+    fires("TOK-015", "token-issued", lambda: check_grant_refused(200, b'{"access_token": "x"}')),
+    fires("TOK-015", "wrong-error", lambda: check_grant_refused(401, b'{"error": "invalid_client"}')),
+    fires("TOK-015", "not-json", lambda: check_grant_refused(400, b"<html>")),
     quiet("TOK-001", "form", lambda: request()),
     quiet("TOK-001", "form-with-charset",
           lambda: request(content_type="Application/X-WWW-Form-Urlencoded; charset=UTF-8")),
