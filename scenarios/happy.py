@@ -26,14 +26,16 @@ def _pair(h: Harness, ids: _Pair, vendor_role: str, title: str) -> dict[str, str
         raise StepFailed(str(exc)) from exc
 
 
-def _no_errors(h: Harness, session_id: str) -> str:
+def no_errors(h: Harness, scenario: Scenario, session_id: str) -> str:
     exchanges = h.exchanges(session_id)
-    suppressions = h.store.list_suppressions(session_id)
-    bad = error_findings(exchanges, suppressions)
+    excuses = scenario.excuses(h, session_id)
+    bad = error_findings(exchanges, excuses)
     if bad:
         shown = "\n".join(bad[:20])
         raise StepFailed(f"{len(bad)} error finding(s):\n{shown}")
-    noted = f" ({len(suppressions)} rule(s) suppressed for this session)" if suppressions else ""
+    notes = [f"{len(excuses.suppressions)} rule(s) suppressed for this session"] if excuses.suppressions else []
+    notes += [f"{len(excuses.expected)} finding kind(s) provoked on purpose"] if excuses.expected else []
+    noted = f" ({'; '.join(notes)})" if notes else ""
     return f"{len(exchanges)} exchanges recorded by the proxy, no error findings{noted}"
 
 
@@ -45,6 +47,7 @@ class VendorAsReceiver(Scenario):
     vendor_role = "receiver"
 
     def __init__(self) -> None:
+        super().__init__()
         self.ids = _Pair("recv")
         self.task: dict | None = None
 
@@ -57,7 +60,7 @@ class VendorAsReceiver(Scenario):
             ("Simulator notifies the vendor (token, then POST Task)", self.notify),
             ("Vendor pulls every offered query and document", self.await_pull),
             ("Vendor's token request was granted", self.token_granted),
-            ("No error findings in the recorded exchanges", lambda h: _no_errors(h, self.ids.simulator)),
+            ("No error findings in the recorded exchanges", lambda h: no_errors(h, self, self.ids.simulator)),
         ]
 
     def create_sessions(self, h: Harness) -> str:
@@ -105,7 +108,9 @@ class VendorAsSender(Scenario):
     vendor_role = "sender"
 
     def __init__(self) -> None:
+        super().__init__()
         self.ids = _Pair("send")
+        self.vendor_notification_id: str | None = None
 
     def session_id(self, harness: Harness) -> str | None:
         return self.ids.simulator
@@ -116,7 +121,7 @@ class VendorAsSender(Scenario):
             ("Vendor notifies the simulator", self.vendor_notifies),
             ("Simulator accepted the Notification Task", self.accepted),
             ("Simulator pulls every offered query and the referral letter", self.await_pull),
-            ("No error findings in the recorded exchanges", lambda h: _no_errors(h, self.ids.simulator)),
+            ("No error findings in the recorded exchanges", lambda h: no_errors(h, self, self.ids.simulator)),
         ]
 
     def create_sessions(self, h: Harness) -> str:
@@ -128,6 +133,7 @@ class VendorAsSender(Scenario):
         response = h.vendor.api("POST", f"/sessions/{self.ids.vendor}/notify", json={"bsn": h.patient_bsn})
         if response.status_code != 200:
             raise StepFailed(f"could not make the reference vendor notify: {response.status_code} {response.text}")
+        self.vendor_notification_id = response.json()["notification_id"]
         return h.wait_for("a Notification Task from the vendor", lambda: "Task received" if self._received(h) else None)
 
     def _received(self, h: Harness) -> list:

@@ -6,8 +6,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from simulator.store import Exchange
+from validators.findings import Finding
 
 Status = Literal["passed", "failed", "skipped"]
+COUNT_KEYS = ("error", "warning", "info", "suppressed", "expected")
 
 
 @dataclass
@@ -16,6 +18,32 @@ class Step:
     status: Status
     detail: str = ""
     duration_ms: float = 0.0
+
+
+@dataclass(frozen=True)
+class ExpectedFinding:
+    """A finding a scenario provokes on purpose (e.g. the defective Task it sends): shown, not counted."""
+
+    direction: str
+    tag: str
+    rule: str
+    reason: str
+
+
+@dataclass
+class Excuses:
+    """Why a finding does not count against the vendor: suppressed for the session, or provoked on purpose."""
+
+    suppressions: dict[str, str] = field(default_factory=dict)  # rule id -> the recorded reason
+    expected: list[ExpectedFinding] = field(default_factory=list)
+
+    def reason(self, ex: Exchange, f: Finding) -> tuple[str, str] | None:
+        if f.rule in self.suppressions:
+            return "suppressed", self.suppressions[f.rule]
+        for e in self.expected:
+            if (e.direction, e.tag, e.rule) == (ex.direction, ex.tag, f.rule):
+                return "expected", e.reason
+        return None
 
 
 @dataclass
@@ -27,7 +55,7 @@ class ScenarioResult:
     session_id: str | None = None
     steps: list[Step] = field(default_factory=list)
     exchanges: list[Exchange] = field(default_factory=list)
-    suppressions: dict[str, str] = field(default_factory=dict)  # rule id -> the recorded reason
+    excuses: Excuses = field(default_factory=Excuses)
 
     @property
     def status(self) -> Status:
@@ -35,12 +63,16 @@ class ScenarioResult:
             return "failed"
         return "passed" if self.steps else "skipped"
 
+    def excuse(self, ex: Exchange, f: Finding) -> tuple[str, str] | None:
+        return self.excuses.reason(ex, f)
+
     def counts(self) -> dict[str, int]:
-        """Findings by severity; suppressed rules are shown in reports but not counted."""
-        counts = {"error": 0, "warning": 0, "info": 0, "suppressed": 0}
+        """Findings by severity; suppressed and expected ones are shown in reports but not counted."""
+        counts = dict.fromkeys(COUNT_KEYS, 0)
         for ex in self.exchanges:
             for f in ex.findings:
-                counts["suppressed" if f.rule in self.suppressions else f.severity] += 1
+                excused = self.excuse(ex, f)
+                counts[excused[0] if excused else f.severity] += 1
         return counts
 
 
@@ -58,7 +90,7 @@ class RunResult:
         return "failed" if any(s.status == "failed" for s in self.scenarios) else "passed"
 
     def counts(self) -> dict[str, int]:
-        total = {"error": 0, "warning": 0, "info": 0, "suppressed": 0}
+        total = dict.fromkeys(COUNT_KEYS, 0)
         for scenario in self.scenarios:
             for key, value in scenario.counts().items():
                 total[key] += value

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Callable, Mapping
+from typing import Callable
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from scenarios.model import RunResult, ScenarioResult, Step
+from scenarios.model import Excuses, ExpectedFinding, RunResult, ScenarioResult, Step
 from scenarios.stack import Node, Stack
 from simulator.store import Exchange, Store, new_id
 
@@ -55,6 +55,9 @@ class Scenario:
     description = ""
     vendor_role = ""
 
+    def __init__(self) -> None:
+        self.expected: list[ExpectedFinding] = []  # findings the scenario's own steps provoke on purpose
+
     def steps(self) -> list[tuple[str, Callable[[Harness], str]]]:
         raise NotImplementedError
 
@@ -76,11 +79,17 @@ class Scenario:
         result.session_id = self.session_id(harness)
         if result.session_id:
             result.exchanges = harness.exchanges(result.session_id)
-            result.suppressions = harness.store.list_suppressions(result.session_id)
+            result.excuses = self.excuses(harness, result.session_id)
         return result
 
     def session_id(self, harness: Harness) -> str | None:
         return None
+
+    def excuses(self, harness: Harness, session_id: str) -> Excuses:
+        """The session's suppressions and the findings this scenario provokes on purpose."""
+        return Excuses(harness.store.list_suppressions(session_id), list(self.expected))
+
+
 
 
 def run_scenarios(harness: Harness, scenarios: list[Scenario], *, title: str) -> RunResult:
@@ -104,7 +113,7 @@ def same_request(url: str, relative: str) -> bool:
             == sorted(parse_qsl(wanted.query, keep_blank_values=True)))
 
 
-def error_findings(exchanges: list[Exchange], suppressions: Mapping[str, str]) -> list[str]:
-    """Error findings as evidence lines, leaving out the rules suppressed for the session."""
+def error_findings(exchanges: list[Exchange], excuses: Excuses) -> list[str]:
+    """Error findings as evidence lines, leaving out suppressed and deliberately provoked ones."""
     return [f"{ex.method} {ex.url} → {f.rule}: {f.message}" for ex in exchanges for f in ex.findings
-            if f.severity == "error" and f.rule not in suppressions]
+            if f.severity == "error" and excuses.reason(ex, f) is None]

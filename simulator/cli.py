@@ -86,6 +86,7 @@ def cmd_proxy(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from scenarios.happy import happy_scenarios
+    from scenarios.negative import negative_scenarios
     from scenarios.reports import write_reports
     from scenarios.runner import Harness, run_scenarios
     from scenarios.stack import StackError, start_stack
@@ -103,7 +104,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     with stack:
         store = Store(stack.simulator.database_url)
         harness = Harness(stack, store, patient_bsn=args.patient, wait_s=args.wait)
-        run = run_scenarios(harness, happy_scenarios(), title="happy flows against the reference vendor")
+        run = run_scenarios(harness, happy_scenarios() + negative_scenarios(),
+                            title="happy and non-happy flows against the reference vendor")
         store.close()
     written = write_reports(run, out)
     for scenario in run.scenarios:

@@ -29,25 +29,52 @@ def test_demo_passes_and_names_its_report(demo) -> None:
     assert "Traceback" not in completed.stderr
 
 
-def test_every_exchange_went_through_the_proxy_and_was_judged(demo) -> None:
-    _completed, out = demo
+HAPPY = ["happy-vendor-receiver", "happy-vendor-sender"]
+NEGATIVE = ["negative-defective-task", "negative-cancellation", "negative-resource-server",
+            "negative-token-after-cancellation"]
+
+
+def _scenarios(out: Path) -> dict[str, dict]:
     report = json.loads((out / "report.json").read_text())
     assert report["status"] == "passed" and report["counts"]["error"] == 0
-    assert [s["id"] for s in report["scenarios"]] == ["happy-vendor-receiver", "happy-vendor-sender"]
+    assert [s["id"] for s in report["scenarios"]] == HAPPY + NEGATIVE
     for scenario in report["scenarios"]:
-        assert scenario["status"] == "passed"
+        assert scenario["status"] == "passed", scenario["steps"]
         assert all(step["status"] == "passed" for step in scenario["steps"])
-        tags = [ex["tag"] for ex in scenario["exchanges"]]
         assert all(ex["source"] == "proxy" for ex in scenario["exchanges"])
-        # two token requests (notification + pull), the notification, 29 searches, at least one letter
-        assert tags.count("token-request") == 2 and tags.count("notification") == 1
-        assert tags.count("search") == 29 and tags.count("binary") >= 1
-        directions = {ex["direction"] for ex in scenario["exchanges"]}
-        assert directions == {"to-simulator", "to-vendor"}
         # each exchange is shown as its caller made it: at the proxy's listener for that direction
         listener = {"to-simulator": report["environment"]["proxy (vendor → simulator)"],
                     "to-vendor": report["environment"]["proxy (simulator → vendor)"]}
         assert all(ex["url"].startswith(listener[ex["direction"]] + "/s/") for ex in scenario["exchanges"])
+    return {s["id"]: s for s in report["scenarios"]}
+
+
+def test_every_exchange_went_through_the_proxy_and_was_judged(demo) -> None:
+    _completed, out = demo
+    scenarios = _scenarios(out)
+    for scenario in (scenarios[i] for i in HAPPY):
+        tags = [ex["tag"] for ex in scenario["exchanges"]]
+        # two token requests (notification + pull), the notification, 29 searches, at least one letter
+        assert tags.count("token-request") == 2 and tags.count("notification") == 1
+        assert tags.count("search") == 29 and tags.count("binary") >= 1
+        assert {ex["direction"] for ex in scenario["exchanges"]} == {"to-simulator", "to-vendor"}
+
+
+def test_negative_flows_provoke_and_observe_refusals(demo) -> None:
+    _completed, out = demo
+    scenarios = _scenarios(out)
+    defective = scenarios["negative-defective-task"]
+    assert [(ex["tag"], ex["status"]) for ex in defective["exchanges"]] == [("token-request", 200), ("notification", 400)]
+    assert "NOTIF-002" in [f["rule"] for f in defective["exchanges"][1]["findings"]]
+    assert defective["counts"]["expected"] >= 1 and defective["counts"]["error"] == 0
+    probed = [ex["status"] for ex in scenarios["negative-resource-server"]["exchanges"]
+              if ex["direction"] == "to-vendor" and ex["tag"] == "search"]
+    assert probed[-4:] == [401, 401, 403, 400]
+    revoked = [ex for ex in scenarios["negative-token-after-cancellation"]["exchanges"]
+               if ex["direction"] == "to-vendor" and ex["tag"] == "token-request"]
+    assert revoked[-1]["status"] == 400 and '"invalid_grant"' in revoked[-1]["response_body"]
+    cancelled = [ex for ex in scenarios["negative-cancellation"]["exchanges"] if ex["tag"] == "cancellation"]
+    assert [ex["status"] for ex in cancelled] == [200]
 
 
 def test_reports_redact_tokens_and_render(demo) -> None:
@@ -58,4 +85,4 @@ def test_reports_redact_tokens_and_render(demo) -> None:
     assert not re.search(r"Bearer [A-Za-z0-9_-]{20,}", html)
     assert not re.search(r'"access_token": "[A-Za-z0-9_-]{20,}"', html)
     suite = ET.parse(out / "junit.xml").getroot()
-    assert suite.get("tests") == "2" and suite.get("failures") == "0"
+    assert suite.get("tests") == "6" and suite.get("failures") == "0"

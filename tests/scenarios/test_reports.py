@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from xml.etree import ElementTree as ET
 
-from scenarios.model import RunResult, ScenarioResult, Step
+from scenarios.model import Excuses, ExpectedFinding, RunResult, ScenarioResult, Step
 from scenarios.reports import write_reports
 from scenarios.runner import error_findings
 from simulator.store import Exchange
@@ -23,14 +23,14 @@ def _run(suppressions: dict[str, str], step_status: str = "passed") -> RunResult
                               steps=[Step("step", step_status, "evidence")],  # type: ignore[arg-type]
                               exchanges=[_exchange(Finding("BUNDLE-009", "error", "Coding without system", "x"),
                                                    Finding("BUNDLE-010", "warning", "no text", "y"))],
-                              suppressions=suppressions)
+                              excuses=Excuses(suppressions))
     return RunResult("run-1", "t", 0.0, 1.0, [scenario])
 
 
 def test_suppressed_rules_are_shown_with_reason_but_not_counted(tmp_path) -> None:
     run = _run({"BUNDLE-009": "vendor uses a local code system; accepted by case manager"})
-    assert run.counts() == {"error": 0, "warning": 1, "info": 0, "suppressed": 1}
-    assert error_findings(run.scenarios[0].exchanges, run.scenarios[0].suppressions) == []
+    assert run.counts() == {"error": 0, "warning": 1, "info": 0, "suppressed": 1, "expected": 0}
+    assert error_findings(run.scenarios[0].exchanges, run.scenarios[0].excuses) == []
     written = write_reports(run, tmp_path)
     html = written["html"].read_text()
     assert "accepted by case manager" in html and "1 suppressed" in html
@@ -41,8 +41,20 @@ def test_suppressed_rules_are_shown_with_reason_but_not_counted(tmp_path) -> Non
 def test_unsuppressed_error_is_counted_and_failed_scenario_is_a_junit_failure(tmp_path) -> None:
     run = _run({}, step_status="failed")
     assert run.counts()["error"] == 1 and run.status == "failed"
-    assert error_findings(run.scenarios[0].exchanges, {}) == [
+    assert error_findings(run.scenarios[0].exchanges, Excuses()) == [
         "GET http://127.0.0.1:1/s/x/fhir/Condition → BUNDLE-009: Coding without system"]
     suite = ET.parse(write_reports(run, tmp_path)["junit"]).getroot()
     assert suite.get("failures") == "1"
     assert suite.find("testcase/failure").get("message") == "step: evidence"
+
+
+def test_findings_provoked_on_purpose_are_shown_not_counted(tmp_path) -> None:
+    run = _run({})
+    run.scenarios[0].excuses = Excuses(expected=[ExpectedFinding("to-simulator", "search", "BUNDLE-009",
+                                                                 "the simulator sent this defect on purpose")])
+    assert run.counts()["error"] == 0 and run.counts()["expected"] == 1
+    html = write_reports(run, tmp_path)["html"].read_text()
+    assert "expected: the simulator sent this defect on purpose" in html
+    # the same rule on another kind of exchange still counts
+    run.scenarios[0].excuses = Excuses(expected=[ExpectedFinding("to-vendor", "search", "BUNDLE-009", "x")])
+    assert run.counts()["error"] == 1
