@@ -213,3 +213,56 @@ def find_query(resource_type: str, lastn: bool, params: list[tuple[str, str]]) -
         if q_type == resource_type and q_lastn == lastn and key(q_params, q_type) == wanted:
             return q
     return None
+
+
+# --- BgZ profiles and coding systems (SPEC §6, §6.2) --------------------------------------------
+NL_CORE_PATIENT_PROFILE = BGZ_QUERIES[0].profile
+UCUM = "http://unitsofmeasure.org"
+ATC = "http://www.whocc.no/atc"
+G_STANDAARD_SYSTEMS = tuple(f"urn:oid:2.16.840.1.113883.2.4.4.{n}" for n in (1, 7, 8, 10))
+# A zib value set's OID names a set of codes, never the code system of a Coding (SPEC §6.2).
+ZIB_VALUE_SET_OID_PREFIX = "urn:oid:2.16.840.1.113883.2.4.3.11.60.40.2"
+# The HL7 OIDs of the SPEC §6.2 code systems; FHIR names these systems by their URI instead.
+CODE_SYSTEM_OIDS = {
+    "urn:oid:2.16.840.1.113883.6.96": SNOMED,
+    "urn:oid:2.16.840.1.113883.6.1": LOINC,
+    "urn:oid:2.16.840.1.113883.6.73": ATC,
+    "urn:oid:2.16.840.1.113883.6.8": UCUM,
+}
+TREATMENT_PERMITTED_URL = NICTIZ_SD + "zib-TreatmentDirective-TreatmentPermitted"  # its modifierExtension
+BLOOD_PRESSURE_SYSTOLIC = f"{LOINC}|8480-6"
+BLOOD_PRESSURE_DIASTOLIC = f"{LOINC}|8462-4"
+BLOOD_PRESSURE_UNIT = "mm[Hg]"  # UCUM
+# Laboratory results: the zib's own category, or the one query 22 asks for (SPEC §6.2)
+LAB_CATEGORIES = (f"{SNOMED}|49581000146104", f"{SNOMED}|275711006")
+
+# Resource types an `_include` of the BgZ queries can bring in (the targets of the STU3 search parameter).
+INCLUDE_TARGETS: dict[str, tuple[str, ...]] = {
+    "Patient:general-practitioner": ("Organization", "Practitioner"),
+    "Coverage:payor:Patient": ("Patient",),
+    "Coverage:payor:Organization": ("Organization",),
+    "MedicationStatement:medication": ("Medication",),
+    "MedicationRequest:medication": ("Medication",),
+    "MedicationDispense:medication": ("Medication",),
+    "DeviceUseStatement:device": ("Device",),
+    "Observation:related-target": ("Observation", "QuestionnaireResponse", "Sequence"),
+    "Observation:specimen": ("Specimen",),
+    "DeviceRequest:device": ("Device",),
+}
+# SPEC §6 variant: `&_revinclude=Provenance:target` may add Provenance resources to any answer.
+REVINCLUDE_TYPES = ("Provenance",)
+
+# The resource type of every BgZ profile: main profiles from the query table, included ones here.
+INCLUDED_PROFILE_TYPES = {
+    NICTIZ_SD + "zib-Product": "Medication",
+    NICTIZ_SD + "zib-MedicalDeviceProduct": "Device",
+    NICTIZ_SD + "zib-LaboratoryTestResult-Specimen": "Specimen",
+}
+PROFILE_TYPES: dict[str, str] = {**{q.profile: q.resource_type for q in BGZ_QUERIES}, **INCLUDED_PROFILE_TYPES}
+
+
+def include_types(query: BgzQuery) -> frozenset[str]:
+    """Resource types the query's `_include` parameters (and the Provenance variant) may add."""
+    _, _, params = query_params(query.query)
+    types = {t for name, value in params if name == "_include" for t in INCLUDE_TARGETS.get(value, ())}
+    return frozenset(types | set(REVINCLUDE_TYPES))

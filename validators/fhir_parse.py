@@ -1,0 +1,591 @@
+"""Reading FHIR STU3 resources from bytes (JSON or XML) and checking their structure (SPEC §8).
+
+- `parse_fhir` turns bytes into the FHIR JSON representation (a dict). XML is parsed by lxml with
+  entity resolution, DTD loading and network access off, and any DOCTYPE or entity declaration is
+  refused outright (XXE, billion laughs). The XML is then converted by our own walker, driven by the
+  field definitions of the fhir.resources STU3 models (cardinality, primitive types), so primitives
+  keep their exact text and extensions on primitives land in `_field` as FHIR JSON wants.
+- `check_structure` judges a dict against the STU3 models: our own walk finds what pydantic lets
+  through or crashes on (unknown resource types, JSON kinds such as "true" for a boolean, arrays for
+  single elements, nulls, empty values); then pydantic checks primitive formats, required elements
+  and choice types. Both give STRUCT-001 findings with a FHIRPath-like location, never exceptions.
+
+Only input that is not FHIR at all (not JSON or XML, no resourceType, root outside the FHIR
+namespace) raises `FhirParseError`.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any, Literal
+
+from lxml import etree
+from pydantic import ValidationError
+
+from validators.findings import Finding, rule
+from validators.identifiers import show
+
+_REF = "SPEC §8"
+STRUCTURE = rule("STRUCT-001", "error", "element does not fit the FHIR STU3 definition (unknown element, "
+                 "cardinality, primitive value, required element)", _REF)
+UNKNOWN_TYPE = rule("STRUCT-002", "error", "not an STU3 resource type", _REF)
+XML_FORM = rule("STRUCT-003", "error", "XML does not follow the FHIR XML form (namespace, attributes, text, "
+                "repeated single element)", _REF)
+
+FHIR_NS = "http://hl7.org/fhir"
+XHTML_NS = "http://www.w3.org/1999/xhtml"
+_XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
+_ABSTRACT_TYPES = frozenset({"Resource", "DomainResource"})
+_INTEGER_TYPES = frozenset({"integer", "positiveInt", "unsignedInt", "integer64"})
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+_DECIMAL = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?")
+_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# Stands in for a nested resource of an unknown type while pydantic checks the rest: STU3 Parameters
+# has no required element, and keeping the list position keeps every other location right.
+_PLACEHOLDER = {"resourceType": "Parameters"}
+
+
+class FhirParseError(ValueError):
+    """The input is not FHIR at all (exit status 2: unreadable input); the message is one line for people."""
+
+
+@dataclass
+class ParsedFhir:
+    resource: dict
+    format: Literal["json", "xml"]
+    findings: list[Finding] = field(default_factory=list)
+
+
+# --- the STU3 model definitions, reduced to what a walker needs ---------------------------------
+@dataclass(frozen=True)
+class _Field:
+    type: str  # FHIR type: a primitive ("dateTime"), complex type, backbone ("ObservationComponent") or "Resource"
+    is_list: bool
+    is_primitive: bool
+    required: bool = False  # min cardinality 1
+    choice: str = ""  # the choice element this is a variant of: "value" for valueQuantity
+    choice_required: bool = False
+
+
+@lru_cache(maxsize=None)
+def _model(type_name: str) -> Any:
+    """The STU3 model class of a type name, or None."""
+    from fhir.resources.STU3 import fhirtypes, get_fhir_model_class
+
+    if not _KEY.fullmatch(type_name) or not hasattr(fhirtypes, type_name + "Type"):
+        return None
+    try:
+        return get_fhir_model_class(type_name)
+    except (ValueError, ImportError):
+        return None
+
+
+def is_resource_type(name: object) -> bool:
+    """True for the concrete resource types of FHIR STU3."""
+    return isinstance(name, str) and _is_resource_type(name)
+
+
+@lru_cache(maxsize=None)
+def _is_resource_type(name: str) -> bool:
+    if name in _ABSTRACT_TYPES:
+        return False
+    model = _model(name)
+    return model is not None and model.has_resource_base() and model.get_resource_type() == name
+
+
+@lru_cache(maxsize=None)
+def _schema(type_name: str) -> dict[str, _Field]:
+    """Element name (JSON key) -> definition, for a resource, data type or backbone element."""
+    from fhir_core.utils import get_fhir_type_name, is_list_type, is_primitive_type
+
+    model = _model(type_name)
+    fields: dict[str, _Field] = {}
+    if model is None:
+        return fields
+    for info in model.model_fields.values():
+        if info.alias == "fhir_comments":
+            continue
+        extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+        # FHIRPrimitiveExtension (the `_x` of a primitive) marks none of its fields as elements
+        if not info.alias or not (extra.get("element_property") or type_name == "FHIRPrimitiveExtension"):
+            continue
+        fields[info.alias] = _Field(get_fhir_type_name(info, prefix="STU3."), is_list_type(info),
+                                    is_primitive_type(info), bool(extra.get("element_required")),
+                                    str(extra.get("one_of_many") or ""), bool(extra.get("one_of_many_required")))
+    return fields
+
+
+def _path(root: str, parts: tuple[str | int, ...]) -> str:
+    """FHIRPath-like text: keys joined by dots, indexes in brackets; `_x` (a primitive's extensions) is `x`."""
+    text = root
+    for part in parts:
+        text += f"[{part}]" if isinstance(part, int) else "." + (part[1:] if part.startswith("_") else part)
+    return text
+
+
+# --- parsing -------------------------------------------------------------------------------------
+def parse_fhir(data: bytes, *, source: str = "", structure: bool = True) -> ParsedFhir:
+    """Read one FHIR STU3 resource from JSON or XML bytes (told apart by the first non-blank byte).
+
+    `structure=False` skips `check_structure` (the model check) for callers on a hot path; the
+    findings then hold only what reading itself found (XML form, unknown resource type).
+    """
+    prefix = f"{source}: " if source else ""
+    if not isinstance(data, (bytes, bytearray)):
+        raise FhirParseError(f"{prefix}expected bytes, got {type(data).__name__}")
+    data = bytes(data)
+    start = (data[3:] if data.startswith(b"\xef\xbb\xbf") else data).lstrip(b" \t\r\n")[:1]
+    if start == b"{" or start == b"[":
+        resource = _read_json(data, prefix)
+        findings: list[Finding] = []
+        fmt: Literal["json", "xml"] = "json"
+    elif start == b"<" or data[:2] in (b"\xff\xfe", b"\xfe\xff"):  # UTF-16 XML starts with its BOM
+        resource, findings = _read_xml(data, prefix)
+        fmt = "xml"
+    elif not start:
+        raise FhirParseError(f"{prefix}empty input; expected a FHIR resource in JSON or XML")
+    else:
+        raise FhirParseError(f"{prefix}neither JSON nor XML (starts with {show(data[:20])}); "
+                             "expected a FHIR resource")
+    if structure:
+        findings.extend(f for f in check_structure(resource) if f not in findings)
+    elif not is_resource_type(resource["resourceType"]) and not any(f.rule == UNKNOWN_TYPE.id for f in findings):
+        findings.append(_unknown_type(resource["resourceType"], _root(resource["resourceType"])))
+    return ParsedFhir(resource, fmt, findings)
+
+
+def _reject_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _read_json(data: bytes, prefix: str) -> dict:
+    try:
+        value = json.loads(data.decode("utf-8-sig"), parse_constant=_reject_constant)
+    except UnicodeDecodeError as e:
+        raise FhirParseError(f"{prefix}JSON is not UTF-8 ({e.reason} at byte {e.start})") from None
+    except json.JSONDecodeError as e:
+        raise FhirParseError(f"{prefix}not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
+    except (ValueError, RecursionError) as e:
+        raise FhirParseError(f"{prefix}not valid JSON: {e}") from None
+    if not isinstance(value, dict):
+        raise FhirParseError(f"{prefix}JSON {type(value).__name__} is not a FHIR resource; expected an object "
+                             "with a resourceType")
+    if not isinstance(value.get("resourceType"), str) or not value["resourceType"]:
+        raise FhirParseError(f"{prefix}JSON object has no resourceType (saw {show(value.get('resourceType'))}); "
+                             "not a FHIR resource")
+    return value
+
+
+def _xml_parser() -> etree.XMLParser:
+    """A parser that never resolves entities, reads a DTD or touches the network."""
+    return etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False,
+                           dtd_validation=False, remove_comments=True, remove_pis=True)
+
+
+_DTD_MARKERS = (b"<!DOCTYPE", b"<!ENTITY", "<!DOCTYPE".encode("utf-16-le"), "<!ENTITY".encode("utf-16-le"),
+                "<!DOCTYPE".encode("utf-16-be"), "<!ENTITY".encode("utf-16-be"))
+
+
+def _read_xml(data: bytes, prefix: str) -> tuple[dict, list[Finding]]:
+    refused = FhirParseError(f"{prefix}XML DOCTYPE/entities are not allowed in FHIR (XXE and entity expansion "
+                             "risk); remove the DOCTYPE and any entity references")
+    # Refuse before parsing, so the parser never sees an internal subset at all.
+    if any(marker in data for marker in _DTD_MARKERS):
+        raise refused
+    try:
+        root = etree.fromstring(data, _xml_parser())
+    except etree.XMLSyntaxError as e:
+        if "entity" in str(e).lower():  # e.g. amplification stopped by libxml2, or an undeclared entity
+            raise refused from None
+        raise FhirParseError(f"{prefix}not well-formed XML: {e}") from None
+    except ValueError as e:  # e.g. an encoding declaration lxml cannot honour
+        raise FhirParseError(f"{prefix}not readable XML: {e}") from None
+    docinfo = root.getroottree().docinfo
+    if docinfo.doctype or docinfo.internalDTD is not None or docinfo.externalDTD is not None:
+        raise refused
+    qname = etree.QName(root)
+    if qname.namespace != FHIR_NS:
+        raise FhirParseError(f"{prefix}XML root element {root.tag!r} is not in the FHIR namespace {FHIR_NS!r}; "
+                             "not a FHIR resource")
+    findings: list[Finding] = []
+    resource = _XmlReader(findings).resource(root, _root(qname.localname))
+    return resource, findings
+
+
+class _XmlReader:
+    """FHIR XML -> FHIR JSON, element by element, guided by the STU3 field definitions."""
+
+    def __init__(self, findings: list[Finding]) -> None:
+        self.findings = findings
+
+    def resource(self, element: etree._Element, path: str) -> dict:
+        rtype = etree.QName(element).localname
+        if not is_resource_type(rtype):
+            self.findings.append(_unknown_type(rtype, path))
+            out: dict = {"resourceType": rtype}
+            kept = self._generic(element)
+            out.update(kept if isinstance(kept, dict) else {})
+            return out
+        return {"resourceType": rtype, **self.complex(element, rtype, path)}
+
+    def complex(self, element: etree._Element, type_name: str, path: str) -> dict:
+        schema = _schema(type_name)
+        out: dict[str, Any] = {}
+        self._attributes(element, type_name, path, out)
+        self._no_text(element, path)
+        counts: dict[str, int] = {}
+        primitive_lists: dict[str, tuple[list, list]] = {}
+        for child in element:
+            if not isinstance(child.tag, str):
+                continue
+            qname = etree.QName(child)
+            name = qname.localname
+            spec = schema.get(name)
+            if qname.namespace == XHTML_NS and name == "div" and spec is not None and spec.type == "xhtml":
+                out["div"] = _xhtml(child)
+                continue
+            if qname.namespace != FHIR_NS:
+                self.findings.append(XML_FORM.finding(f"element {child.tag!r} is not in the FHIR namespace",
+                                                      f"{path}.{name}"))
+                continue
+            index = counts.get(name, 0)
+            counts[name] = index + 1
+            child_path = f"{path}.{name}[{index}]" if spec is None or spec.is_list else f"{path}.{name}"
+            if spec is None:  # kept, so check_structure reports it as for JSON
+                value = self._generic(child)
+                if name in out:
+                    out[name] = (out[name] if isinstance(out[name], list) else [out[name]]) + [value]
+                else:
+                    out[name] = value
+                continue
+            if not spec.is_list and index > 0:
+                self.findings.append(XML_FORM.finding(f"element {name!r} appears {index + 1} times; it allows at "
+                                                      "most one (later ones ignored)", f"{path}.{name}"))
+                continue
+            if spec.is_primitive:
+                value, extension = self._primitive(child, spec.type, child_path)
+                if spec.is_list:
+                    values, extensions = primitive_lists.setdefault(name, ([], []))
+                    values.append(value)
+                    extensions.append(extension)
+                else:
+                    if value is not None:
+                        out[name] = value
+                    if extension is not None:
+                        out["_" + name] = extension
+                continue
+            if spec.type == "Resource":
+                value = self._wrapped_resource(child, child_path)
+            else:
+                value = self.complex(child, spec.type, child_path)
+            if spec.is_list:
+                out.setdefault(name, []).append(value)
+            else:
+                out[name] = value
+        for name, (values, extensions) in primitive_lists.items():
+            if any(v is not None for v in values):
+                out[name] = values
+            if any(e is not None for e in extensions):
+                out["_" + name] = extensions
+        return out
+
+    def _attributes(self, element: etree._Element, type_name: str, path: str, out: dict) -> None:
+        for key, value in element.attrib.items():
+            if key == "id" and not is_resource_type(type_name):
+                out["id"] = value  # element id; a resource's id is an element
+            elif key == "url" and type_name == "Extension":
+                out["url"] = value
+            elif not key.startswith("{" + _XSI_NS):
+                self.findings.append(XML_FORM.finding(f"attribute {key!r} (value {show(value)}) is not allowed "
+                                                      f"on a {type_name} element", path))
+
+    def _no_text(self, element: etree._Element, path: str) -> None:
+        texts = [element.text] + [child.tail for child in element]
+        text = " ".join(t.strip() for t in texts if t and t.strip())
+        if text:
+            self.findings.append(XML_FORM.finding(f"text {show(text)} inside an element; FHIR XML carries values "
+                                                  "in value attributes", path))
+
+    def _primitive(self, element: etree._Element, type_name: str, path: str) -> tuple[Any, dict | None]:
+        extension: dict[str, Any] = {}
+        value: Any = None
+        for key, raw in element.attrib.items():
+            if key == "value":
+                value = _typed(raw, type_name)
+            elif key == "id":
+                extension["id"] = raw
+            elif not key.startswith("{" + _XSI_NS):
+                self.findings.append(XML_FORM.finding(f"attribute {key!r} (value {show(raw)}) is not allowed on a "
+                                                      f"{type_name} element", path))
+        self._no_text(element, path)
+        for child in (c for c in element if isinstance(c.tag, str)):
+            qname = etree.QName(child)
+            if qname.namespace == FHIR_NS and qname.localname == "extension":
+                extension.setdefault("extension", []).append(
+                    self.complex(child, "Extension", f"{path}.extension[{len(extension.get('extension', []))}]"))
+            else:
+                self.findings.append(STRUCTURE.finding(f"element {qname.localname!r} is not allowed in a "
+                                                       f"{type_name} value (only extension)", f"{path}"))
+        if value is None and not extension:
+            self.findings.append(XML_FORM.finding(f"{type_name} element has neither a value attribute nor an "
+                                                  "extension", path))
+        return value, extension or None
+
+    def _wrapped_resource(self, element: etree._Element, path: str) -> dict:
+        """`<contained><Patient>…</Patient></contained>`: the one child element is the resource."""
+        self._no_text(element, path)
+        children = [c for c in element if isinstance(c.tag, str)]
+        for key in element.attrib:
+            self.findings.append(XML_FORM.finding(f"attribute {key!r} is not allowed here", path))
+        if len(children) != 1:
+            self.findings.append(XML_FORM.finding(f"holds {len(children)} elements; expected exactly one resource",
+                                                  path))
+            return {}
+        inner = children[0]
+        if etree.QName(inner).namespace != FHIR_NS:
+            self.findings.append(XML_FORM.finding(f"resource element {inner.tag!r} is not in the FHIR namespace",
+                                                  path))
+        return self.resource(inner, path)
+
+    def _generic(self, element: etree._Element) -> Any:
+        """An element the STU3 definitions do not know: keep its shape (value or children) for the report."""
+        children = [c for c in element if isinstance(c.tag, str)]
+        if not children:
+            return element.get("value", "")
+        out: dict[str, Any] = {}
+        for child in children:
+            name = etree.QName(child).localname
+            value = self._generic(child)
+            if name in out:
+                out[name] = (out[name] if isinstance(out[name], list) else [out[name]]) + [value]
+            else:
+                out[name] = value
+        return out
+
+
+def _typed(raw: str, type_name: str) -> Any:
+    """The JSON value of a primitive's XML text; text that does not fit stays a string for the model to flag."""
+    if type_name == "boolean":
+        return {"true": True, "false": False}.get(raw, raw)
+    if type_name in _INTEGER_TYPES:
+        return int(raw) if _INTEGER.fullmatch(raw) else raw
+    if type_name == "decimal" and _DECIMAL.fullmatch(raw):
+        if "." not in raw and "e" not in raw.lower():
+            return int(raw)
+        number = float(raw)  # precision beyond a double is lost; no rule depends on it
+        return number if math.isfinite(number) else raw
+    return raw
+
+
+def _xhtml(element: etree._Element) -> str:
+    div = copy.deepcopy(element)
+    etree.cleanup_namespaces(div)  # drop declarations inherited from the resource (xsi, fhir)
+    div.tail = None
+    return etree.tostring(div, encoding="unicode")
+
+
+def _root(rtype: object) -> str:
+    """The location of a resource's root: its type name, or `resourceType` when that is no name."""
+    return rtype if isinstance(rtype, str) and _KEY.fullmatch(rtype) else "resourceType"
+
+
+def _unknown_type(rtype: object, location: str) -> Finding:
+    return UNKNOWN_TYPE.finding(f"resourceType {show(rtype)} is not a FHIR STU3 resource type", location)
+
+
+# --- structure ---------------------------------------------------------------------------------
+def check_structure(resource: dict) -> list[Finding]:
+    """Judge a FHIR JSON resource against the STU3 model of its resourceType."""
+    if not isinstance(resource, dict):
+        return [UNKNOWN_TYPE.finding(f"saw JSON {type(resource).__name__}; expected a resource object", "Resource")]
+    rtype = resource.get("resourceType")
+    if not is_resource_type(rtype):
+        return [_unknown_type(rtype, _root(rtype))]
+    walk = _JsonWalk(rtype)
+    try:
+        walk.resource(resource, ())
+    except RecursionError:  # JSON nested deeper than any FHIR resource: report, never crash
+        return [STRUCTURE.finding("resource too deeply nested to check against the STU3 model", rtype)]
+    return walk.findings + _model_findings(resource, rtype, walk)
+
+
+# JSON kinds of the primitives that are not strings
+_KINDS: dict[str, tuple[type, ...]] = {"boolean": (bool,), "decimal": (int, float),
+                                       **{name: (int,) for name in _INTEGER_TYPES}}
+
+
+def _kind_fits(value: object, type_name: str) -> bool:
+    kinds = _KINDS.get(type_name, (str,))
+    return isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds)
+
+
+class _JsonWalk:
+    """What pydantic accepts or crashes on but FHIR JSON forbids; remembers where it reported."""
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+        self.findings: list[Finding] = []
+        self.flagged: list[tuple[str | int, ...]] = []  # pydantic errors at or below these are ours already
+        self.exact: list[tuple[str | int, ...]] = []  # ... and pydantic errors exactly at these (choice types)
+        self.bad_resources: list[tuple[str | int, ...]] = []
+
+    def flag(self, parts: tuple[str | int, ...], message: str, rule_=STRUCTURE) -> None:
+        self.flagged.append(parts)
+        self.findings.append(rule_.finding(message, _path(self.root, parts)))
+
+    def resource(self, node: object, parts: tuple[str | int, ...]) -> None:
+        rtype = node.get("resourceType") if isinstance(node, dict) else None
+        if not isinstance(node, dict) or not is_resource_type(rtype):
+            what = f"resourceType {show(rtype)}" if isinstance(node, dict) else f"JSON {type(node).__name__}"
+            self.flag(parts, f"{what} is not a FHIR STU3 resource type", UNKNOWN_TYPE)
+            self.bad_resources.append(parts)
+            return
+        self.complex(node, str(rtype), parts, is_resource=True)
+
+    def complex(self, node: dict, type_name: str, parts: tuple[str | int, ...], is_resource: bool = False) -> None:
+        schema = _schema(type_name)
+        for key, value in node.items():
+            if is_resource and key == "resourceType" or key == "fhir_comments":
+                continue
+            here = parts + (key,)
+            if key.startswith("_"):
+                spec = schema.get(key[1:])
+                if spec is None or not spec.is_primitive:
+                    self.flag(here, f"{key!r} is not the extension part of a primitive element of {type_name}")
+                else:
+                    self._values(value, _Field("FHIRPrimitiveExtension", spec.is_list, False), key, here,
+                                 nulls=True)
+                continue
+            spec = schema.get(key)
+            if spec is None:
+                self.flag(here, f"unknown element {key!r} in {type_name} (saw {show(value)})")
+                continue
+            self._values(value, spec, key, here, nulls=spec.is_primitive and "_" + key in node)
+        self._cardinality(node, type_name, parts)
+
+    def _cardinality(self, node: dict, type_name: str, parts: tuple[str | int, ...]) -> None:
+        """Required elements and choice types; pydantic only checks these when everything else is right."""
+        required, choices = _constraints(type_name)
+        for name in required:
+            if name not in node and "_" + name not in node:
+                self.flag(parts + (name,), f"{type_name}.{name} is required (min 1) but absent")
+        present: dict[str, list[str]] = {}
+        schema = _schema(type_name)
+        for key in node:
+            spec = schema.get(key[1:] if key.startswith("_") else key)
+            if spec is not None and spec.choice and key.lstrip("_") not in present.get(spec.choice, []):
+                present.setdefault(spec.choice, []).append(key.lstrip("_"))
+        for choice, choice_required in choices.items():
+            variants = present.get(choice, [])
+            if len(variants) > 1 or (choice_required and not variants):
+                self.exact.append(parts)
+                what = f"saw {', '.join(variants)}" if variants else "none is present"
+                how = "exactly one" if choice_required else "at most one"
+                self.findings.append(STRUCTURE.finding(f"{type_name}.{choice}[x] takes {how} type; {what}",
+                                                       _path(self.root, parts)))
+
+    def _values(self, value: object, spec: _Field, key: str, parts: tuple[str | int, ...], nulls: bool) -> None:
+        if value is None:
+            self.flag(parts, f"{key!r} is null; FHIR JSON leaves absent elements out")
+        elif spec.is_list:
+            if not isinstance(value, list):
+                self.flag(parts, f"{key!r} repeats (0..*) and must be a JSON array; saw {show(value)}")
+            elif not value:
+                self.flag(parts, f"{key!r} is an empty array; FHIR JSON leaves absent elements out")
+            else:
+                for i, item in enumerate(value):
+                    if item is None and nulls:
+                        continue  # aligned with the values or extensions of a primitive array
+                    self._value(item, spec, key, parts + (i,))
+        elif isinstance(value, list):
+            self.flag(parts, f"{key!r} allows at most one value but is an array of {len(value)}")
+        else:
+            self._value(value, spec, key, parts)
+
+    def _value(self, value: object, spec: _Field, key: str, parts: tuple[str | int, ...]) -> None:
+        if value is None:
+            self.flag(parts, f"{key!r} holds a null")
+        elif spec.type == "Resource":
+            self.resource(value, parts)
+        elif spec.is_primitive:
+            if not _kind_fits(value, spec.type):
+                self.flag(parts, f"{spec.type} given as JSON {type(value).__name__} {show(value)}")
+            elif isinstance(value, str) and not value.strip():
+                self.flag(parts, f"{key!r} is an empty string; FHIR values have content")
+        elif not isinstance(value, dict):
+            self.flag(parts, f"{spec.type} must be a JSON object; saw {show(value)}")
+        elif not value:
+            self.flag(parts, f"{key!r} is an empty object; FHIR elements have a value or children")
+        else:
+            self.complex(value, spec.type, parts)
+
+
+@lru_cache(maxsize=None)
+def _constraints(type_name: str) -> tuple[tuple[str, ...], dict[str, bool]]:
+    """(required elements, choice element -> whether one of its types is required) of a type."""
+    schema = _schema(type_name)
+    required = tuple(name for name, spec in schema.items() if spec.required)
+    choices: dict[str, bool] = {}
+    for spec in schema.values():
+        if spec.choice:
+            choices[spec.choice] = choices.get(spec.choice, False) or spec.choice_required
+    return required, choices
+
+
+def _model_findings(resource: dict, rtype: str, walk: _JsonWalk) -> list[Finding]:
+    """Findings of the pydantic STU3 model, except where our own walk already reported."""
+    data = resource
+    if walk.bad_resources:
+        data = copy.deepcopy(resource)
+        for parts in walk.bad_resources:
+            _replace(data, parts, dict(_PLACEHOLDER))
+    try:
+        _model(rtype).model_validate(data)
+        return []
+    except ValidationError as e:
+        errors = e.errors()
+    except (RecursionError, MemoryError):
+        return [STRUCTURE.finding("resource too deeply nested to check against the STU3 model", rtype)]
+    except Exception as e:  # the model library must never turn bad input into a crash
+        return [STRUCTURE.finding(f"the STU3 model could not check this resource ({type(e).__name__}: "
+                                  f"{show(str(e), 100)})", rtype)]
+    findings: list[Finding] = []
+    for error in errors:
+        parts = _error_parts(data, error.get("loc", ()))
+        if parts in walk.exact or any(parts[:len(flagged)] == flagged for flagged in walk.flagged):
+            continue
+        message = " ".join(str(error.get("msg", "")).split())
+        if "input" in error and error.get("type") not in ("missing", "model_field_validation.missing"):
+            message += f" (saw {show(error['input'])})"
+        finding = STRUCTURE.finding(message, _path(rtype, parts))
+        if finding not in findings:
+            findings.append(finding)
+    return findings
+
+
+def _replace(node: Any, parts: tuple[str | int, ...], value: Any) -> None:
+    for part in parts[:-1]:
+        node = node[part]
+    if parts:
+        node[parts[-1]] = value
+
+
+def _error_parts(data: Any, loc: tuple) -> tuple[str | int, ...]:
+    """A pydantic error location as keys and indexes of the document, without pydantic's own tags."""
+    parts: list[str | int] = []
+    node = data
+    for part in loc:
+        if isinstance(part, int) and isinstance(node, list) and 0 <= part < len(node):
+            parts.append(part)
+            node = node[part]
+        elif isinstance(part, str) and isinstance(node, dict) and part in node:
+            parts.append(part)
+            node = node[part]
+        elif isinstance(part, str) and _KEY.fullmatch(part) and part != "root":
+            parts.append(part)  # a missing element: name it, nothing below it exists
+            node = None
+    return tuple(parts)
