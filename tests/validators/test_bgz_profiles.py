@@ -3,10 +3,9 @@ from __future__ import annotations
 
 import copy
 import importlib.util
-import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
@@ -301,7 +300,7 @@ def test_generated_content_has_no_errors(patient: Any) -> None:
     assert not offenders, offenders
 
 
-# --- speed -------------------------------------------------------------------------------------------
+# --- the benchmark's input (speed is measured by benchmarks/validate_bundle.py, never asserted here) ---------
 def _benchmark() -> Any:
     path = Path(__file__).resolve().parents[2] / "benchmarks" / "validate_bundle.py"
     loaded = importlib.util.spec_from_file_location("validate_bundle", path)
@@ -311,18 +310,9 @@ def _benchmark() -> Any:
     return module
 
 
-def best_of(runs: int, work: Callable[[], object]) -> float:
-    best = float("inf")
-    for _ in range(runs):
-        started = time.perf_counter()
-        work()
-        best = min(best, time.perf_counter() - started)
-    return best
-
-
-def test_a_thousand_entries_validate_well_under_half_a_second() -> None:
+def test_the_benchmark_bundle_is_a_valid_thousand_entry_searchset() -> None:
     benchmark = _benchmark()
     bundle = benchmark.build_bundle(1000, now=NOW)
     assert len(bundle["entry"]) == 1000
+    assert len({e["fullUrl"] for e in bundle["entry"]}) == 1000
     assert not errors(benchmark.validate(bundle))
-    assert best_of(3, lambda: benchmark.validate(bundle)) < 0.5

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import copy
-import time
 from typing import Any, Callable
 
 import pytest
@@ -256,11 +255,9 @@ def _big_bundle(size: int) -> dict:
             "entry": entries}
 
 
-def test_thousand_entries_check_fast() -> None:
+def test_thousand_entries_check_clean() -> None:
+    # speed is measured by benchmarks/validate_bundle.py; here only the result of a large Bundle
     bundle = _big_bundle(1000)
-    start = time.perf_counter()
     findings = check_searchset(bundle, request_url=f"{BASE}/Observation/$lastn?code=http%3A%2F%2Floinc.org%7C85354-9",
                                expected_profiles=(spec.NICTIZ_SD + "zib-BloodPressure",), patient_reference=PATIENT)
-    elapsed = time.perf_counter() - start
     assert findings == []
-    assert elapsed < 0.5, f"1,000-entry Bundle took {elapsed:.3f} s"
