@@ -9,6 +9,7 @@ from urllib.parse import parse_qsl, urlsplit
 from proxy.classify import search_target
 from validators.bundle import check_searchset
 from validators.document import check_binary
+from validators.fhir_parse import FhirParseError, parse_fhir
 from validators.findings import Finding
 from validators.http import check_created, check_fhir_response
 from validators.jwt_assertion import check_assertion
@@ -66,7 +67,7 @@ def _token_request(flow: FlowRecord, context: FlowContext) -> list[Finding]:
 
 def _notification(flow: FlowRecord, _context: FlowContext) -> list[Finding]:
     found: list[Finding] = []
-    task = _json(flow.request_body)
+    task = _resource(flow.request_body)
     if task is not None:
         found += check_notification_task(task)
     found += check_fhir_response(flow.status or 0, flow.response_headers, flow.response_body)
@@ -76,14 +77,14 @@ def _notification(flow: FlowRecord, _context: FlowContext) -> list[Finding]:
 
 
 def _cancellation(flow: FlowRecord, _context: FlowContext) -> list[Finding]:
-    task = _json(flow.request_body)
+    task = _resource(flow.request_body)
     found = check_notification_task(task) if task is not None else []
     return found + check_fhir_response(flow.status or 0, flow.response_headers, flow.response_body)
 
 
 def _search(flow: FlowRecord, _context: FlowContext) -> list[Finding]:
     found = check_fhir_response(flow.status or 0, flow.response_headers, flow.response_body)
-    bundle = _json(flow.response_body)
+    bundle = _resource(flow.response_body)
     if flow.status != 200 or bundle is None:
         return found
     parts = urlsplit(flow.url)
@@ -106,11 +107,17 @@ def _binary(flow: FlowRecord, context: FlowContext) -> list[Finding]:
     return check_binary(content_type, flow.response_body)
 
 
-def _json(body: bytes) -> Any:
-    try:
-        return json.loads(body) if body else None
-    except (ValueError, UnicodeDecodeError):
+def _resource(body: bytes) -> Any:
+    """The FHIR resource in a body, JSON or XML (read safely); None when there is none to judge."""
+    if not body:
         return None
+    try:
+        return parse_fhir(body, structure=False).resource
+    except FhirParseError:
+        try:
+            return json.loads(body)  # not FHIR, but JSON the rules can still report on
+        except (ValueError, UnicodeDecodeError):
+            return None
 
 
 _CHECKS = {"token-request": _token_request, "notification": _notification, "cancellation": _cancellation,

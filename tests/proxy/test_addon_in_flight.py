@@ -76,3 +76,4 @@ def test_traffic_of_no_session_is_kept_as_unmatched(stack: Stack) -> None:
     assert response.status_code == 404 and response.json()["resourceType"] == "OperationOutcome"
     unmatched = [ex for ex in _recorded(stack, None, 1) if "no-such-session" in ex.url]
     assert unmatched and unmatched[0].session_id is None and unmatched[0].direction == "unknown"
+
