@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from pathlib import Path
 
 from mitmproxy import ctx, http
@@ -31,6 +32,7 @@ class Recorder:
         self._sessions: dict[str, Session] = {}
         self._simulator_jwks: dict | None = None
         self._vendor_keys = JwksCache()
+        self._jtis: dict[tuple[str, str], float] = {}  # (iss, jti) -> exp, to see replays in flight
 
     def load(self, loader) -> None:  # type: ignore[no-untyped-def]
         loader.add_option("speeltuin_db", str, "", "SQLAlchemy URL of the speeltuin store")
@@ -114,13 +116,21 @@ class Recorder:
         if direction == "to-simulator":
             base = ctx.options.speeltuin_public_url.rstrip("/")
             return FlowContext(
-                token_url=f"{base}/s/{session.id}/token" if base else None, caller_jwks=self._vendor_keys.keys_for(session),
-                caller_client_id=session.get("vendor_client_id"),
-                purpose="pull" if session.simulator_role == "sender" else "notification")
+                token_url=f"{base}/s/{session.id}/token" if base else None,
+                caller_jwks=self._vendor_keys.keys_for(session), caller_client_id=session.get("vendor_client_id"),
+                purpose="pull" if session.simulator_role == "sender" else "notification", seen_jti=self._seen_jti)
         return FlowContext(
             token_url=session.get("vendor_token_url"), caller_jwks=self._own_jwks(),
             caller_client_id=session.get("own_client_id"),
-            purpose="pull" if session.simulator_role == "receiver" else "notification")
+            purpose="pull" if session.simulator_role == "receiver" else "notification", seen_jti=self._seen_jti)
+
+    def _seen_jti(self, issuer: str, jti: str, expires_at: float) -> bool:
+        now = time.time()
+        if len(self._jtis) > 10_000:  # forget what has expired long ago; bounded memory for a 24/7 proxy
+            self._jtis = {k: v for k, v in self._jtis.items() if v > now - 3600}
+        seen = (issuer, jti) in self._jtis
+        self._jtis[(issuer, jti)] = max(expires_at, now)
+        return seen
 
     def _own_jwks(self) -> dict | None:
         if self._simulator_jwks is None and self.store is not None:

@@ -3,17 +3,19 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Literal, Mapping
+from typing import Any, Callable, Literal, Mapping
 from urllib.parse import parse_qsl, urlsplit
 
 from proxy.classify import search_target
+from validators.bearer import check_request_token_placement
+from validators.bgz_profiles import check_query_result
 from validators.bundle import check_searchset
 from validators.document import check_binary
 from validators.fhir_parse import FhirParseError, parse_fhir
 from validators.findings import Finding
-from validators.http import check_created, check_fhir_response
-from validators.jwt_assertion import check_assertion
-from validators.notification import check_notification_task
+from validators.http import check_accept_honoured, check_created, check_fhir_response
+from validators.jwt_assertion import JTI_REPLAYED, check_assertion
+from validators.notification import check_cancellation_request, check_cancellation_task, check_notification_task
 from validators.spec import find_query
 from validators.token_request import check_token_request, check_token_response
 
@@ -26,6 +28,8 @@ class FlowContext:
     caller_jwks: dict | None = None  # the keys the caller signs with
     caller_client_id: str | None = None
     purpose: Literal["pull", "notification"] | None = None
+    # Remembers (iss, jti) across flows; True when the pair was seen before (a replay). Given by the addon.
+    seen_jti: Callable[[str, str, float], bool] | None = None
 
 
 @dataclass(frozen=True)
@@ -61,12 +65,32 @@ def _token_request(flow: FlowRecord, context: FlowContext) -> list[Finding]:
             result = check_assertion(form[key], kind=kind, audience=audience, jwks=context.caller_jwks,
                                      now=flow.started_at, expected_client_id=context.caller_client_id,
                                      purpose=context.purpose if kind == "authorization" else None, location=key)
-            found += result.findings
+            found += result.findings + _replayed(result.claims, context, key)
     return found + check_token_response(flow.status or 0, flow.response_headers, flow.response_body)
 
 
+def _replayed(claims: dict | None, context: FlowContext, location: str) -> list[Finding]:
+    iss, jti, exp = (claims or {}).get("iss"), (claims or {}).get("jti"), (claims or {}).get("exp")
+    if context.seen_jti is None or not isinstance(iss, str) or not isinstance(jti, str):
+        return []
+    if context.seen_jti(iss, jti, float(exp) if isinstance(exp, (int, float)) else 0.0):
+        return [JTI_REPLAYED.finding(f"jti {jti!r} of issuer {iss!r} was used in an earlier assertion",
+                                     f"{location}.jwt.claims.jti")]
+    return []
+
+
+def _fhir_request(flow: FlowRecord) -> list[Finding]:
+    """What the caller of a FHIR endpoint owes: a proper bearer header, and the format it asked honoured."""
+    found = check_request_token_placement(flow.url, flow.request_headers)  # the header's form included
+    if (flow.status or 0) < 400:
+        format_param = dict(parse_qsl(urlsplit(flow.url).query)).get("_format")
+        found += check_accept_honoured(header(flow.request_headers, "Accept") or None, format_param,
+                                       header(flow.response_headers, "Content-Type") or None)
+    return found
+
+
 def _notification(flow: FlowRecord, _context: FlowContext) -> list[Finding]:
-    found: list[Finding] = []
+    found = _fhir_request(flow)
     task = _resource(flow.request_body)
     if task is not None:
         found += check_notification_task(task)
@@ -77,34 +101,37 @@ def _notification(flow: FlowRecord, _context: FlowContext) -> list[Finding]:
 
 
 def _cancellation(flow: FlowRecord, _context: FlowContext) -> list[Finding]:
+    found = _fhir_request(flow)
     task = _resource(flow.request_body)
-    found = check_notification_task(task) if task is not None else []
+    if task is not None:
+        found += check_cancellation_task(task) + check_cancellation_request(flow.url, task, method=flow.method)
     return found + check_fhir_response(flow.status or 0, flow.response_headers, flow.response_body)
 
 
 def _search(flow: FlowRecord, _context: FlowContext) -> list[Finding]:
-    found = check_fhir_response(flow.status or 0, flow.response_headers, flow.response_body)
+    found = _fhir_request(flow) + check_fhir_response(flow.status or 0, flow.response_headers, flow.response_body)
     bundle = _resource(flow.response_body)
     if flow.status != 200 or bundle is None:
         return found
     parts = urlsplit(flow.url)
     target = search_target(parts.path)
-    expected: tuple[str, ...] = ()
-    if target:
-        query = find_query(target[0], target[1], parse_qsl(parts.query, keep_blank_values=True))
-        expected = query.profiles if query else ()
-    return found + check_searchset(bundle, request_url=flow.url, expected_profiles=expected)
+    query = find_query(target[0], target[1], parse_qsl(parts.query, keep_blank_values=True)) if target else None
+    found += check_searchset(bundle, request_url=flow.url, expected_profiles=query.profiles if query else ())
+    if query is not None and query.profiles and isinstance(bundle, dict):  # a BgZ query: its profiles and types
+        found += check_query_result(bundle, query)
+    return found
 
 
 def _read(flow: FlowRecord, _context: FlowContext) -> list[Finding]:
-    return check_fhir_response(flow.status or 0, flow.response_headers, flow.response_body)
+    return _fhir_request(flow) + check_fhir_response(flow.status or 0, flow.response_headers, flow.response_body)
 
 
 def _binary(flow: FlowRecord, context: FlowContext) -> list[Finding]:
     content_type = header(flow.response_headers, "Content-Type")
     if "fhir" in content_type or (flow.status or 0) >= 400:
         return _read(flow, context)
-    return check_binary(content_type, flow.response_body)
+    return check_request_token_placement(flow.url, flow.request_headers) + check_binary(content_type,
+                                                                                       flow.response_body)
 
 
 def _resource(body: bytes) -> Any:

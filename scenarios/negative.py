@@ -103,7 +103,13 @@ class ResourceServerRefusals(VendorAsSender):
         return happy[:-1] + probes + happy[-1:]
 
     def _probe_step(self, kind: str) -> Callable[[Harness], str]:
-        return lambda h: run_probe(h, self.ids.simulator, kind)
+        def step(h: Harness) -> str:
+            if kind == "no-token":  # the simulator leaves the token out on purpose
+                self.expected.append(ExpectedFinding("to-vendor", "search", "BEAR-001",
+                                                     "the simulator probed without a token on purpose"))
+            return run_probe(h, self.ids.simulator, kind)
+
+        return step
 
 
 class TokensRefusedAfterCancellation(VendorAsSender):

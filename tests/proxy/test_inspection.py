@@ -29,3 +29,35 @@ def test_an_xxe_body_is_not_read() -> None:
                b'<Bundle xmlns="http://hl7.org/fhir"><type value="&x;"/></Bundle>')
     findings = inspect(_search(hostile, "application/fhir+xml"), FlowContext())
     assert all("root:" not in f.message for f in findings)
+
+
+def test_replayed_assertion_is_flagged_by_the_callback() -> None:
+    import jwt
+
+    seen: dict[tuple[str, str], float] = {}
+
+    def seen_jti(iss: str, jti: str, exp: float) -> bool:
+        replay = (iss, jti) in seen
+        seen[(iss, jti)] = exp
+        return replay
+
+    now = int(time.time())
+    assertion = jwt.encode({"iss": "c", "sub": "c", "aud": "http://x/token", "iat": now, "exp": now + 60, "jti": "j"},
+                           "k" * 32, algorithm="HS256")
+    flow = FlowRecord(tag="token-request", method="POST", url="http://x/token",
+                      request_headers={"Content-Type": "application/x-www-form-urlencoded"},
+                      request_body=f"grant_type=client_credentials&client_assertion={assertion}".encode(),
+                      status=400, response_headers={}, response_body=b"{}", started_at=now)
+    context = FlowContext(token_url="http://x/token", seen_jti=seen_jti)
+    assert "JWT-024" not in {f.rule for f in inspect(flow, context)}
+    assert "JWT-024" in {f.rule for f in inspect(flow, context)}
+
+
+def test_bgz_answers_are_checked_against_their_query_and_callers_against_rfc6750() -> None:
+    wrong_type = json.dumps({"resourceType": "Bundle", "type": "searchset", "total": 1,
+                             "link": [{"relation": "self", "url": "http://x/fhir/Condition"}],
+                             "entry": [{"fullUrl": "http://x/fhir/Observation/o1", "search": {"mode": "match"},
+                                        "resource": {"resourceType": "Observation", "id": "o1"}}]}).encode()
+    rules = {f.rule for f in inspect(_search(wrong_type, "application/fhir+json"), FlowContext())}
+    assert "BGZ-001" in rules  # Condition asked, an Observation answered
+    assert "BEAR-001" in rules  # and the caller sent no bearer token
