@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Sequence
 
 from simulator.cli_admin import AdminUserError, add_commands, add_tls_options, default_db_url, tls_files
+from simulator.cli_validate import add_validate_commands
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -151,6 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--wait", type=float, default=60.0, help="seconds to wait for the vendor per step")
     demo.set_defaults(func=cmd_demo)
     add_commands(sub)
+    add_validate_commands(sub)
     return parser
 
 

@@ -1,0 +1,118 @@
+"""`speeltuin validate` and `speeltuin rules`: the stable CLI contract CI pipelines depend on.
+
+Exit status of validate: 0 no error findings, 1 error findings, 2 usage error or unreadable input.
+`--format json` output follows validators/validate_output.schema.json; `rules --format json` follows
+validators/rules_output.schema.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from simulator.cli_admin import AdminUserError
+
+EXIT_OK, EXIT_ERRORS = 0, 1
+SUFFIXES = (".json", ".xml", ".jwt", ".jws", ".txt", ".form", ".pdf")
+MAX_FILE_BYTES = 50 * 1024 * 1024
+
+
+def _files(paths: list[str]) -> list[Path]:
+    found: list[Path] = []
+    for name in paths:
+        path = Path(name)
+        if path.is_dir():
+            found += sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES)
+        elif path.is_file():
+            found.append(path)
+        else:
+            raise AdminUserError(f"cannot read {name}: No such file or directory")
+    return found
+
+
+def _suppressions(pairs: list[str], known: set[str]) -> dict[str, str]:
+    suppressed = {}
+    for pair in pairs:
+        rule_id, sep, reason = pair.partition("=")
+        if not sep or not reason.strip():
+            raise AdminUserError(f"--suppress takes RULE=REASON, got {pair!r}")
+        if rule_id not in known:
+            raise AdminUserError(f"--suppress: no rule {rule_id!r} in the catalogue (see `speeltuin rules`)")
+        suppressed[rule_id] = reason.strip()
+    return suppressed
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from validators.catalogue import load_all
+    from validators.dispatch import UnreadableInput, apply_suppressions, validate_bytes
+
+    suppressed = _suppressions(args.suppress or [], set(load_all()))
+    jwks = _jwks(args.jwks) if args.jwks else None
+    files: list[dict[str, Any]] = []
+    for path in _files(args.paths):
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise AdminUserError(f"cannot read {path}: larger than {MAX_FILE_BYTES // (1024 * 1024)} MB")
+        try:
+            result = validate_bytes(path.read_bytes(), kind=args.kind, audience=args.audience, jwks=jwks)
+        except UnreadableInput as exc:
+            raise AdminUserError(f"cannot read {path}: {exc}") from exc
+        kept, dropped = apply_suppressions(result.findings, suppressed)
+        entry: dict[str, Any] = {"path": str(path), "kind": result.kind, "findings": [f.to_dict() for f in kept]}
+        if dropped:
+            entry["suppressed"] = [{**f.to_dict(), "reason": reason} for f, reason in dropped]
+        files.append(entry)
+    summary = {f"{severity}s": sum(1 for file in files for f in file["findings"] if f["severity"] == severity)
+               for severity in ("error", "warning", "info")}
+    if args.format == "json":
+        print(json.dumps({"files": files, "summary": summary}, indent=2, ensure_ascii=False))
+    else:
+        for file in files:
+            for f in file["findings"]:
+                print(f"{file['path']}: {f['severity'].upper()} {f['rule']} {f['location']}: {f['message']}")
+            for f in file.get("suppressed", []):
+                print(f"{file['path']}: suppressed {f['rule']} {f['location']}: {f['message']} ({f['reason']})")
+        print(f"{summary['errors']} errors, {summary['warnings']} warnings, {summary['infos']} infos "
+              f"in {len(files)} files")
+    return EXIT_ERRORS if summary["errors"] else EXIT_OK
+
+
+def _jwks(path: str) -> dict:
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise AdminUserError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    except ValueError as exc:
+        raise AdminUserError(f"--jwks {path} is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("keys"), list):
+        raise AdminUserError(f'--jwks {path} is not a JWKS ({{"keys": [...]}})')
+    return data
+
+
+def cmd_rules(args: argparse.Namespace) -> int:
+    from validators.catalogue import list_rules
+
+    rules = [{"id": r.id, "severity": r.severity, "title": r.title, "reference": r.reference} for r in list_rules()]
+    if args.format == "json":
+        print(json.dumps({"rules": rules}, indent=2, ensure_ascii=False))
+    else:
+        for r in rules:
+            print(f"{r['id']:<20} {r['severity']:<8} {r['title']}  [{r['reference']}]")
+    return EXIT_OK
+
+
+def add_validate_commands(sub: argparse._SubParsersAction) -> None:
+    from validators.dispatch import KINDS
+
+    validate = sub.add_parser("validate", help="validate files: Tasks, assertions, token requests, Bundles, …")
+    validate.add_argument("paths", nargs="+", metavar="PATH", help="files or directories")
+    validate.add_argument("--kind", choices=("auto",) + KINDS, default="auto")
+    validate.add_argument("--format", choices=("text", "json"), default="text")
+    validate.add_argument("--audience", help="token endpoint URL the assertions must name as aud")
+    validate.add_argument("--jwks", help="JWKS file with the keys that sign the assertions")
+    validate.add_argument("--suppress", action="append", metavar="RULE=REASON",
+                          help="leave a rule out, with the reason (repeatable)")
+    validate.set_defaults(func=cmd_validate)
+    rules = sub.add_parser("rules", help="list the rule catalogue")
+    rules.add_argument("--format", choices=("text", "json"), default="text")
+    rules.set_defaults(func=cmd_rules)
