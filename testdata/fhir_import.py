@@ -1,0 +1,129 @@
+"""Reading a vendor's or Nictiz's own FHIR STU3 test data (issue 5, first part: read, fill, group).
+
+Files or folders of XML and JSON, single resources and Bundles of any type. Qualification fixtures
+carry date placeholders `${DATE, T, D, -44}` (today plus the day offset, as a date): they are filled
+in before parsing, so fixtures load unchanged. Resources are grouped per patient by the BSN of the
+Patient and by references to that Patient; the rest (Practitioner, Organization, Medication, …) is shared.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any, Iterator
+
+from validators.fhir_parse import FhirParseError, parse_fhir
+from validators.findings import Finding
+from validators.spec import BSN_SYSTEM
+
+SUFFIXES = (".xml", ".json")
+_PLACEHOLDER = re.compile(r"\$\{([^}]*)\}")
+_DATE_PLACEHOLDER = re.compile(r"^\s*DATE\s*,\s*T\s*,\s*D\s*,\s*([+-]?\d{1,6})\s*$")
+
+
+class FhirImportError(ValueError):
+    """A file cannot be loaded; the message names the file and what is wrong. Nothing was loaded."""
+
+
+@dataclass
+class LoadedFile:
+    path: Path
+    resources: list[dict]
+    findings: list[Finding]
+
+
+@dataclass
+class Grouped:
+    patients: dict[str, list[dict]] = field(default_factory=dict)  # BSN -> the patient's resources
+    shared: list[dict] = field(default_factory=list)
+
+
+def fill_placeholders(text: str, *, today: date, source: str) -> str:
+    """Replace every `${DATE, T, D, n}` by today + n days (YYYY-MM-DD); any other placeholder is an error."""
+    def replace(match: re.Match[str]) -> str:
+        found = _DATE_PLACEHOLDER.match(match.group(1))
+        if found is None:
+            raise FhirImportError(f"{source}: unsupported placeholder {match.group(0)!r}; "
+                                  "only ${DATE, T, D, <days>} is filled in")
+        return (today + timedelta(days=int(found.group(1)))).isoformat()
+
+    return _PLACEHOLDER.sub(replace, text)
+
+
+def files_under(paths: list[Path]) -> list[Path]:
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found += sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES)
+        elif path.is_file():
+            found.append(path)
+        else:
+            raise FhirImportError(f"{path}: no such file or directory")
+    return found
+
+
+def load_file(path: Path, *, today: date) -> LoadedFile:
+    """The resources of one file (a Bundle unpacked), placeholders filled, with the reading findings."""
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise FhirImportError(f"{path}: cannot read: {exc}") from exc
+    try:
+        parsed = parse_fhir(fill_placeholders(text, today=today, source=str(path)).encode(), source=str(path))
+    except FhirParseError as exc:
+        raise FhirImportError(str(exc)) from exc
+    return LoadedFile(path, list(_unpack(parsed.resource)), parsed.findings)
+
+
+def _unpack(resource: dict) -> Iterator[dict]:
+    if resource.get("resourceType") == "Bundle":
+        for entry in resource.get("entry", []) or []:
+            if isinstance(entry, dict) and isinstance(entry.get("resource"), dict):
+                yield from _unpack(entry["resource"])
+    else:
+        yield resource
+
+
+def patient_bsn(resource: dict) -> str | None:
+    if resource.get("resourceType") != "Patient":
+        return None
+    for identifier in resource.get("identifier", []) or []:
+        if isinstance(identifier, dict) and identifier.get("system") == BSN_SYSTEM and identifier.get("value"):
+            return str(identifier["value"])
+    return None
+
+
+def group_by_patient(resources: list[dict]) -> Grouped:
+    """Patients by BSN with every resource that references them; what references no known patient is shared."""
+    grouped = Grouped()
+    by_reference: dict[str, str] = {}
+    for resource in resources:
+        bsn = patient_bsn(resource)
+        if bsn is not None:
+            grouped.patients.setdefault(bsn, []).append(resource)
+            if resource.get("id"):
+                by_reference[f"Patient/{resource['id']}"] = bsn
+    for resource in resources:
+        if patient_bsn(resource) is not None:
+            continue
+        owners = {by_reference[ref] for ref in _references(resource) if ref in by_reference}
+        if len(owners) == 1:
+            grouped.patients[owners.pop()].append(resource)
+        else:  # no known patient (or, oddly, several): serve it to whoever includes it
+            grouped.shared.append(resource)
+    return grouped
+
+
+def _references(node: Any) -> Iterator[str]:
+    """Every relative `Type/id` reference in a resource (absolute URLs reduced to their last two parts)."""
+    if isinstance(node, dict):
+        reference = node.get("reference")
+        if isinstance(reference, str) and "/" in reference:
+            yield "/".join(reference.split("/_history")[0].rstrip("/").split("/")[-2:])
+        for key, value in node.items():
+            if key != "contained":
+                yield from _references(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _references(item)
