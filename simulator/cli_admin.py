@@ -223,6 +223,62 @@ def cmd_patients_import(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_patients_import_fhir(args: argparse.Namespace) -> int:
+    """Load FHIR test data; all or nothing. With --strict a file with error findings stops the load."""
+    from datetime import date
+
+    from testdata.fhir_import import FhirImportError, files_under, group_by_patient, judge, load_file, rows_to_store
+
+    try:
+        loaded = [load_file(path, today=date.today()) for path in files_under([Path(p) for p in args.paths])]
+        judged = [(file, judge(file)) for file in loaded]
+        for file, findings in judged:
+            for f in findings:
+                if f.severity == "error":
+                    print(f"{file.path}: ERROR {f.rule} {f.location}: {f.message}")
+        refused = [file.path for file, findings in judged if any(f.severity == "error" for f in findings)]
+        if refused and args.strict:
+            print(f"nothing loaded: --strict and {len(refused)} file(s) with error findings")
+            return 1
+        grouped = group_by_patient([r for file in loaded for r in file.resources])
+        rows = rows_to_store(grouped)
+    except FhirImportError as exc:
+        raise AdminUserError(str(exc)) from exc
+    try:
+        _store(args).load_resources(rows, replace=args.replace)
+    except ValueError as exc:
+        raise AdminUserError(f"nothing loaded: {exc}") from exc
+    patients = ", ".join(f"{bsn} ({len(members)})" for bsn, members in sorted(grouped.patients.items()))
+    print(f"loaded {len(rows)} resources from {len(loaded)} files: patients {patients or 'none'}; "
+          f"{len(grouped.shared)} shared")
+    return 0
+
+
+def cmd_patients_show(args: argparse.Namespace) -> int:
+    """What each BgZ query returns for one patient, so a case manager sees what a pull will get."""
+    from simulator.fhir_search import SearchError, parse_relative_query, search
+    from simulator.patient_data import PatientData
+    from validators.spec import BGZ_QUERIES, DOCUMENTS_QUERY
+
+    data = PatientData(_store(args))
+    if data.patient(args.bsn) is None:
+        raise AdminUserError(f"no test patient with BSN {args.bsn}")
+    own, shared = data.resources(args.bsn), data.shared()
+    rows = []
+    for query in (*BGZ_QUERIES, DOCUMENTS_QUERY):
+        resource_type, params, lastn = parse_relative_query(query.query)
+        try:
+            result = search(own, shared, resource_type, params, lastn=lastn)
+            rows.append({"query": query.number, "search": query.query, "matches": len(result.matches),
+                         "includes": len(result.includes)})
+        except SearchError as exc:
+            rows.append({"query": query.number, "search": query.query, "error": str(exc)})
+    _print(args, rows, lambda rs: "\n".join(
+        f"{r['query']:>2}  {r.get('matches', '-'):>3} match {r.get('includes', 0):>3} incl  {r['search']}"
+        + (f"  ({r['error']})" if "error" in r else "") for r in rs))
+    return EXIT_OK
+
+
 def cmd_pki_init(args: argparse.Namespace) -> int:
     from simulator.pki import PkiError, init_ca
 
@@ -302,6 +358,15 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     imports = common(patient_actions.add_parser("import", help="import a CSV or JSON patient list"), formats=False)
     imports.add_argument("file")
     imports.set_defaults(func=cmd_patients_import)
+    fhir = common(patient_actions.add_parser("import-fhir", help="load FHIR STU3 resources (XML/JSON, Bundles)"),
+                  formats=False)
+    fhir.add_argument("paths", nargs="+", metavar="PATH")
+    fhir.add_argument("--replace", action="store_true", help="replace resources loaded before")
+    fhir.add_argument("--strict", action="store_true", help="load nothing when a file has error findings")
+    fhir.set_defaults(func=cmd_patients_import_fhir)
+    show = common(patient_actions.add_parser("show", help="what each BgZ query returns for one patient"))
+    show.add_argument("bsn")
+    show.set_defaults(func=cmd_patients_show)
 
     pki = sub.add_parser("pki", help="the test CA and UZI-style certificates carrying a URA")
     pki_actions = pki.add_subparsers(dest="action", required=True)

@@ -127,6 +127,15 @@ patients = Table(
     Column("created_at", Float, nullable=False),
 )
 
+loaded_resources = Table(
+    "loaded_resources", metadata,  # FHIR test data loaded with `patients import-fhir`
+    Column("resource_type", String(64), primary_key=True),
+    Column("id", String(64), primary_key=True),
+    Column("bsn", String(16), nullable=True, index=True),  # NULL: shared (Practitioner, Organization, ...)
+    Column("data", Text, nullable=False),
+    Column("loaded_at", Float, nullable=False),
+)
+
 runs = Table(
     "runs", metadata,
     Column("id", String(64), primary_key=True),
@@ -391,6 +400,40 @@ class Store:
     def list_patients(self) -> list[dict[str, Any]]:
         with self.engine.connect() as c:
             return [json.loads(r.data) for r in c.execute(select(patients).order_by(patients.c.bsn))]
+
+    # --- loaded FHIR test data -------------------------------------------------------------------
+    def load_resources(self, rows: list[tuple[str | None, dict[str, Any]]], *, replace: bool) -> None:
+        """Store (bsn or None, resource) pairs in one transaction; an existing resource is refused unless
+        `replace`, so one bad file or clash leaves the store as it was."""
+        keys = [(r["resourceType"], r["id"]) for _bsn, r in rows]
+        with self.engine.begin() as c:
+            existing = {(row.resource_type, row.id) for row in c.execute(
+                select(loaded_resources.c.resource_type, loaded_resources.c.id))}
+            clashes = [k for k in keys if k in existing]
+            if clashes and not replace:
+                shown = ", ".join(f"{t}/{i}" for t, i in clashes[:5])
+                raise ValueError(f"{len(clashes)} resource(s) are loaded already ({shown}); use --replace")
+            for resource_type, resource_id in clashes:
+                c.execute(delete(loaded_resources).where((loaded_resources.c.resource_type == resource_type)
+                                                         & (loaded_resources.c.id == resource_id)))
+            if rows:
+                c.execute(insert(loaded_resources), [
+                    dict(resource_type=r["resourceType"], id=r["id"], bsn=bsn, data=json.dumps(r),
+                         loaded_at=time.time()) for bsn, r in rows])
+
+    def list_loaded(self, bsn: str | None) -> list[dict[str, Any]]:
+        """The loaded resources of one patient, or the shared ones (bsn None)."""
+        cond = loaded_resources.c.bsn.is_(None) if bsn is None else loaded_resources.c.bsn == bsn
+        with self.engine.connect() as c:
+            return [json.loads(r.data) for r in c.execute(select(loaded_resources.c.data).where(cond)
+                                                          .order_by(loaded_resources.c.resource_type,
+                                                                    loaded_resources.c.id))]
+
+    def loaded_patient_bsns(self) -> list[str]:
+        with self.engine.connect() as c:
+            return [r.bsn for r in c.execute(select(loaded_resources.c.bsn).where(
+                (loaded_resources.c.resource_type == "Patient") & loaded_resources.c.bsn.isnot(None))
+                .distinct().order_by(loaded_resources.c.bsn))]
 
     # --- runs -----------------------------------------------------------------------------------
     def save_run(self, run_id: str, started_at: float, finished_at: float | None, result: dict[str, Any]) -> None:

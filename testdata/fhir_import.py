@@ -8,6 +8,7 @@ Patient and by references to that Patient; the rest (Practitioner, Organization,
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -127,3 +128,28 @@ def _references(node: Any) -> Iterator[str]:
     elif isinstance(node, list):
         for item in node:
             yield from _references(item)
+
+
+def judge(loaded: LoadedFile) -> list[Finding]:
+    """Reading findings plus our profile rules for every resource of the file."""
+    from validators.bgz_profiles import check_resource
+
+    found = list(loaded.findings)
+    for index, resource in enumerate(loaded.resources):
+        found += check_resource(resource, location=f"{resource.get('resourceType')}[{index}]")
+    return found
+
+
+def rows_to_store(grouped: Grouped) -> list[tuple[str | None, dict]]:
+    """(BSN or None for shared, resource) pairs; every resource needs an id to be served."""
+    rows = [(bsn, r) for bsn, members in grouped.patients.items() for r in members]
+    rows += [(None, r) for r in grouped.shared]
+    missing = [r.get("resourceType", "?") for _bsn, r in rows if not r.get("id")]
+    if missing:
+        raise FhirImportError(f"{len(missing)} resource(s) without an id ({', '.join(sorted(set(missing)))}); "
+                              "give every resource an id")
+    counts = Counter(f"{r['resourceType']}/{r['id']}" for _bsn, r in rows)
+    twice = sorted(k for k, n in counts.items() if n > 1)
+    if twice:
+        raise FhirImportError(f"{len(twice)} resource(s) appear more than once in these files ({', '.join(twice[:5])})")
+    return rows

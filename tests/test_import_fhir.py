@@ -1,0 +1,89 @@
+"""`speeltuin patients import-fhir` and `patients show` over real subprocesses, and a loaded patient's pull."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from simulator.store import Store, sqlite_url
+from tests.simulator.helpers import pair_sessions
+
+ROOT = Path(__file__).resolve().parents[1]
+CORPUS = ROOT.parent / "shared" / "corpus" / "nictiz-zib2017-examples"
+
+
+def speeltuin(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "simulator.cli", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+
+
+def _count(db: str) -> int:
+    store = Store(db)
+    try:
+        return len(store.list_loaded(None)) + sum(len(store.list_loaded(b)) for b in store.loaded_patient_bsns())
+    finally:
+        store.close()
+
+
+def test_corpus_loads_and_show_counts_per_section(tmp_path) -> None:
+    db = sqlite_url(tmp_path / "s.sqlite")
+    loaded = speeltuin("patients", "import-fhir", str(CORPUS), "--db", db)
+    assert loaded.returncode == 0, loaded.stderr
+    assert "loaded 208 resources from 208 files: patients 123456782 (77), 999911120 (71), 999911284 (10); " \
+           "50 shared" in loaded.stdout
+    assert "nl-core-patient-legalStatus-01.xml: ERROR PROF-002" in loaded.stdout  # reported, not refused
+    shown = json.loads(speeltuin("patients", "show", "999911120", "--db", db, "--format", "json").stdout)
+    by_query = {row["query"]: row for row in shown}
+    assert by_query[6]["matches"] == 13  # Condition: 13 files reference one of this BSN's Patients
+    assert by_query[17] == {"query": 17, "search": by_query[17]["search"], "matches": 3, "includes": 3}
+    listed = speeltuin("patients", "list", "--db", db).stdout
+    assert "999911120\tJohan XXX_Helleman" in listed
+
+
+def test_nothing_is_half_loaded(tmp_path) -> None:
+    db = sqlite_url(tmp_path / "s.sqlite")
+    strict = speeltuin("patients", "import-fhir", str(CORPUS), "--strict", "--db", db)
+    assert strict.returncode == 1 and "nothing loaded" in strict.stdout and _count(db) == 0
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "a.json").write_text(json.dumps({"resourceType": "Organization", "id": "o1", "name": "x"}))
+    (bad / "b.json").write_text('{"resourceType": "Organization", "id": "o2", "name": "${PATIENT, NAME}"}')
+    refused = speeltuin("patients", "import-fhir", str(bad), "--db", db)
+    assert refused.returncode == 2 and "b.json: unsupported placeholder" in refused.stderr and _count(db) == 0
+    good = bad / "b.json"
+    good.write_text('{"resourceType": "Organization", "id": "o2", "name": "${DATE, T, D, -1}"}')
+    assert speeltuin("patients", "import-fhir", str(bad), "--db", db).returncode == 0 and _count(db) == 2
+    again = speeltuin("patients", "import-fhir", str(bad), "--db", db)
+    assert again.returncode == 2 and "use --replace" in again.stderr and _count(db) == 2
+    assert speeltuin("patients", "import-fhir", str(bad), "--replace", "--db", db).returncode == 0
+    assert _count(db) == 2
+
+
+def test_a_loaded_patient_is_notified_and_pulled_like_a_built_in_one(node_pair, tmp_path) -> None:
+    sim, ven = node_pair
+    db = sim.config.database_url
+    assert speeltuin("patients", "import-fhir", str(CORPUS), "--db", db).returncode == 0
+    pair_sessions(sim, ven, vendor_role="receiver")
+    sent = sim.api("POST", "/sessions/sim-1/notify", json={"bsn": "999911120"})
+    assert sent.json()["delivery"]["status"] == 201, sent.text
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        [received] = ven.runtime.store.list_notifications("ven-1")
+        if received.pull_status in ("done", "failed"):
+            break
+        time.sleep(0.1)
+    assert received.pull_status == "done", received.pull_summary
+    results = received.pull_summary["results"]
+    assert len(results) == 29 and all(r["status"] == 200 for r in results)
+    assert sum(1 for r in results if r.get("entries")) == 27  # what `patients show` lists for this BSN
+
+
+def test_the_same_resource_twice_in_one_load_is_refused(tmp_path) -> None:
+    db = sqlite_url(tmp_path / "s.sqlite")
+    (tmp_path / "a.json").write_text(json.dumps({"resourceType": "Organization", "id": "o1", "name": "a"}))
+    (tmp_path / "b.json").write_text(json.dumps({"resourceType": "Organization", "id": "o1", "name": "b"}))
+    twice = speeltuin("patients", "import-fhir", str(tmp_path / "a.json"), str(tmp_path / "b.json"), "--db", db)
+    assert twice.returncode == 2 and "Organization/o1" in twice.stderr and "Traceback" not in twice.stderr
+    assert _count(db) == 0
