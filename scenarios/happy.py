@@ -1,6 +1,7 @@
 """The two happy scenarios: the vendor as receiving node, and the vendor as sending node."""
 from __future__ import annotations
 
+import json
 from typing import Callable
 
 from scenarios.pairing import PairingError, pair_sessions
@@ -37,6 +38,17 @@ def no_errors(h: Harness, scenario: Scenario, session_id: str) -> str:
     notes += [f"{len(excuses.expected)} finding kind(s) provoked on purpose"] if excuses.expected else []
     noted = f" ({'; '.join(notes)})" if notes else ""
     return f"{len(exchanges)} exchanges recorded by the proxy, no error findings{noted}"
+
+
+def _attachments(bundle_text: str) -> int:
+    """How many documents a recorded DocumentReference searchset offers (attachment URLs)."""
+    try:
+        bundle = json.loads(bundle_text)
+    except ValueError:
+        return 0
+    return sum(1 for entry in bundle.get("entry", []) if isinstance(entry, dict)
+               for content in (entry.get("resource") or {}).get("content", []) or []
+               if isinstance(content, dict) and (content.get("attachment") or {}).get("url"))
 
 
 class VendorAsReceiver(Scenario):
@@ -83,12 +95,16 @@ class VendorAsReceiver(Scenario):
 
         def done() -> str | None:
             seen = [ex for ex in h.exchanges(self.ids.simulator) if ex.direction == "to-simulator"]
-            missing = [path for _kind, path in targets
-                       if not any(ex.status == 200 and same_request(ex.url, path) for ex in seen)]
-            letters = [ex for ex in seen if ex.tag == "binary" and ex.status == 200]
-            if missing or not letters:
+            answered = {path: next((ex for ex in seen if ex.status == 200 and same_request(ex.url, path)), None)
+                        for _kind, path in targets}
+            if any(ex is None for ex in answered.values()):
                 return None
-            return f"{len(targets)} queries answered 200, {len(letters)} referral letter(s) fetched"
+            offered = sum(_attachments(ex.response_body) for path, ex in answered.items()
+                          if path.startswith("DocumentReference"))
+            letters = [ex for ex in seen if ex.tag == "binary" and ex.status == 200]
+            if len(letters) < offered:
+                return None
+            return f"{len(targets)} queries answered 200, {len(letters)} of {offered} document(s) fetched"
 
         return h.wait_for(f"the vendor to pull {len(targets)} queries and the referral letter", done)
 

@@ -87,3 +87,35 @@ def test_the_same_resource_twice_in_one_load_is_refused(tmp_path) -> None:
     twice = speeltuin("patients", "import-fhir", str(tmp_path / "a.json"), str(tmp_path / "b.json"), "--db", db)
     assert twice.returncode == 2 and "Organization/o1" in twice.stderr and "Traceback" not in twice.stderr
     assert _count(db) == 0
+
+
+def test_loaded_patient_passes_the_happy_receiver_scenario_through_the_proxy(tmp_path) -> None:
+    """The same scenario as the demo, with real mitmdump in the loop, for a patient loaded from the corpus.
+
+    The corpus was not written for the BgZ: it has one real defect (a zib value-set OID as Coding.system,
+    PROF-002) and Conditions and devices of other zibs (zib-Wound, ...) that the BgZ queries then return
+    (BUNDLE-006). The case manager suppresses both for the session, with reasons, as a real session would.
+    """
+    from scenarios.happy import VendorAsReceiver
+    from scenarios.runner import Harness, run_scenarios
+    from scenarios.stack import start_stack
+
+    class WithSuppression(VendorAsReceiver):
+        def create_sessions(self, h: Harness) -> str:
+            created = super().create_sessions(h)
+            for rule, reason in (("PROF-002", "known defect of the Nictiz legalStatus example"),
+                                 ("BUNDLE-006", "the Nictiz examples include non-BgZ zib Conditions and devices")):
+                h.simulator.api("PUT", f"/sessions/{self.ids.simulator}/suppressions/{rule}", json={"reason": reason})
+            return created
+
+    with start_stack(tmp_path / "stack") as stack:
+        loaded = speeltuin("patients", "import-fhir", str(CORPUS), "--db", stack.simulator.database_url)
+        assert loaded.returncode == 0, loaded.stderr
+        store = Store(stack.simulator.database_url)
+        run = run_scenarios(Harness(stack, store, patient_bsn="999911120", wait_s=60), [WithSuppression()],
+                            title="loaded patient")
+        store.close()
+    [scenario] = run.scenarios
+    assert scenario.status == "passed", [(s.title, s.detail) for s in scenario.steps]
+    assert run.counts()["error"] == 0 and run.counts()["suppressed"] >= 1
+    assert sum(1 for ex in scenario.exchanges if ex.tag == "search" and ex.status == 200) == 29
