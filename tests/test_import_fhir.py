@@ -119,3 +119,25 @@ def test_loaded_patient_passes_the_happy_receiver_scenario_through_the_proxy(tmp
     assert scenario.status == "passed", [(s.title, s.detail) for s in scenario.steps]
     assert run.counts()["error"] == 0 and run.counts()["suppressed"] >= 1
     assert sum(1 for ex in scenario.exchanges if ex.tag == "search" and ex.status == 200) == 29
+
+
+def test_both_query_forms_give_the_same_answer_on_loaded_data(tmp_path) -> None:
+    """Patient implied by the token, or named by BSN (SPEC §6): the same matches over loaded resources."""
+    from simulator.fhir_search import parse_relative_query, search
+    from simulator.patient_data import PatientData
+
+    db = sqlite_url(tmp_path / "s.sqlite")
+    assert speeltuin("patients", "import-fhir", str(CORPUS), "--db", db).returncode == 0
+    store = Store(db)
+    data = PatientData(store)
+    own, shared = data.resources("999911120"), data.shared()
+    named = "http://fhir.nl/fhir/NamingSystem/bsn|999911120"
+
+    def ids(query: str) -> list[str]:
+        resource_type, params, lastn = parse_relative_query(query)
+        return sorted(r["id"] for r in search(own, shared, resource_type, params, lastn=lastn).matches)
+
+    assert ids("Condition") == ids(f"Condition?patient.identifier={named}") and len(ids("Condition")) == 13
+    assert ids("Coverage") == ids(f"Coverage?beneficiary.identifier={named}") and ids("Coverage")
+    assert ids("Patient") == ids(f"Patient?identifier={named}") and len(ids("Patient")) == 5
+    store.close()
