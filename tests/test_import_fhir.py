@@ -4,11 +4,10 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from simulator.store import Store, sqlite_url
-from tests.simulator.helpers import pair_sessions
+from tests.simulator.helpers import pair_sessions, wait_for_pull
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT.parent / "shared" / "corpus" / "nictiz-zib2017-examples"
@@ -68,12 +67,7 @@ def test_a_loaded_patient_is_notified_and_pulled_like_a_built_in_one(node_pair, 
     pair_sessions(sim, ven, vendor_role="receiver")
     sent = sim.api("POST", "/sessions/sim-1/notify", json={"bsn": "999911120"})
     assert sent.json()["delivery"]["status"] == 201, sent.text
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        [received] = ven.runtime.store.list_notifications("ven-1")
-        if received.pull_status in ("done", "failed"):
-            break
-        time.sleep(0.1)
+    received = wait_for_pull(ven, "ven-1")
     assert received.pull_status == "done", received.pull_summary
     results = received.pull_summary["results"]
     assert len(results) == 29 and all(r["status"] == 200 for r in results)

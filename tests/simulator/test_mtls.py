@@ -8,6 +8,7 @@ import requests
 
 from scenarios.pairing import pair_sessions
 from simulator.store import Notification
+from tests.simulator.helpers import wait_for_pull
 
 
 def _mtls(node, session_id: str) -> None:  # type: ignore[no-untyped-def]
@@ -24,12 +25,7 @@ def test_exchange_over_mutual_tls(tls_node_pair) -> None:
     _mtls(ven, "ven-1")
     sent = sim.api("POST", "/sessions/sim-1/notify", json={"bsn": "999993653"})
     assert sent.json()["delivery"]["status"] == 201, sent.text
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        [received] = ven.runtime.store.list_notifications("ven-1")
-        if received.pull_status in ("done", "failed"):
-            break
-        time.sleep(0.1)
+    received = wait_for_pull(ven, "ven-1")
     assert received.pull_status == "done", received.pull_summary
 
 

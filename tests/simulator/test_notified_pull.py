@@ -3,24 +3,13 @@ from __future__ import annotations
 
 import copy
 import json
-import time
 
 import requests
 
 from simulator.puller import pull_targets
-from tests.simulator.helpers import pair_sessions
+from tests.simulator.helpers import pair_sessions, wait_for_pull
 
 BSN = "999993653"
-
-
-def _wait_pull(node, session_id: str, timeout: float = 30.0):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        received = [n for n in node.runtime.store.list_notifications(session_id) if n.direction == "received"]
-        if received and received[0].pull_status in ("done", "failed"):
-            return received[0]
-        time.sleep(0.1)
-    raise AssertionError("pull did not finish")
 
 
 def test_simulator_as_sender_is_pulled_by_a_receiver(node_pair) -> None:
@@ -30,7 +19,7 @@ def test_simulator_as_sender_is_pulled_by_a_receiver(node_pair) -> None:
     assert result.status_code == 200, result.text
     assert result.json()["delivery"]["status"] == 201
     assert "/s/ven-1/notify/Task/" in result.json()["delivery"]["location"]
-    pulled = _wait_pull(ven, "ven-1")
+    pulled = wait_for_pull(ven, "ven-1")
     assert pulled.pull_status == "done", pulled.pull_summary
     results = pulled.pull_summary["results"]
     assert len(results) == len(pull_targets(result.json()["task"])) == 29
@@ -45,7 +34,7 @@ def test_both_roles_on_postgresql(postgres_node_pair) -> None:
     pair_sessions(sim, ven, vendor_role="receiver")
     result = sim.api("POST", "/sessions/sim-1/notify", json={"bsn": BSN})
     assert result.json()["delivery"]["status"] == 201, result.text
-    pulled = _wait_pull(ven, "ven-1")
+    pulled = wait_for_pull(ven, "ven-1")
     assert pulled.pull_status == "done", pulled.pull_summary
     assert sim.runtime.store.engine.dialect.name == "postgresql"
     assert len(sim.runtime.store.list_notifications("sim-1")) == 1
@@ -56,7 +45,7 @@ def test_simulator_as_receiver_pulls_from_a_sender(node_pair) -> None:
     pair_sessions(sim, ven, vendor_role="sender")
     result = ven.api("POST", "/sessions/ven-1/notify", json={"bsn": "999990639"})
     assert result.json()["delivery"]["status"] == 201, result.text
-    pulled = _wait_pull(sim, "sim-1")
+    pulled = wait_for_pull(sim, "sim-1")
     assert pulled.pull_status == "done", pulled.pull_summary
     assert pulled.patient_bsn == "999990639"
 
@@ -136,7 +125,7 @@ def test_workflow_task_is_offered_and_followed(node_pair) -> None:
     assert based_on["reference"].startswith("Task/wf-")
     wants = next(i for i in task["input"] if i["type"]["coding"][0]["code"] == "get-workflow-task")
     assert wants["valueBoolean"] is True
-    pulled = _wait_pull(ven, "ven-1")
+    pulled = wait_for_pull(ven, "ven-1")
     assert pulled.pull_status == "done", pulled.pull_summary
     first = pulled.pull_summary["results"][0]
     assert (first["kind"], first["path"], first["status"]) == ("read", based_on["reference"], 200)
@@ -154,7 +143,7 @@ def test_imported_patient_is_notified_and_pulled(node_pair) -> None:
     assert "999990020" in [p["bsn"] for p in sim.api("GET", "/patients").json()]
     pair_sessions(sim, ven, vendor_role="receiver")
     assert sim.api("POST", "/sessions/sim-1/notify", json={"bsn": "999990020"}).json()["delivery"]["status"] == 201
-    pulled = _wait_pull(ven, "ven-1")
+    pulled = wait_for_pull(ven, "ven-1")
     assert pulled.pull_status == "done", pulled.pull_summary
     assert len(pulled.pull_summary["documents"]) == 2
 
