@@ -23,12 +23,15 @@ def _files(paths: list[str]) -> list[Path]:
     for name in paths:
         path = Path(name)
         if path.is_dir():
-            found += sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES)
+            inside = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES)
+            if not inside:  # a CI gate pointed at the wrong folder must not pass on nothing
+                raise AdminUserError(f"no files to validate in {name} (looked for {', '.join(SUFFIXES)})")
+            found += inside
         elif path.is_file():
             found.append(path)
         else:
             raise AdminUserError(f"cannot read {name}: No such file or directory")
-    return found
+    return list(dict.fromkeys(found))  # a file named twice is validated once
 
 
 def _suppressions(pairs: list[str], known: set[str]) -> dict[str, str]:
@@ -48,13 +51,19 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from validators.dispatch import UnreadableInput, apply_suppressions, validate_bytes
 
     suppressed = _suppressions(args.suppress or [], set(load_all()))
+    if args.audience is not None and not args.audience.strip():
+        raise AdminUserError("--audience needs the token endpoint URL")
     jwks = _jwks(args.jwks) if args.jwks else None
     files: list[dict[str, Any]] = []
     for path in _files(args.paths):
-        if path.stat().st_size > MAX_FILE_BYTES:
-            raise AdminUserError(f"cannot read {path}: larger than {MAX_FILE_BYTES // (1024 * 1024)} MB")
         try:
-            result = validate_bytes(path.read_bytes(), kind=args.kind, audience=args.audience, jwks=jwks)
+            if path.stat().st_size > MAX_FILE_BYTES:
+                raise AdminUserError(f"cannot read {path}: larger than {MAX_FILE_BYTES // (1024 * 1024)} MB")
+            data = path.read_bytes()
+        except OSError as exc:
+            raise AdminUserError(f"cannot read {path}: {exc.strerror or exc}") from exc
+        try:
+            result = validate_bytes(data, kind=args.kind, audience=args.audience, jwks=jwks)
         except UnreadableInput as exc:
             raise AdminUserError(f"cannot read {path}: {exc}") from exc
         kept, dropped = apply_suppressions(result.findings, suppressed)

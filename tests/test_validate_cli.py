@@ -195,3 +195,14 @@ def test_detect_kind_on_json_and_xml(files) -> None:
     for name, path in files.items():
         if "-good" in name or "-bad" in name:
             assert detect_kind(path.read_bytes()) == name.rsplit("-good", 1)[0].rsplit("-bad", 1)[0], name
+
+
+def test_empty_folder_blank_audience_and_unreadable_file_are_usage_errors(files, tmp_path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    nothing = speeltuin("validate", str(empty))
+    assert nothing.returncode == 2 and "no files to validate" in nothing.stderr
+    blank = speeltuin("validate", "--audience", " ", str(files["client-assertion-good.jwt"]))
+    assert blank.returncode == 2 and "--audience" in blank.stderr
+    twice = _json_run(str(files["resource-good.json"]), str(files["resource-good.json"]))[1]
+    assert len(twice["files"]) == 1
