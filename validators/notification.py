@@ -7,7 +7,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from validators import spec
-from validators.findings import Finding, rule
+from validators.findings import Finding, Rule, rule
 from validators.identifiers import check_bsn, check_identifier, check_identifier_system, check_ura, show
 from validators.json_walk import dig
 
@@ -97,17 +97,24 @@ def parse_datetime_tz(value: object) -> datetime | None:
         return None
 
 
+def task_type_findings(task: object, not_task: Rule) -> list[Finding]:
+    """What is wrong with `task` being a FHIR Task at all; shared by the Task checks of each kind."""
+    if not isinstance(task, dict):
+        return [not_task.finding(f"saw JSON {type(task).__name__}; expected a Task resource object", "Task")]
+    if task.get("resourceType") != "Task":
+        return [not_task.finding(f"saw resourceType {show(task.get('resourceType'))}; expected 'Task'",
+                                 "Task.resourceType")]
+    return []
+
+
 def check_notification_task(task: object, *, now: datetime | None = None) -> list[Finding]:
     if now is None:
         now = datetime.now(timezone.utc)
     elif now.tzinfo is None:
         now = now.replace(tzinfo=timezone.utc)
+    findings = task_type_findings(task, NOT_TASK)
     if not isinstance(task, dict):
-        return [NOT_TASK.finding(f"saw JSON {type(task).__name__}; expected a Task resource object", "Task")]
-    findings: list[Finding] = []
-    if task.get("resourceType") != "Task":
-        findings.append(NOT_TASK.finding(f"saw resourceType {show(task.get('resourceType'))}; expected 'Task'",
-                                         "Task.resourceType"))
+        return findings
     _check_identifier(task, findings)
     _check_group_identifier(task, findings)
     _check_status_intent_code(task, findings)

@@ -9,7 +9,7 @@ from validators.findings import Finding, rule
 from validators.identifiers import (
     check_bsn, check_identifier, check_identifier_system, check_ura, is_placeholder_system, show,
 )
-from validators.notification import parse_datetime_tz
+from validators.notification import parse_datetime_tz, task_type_findings
 from validators.json_walk import dig
 
 _REF = "SPEC §3 step 1"
@@ -27,12 +27,9 @@ PATIENT_MISMATCH = rule("WF-010", "error", "Workflow Task patient differs from t
 
 def check_workflow_task(task: object, *, notification: dict | None = None) -> list[Finding]:
     """The Workflow Task on its own; with the `notification` that points to it, also the shared patient."""
+    findings = task_type_findings(task, NOT_TASK)
     if not isinstance(task, dict):
-        return [NOT_TASK.finding(f"saw JSON {type(task).__name__}; expected a Task resource object", "Task")]
-    findings: list[Finding] = []
-    if task.get("resourceType") != "Task":
-        findings.append(NOT_TASK.finding(f"saw resourceType {show(task.get('resourceType'))}; expected 'Task'",
-                                         "Task.resourceType"))
+        return findings
     _check_profile(task, findings)
     _check_code(task, findings)
     status, intent = task.get("status"), task.get("intent")

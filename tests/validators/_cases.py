@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable, Iterator
 
 from validators.findings import Finding
 
@@ -38,3 +38,14 @@ def check_case(case: Case) -> list[Finding]:
     else:
         assert not mine, f"{case.rule} fired unexpectedly: {mine}"
     return found
+
+
+def json_paths(node: Any, prefix: tuple = ()) -> Iterator[tuple]:
+    """Every path (keys and indexes) into a JSON document, the document itself first."""
+    yield prefix
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from json_paths(value, prefix + (key,))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from json_paths(value, prefix + (index,))

@@ -16,7 +16,7 @@ from validators import fhir_parse
 from validators.fhir_parse import FhirParseError, ParsedFhir, check_structure, is_resource_type, parse_fhir
 from validators.findings import Finding, Rule
 
-from ._cases import Case, check_case, fires, quiet
+from ._cases import Case, check_case, fires, json_paths, quiet
 
 NS = 'xmlns="http://hl7.org/fhir"'
 
@@ -384,22 +384,12 @@ ODD_VALUES: list[Any] = [None, 0, 1.5, True, "", "x", [], {}, [None], [{}], {"a"
                          {"resourceType": 5}, [5], {"extension": "x"}, "2020-13-99"]
 
 
-def _paths(node: Any, prefix: tuple = ()) -> Iterator[tuple]:
-    yield prefix
-    if isinstance(node, dict):
-        for key, value in node.items():
-            yield from _paths(value, prefix + (key,))
-    elif isinstance(node, list):
-        for index, value in enumerate(node):
-            yield from _paths(value, prefix + (index,))
-
-
 def test_mutated_resources_never_raise() -> None:
     rnd = random.Random("fhir_parse")
     for _ in range(300):
         resource = good_patient()
         for _ in range(rnd.randint(1, 3)):
-            path = rnd.choice(list(_paths(resource))[1:])
+            path = rnd.choice(list(json_paths(resource))[1:])
             node = resource
             for key in path[:-1]:
                 node = node[key]

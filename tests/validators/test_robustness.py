@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import copy
 import random
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import pytest
 
@@ -12,23 +12,14 @@ from validators.document import check_document_reference
 from validators.notification import check_notification_task
 
 from . import test_bundle, test_document, test_notification
+from ._cases import json_paths
 
 ODD_VALUES: list[Any] = [None, 0, 1.5, True, "", "%", "x" * 300, [], {}, [None], [{}], ["x"], {"a": {}},
                          {"reference": 5}, {"coding": "x"}, {"coding": [None]}, {"coding": [{"code": {}}]}]
 
 
-def _paths(node: Any, prefix: tuple = ()) -> Iterator[tuple]:
-    yield prefix
-    if isinstance(node, dict):
-        for key, value in node.items():
-            yield from _paths(value, prefix + (key,))
-    elif isinstance(node, list):
-        for index, value in enumerate(node):
-            yield from _paths(value, prefix + (index,))
-
-
 def _mutate(document: Any, rnd: random.Random) -> None:
-    path = rnd.choice(list(_paths(document))[1:])
+    path = rnd.choice(list(json_paths(document))[1:])
     node = document
     for key in path[:-1]:
         node = node[key]
