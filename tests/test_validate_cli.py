@@ -206,3 +206,14 @@ def test_empty_folder_blank_audience_and_unreadable_file_are_usage_errors(files,
     assert blank.returncode == 2 and "--audience" in blank.stderr
     twice = _json_run(str(files["resource-good.json"]), str(files["resource-good.json"]))[1]
     assert len(twice["files"]) == 1
+
+
+def test_a_fhir_binary_that_is_no_pdf_is_reported_once() -> None:
+    import base64
+
+    from validators.dispatch import validate_bytes
+
+    binary = {"resourceType": "Binary", "id": "b1", "contentType": "application/pdf",
+              "content": base64.b64encode(b"not a pdf").decode()}
+    rules = [f.rule for f in validate_bytes(json.dumps(binary).encode()).findings]
+    assert rules.count("DOC-002") == 1

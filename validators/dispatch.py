@@ -161,14 +161,7 @@ def _bundle(bundle: dict) -> list[Finding]:
 
 def _document(resource: dict) -> list[Finding]:
     if resource.get("resourceType") == "Binary":
-        found = check_binary_resource(resource)
-        content = resource.get("content")
-        if isinstance(content, str) and resource.get("contentType") == "application/pdf":
-            try:
-                found += check_binary("application/pdf", base64.b64decode(content, validate=True))
-            except ValueError:
-                pass  # DOC-012 already says the content is not base64
-        return found
+        return check_binary_resource(resource)  # decodes the content and judges the bytes too
     return check_document_reference(resource) + check_resource(resource)
 
 
