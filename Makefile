@@ -18,7 +18,8 @@ demo: $(STAMP)
 	$(BIN)/speeltuin demo
 
 test: $(STAMP)
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
 
 clean:
-	rm -rf $(VENV) out instance .pytest_cache
+	rm -rf $(VENV) out .pytest_cache

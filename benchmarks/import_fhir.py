@@ -16,7 +16,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from simulator.store import Store, sqlite_url  # noqa: E402
+from speeltuin.defaults import sqlite_url  # noqa: E402
+from speeltuin.store import Store  # noqa: E402
 from testdata.fhir_import import files_under, group_by_patient, judge, load_file, rows_to_store  # noqa: E402
 
 CORPUS = ROOT.parent / "shared" / "corpus" / "nictiz-zib2017-examples"

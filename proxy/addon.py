@@ -6,22 +6,18 @@ Run it with the real mitmdump (see proxy/launcher.py):
 from __future__ import annotations
 
 import logging
-import sys
 import time
-from pathlib import Path
 
 from mitmproxy import ctx, http
 
-# mitmdump loads this file as a script; make the project importable when it runs from a checkout.
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from proxy.classify import classify, session_in_path  # noqa: E402
-from proxy.inspection import FlowContext, FlowRecord, header, inspect  # noqa: E402
-from proxy.redaction import redact_body, redact_headers, redact_text  # noqa: E402
-from simulator.jwks_cache import JwksCache  # noqa: E402
-from simulator.keys import Signer  # noqa: E402
-from simulator.outbound import SESSION_HEADER  # noqa: E402
-from simulator.store import Exchange, Session, Store  # noqa: E402
+# mitmdump loads this file as a script; the project's packages come from the environment it is installed in.
+from proxy.classify import classify, session_in_path
+from proxy.inspection import FlowContext, FlowRecord, header, inspect
+from proxy.redaction import redact_body, redact_headers, redact_text
+from speeltuin.jwks_cache import JwksCache
+from speeltuin.keys import Signer
+from speeltuin.records import SESSION_HEADER, Exchange, FlowDirection, Role, Session, Tag
+from speeltuin.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -100,29 +96,29 @@ class Recorder:
             error=redact_text(str(flow.error)) if flow.error else None,
             session_id=session.id if session else None, findings=findings)
 
-    def _attribute(self, flow: http.HTTPFlow) -> tuple[Session | None, str]:
+    def _attribute(self, flow: http.HTTPFlow) -> tuple[Session | None, FlowDirection]:
         """A path under /s/<id>/ of ours is a call to the simulator; a marked call comes from it."""
         inbound = self._session(session_in_path(flow.request.path))
         if inbound:
-            return inbound, "to-simulator"
+            return inbound, FlowDirection.TO_SIMULATOR
         outbound = self._session(flow.metadata.get("speeltuin_session"))
         if outbound:
-            return outbound, "to-vendor"
-        return None, "unknown"
+            return outbound, FlowDirection.TO_VENDOR
+        return None, FlowDirection.UNKNOWN
 
-    def _context(self, session: Session, direction: str, tag: str) -> FlowContext:
-        if tag != "token-request":
+    def _context(self, session: Session, direction: FlowDirection, tag: Tag) -> FlowContext:
+        if tag != Tag.TOKEN_REQUEST:
             return FlowContext()
-        if direction == "to-simulator":
+        if direction == FlowDirection.TO_SIMULATOR:
             base = ctx.options.speeltuin_public_url.rstrip("/")
             return FlowContext(
                 token_url=f"{base}/s/{session.id}/token" if base else None,
-                caller_jwks=self._vendor_keys.keys_for(session), caller_client_id=session.get("vendor_client_id"),
-                purpose="pull" if session.simulator_role == "sender" else "notification", seen_jti=self._seen_jti)
+                caller_jwks=self._vendor_keys.keys_for(session), caller_client_id=session.config.vendor_client_id,
+                purpose="pull" if session.simulator_role == Role.SENDER else "notification", seen_jti=self._seen_jti)
         return FlowContext(
-            token_url=session.get("vendor_token_url"), caller_jwks=self._own_jwks(),
-            caller_client_id=session.get("own_client_id"),
-            purpose="pull" if session.simulator_role == "receiver" else "notification", seen_jti=self._seen_jti)
+            token_url=session.config.vendor_token_url, caller_jwks=self._own_jwks(),
+            caller_client_id=session.config.own_client_id,
+            purpose="pull" if session.simulator_role == Role.RECEIVER else "notification", seen_jti=self._seen_jti)
 
     def _seen_jti(self, issuer: str, jti: str, expires_at: float) -> bool:
         now = time.time()

@@ -6,8 +6,8 @@ from typing import Callable
 
 from scenarios.pairing import PairingError, pair_sessions
 from scenarios.runner import Harness, Scenario, StepFailed, error_findings, same_request
-from simulator.puller import pull_targets
-from simulator.store import new_id
+from speeltuin.records import NotificationOrigin, PullStatus, new_id
+from validators.task_reader import pull_targets
 
 
 class _Pair:
@@ -153,7 +153,7 @@ class VendorAsSender(Scenario):
         return h.wait_for("a Notification Task from the vendor", lambda: "Task received" if self._received(h) else None)
 
     def _received(self, h: Harness) -> list:
-        return [n for n in h.store.list_notifications(self.ids.simulator) if n.direction == "received"]
+        return [n for n in h.store.list_notifications(self.ids.simulator) if n.origin == NotificationOrigin.RECEIVED]
 
     def accepted(self, h: Harness) -> str:
         posts = [ex for ex in h.exchanges(self.ids.simulator) if ex.tag == "notification"]
@@ -164,7 +164,7 @@ class VendorAsSender(Scenario):
     def await_pull(self, h: Harness) -> str:
         def done() -> str | None:
             received = self._received(h)
-            if not received or received[0].pull_status in (None, "pending", "pulling"):
+            if not received or received[0].pull_status in (None, PullStatus.PENDING, PullStatus.PULLING):
                 return None
             return received[0].pull_status
 

@@ -5,7 +5,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from simulator.store import Exchange
+from speeltuin.records import Exchange
 from validators.findings import Finding
 
 Status = Literal["passed", "failed", "skipped"]

@@ -8,7 +8,8 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from scenarios.model import Excuses, ExpectedFinding, RunResult, ScenarioResult, Step
 from scenarios.stack import Node, Stack
-from simulator.store import Exchange, Store, new_id
+from speeltuin.records import Exchange, new_id
+from speeltuin.store import Store
 
 
 class StepFailed(Exception):

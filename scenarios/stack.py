@@ -18,11 +18,8 @@ from typing import IO, Callable
 
 import requests
 
-from proxy.launcher import ProxyPlan, mitmdump_command
-from simulator.store import sqlite_url
-
-SIMULATOR_URA = "90000101"
-VENDOR_URA = "90000202"
+from speeltuin import defaults
+from speeltuin.defaults import sqlite_url
 
 
 class StackError(Exception):
@@ -57,12 +54,29 @@ class Node:
         return requests.get(f"{self.url}/jwks", timeout=10).json()
 
 
+@dataclass(frozen=True)
+class ProxyPorts:
+    """Where the proxy listens: vendors reach the simulator through `front`, it reaches them through `back`."""
+
+    front_port: int
+    back_port: int
+    host: str = defaults.HOST
+
+    @property
+    def front_url(self) -> str:
+        return f"http://{self.host}:{self.front_port}"
+
+    @property
+    def back_url(self) -> str:
+        return f"http://{self.host}:{self.back_port}"
+
+
 @dataclass
 class Stack:
     workdir: Path
     simulator: Node
     vendor: Node
-    proxy: ProxyPlan
+    proxy: ProxyPorts
     processes: list[tuple[str, subprocess.Popen, Path]] = field(default_factory=list)
 
     def stop(self) -> None:
@@ -89,17 +103,17 @@ def start_stack(workdir: Path) -> Stack:
     workdir.mkdir(parents=True, exist_ok=True)
     sim_port, vendor_port, front, back = (free_port() for _ in range(4))
     sim_db = sqlite_url(workdir / "simulator.sqlite")
-    plan = ProxyPlan(simulator_url=f"http://127.0.0.1:{sim_port}", vendor_url=f"http://127.0.0.1:{vendor_port}",
-                     front_port=front, back_port=back, database_url=sim_db, confdir=workdir / "mitmproxy")
-    simulator = Node("simulator", plan.simulator_url, plan.front_url, secrets.token_urlsafe(24), sim_db,
-                     SIMULATOR_URA, "speeltuin-simulator")
-    vendor = Node("reference-vendor", plan.vendor_url, plan.back_url, secrets.token_urlsafe(24),
-                  sqlite_url(workdir / "reference-vendor.sqlite"), VENDOR_URA, "reference-vendor")
-    stack = Stack(workdir, simulator, vendor, plan)
+    ports = ProxyPorts(front, back)
+    simulator = Node("simulator", f"http://{defaults.HOST}:{sim_port}", ports.front_url, secrets.token_urlsafe(24),
+                     sim_db, defaults.OWN_URA, defaults.OWN_CLIENT_ID)
+    vendor = Node("reference-vendor", f"http://{defaults.HOST}:{vendor_port}", ports.back_url,
+                  secrets.token_urlsafe(24), sqlite_url(workdir / "reference-vendor.sqlite"),
+                  defaults.REFERENCE_VENDOR_URA, defaults.REFERENCE_VENDOR_CLIENT_ID)
+    stack = Stack(workdir, simulator, vendor, ports)
     try:
         for node, port in ((simulator, sim_port), (vendor, vendor_port)):
             _spawn(stack, node.name, _serve_command(node, port))
-        _spawn(stack, "proxy", mitmdump_command(plan))
+        _spawn(stack, "proxy", _proxy_command(stack))
         for node in (simulator, vendor):
             _wait_until(stack, node.name, lambda url=f"{node.url}/": _answers_http(url))
         for port in (front, back):  # a TCP check, so readiness probes never show up as recorded traffic
@@ -111,9 +125,19 @@ def start_stack(workdir: Path) -> Stack:
 
 
 def _serve_command(node: Node, port: int) -> list[str]:
-    return [sys.executable, "-m", "simulator.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
+    return [*_SPEELTUIN, "serve", "--host", defaults.HOST, "--port", str(port),
             "--db", node.database_url, "--public-url", node.public_url, "--ura", node.ura,
             "--client-id", node.client_id, "--name", node.name]
+
+
+def _proxy_command(stack: Stack) -> list[str]:
+    return [*_SPEELTUIN, "proxy", "--simulator", stack.simulator.url, "--vendor", stack.vendor.url,
+            "--host", stack.proxy.host, "--front-port", str(stack.proxy.front_port),
+            "--back-port", str(stack.proxy.back_port), "--db", stack.simulator.database_url,
+            "--confdir", str(stack.workdir / "mitmproxy")]
+
+
+_SPEELTUIN = (sys.executable, "-m", "speeltuin.cli")  # the command as a process: the stack knows parts only so
 
 
 def _spawn(stack: Stack, name: str, command: list[str]) -> None:

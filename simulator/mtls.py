@@ -7,20 +7,11 @@ mTLS still works on the same port and a session with it gets a clear error inste
 from __future__ import annotations
 
 import ssl
-from dataclasses import dataclass
-from pathlib import Path
 
 from flask import request
 
-from simulator.store import Session
+from speeltuin.records import Session, TlsFiles
 from validators.certificates import load_certificate, ura_from_certificate
-
-
-@dataclass(frozen=True)
-class TlsFiles:
-    cert: Path  # this node's certificate (chain), PEM
-    key: Path
-    ca: Path  # the test CA: client certificates must chain to it; vendors' servers too
 
 
 def server_context(files: TlsFiles) -> ssl.SSLContext:
@@ -34,13 +25,13 @@ def server_context(files: TlsFiles) -> ssl.SSLContext:
 
 def client_certificate_problem(session: Session) -> str | None:
     """Why the current request may not use this mTLS session; None when it may (or mTLS is off)."""
-    if not session.get("mtls"):
+    if not session.config.mtls:
         return None
     pem = request.environ.get("SSL_CLIENT_CERT")
     if not pem:
         return "this session requires mutual TLS: present a client certificate issued by the test CA"
     cert = load_certificate(pem)
     ura = ura_from_certificate(cert) if cert is not None else None
-    if ura != session.get("vendor_ura"):
-        return f"the client certificate names URA {ura or 'none'}, not the session's vendor {session.get('vendor_ura')}"
+    if ura != session.config.vendor_ura:
+        return f"the client certificate names URA {ura or 'none'}, not the session's vendor {session.config.vendor_ura}"
     return None

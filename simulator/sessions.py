@@ -6,12 +6,12 @@ import time
 from typing import Any
 from urllib.parse import urlsplit
 
-from simulator.store import Session, Store, new_id
+from speeltuin.records import SESSION_URL_FIELDS, Role, Session, SessionConfig, new_id
+from speeltuin.store import Store
 from validators.identifiers import is_valid_ura
 
-VENDOR_ROLES = ("sender", "receiver")
+VENDOR_ROLES = tuple(Role)
 _SESSION_ID = re.compile(r"^[a-z0-9][a-z0-9-]{2,63}$")
-_URL_FIELDS = ("vendor_token_url", "vendor_notification_base", "vendor_fhir_base", "vendor_jwks_url")
 
 
 class SessionError(ValueError):
@@ -34,31 +34,29 @@ def create_session(store: Store, request: dict[str, Any], *, own_ura: str, own_c
     jwks = request.get("vendor_jwks")
     if jwks is not None and not (isinstance(jwks, dict) and isinstance(jwks.get("keys"), list)):
         raise SessionError('vendor_jwks must be a JWKS object: {"keys": [...]}')
-    config: dict[str, Any] = {
-        "vendor_ura": ura,
-        "vendor_jwks": jwks,
-        "vendor_client_id": request.get("vendor_client_id") or f"vendor-{session_id}",
-        "own_ura": request.get("own_ura") or own_ura,
-        "own_client_id": request.get("own_client_id") or own_client_id,
-        "mtls": bool(request.get("mtls", False)),  # [choice] off for quick starts, on for validation sessions
-    }
-    for key in _URL_FIELDS:
+    urls: dict[str, str] = {}
+    for key in SESSION_URL_FIELDS:
         value = request.get(key)
         if value is not None:
             parts = urlsplit(str(value))
             if parts.scheme not in ("http", "https") or not parts.netloc:
                 raise SessionError(f"{key} must be an absolute http(s) URL, got {value!r}")
-            config[key] = str(value).rstrip("/")
+            urls[key] = str(value).rstrip("/")
+    config = SessionConfig(
+        vendor_ura=ura, vendor_jwks=jwks,
+        vendor_client_id=request.get("vendor_client_id") or f"vendor-{session_id}",
+        own_ura=request.get("own_ura") or own_ura, own_client_id=request.get("own_client_id") or own_client_id,
+        mtls=bool(request.get("mtls", False)), **urls)
     name = str(request.get("name") or session_id)[:200]
-    return store.create_session(Session(session_id, name, role, config, time.time()))
+    return store.create_session(Session(session_id, name, Role(role), config, time.time()))
 
 
 def session_endpoints(session: Session, public_base: str) -> dict[str, str]:
     """The simulator endpoints the vendor must use for this session."""
     base = f"{public_base.rstrip('/')}/s/{session.id}"
     endpoints = {"token_url": f"{base}/token", "jwks_url": f"{base}/jwks",
-                 "client_id": session.config["vendor_client_id"]}
-    if session.vendor_role == "sender":
+                 "client_id": session.config.vendor_client_id}
+    if session.vendor_role == Role.SENDER:
         endpoints["notification_base"] = f"{base}/notify"
         endpoints["notification_url"] = f"{base}/notify/Task"
     else:
@@ -70,4 +68,4 @@ def session_view(session: Session, public_base: str) -> dict[str, Any]:
     """The session as the API and CLI show it."""
     return {"id": session.id, "name": session.name, "vendor_role": session.vendor_role,
             "simulator_role": session.simulator_role, "created_at": session.created_at,
-            "config": session.config, "endpoints": session_endpoints(session, public_base)}
+            "config": session.config.to_dict(), "endpoints": session_endpoints(session, public_base)}

@@ -1,6 +1,7 @@
 """Shared fixtures: real Flask apps on loopback ports, and the whole stack with a real mitmdump."""
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,11 +11,26 @@ import pytest
 import requests
 from werkzeug.serving import make_server
 
-from simulator.app import SimulatorConfig, create_app
-from simulator.mtls import TlsFiles, server_context
-from simulator.pki import init_ca, issue
-from simulator.store import sqlite_url
+from simulator.app import create_app
+from simulator.mtls import server_context
+from simulator.runtime import SimulatorConfig
+from speeltuin import defaults
+from speeltuin.defaults import sqlite_url
+from speeltuin.records import TlsFiles
+from testdata.pki import init_ca, issue
 from tests.db import postgres_database
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _own_instance_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """No test (nor a command it starts) touches the user's instance folder."""
+    previous = os.environ.get(defaults.INSTANCE_ENV)
+    os.environ[defaults.INSTANCE_ENV] = str(tmp_path_factory.mktemp("instance"))
+    yield
+    if previous is None:
+        del os.environ[defaults.INSTANCE_ENV]
+    else:
+        os.environ[defaults.INSTANCE_ENV] = previous
 
 
 @dataclass

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
 
-from simulator.store import sqlite_url
+from speeltuin.defaults import sqlite_url
 
 POSTGRES_ADMIN_URL = os.environ.get("SPEELTUIN_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 

@@ -6,14 +6,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-from simulator.keys import Signer
-from simulator.store import Store, sqlite_url
+from speeltuin.defaults import sqlite_url
+from speeltuin.keys import Signer
+from speeltuin.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def speeltuin(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "simulator.cli", *args], cwd=ROOT, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "speeltuin.cli", *args], cwd=ROOT, capture_output=True, text=True,
                           timeout=60)
 
 

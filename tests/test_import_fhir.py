@@ -6,7 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from simulator.store import Store, sqlite_url
+from speeltuin.defaults import sqlite_url
+from speeltuin.store import Store
 from tests.simulator.helpers import pair_sessions, wait_for_pull
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -14,7 +15,7 @@ CORPUS = ROOT.parent / "shared" / "corpus" / "nictiz-zib2017-examples"
 
 
 def speeltuin(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "simulator.cli", *args], cwd=ROOT, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "speeltuin.cli", *args], cwd=ROOT, capture_output=True, text=True,
                           timeout=120)
 
 
@@ -117,8 +118,8 @@ def test_loaded_patient_passes_the_happy_receiver_scenario_through_the_proxy(tmp
 
 def test_both_query_forms_give_the_same_answer_on_loaded_data(tmp_path) -> None:
     """Patient implied by the token, or named by BSN (SPEC §6): the same matches over loaded resources."""
-    from simulator.fhir_search import parse_relative_query, search
-    from simulator.patient_data import PatientData
+    from simulator.fhir.patient_data import PatientData
+    from simulator.fhir.search import parse_relative_query, search
 
     db = sqlite_url(tmp_path / "s.sqlite")
     assert speeltuin("patients", "import-fhir", str(CORPUS), "--db", db).returncode == 0

@@ -6,9 +6,13 @@ from typing import Iterator
 
 import pytest
 
-from simulator.store import Exchange, Notification, Session, Store, sqlite_url
+from speeltuin.defaults import sqlite_url
+from speeltuin.records import Exchange, Notification, NotificationOrigin, Role, Session, SessionConfig
+from speeltuin.store import Store
 from tests.db import database_url
 from validators.findings import Finding
+
+CONFIG = SessionConfig(vendor_ura="90000202", vendor_client_id="vendor-s-1", own_ura="90000101", own_client_id="sim")
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -18,9 +22,9 @@ def url(request, tmp_path) -> Iterator[str]:  # type: ignore[no-untyped-def]
 
 def test_everything_survives_a_restart(url: str) -> None:
     store = Store(url)
-    store.create_session(Session("s-1", "one", "receiver", {"vendor_ura": "90000202"}, time.time()))
+    store.create_session(Session("s-1", "one", Role.RECEIVER, CONFIG, time.time()))
     store.add_notification(Notification(
-        id="n-1", session_id="s-1", direction="sent", identifier="urn:uuid:1", group_identifier="urn:uuid:2",
+        id="n-1", session_id="s-1", origin=NotificationOrigin.SENT, identifier="urn:uuid:1", group_identifier="urn:uuid:2",
         authorization_base="b", patient_bsn="999993653", owner_ura="90000202", period_end=time.time() + 60,
         status="requested", task={"resourceType": "Task"}))
     store.add_token("secret-token", session_id="s-1", kind="pull", subject_ura="90000202",
@@ -34,8 +38,8 @@ def test_everything_survives_a_restart(url: str) -> None:
 
     again = Store(url)
     assert again.list_suppressions("s-1") == {"BUNDLE-010": "local code system agreed"}
-    assert again.get_session("s-1").config == {"vendor_ura": "90000202"}
-    assert again.find_notification("s-1", "sent", authorization_base="b").task == {"resourceType": "Task"}
+    assert again.get_session("s-1").config == CONFIG
+    assert again.find_notification("s-1", NotificationOrigin.SENT, authorization_base="b").task == {"resourceType": "Task"}
     assert again.get_token("secret-token")["notification_id"] == "n-1"
     assert again.get_token("other") is None
     [exchange] = again.list_exchanges(["s-1"])
@@ -46,7 +50,7 @@ def test_everything_survives_a_restart(url: str) -> None:
 
 def test_token_is_stored_only_as_hash(tmp_path) -> None:
     store = Store(sqlite_url(tmp_path / "s.sqlite"))
-    store.create_session(Session("s-1", "one", "receiver", {}, time.time()))
+    store.create_session(Session("s-1", "one", Role.RECEIVER, CONFIG, time.time()))
     store.add_token("plain-secret-value", session_id="s-1", kind="pull", subject_ura="1", expires_at=1.0)
     stored = b"".join(p.read_bytes() for p in tmp_path.iterdir())  # database and its WAL
     assert b"plain-secret-value" not in stored

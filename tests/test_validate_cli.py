@@ -14,12 +14,12 @@ import jsonschema
 import jwt
 import pytest
 
-from simulator.defects import with_defect
-from simulator.fhir_format import to_xml
-from simulator.fhir_search import parse_relative_query, search
-from simulator.keys import Signer
-from simulator.store import Store
-from simulator.task_builder import build_notification_task, build_workflow_task
+from simulator.fhir.format import to_xml
+from simulator.fhir.search import parse_relative_query, search
+from simulator.outbound.defects import with_defect
+from simulator.outbound.task_builder import build_notification_task, build_workflow_task
+from speeltuin.keys import Signer
+from speeltuin.store import Store
 from testdata.bgz_content import patient_resources, shared_resources
 from testdata.patients import PATIENTS
 from testdata.referral_letter import referral_letter_pdf
@@ -34,7 +34,7 @@ NOW = datetime.now(timezone.utc).replace(microsecond=0)
 
 
 def speeltuin(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "simulator.cli", *args], cwd=ROOT, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "speeltuin.cli", *args], cwd=ROOT, capture_output=True, text=True,
                           timeout=120)
 
 

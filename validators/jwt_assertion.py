@@ -20,7 +20,13 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from validators import spec
 from validators.certificates import (
-    as_utc, check_certificate_ura, check_chain, check_signing_key_not_tls, decode_x5c, describe, load_certificates_pem,
+    as_utc,
+    check_certificate_ura,
+    check_chain,
+    check_signing_key_not_tls,
+    decode_x5c,
+    describe,
+    load_certificates_pem,
     ura_from_certificate,
 )
 from validators.findings import Finding, rule

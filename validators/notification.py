@@ -10,6 +10,7 @@ from validators import spec
 from validators.findings import Finding, Rule, rule
 from validators.identifiers import check_bsn, check_identifier, check_identifier_system, check_ura, show
 from validators.json_walk import dig
+from validators.task_reader import authorization_bases, identifier_pairs
 
 _REF = "SPEC §4"
 NOT_TASK = rule("NOTIF-001", "error", "not a FHIR Task resource", _REF)
@@ -251,7 +252,7 @@ def _check_inputs(task: dict, findings: list[Finding]) -> None:
     if not isinstance(inputs, list):
         findings.append(INPUT_TYPE.finding(f"input is JSON {type(inputs).__name__}; expected an array", "Task.input"))
         inputs = []
-    authorization_bases = 0
+    base_count = 0
     wants_workflow_task = False
     for index, item in enumerate(inputs):
         location = f"Task.input[{index}]"
@@ -260,7 +261,7 @@ def _check_inputs(task: dict, findings: list[Finding]) -> None:
                                                location))
             continue
         kind = _input_kind(item, location, findings)
-        authorization_bases += kind == spec.INPUT_AUTHORIZATION_BASE
+        base_count += kind == spec.INPUT_AUTHORIZATION_BASE
         if "value" in item:
             # Only the shape is shown: the value may be an authorization base, which works like a credential.
             findings.append(VALUE_KEY.finding(f"saw key 'value' ({_shape(item['value'])}); expected a typed key "
@@ -269,8 +270,8 @@ def _check_inputs(task: dict, findings: list[Finding]) -> None:
                 continue  # the value is already reported; judging its absence again would repeat the finding
         _check_input_value(kind, item, location, findings)
         wants_workflow_task |= kind == spec.INPUT_GET_WORKFLOW_TASK and item.get("valueBoolean") is True
-    if authorization_bases != 1:
-        findings.append(AUTH_BASE_COUNT.finding(f"saw {authorization_bases} authorization-base inputs; expected "
+    if base_count != 1:
+        findings.append(AUTH_BASE_COUNT.finding(f"saw {base_count} authorization-base inputs; expected "
                                                 "exactly one", "Task.input"))
     if wants_workflow_task and not task.get("basedOn"):
         findings.append(WORKFLOW_BASED_ON.finding("get-workflow-task is true but there is no basedOn reference to "
@@ -368,25 +369,6 @@ def _check_query(value: object, location: str, findings: list[Finding]) -> None:
 
 # --- cancellation (SPEC §3 step 8) -----------------------------------------------------------------
 
-def _identifier_pairs(task: dict) -> list[tuple[Any, Any]]:
-    """(system, value) of each Task.identifier, whether sent as an array or (defect) as one object."""
-    identifier = task.get("identifier")
-    entries = [identifier] if isinstance(identifier, dict) else identifier if isinstance(identifier, list) else []
-    return [(dig(e, "system"), dig(e, "value")) for e in entries if isinstance(e, dict)]
-
-
-def _authorization_bases(task: dict) -> list[Any]:
-    inputs = task.get("input")
-    bases = []
-    for item in inputs if isinstance(inputs, list) else []:
-        codings = dig(item, "type", "coding")
-        if isinstance(codings, list) and any(
-                dig(c, "system") == spec.TASK_PARAMETER_SYSTEM and dig(c, "code") == spec.INPUT_AUTHORIZATION_BASE
-                for c in codings):
-            bases.append(dig(item, "valueString"))
-    return bases
-
-
 def _pairs_text(pairs: list[tuple[Any, Any]]) -> str:
     return show(", ".join(f"{s}|{v}" for s, v in pairs) or "none", 200)
 
@@ -409,7 +391,7 @@ def check_cancellation_task(task: object, *, original: dict | None = None,
                                               "Task.status"))
     if not isinstance(original, dict):
         return findings
-    mine, theirs = _identifier_pairs(task), _identifier_pairs(original)
+    mine, theirs = identifier_pairs(task), identifier_pairs(original)
     if sorted(map(repr, mine)) != sorted(map(repr, theirs)):
         findings.append(CANCEL_IDENTIFIER.finding(f"saw {_pairs_text(mine)}; the original notification has "
                                                   f"{_pairs_text(theirs)}", "Task.identifier"))
@@ -419,7 +401,7 @@ def check_cancellation_task(task: object, *, original: dict | None = None,
     if pair != original_pair:
         findings.append(CANCEL_GROUP.finding(f"saw {_pairs_text([pair])}; the original notification has "
                                              f"{_pairs_text([original_pair])}", "Task.groupIdentifier"))
-    bases, original_bases = _authorization_bases(task), _authorization_bases(original)
+    bases, original_bases = authorization_bases(task), authorization_bases(original)
     if bases != original_bases:
         # An authorization base works like a credential: its length is the evidence, not its text.
         def lengths(values: list[Any]) -> str:
@@ -457,7 +439,7 @@ def check_cancellation_request(url: str, task: object, *, method: str = "PUT") -
                                                "so only the notification's own identifier matches",
                                                "request.url.identifier"))
         return findings
-    expected = _identifier_pairs(task) if isinstance(task, dict) else []
+    expected = identifier_pairs(task) if isinstance(task, dict) else []
     if expected and (system, value) not in expected:
         findings.append(CANCEL_URL_IDENTIFIER.finding(f"URL names {show(values[0], 120)}; the Task's identifier is "
                                                       f"{_pairs_text(expected)}", "request.url.identifier"))

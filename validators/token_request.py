@@ -4,12 +4,13 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from typing import Any, Literal, Mapping
+from typing import Literal, Mapping
 from urllib.parse import unquote_plus
 
 from validators import spec
 from validators.findings import Finding, rule
 from validators.identifiers import show
+from validators.task_reader import authorization_bases, identifier_value
 
 CONTENT_TYPE = rule("TOK-001", "error", "token request is not application/x-www-form-urlencoded",
                     "SPEC §5.2; RFC 6749 §3.2")
@@ -245,27 +246,6 @@ def _check_error_members(document: dict) -> list[Finding]:
 
 # --- the grant bound to a notification (SPEC §5.2, §5.3) --------------------------------------------
 
-def _task_identifier_value(task: dict, *path: str) -> Any:
-    node: Any = task
-    for key in (*path, "identifier", "value"):
-        node = node.get(key) if isinstance(node, dict) else None
-    return node
-
-
-def _task_authorization_bases(task: dict) -> list[Any]:
-    inputs = task.get("input")
-    values = []
-    for item in inputs if isinstance(inputs, list) else []:
-        codings = item.get("type", {}).get("coding") if isinstance(item, dict) and \
-            isinstance(item.get("type"), dict) else None
-        for coding in codings if isinstance(codings, list) else []:
-            if isinstance(coding, dict) and coding.get("system") == spec.TASK_PARAMETER_SYSTEM and \
-                    coding.get("code") == spec.INPUT_AUTHORIZATION_BASE:
-                values.append(item.get("valueString"))
-                break
-    return values
-
-
 def check_pull_grant(authorization_claims: dict, task: dict, *, authorization_base: str | None = None) -> \
         list[Finding]:
     """A pull token request against the notification it claims (SPEC §5.3).
@@ -277,7 +257,7 @@ def check_pull_grant(authorization_claims: dict, task: dict, *, authorization_ba
     findings: list[Finding] = []
     claims = authorization_claims if isinstance(authorization_claims, dict) else {}
     task = task if isinstance(task, dict) else {}
-    sub, owner = claims.get("sub"), _task_identifier_value(task, "owner")
+    sub, owner = claims.get("sub"), identifier_value(task, "owner")
     if sub != owner:
         findings.append(GRANT_OWNER.finding(f"sub {show(sub)} is not the Task's owner URA {show(owner)}",
                                             "jwt.claims.sub"))
@@ -285,7 +265,7 @@ def check_pull_grant(authorization_claims: dict, task: dict, *, authorization_ba
     location = f"form.{spec.FORM_AUTHORIZATION_BASE}" if authorization_base is not None \
         else "jwt.claims.authorization_base"
     if isinstance(base, str) and base:
-        expected = _task_authorization_bases(task)
+        expected = authorization_bases(task)
         if base not in expected:
             # Bases work like credentials: only their lengths are evidence.
             lengths = ", ".join(str(len(v)) if isinstance(v, str) else type(v).__name__ for v in expected)
@@ -293,7 +273,7 @@ def check_pull_grant(authorization_claims: dict, task: dict, *, authorization_ba
                                                     f"Task's authorization-base input (seen: {lengths or 'none'})",
                                                     location))
     elif base is None and "patient" in claims:
-        bsn = _task_identifier_value(task, "for")
+        bsn = identifier_value(task, "for")
         if claims["patient"] != bsn:
             findings.append(GRANT_PATIENT.finding(f"patient claim {show(claims['patient'])} is not the Task's "
                                                   f"patient {show(bsn)}", "jwt.claims.patient"))
@@ -304,7 +284,7 @@ def check_notification_grant(authorization_claims: dict, task: dict) -> list[Fin
     """A notification token speaks for the sending organization: `sub` is the Task's requester.onBehalfOf URA."""
     claims = authorization_claims if isinstance(authorization_claims, dict) else {}
     sub = claims.get("sub")
-    sender = _task_identifier_value(task if isinstance(task, dict) else {}, "requester", "onBehalfOf")
+    sender = identifier_value(task, "requester", "onBehalfOf")
     if sub == sender:
         return []
     return [GRANT_REQUESTER.finding(f"sub {show(sub)} is not the Task's requester.onBehalfOf URA {show(sender)}",

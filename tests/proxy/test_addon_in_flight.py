@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from scenarios.stack import Stack, start_stack
-from simulator.store import Store
+from speeltuin.store import Store
 
 SESSION = "inflight-1"
 

@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
     out = tmp_path_factory.mktemp("demo")
-    completed = subprocess.run([sys.executable, "-m", "simulator.cli", "demo", "--out", str(out), "--wait", "60"],
+    completed = subprocess.run([sys.executable, "-m", "speeltuin.cli", "demo", "--out", str(out), "--wait", "60"],
                                cwd=ROOT, capture_output=True, text=True, timeout=300)
     return completed, out
 

@@ -7,7 +7,7 @@ from xml.etree import ElementTree as ET
 from scenarios.model import Excuses, ExpectedFinding, RunResult, ScenarioResult, Step
 from scenarios.reports import write_reports
 from scenarios.runner import error_findings
-from simulator.store import Exchange
+from speeltuin.records import Exchange
 from validators.findings import Finding
 
 

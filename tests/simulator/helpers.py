@@ -4,7 +4,7 @@ from __future__ import annotations
 import time
 
 from scenarios.pairing import pair_sessions as _pair_sessions
-from simulator.store import Notification
+from speeltuin.records import Notification, NotificationOrigin
 from tests.conftest import LiveNode
 
 
@@ -17,7 +17,7 @@ def wait_for_pull(node: LiveNode, session_id: str, timeout: float = 30.0) -> Not
     """The first notification `node` received in the session, once its pull has finished."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        received = [n for n in node.runtime.store.list_notifications(session_id) if n.direction == "received"]
+        received = [n for n in node.runtime.store.list_notifications(session_id) if n.origin == NotificationOrigin.RECEIVED]
         if received and received[0].pull_status in ("done", "failed", "stopped"):
             return received[0]
         time.sleep(0.1)

@@ -8,7 +8,7 @@ import time
 import requests
 from lxml import etree
 
-from simulator.store import Notification
+from speeltuin.records import Notification, NotificationOrigin
 from tests.simulator.helpers import pair_sessions
 
 FHIR_NS = "{http://hl7.org/fhir}"
@@ -18,7 +18,7 @@ def _context(node_pair) -> tuple[str, dict[str, str]]:  # type: ignore[no-untype
     sim, ven = node_pair
     endpoints = pair_sessions(sim, ven, vendor_role="receiver")
     sim.runtime.store.add_notification(Notification(
-        id="n-1", session_id="sim-1", direction="sent", identifier="urn:uuid:1", group_identifier="urn:uuid:2",
+        id="n-1", session_id="sim-1", origin=NotificationOrigin.SENT, identifier="urn:uuid:1", group_identifier="urn:uuid:2",
         authorization_base="base-1", patient_bsn="999993653", owner_ura="90000202",
         period_end=time.time() + 3600, status="requested", task={}))
     url = endpoints["token_url"]

@@ -5,8 +5,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from simulator.defects import DEFECTS, with_defect
-from simulator.task_builder import build_notification_task
+from simulator.outbound.defects import DEFECTS, with_defect
+from simulator.outbound.task_builder import build_notification_task
 from validators.findings import errors
 from validators.notification import check_notification_task
 

@@ -2,7 +2,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from simulator.fhir_search import SearchError, SearchResult, parse_relative_query, read, search
+from simulator.fhir.search import SearchError, SearchResult, parse_relative_query, read, search
 from testdata.bgz_content import patient_id, patient_resources, shared_resources
 from testdata.patients import PATIENTS, find_patient
 from validators import spec

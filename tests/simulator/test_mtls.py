@@ -3,17 +3,18 @@ needs the vendor's client certificate carrying its URA, and the simulator presen
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import requests
 
 from scenarios.pairing import pair_sessions
-from simulator.store import Notification
+from speeltuin.records import Notification, NotificationOrigin
 from tests.simulator.helpers import wait_for_pull
 
 
 def _mtls(node, session_id: str) -> None:  # type: ignore[no-untyped-def]
     session = node.runtime.store.get_session(session_id)
-    session.config["mtls"] = True
+    session = replace(session, config=replace(session.config, mtls=True))
     node.runtime.store.delete_session(session_id)
     node.runtime.store.create_session(session)
 
@@ -34,7 +35,7 @@ def test_mtls_session_refuses_missing_or_foreign_certificates(tls_node_pair) -> 
     endpoints = pair_sessions(sim, ven, vendor_role="receiver", sim_id="sim-1", ven_id="ven-1")
     _mtls(sim, "sim-1")
     sim.runtime.store.add_notification(Notification(
-        id="n-1", session_id="sim-1", direction="sent", identifier="urn:uuid:1", group_identifier="urn:uuid:2",
+        id="n-1", session_id="sim-1", origin=NotificationOrigin.SENT, identifier="urn:uuid:1", group_identifier="urn:uuid:2",
         authorization_base="b-1", patient_bsn="999993653", owner_ura="90000202", period_end=time.time() + 600,
         status="requested", task={}))
     url, ca = endpoints["token_url"], sim.verify

@@ -6,7 +6,8 @@ import json
 
 import requests
 
-from simulator.puller import pull_targets
+from simulator.outbound.puller import pull_targets
+from speeltuin.records import NotificationOrigin
 from tests.simulator.helpers import pair_sessions, wait_for_pull
 
 BSN = "999993653"
@@ -87,7 +88,7 @@ def test_conditional_update_cancels_a_notification(node_pair) -> None:
     response = requests.put(endpoints["notification_url"], json=cancel, headers=headers,
                             params={"identifier": f"{identifier['system']}|{identifier['value']}"})
     assert response.status_code == 200, response.text
-    stored = [n for n in sim.runtime.store.list_notifications("sim-1") if n.direction == "received"]
+    stored = [n for n in sim.runtime.store.list_notifications("sim-1") if n.origin == NotificationOrigin.RECEIVED]
     assert stored[0].status == "cancelled"
     unknown = requests.put(endpoints["notification_url"], json=cancel, headers=headers,
                            params={"identifier": "urn:ietf:rfc:3986|urn:uuid:00000000-0000-0000-0000-000000000000"})
@@ -151,7 +152,7 @@ def test_imported_patient_is_notified_and_pulled(node_pair) -> None:
 def test_built_tasks_pass_our_own_validators() -> None:
     from datetime import datetime, timedelta, timezone
 
-    from simulator.task_builder import build_notification_task, build_workflow_task
+    from simulator.outbound.task_builder import build_notification_task, build_workflow_task
     from validators.notification import check_notification_task
     from validators.workflow_task import check_workflow_task
 
@@ -169,7 +170,7 @@ def test_no_pull_after_cancellation_or_period_end(node_pair) -> None:
     """The puller makes no request at all for a cancelled or expired notification (not even for a token)."""
     import time as _time
 
-    from simulator.puller import pull
+    from simulator.outbound.puller import pull
 
     sim, ven = node_pair
     pair_sessions(sim, ven, vendor_role="receiver")
@@ -185,7 +186,7 @@ def test_no_pull_after_cancellation_or_period_end(node_pair) -> None:
     # not even a pull token was asked for: the simulator issued none
     from sqlalchemy import func, select
 
-    from simulator.store import tokens
+    from speeltuin.store import tokens
 
     with sim.runtime.store.engine.connect() as c:
         assert c.execute(select(func.count()).select_from(tokens).where(tokens.c.kind == "pull")).scalar() == 0

@@ -10,7 +10,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from simulator.pki import PkiError, init_ca, issue
+from testdata.pki import PkiError, init_ca, issue
 from validators.certificates import check_certificate_ura, ura_from_certificate
 from validators.jwt_assertion import check_assertion
 

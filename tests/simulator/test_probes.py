@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import time
 
+from speeltuin.records import NotificationOrigin
 from tests.simulator.helpers import pair_sessions
 
 
 def _received(sim):  # type: ignore[no-untyped-def]
-    return [n for n in sim.runtime.store.list_notifications("sim-1") if n.direction == "received"]
+    return [n for n in sim.runtime.store.list_notifications("sim-1") if n.origin == NotificationOrigin.RECEIVED]
 
 
 def test_reference_sender_refuses_every_probe(node_pair) -> None:

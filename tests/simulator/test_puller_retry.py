@@ -11,7 +11,7 @@ import requests
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
-from simulator.puller import MAX_ATTEMPTS, MAX_WAIT_S, get_with_retry, retry_delay
+from simulator.outbound.puller import MAX_ATTEMPTS, MAX_WAIT_S, get_with_retry, retry_delay
 
 
 @pytest.fixture

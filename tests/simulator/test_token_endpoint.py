@@ -5,8 +5,9 @@ import time
 
 import requests
 
-from simulator.keys import Signer
-from simulator.store import Notification, Store
+from speeltuin.keys import Signer
+from speeltuin.records import Notification, NotificationOrigin
+from speeltuin.store import Store
 from tests.simulator.helpers import pair_sessions
 
 BSN = "999993653"
@@ -15,7 +16,7 @@ BSN = "999993653"
 def _sent_notification(sim, session_id: str = "sim-1", *, status: str = "requested", period_end: float | None = None,
                        base: str = "base-123") -> Notification:
     return sim.runtime.store.add_notification(Notification(
-        id=f"n-{base}", session_id=session_id, direction="sent", identifier=f"urn:uuid:{base}",
+        id=f"n-{base}", session_id=session_id, origin=NotificationOrigin.SENT, identifier=f"urn:uuid:{base}",
         group_identifier="urn:uuid:g", authorization_base=base, patient_bsn=BSN, owner_ura="90000202",
         period_end=period_end or time.time() + 3600, status=status, task={}))
 
@@ -134,7 +135,7 @@ def test_x5c_assertions_chain_to_the_test_ca(node_pair, tmp_path) -> None:
     import jwt
     from cryptography.hazmat.primitives import serialization
 
-    from simulator.pki import init_ca, issue
+    from testdata.pki import init_ca, issue
 
     sim, ven = node_pair
     ca = init_ca(tmp_path)

@@ -6,8 +6,14 @@ from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
-from testdata.bgz_content import (BGZ_BUILDERS, SPARSE_QUERIES, letter_text, patient_id, patient_resources,
-                                  shared_resources)
+from testdata.bgz_content import (
+    BGZ_BUILDERS,
+    SPARSE_QUERIES,
+    letter_text,
+    patient_id,
+    patient_resources,
+    shared_resources,
+)
 from testdata.patients import PATIENTS, find_patient
 from validators import spec
 

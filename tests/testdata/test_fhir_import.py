@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from testdata.fhir_import import FhirImportError, fill_placeholders, files_under, group_by_patient, load_file
+from testdata.fhir_import import FhirImportError, files_under, fill_placeholders, group_by_patient, load_file
 
 CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus" / "nictiz-zib2017-examples"
 TODAY = date(2026, 11, 22)

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from simulator.fhir_search import search
+from simulator.fhir.search import search
 from testdata.bgz_content import patient_resources, shared_resources
 from testdata.patients import PATIENTS
 from validators import bgz_profiles, spec

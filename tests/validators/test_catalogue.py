@@ -7,8 +7,17 @@ from validators.catalogue import list_rules, load_all, rule_modules
 from validators.findings import CATALOGUE, SEVERITIES, Rule
 
 from . import (
-    test_bearer, test_bundle, test_certificates, test_document, test_http_rules, test_identifiers, test_jwt_assertion,
-    test_notification, test_notification_cancellation, test_token_request, test_workflow_task,
+    test_bearer,
+    test_bundle,
+    test_certificates,
+    test_document,
+    test_http_rules,
+    test_identifiers,
+    test_jwt_assertion,
+    test_notification,
+    test_notification_cancellation,
+    test_token_request,
+    test_workflow_task,
 )
 from ._cases import Case
 

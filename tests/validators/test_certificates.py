@@ -17,8 +17,17 @@ from cryptography.x509.oid import NameOID, ObjectIdentifier
 
 from validators import spec
 from validators.certificates import (
-    check_certificate_ura, check_chain, check_signing_key_not_tls, decode_der_string, decode_x5c,
-    encode_der_ia5_string, load_certificate, parse_uzi_name, public_key_der, ura_from_certificate, uzi_other_name,
+    check_certificate_ura,
+    check_chain,
+    check_signing_key_not_tls,
+    decode_der_string,
+    decode_x5c,
+    encode_der_ia5_string,
+    load_certificate,
+    parse_uzi_name,
+    public_key_der,
+    ura_from_certificate,
+    uzi_other_name,
 )
 
 from ._cases import check_case, fires, quiet

@@ -5,7 +5,11 @@ import json
 import pytest
 
 from validators.http import (
-    check_accept_honoured, check_bearer_challenge, check_created, check_error_status, check_fhir_response,
+    check_accept_honoured,
+    check_bearer_challenge,
+    check_created,
+    check_error_status,
+    check_fhir_response,
 )
 from validators.spec import BGZ_QUERIES, DOCUMENTS_QUERY, find_query, query_params
 

@@ -4,8 +4,19 @@ import pytest
 
 from validators import spec
 from validators.identifiers import (
-    check_agb, check_big, check_bsn, check_identifier, check_identifier_system, check_identifiers_in, check_ura,
-    check_uzi_person, check_uzi_system, check_uzovi, is_placeholder_system, is_valid_bsn, is_valid_ura,
+    check_agb,
+    check_big,
+    check_bsn,
+    check_identifier,
+    check_identifier_system,
+    check_identifiers_in,
+    check_ura,
+    check_uzi_person,
+    check_uzi_system,
+    check_uzovi,
+    is_placeholder_system,
+    is_valid_bsn,
+    is_valid_ura,
 )
 
 from ._cases import check_case, fires, quiet

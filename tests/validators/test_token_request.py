@@ -7,7 +7,11 @@ import pytest
 
 from validators import spec
 from validators.token_request import (
-    check_grant_refused, check_notification_grant, check_pull_grant, check_token_request, check_token_response,
+    check_grant_refused,
+    check_notification_grant,
+    check_pull_grant,
+    check_token_request,
+    check_token_response,
 )
 
 from ._cases import check_case, fires, quiet

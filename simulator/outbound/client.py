@@ -3,11 +3,8 @@ from __future__ import annotations
 
 import requests
 
-from simulator.mtls import TlsFiles
-from simulator.store import Session
+from speeltuin.records import SESSION_HEADER, Session, TlsFiles
 
-# The proxy reads this header to attribute outbound traffic to a session, then strips it.
-SESSION_HEADER = "X-Speeltuin-Session"
 FHIR_JSON = "application/fhir+json"
 
 
@@ -20,14 +17,15 @@ def client_for(session: Session, tls: TlsFiles | None = None) -> requests.Sessio
     http = requests.Session()
     http.trust_env = False  # never wander off to an environment proxy: the session's URLs are the route
     http.headers.update({SESSION_HEADER: session.id, "User-Agent": "speeltuin-simulator"})
-    if session.get("mtls") and tls is not None:
+    if session.config.mtls and tls is not None:
         http.cert = (str(tls.cert), str(tls.key))
         http.verify = str(tls.ca)  # the vendor's server certificate must come from the test CA too
     return http
 
 
 def require(session: Session, key: str) -> str:
-    value = session.get(key)
+    """A vendor URL of the session's config that this call needs."""
+    value = getattr(session.config, key)
     if not value:
         raise OutboundError(f"session {session.id} has no {key}; set it when creating the session")
     return value

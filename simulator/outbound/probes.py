@@ -13,10 +13,10 @@ from urllib.parse import urljoin
 
 import requests
 
-from simulator.keys import Signer
-from simulator.mtls import TlsFiles
-from simulator.outbound import FHIR_JSON, OutboundError, client_for, fetch_token, require
-from simulator.store import Notification, Session, Store
+from simulator.outbound.client import FHIR_JSON, OutboundError, client_for, fetch_token, require
+from speeltuin.keys import Signer
+from speeltuin.records import Notification, NotificationOrigin, Role, Session, TlsFiles
+from speeltuin.store import Store
 from validators.findings import Finding
 from validators.http import check_bearer_challenge, check_error_status, check_fhir_response
 from validators.spec import BSN_SYSTEM
@@ -35,9 +35,9 @@ def probe(store: Store, signer: Signer, session: Session, kind: str, *, timeout:
           tls: TlsFiles | None = None) -> dict[str, Any]:
     if kind not in PROBES:
         raise ProbeError(f"unknown probe {kind!r}; known: {', '.join(PROBES)}")
-    if session.simulator_role != "receiver":
+    if session.simulator_role != Role.RECEIVER:
         raise ProbeError("probes test the vendor's resource server: the vendor must be the sender in this session")
-    received = [n for n in store.list_notifications(session.id) if n.direction == "received"]
+    received = [n for n in store.list_notifications(session.id) if n.origin == NotificationOrigin.RECEIVED]
     if not received:
         raise ProbeError("no notification received in this session yet; let the vendor notify first")
     try:
@@ -56,7 +56,7 @@ def probe(store: Store, signer: Signer, session: Session, kind: str, *, timeout:
         if notification.status != "requested":
             raise ProbeError(f"the last notification is {notification.status}; these probes need a valid one")
         token = fetch_token(http, token_url, signer.token_request_form(
-            session.get("own_client_id"), session.get("own_ura"), token_url, notification.authorization_base),
+            session.config.own_client_id, session.config.own_ura, token_url, notification.authorization_base),
             timeout)
         if kind == "malformed-query":
             return _search(http, kind, urljoin(fhir_base, "Observation?_count=not-a-number"), token, timeout)
@@ -99,7 +99,7 @@ def _token_after_cancellation(http: requests.Session, signer: Signer, session: S
                               token_url: str, timeout: float) -> dict[str, Any]:
     if notification.status != "cancelled":
         raise ProbeError("the last notification is not cancelled; let the vendor cancel it first")
-    form = signer.token_request_form(session.get("own_client_id"), session.get("own_ura"), token_url,
+    form = signer.token_request_form(session.config.own_client_id, session.config.own_ura, token_url,
                                      notification.authorization_base)
     response = http.post(token_url, data=form, timeout=timeout, headers={"Accept": "application/json"})
     findings = check_token_response(response.status_code, response.headers, response.content)

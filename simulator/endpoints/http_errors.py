@@ -6,9 +6,8 @@ from typing import Iterable
 
 from flask import Response
 
-from simulator.fhir_format import UnsupportedFormat, content_type, to_xml, wanted_format
+from simulator.fhir.format import UnsupportedFormat, content_type, to_xml, wanted_format
 from validators.findings import Finding
-
 
 # FHIR issue codes by HTTP status, for errors that are not validator findings.
 _ISSUE_CODE = {400: "invalid", 401: "login", 403: "forbidden", 404: "not-found", 405: "not-supported",

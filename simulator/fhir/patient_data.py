@@ -4,7 +4,7 @@ from __future__ import annotations
 import threading
 from datetime import datetime, timezone
 
-from simulator.store import Store
+from speeltuin.store import Store
 from testdata.bgz_content import patient_resources, shared_resources
 from testdata.patient_import import patient_from_dict, patient_to_dict
 from testdata.patients import PATIENTS, TestPatient

@@ -8,13 +8,16 @@ from typing import Any
 
 import requests
 
-from simulator.defects import DEFECTS, with_defect
-from simulator.keys import Signer
-from simulator.mtls import TlsFiles
-from simulator.outbound import FHIR_JSON, OutboundError, client_for, fetch_token, require
-from simulator.patient_data import PatientData
-from simulator.store import Notification, Session, Store, new_id
-from simulator.task_builder import build_notification_task, build_workflow_task
+from simulator.fhir.patient_data import PatientData
+from simulator.outbound.client import FHIR_JSON, OutboundError, client_for, fetch_token, require
+from simulator.outbound.defects import DEFECTS, with_defect
+from simulator.outbound.task_builder import build_notification_task, build_workflow_task
+from speeltuin.keys import Signer
+from speeltuin.records import Notification, NotificationOrigin, Role, Session, TlsFiles, new_id
+from speeltuin.store import Store
+from validators.json_walk import dig
+from validators.spec import TASK_STATUS_REQUESTED
+from validators.task_reader import identifier_pairs
 
 
 class NotifyError(Exception):
@@ -26,12 +29,12 @@ def notify(store: Store, signer: Signer, patients: PatientData, session: Session
            workflow_task: bool = False, tls: TlsFiles | None = None, defect: str | None = None) -> dict[str, Any]:
     """Notify the vendor (receiving node) of data for `bsn`; returns what was sent and what came back.
 
-    `defect` names one of simulator.defects.DEFECTS: the Task is sent with that known defect, for
+    `defect` names one of simulator.outbound.defects.DEFECTS: the Task is sent with that known defect, for
     negative scenarios in which the vendor must refuse it.
     """
     if defect is not None and defect not in DEFECTS:
         raise NotifyError(f"unknown defect {defect!r}; known: {', '.join(sorted(DEFECTS))}")
-    if session.simulator_role != "sender":
+    if session.simulator_role != Role.SENDER:
         raise NotifyError(f"in session {session.id} the simulator is the receiving node; it cannot notify")
     patient = patients.patient(bsn)
     if patient is None:
@@ -43,18 +46,19 @@ def notify(store: Store, signer: Signer, patients: PatientData, session: Session
         raise NotifyError(str(exc)) from exc
     now = datetime.now(timezone.utc).replace(microsecond=0)
     period_end = now + timedelta(days=period_days)
-    parties = dict(bsn=bsn, patient_name=patient.display_name, sender_ura=session.get("own_ura"),
-                   sender_name=sender_name, receiver_ura=session.get("vendor_ura"), authored_on=now)
+    parties = dict(bsn=bsn, patient_name=patient.display_name, sender_ura=session.config.own_ura,
+                   sender_name=sender_name, receiver_ura=session.config.vendor_ura, authored_on=now)
     workflow = build_workflow_task(task_id=new_id("wf-"), **parties) if workflow_task else None
-    task = build_notification_task(**parties, authorization_base=secrets.token_urlsafe(24), period_end=period_end,
+    authorization_base = secrets.token_urlsafe(24)
+    task = build_notification_task(**parties, authorization_base=authorization_base, period_end=period_end,
                                    workflow_task_id=workflow["id"] if workflow else None)
     sent = with_defect(task, defect) if defect else task
     # Stored before sending: a fast receiver may ask for its pull token before our POST returns.
     notification = store.add_notification(Notification(
-        id=new_id("n-"), session_id=session.id, direction="sent", identifier=task["identifier"][0]["value"],
-        group_identifier=task["groupIdentifier"]["value"], authorization_base=task["input"][0]["valueString"],
-        patient_bsn=bsn, owner_ura=session.get("vendor_ura"), period_end=period_end.timestamp(),
-        status="requested", task=sent, workflow_task=workflow))
+        id=new_id("n-"), session_id=session.id, origin=NotificationOrigin.SENT,
+        identifier=identifier_pairs(task)[0][1], group_identifier=dig(task, "groupIdentifier", "value"),
+        authorization_base=authorization_base, patient_bsn=bsn, owner_ura=session.config.vendor_ura,
+        period_end=period_end.timestamp(), status=TASK_STATUS_REQUESTED, task=sent, workflow_task=workflow))
     delivery = _deliver(signer, session, token_url, "POST", task_url, sent, timeout=timeout, tls=tls)
     store.update_notification(notification.id, delivery=delivery)
     return {"notification_id": notification.id, "task": sent, "delivery": delivery}
@@ -67,7 +71,7 @@ def cancel(store: Store, signer: Signer, session: Session, notification_id: str,
     The receiver is told with a conditional update, PUT [base]/Task?identifier=<system>|<value>.
     """
     notification = store.get_notification(notification_id)
-    if notification is None or notification.session_id != session.id or notification.direction != "sent":
+    if notification is None or notification.session_id != session.id or notification.origin != NotificationOrigin.SENT:
         raise NotifyError(f"no notification {notification_id} sent in session {session.id}")
     if notification.status == "cancelled":
         raise NotifyError(f"notification {notification_id} is cancelled already")
@@ -91,7 +95,7 @@ def _deliver(signer: Signer, session: Session, token_url: str, method: str, url:
     http = client_for(session, tls)
     try:
         access_token = fetch_token(http, token_url, signer.token_request_form(
-            session.get("own_client_id"), session.get("own_ura"), token_url), timeout)
+            session.config.own_client_id, session.config.own_ura, token_url), timeout)
         response = http.request(method, url, json=task, params=params, timeout=timeout, headers={
             "Authorization": f"Bearer {access_token}", "Content-Type": FHIR_JSON, "Accept": FHIR_JSON})
     except (OutboundError, requests.RequestException) as exc:

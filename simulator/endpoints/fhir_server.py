@@ -10,12 +10,12 @@ from typing import Any
 from flask import Blueprint, Response, request
 from werkzeug.routing import BaseConverter
 
-from simulator.app import Runtime, runtime
-from simulator.bearer import authenticate
-from simulator.fhir_search import SearchError, read, search
-from simulator.fhir_format import is_fhir_media, wanted_format
-from simulator.http_errors import FhirError, fhir_response, invalid_token
-from simulator.store import Notification, Session
+from simulator.endpoints.bearer import authenticate
+from simulator.endpoints.http_errors import FhirError, fhir_response, invalid_token
+from simulator.fhir.format import is_fhir_media, wanted_format
+from simulator.fhir.search import SearchError, read, search
+from simulator.runtime import Runtime, runtime
+from speeltuin.records import Notification, Role, Session
 from validators.spec import BSN_SYSTEM
 
 fhir_server = Blueprint("fhir_server", __name__)
@@ -107,7 +107,7 @@ def _searchset(rt: Runtime, session: Session, matches: list[dict], includes: lis
 
 def _sender_session(session_id: str) -> Session:
     session = runtime().store.get_session(session_id)
-    if session is None or session.simulator_role != "sender":
+    if session is None or session.simulator_role != Role.SENDER:
         raise FhirError(404, f"no session {session_id!r} in which the simulator is the sending node")
     return session
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import requests
 
-from simulator.store import Session
+from speeltuin.records import Session
 
 CACHE_SECONDS = 300
 MAX_JWKS_BYTES = 256 * 1024
@@ -22,10 +22,10 @@ class JwksCache:
 
     def keys_for(self, session: Session) -> dict[str, Any] | None:
         """The session's registered JWKS, else the one at its vendor_jwks_url; None when neither is usable."""
-        registered = session.get("vendor_jwks")
+        registered = session.config.vendor_jwks
         if registered is not None:
             return registered
-        url = session.get("vendor_jwks_url")
+        url = session.config.vendor_jwks_url
         if not url:
             return None
         with self._lock:

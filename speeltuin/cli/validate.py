@@ -11,9 +11,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from simulator.cli_admin import AdminUserError
+from speeltuin.cli.common import ExitCode, Subcommands, UserError, add_format_option
 
-EXIT_OK, EXIT_ERRORS = 0, 1
 SUFFIXES = (".json", ".xml", ".jwt", ".jws", ".txt", ".form", ".pdf")
 MAX_FILE_BYTES = 50 * 1024 * 1024
 
@@ -25,12 +24,12 @@ def _files(paths: list[str]) -> list[Path]:
         if path.is_dir():
             inside = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES)
             if not inside:  # a CI gate pointed at the wrong folder must not pass on nothing
-                raise AdminUserError(f"no files to validate in {name} (looked for {', '.join(SUFFIXES)})")
+                raise UserError(f"no files to validate in {name} (looked for {', '.join(SUFFIXES)})")
             found += inside
         elif path.is_file():
             found.append(path)
         else:
-            raise AdminUserError(f"cannot read {name}: No such file or directory")
+            raise UserError(f"cannot read {name}: No such file or directory")
     return list(dict.fromkeys(found))  # a file named twice is validated once
 
 
@@ -39,9 +38,9 @@ def _suppressions(pairs: list[str], known: set[str]) -> dict[str, str]:
     for pair in pairs:
         rule_id, sep, reason = pair.partition("=")
         if not sep or not reason.strip():
-            raise AdminUserError(f"--suppress takes RULE=REASON, got {pair!r}")
+            raise UserError(f"--suppress takes RULE=REASON, got {pair!r}")
         if rule_id not in known:
-            raise AdminUserError(f"--suppress: no rule {rule_id!r} in the catalogue (see `speeltuin rules`)")
+            raise UserError(f"--suppress: no rule {rule_id!r} in the catalogue (see `speeltuin rules`)")
         suppressed[rule_id] = reason.strip()
     return suppressed
 
@@ -52,20 +51,20 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
     suppressed = _suppressions(args.suppress or [], set(load_all()))
     if args.audience is not None and not args.audience.strip():
-        raise AdminUserError("--audience needs the token endpoint URL")
+        raise UserError("--audience needs the token endpoint URL")
     jwks = _jwks(args.jwks) if args.jwks else None
     files: list[dict[str, Any]] = []
     for path in _files(args.paths):
         try:
             if path.stat().st_size > MAX_FILE_BYTES:
-                raise AdminUserError(f"cannot read {path}: larger than {MAX_FILE_BYTES // (1024 * 1024)} MB")
+                raise UserError(f"cannot read {path}: larger than {MAX_FILE_BYTES // (1024 * 1024)} MB")
             data = path.read_bytes()
         except OSError as exc:
-            raise AdminUserError(f"cannot read {path}: {exc.strerror or exc}") from exc
+            raise UserError(f"cannot read {path}: {exc.strerror or exc}") from exc
         try:
             result = validate_bytes(data, kind=args.kind, audience=args.audience, jwks=jwks)
         except UnreadableInput as exc:
-            raise AdminUserError(f"cannot read {path}: {exc}") from exc
+            raise UserError(f"cannot read {path}: {exc}") from exc
         kept, dropped = apply_suppressions(result.findings, suppressed)
         entry: dict[str, Any] = {"path": str(path), "kind": result.kind, "findings": [f.to_dict() for f in kept]}
         if dropped:
@@ -83,18 +82,18 @@ def cmd_validate(args: argparse.Namespace) -> int:
                 print(f"{file['path']}: suppressed {f['rule']} {f['location']}: {f['message']} ({f['reason']})")
         print(f"{summary['errors']} errors, {summary['warnings']} warnings, {summary['infos']} infos "
               f"in {len(files)} files")
-    return EXIT_ERRORS if summary["errors"] else EXIT_OK
+    return ExitCode.FAILED if summary["errors"] else ExitCode.OK
 
 
 def _jwks(path: str) -> dict:
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
-        raise AdminUserError(f"cannot read {path}: {exc.strerror or exc}") from exc
+        raise UserError(f"cannot read {path}: {exc.strerror or exc}") from exc
     except ValueError as exc:
-        raise AdminUserError(f"--jwks {path} is not valid JSON: {exc}") from exc
+        raise UserError(f"--jwks {path} is not valid JSON: {exc}") from exc
     if not isinstance(data, dict) or not isinstance(data.get("keys"), list):
-        raise AdminUserError(f'--jwks {path} is not a JWKS ({{"keys": [...]}})')
+        raise UserError(f'--jwks {path} is not a JWKS ({{"keys": [...]}})')
     return data
 
 
@@ -107,21 +106,21 @@ def cmd_rules(args: argparse.Namespace) -> int:
     else:
         for r in rules:
             print(f"{r['id']:<20} {r['severity']:<8} {r['title']}  [{r['reference']}]")
-    return EXIT_OK
+    return ExitCode.OK
 
 
-def add_validate_commands(sub: argparse._SubParsersAction) -> None:
+def register(sub: Subcommands) -> None:
     from validators.dispatch import KINDS
 
     validate = sub.add_parser("validate", help="validate files: Tasks, assertions, token requests, Bundles, …")
     validate.add_argument("paths", nargs="+", metavar="PATH", help="files or directories")
     validate.add_argument("--kind", choices=("auto",) + KINDS, default="auto")
-    validate.add_argument("--format", choices=("text", "json"), default="text")
+    add_format_option(validate)
     validate.add_argument("--audience", help="token endpoint URL the assertions must name as aud")
     validate.add_argument("--jwks", help="JWKS file with the keys that sign the assertions")
     validate.add_argument("--suppress", action="append", metavar="RULE=REASON",
                           help="leave a rule out, with the reason (repeatable)")
     validate.set_defaults(func=cmd_validate)
     rules = sub.add_parser("rules", help="list the rule catalogue")
-    rules.add_argument("--format", choices=("text", "json"), default="text")
+    add_format_option(rules)
     rules.set_defaults(func=cmd_rules)

@@ -8,35 +8,11 @@ from urllib.parse import urljoin
 
 import requests
 
-from simulator.keys import Signer
-from simulator.mtls import TlsFiles
-from simulator.outbound import FHIR_JSON, OutboundError, client_for, fetch_token, require
-from simulator.store import Notification, Session, Store
-from validators.spec import INPUT_AUTHORIZATION_BASE, INPUT_GET_WORKFLOW_TASK
-
-_NOT_TARGETS = {INPUT_AUTHORIZATION_BASE, INPUT_GET_WORKFLOW_TASK}
-
-
-def pull_targets(task: dict[str, Any]) -> list[tuple[str, str]]:
-    """(kind, relative path) for every query and read the Task offers, in Task order.
-
-    Inputs typed read-resource/search-resource or by a BgZ section code are both targets; the value
-    type says which: a valueString is a query, a valueReference a read. get-workflow-task = true adds
-    a read of the Workflow Task named in basedOn.
-    """
-    targets = []
-    for item in task.get("input", []):
-        codes = {c.get("code") for c in item.get("type", {}).get("coding", []) if isinstance(c, dict)}
-        if INPUT_GET_WORKFLOW_TASK in codes and item.get("valueBoolean") is True:
-            targets += [("read", str(ref.get("reference", ""))) for ref in task.get("basedOn", [])
-                        if isinstance(ref, dict)]
-        if codes & _NOT_TARGETS:
-            continue
-        if isinstance(item.get("valueString"), str):
-            targets.append(("search", item["valueString"]))
-        elif isinstance(item.get("valueReference"), dict):
-            targets.append(("read", str(item["valueReference"].get("reference", ""))))
-    return [(kind, path.lstrip("/")) for kind, path in targets if path]
+from simulator.outbound.client import FHIR_JSON, OutboundError, client_for, fetch_token, require
+from speeltuin.keys import Signer
+from speeltuin.records import Notification, PullStatus, Session, TlsFiles
+from speeltuin.store import Store
+from validators.task_reader import pull_targets
 
 
 class PullStopped(Exception):
@@ -51,8 +27,8 @@ def pull(store: Store, signer: Signer, session: Session, notification: Notificat
     restriction.period.end nothing more is fetched (SPEC §3 step 8).
     """
     summary: dict[str, Any] = {"started_at": time.time(), "results": [], "documents": []}
-    store.update_notification(notification.id, pull_status="pulling", pull_summary=summary)
-    status = "done"
+    store.update_notification(notification.id, pull_status=PullStatus.PULLING, pull_summary=summary)
+    status = PullStatus.DONE
 
     def check_allowed() -> None:
         if not _still_allowed(store, notification.id):
@@ -64,7 +40,7 @@ def pull(store: Store, signer: Signer, session: Session, notification: Notificat
         fhir_base = require(session, "vendor_fhir_base") + "/"
         http = client_for(session, tls)
         token = fetch_token(http, token_url, signer.token_request_form(
-            session.get("own_client_id"), session.get("own_ura"), token_url, notification.authorization_base),
+            session.config.own_client_id, session.config.own_ura, token_url, notification.authorization_base),
             timeout)
         http.headers["Authorization"] = f"Bearer {token}"
         for kind, path in pull_targets(notification.task):
@@ -72,18 +48,18 @@ def pull(store: Store, signer: Signer, session: Session, notification: Notificat
             result, bundle = _get_json(http, urljoin(fhir_base, path), timeout)
             summary["results"].append({"kind": kind, "path": path, **result})
             if result["status"] != 200:
-                status = "failed"
+                status = PullStatus.FAILED
             for url in _document_urls(bundle, fhir_base):
                 check_allowed()
                 summary["documents"].append(_get_document(http, url, timeout))
         if any(d["status"] != 200 or not d.get("pdf") for d in summary["documents"]):
-            status = "failed"
+            status = PullStatus.FAILED
     except PullStopped as exc:
         summary["stopped"] = str(exc)
-        status = "stopped"
+        status = PullStatus.STOPPED
     except (OutboundError, requests.RequestException) as exc:
         summary["error"] = str(exc)
-        status = "failed"
+        status = PullStatus.FAILED
     summary["finished_at"] = time.time()
     store.update_notification(notification.id, pull_status=status, pull_summary=summary)
     return summary

@@ -8,9 +8,9 @@ from typing import Any
 
 from flask import Blueprint, Response, request
 
-from simulator.app import Runtime, runtime
-from simulator.http_errors import oauth_error
-from simulator.store import Session
+from simulator.endpoints.http_errors import oauth_error
+from simulator.runtime import Runtime, runtime
+from speeltuin.records import NotificationOrigin, Role, Session
 from validators.findings import errors
 from validators.jwt_assertion import check_assertion
 from validators.spec import GRANT_JWT_BEARER
@@ -44,7 +44,7 @@ def token(session_id: str) -> Response:
 
 
 def _issue(rt: Runtime, session: Session) -> Response:
-    pull = session.simulator_role == "sender"
+    pull = session.simulator_role == Role.SENDER
     findings, form = check_token_request(request.get_data(cache=False), request.content_type,
                                          purpose="pull" if pull else "notification")
     grant_type = form.get("grant_type")
@@ -63,7 +63,7 @@ def _issue(rt: Runtime, session: Session) -> Response:
     vendor_keys = rt.vendor_keys.keys_for(session)
     client = check_assertion(form["client_assertion"], kind="client", audience=token_url,
                              jwks=vendor_keys, now=now, trusted_ca_pem=trusted,
-                             expected_client_id=session.get("vendor_client_id"), location="client_assertion")
+                             expected_client_id=session.config.vendor_client_id, location="client_assertion")
     if errors(client.findings) or not client.verified:
         raise TokenRefusal("invalid_client", _describe(errors(client.findings)) or "client assertion not verified")
     _use_jti(rt, client.claims, "invalid_client")
@@ -78,10 +78,10 @@ def _issue(rt: Runtime, session: Session) -> Response:
         ura = str(grant.claims["sub"])
         authorization_base = grant.claims.get("authorization_base")
     else:  # client_credentials variant: the base travels as a form parameter
-        ura = session.get("vendor_ura")
+        ura = session.config.vendor_ura
         authorization_base = form.get("authorization_base")
 
-    if ura != session.get("vendor_ura"):
+    if ura != session.config.vendor_ura:
         raise TokenRefusal("invalid_grant", f"URA {ura} is not the URA registered for this session")
     if pull:
         return _pull_token(rt, session, ura, authorization_base, now)
@@ -91,7 +91,7 @@ def _issue(rt: Runtime, session: Session) -> Response:
 def _pull_token(rt: Runtime, session: Session, ura: str, authorization_base: Any, now: float) -> Response:
     if not isinstance(authorization_base, str) or not authorization_base:
         raise TokenRefusal("invalid_grant", "authorization_base is required for a pull token")
-    notification = rt.store.find_notification(session.id, "sent", authorization_base=authorization_base)
+    notification = rt.store.find_notification(session.id, NotificationOrigin.SENT, authorization_base=authorization_base)
     if notification is None:
         raise TokenRefusal("invalid_grant", "unknown authorization_base")
     if notification.status != "requested":

@@ -8,15 +8,16 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, request
 
-from simulator.app import Runtime, runtime
-from simulator.bearer import authenticate
-from simulator.http_errors import FhirError, fhir_response
-from simulator.puller import pull
-from simulator.store import Notification, Session, new_id
+from simulator.endpoints.bearer import authenticate
+from simulator.endpoints.http_errors import FhirError, fhir_response
+from simulator.outbound.puller import pull
+from simulator.runtime import Runtime, runtime
+from speeltuin.records import Notification, NotificationOrigin, PullStatus, Role, Session, new_id
+from validators import spec
 from validators.findings import errors
-from validators.notification import check_notification_task
-from validators.spec import INPUT_AUTHORIZATION_BASE
 from validators.json_walk import dig
+from validators.notification import check_notification_task
+from validators.task_reader import authorization_bases, identifier_pairs, identifier_value
 
 notification_endpoint = Blueprint("notification_endpoint", __name__)
 
@@ -39,7 +40,7 @@ def cancel_task(session_id: str) -> Response:
     if not value:
         raise FhirError(400, "a conditional update needs ?identifier=system|value")
     rt, session, task = _incoming_task(session_id, "cancelled")
-    existing = rt.store.find_notification(session.id, "received", identifier=value)
+    existing = rt.store.find_notification(session.id, NotificationOrigin.RECEIVED, identifier=value)
     if existing is None:
         raise FhirError(404, f"no notification with identifier {value}")
     rt.store.update_notification(existing.id, status="cancelled", task={**task, "id": existing.id})
@@ -50,7 +51,7 @@ def cancel_task(session_id: str) -> Response:
 def read_task(session_id: str, notification_id: str) -> Response:
     rt, session = _receiver_context(session_id)
     found = rt.store.get_notification(notification_id)
-    if found is None or found.session_id != session.id or found.direction != "received":
+    if found is None or found.session_id != session.id or found.origin != NotificationOrigin.RECEIVED:
         raise FhirError(404, f"no Task {notification_id}")
     return fhir_response(found.task)
 
@@ -58,7 +59,7 @@ def read_task(session_id: str, notification_id: str) -> Response:
 def _receiver_context(session_id: str) -> tuple[Runtime, Session]:
     rt = runtime()
     session = rt.store.get_session(session_id)
-    if session is None or session.simulator_role != "receiver":
+    if session is None or session.simulator_role != Role.RECEIVER:
         raise FhirError(404, f"no session {session_id!r} in which the simulator is the receiving node")
     authenticate(rt, session, "notification")
     return rt, session
@@ -85,26 +86,24 @@ def _incoming_task(session_id: str, status: str) -> tuple[Runtime, Session, dict
 
 
 def _check_organisations(session: Session, task: dict[str, Any]) -> None:
-    owner = dig(task, "owner", "identifier", "value")
-    requester = dig(task, "requester", "onBehalfOf", "identifier", "value")
-    if owner != session.get("own_ura"):
-        raise FhirError(403, f"Task.owner URA {owner} is not this receiving organisation ({session.get('own_ura')})")
-    if requester != session.get("vendor_ura"):
+    owner, requester = identifier_value(task, "owner"), identifier_value(task, "requester", "onBehalfOf")
+    if owner != session.config.own_ura:
+        raise FhirError(403, f"Task.owner URA {owner} is not this receiving organisation ({session.config.own_ura})")
+    if requester != session.config.vendor_ura:
         raise FhirError(403, f"Task.requester.onBehalfOf URA {requester} is not the session's vendor "
-                             f"({session.get('vendor_ura')})")
+                             f"({session.config.vendor_ura})")
 
 
 def _received(session: Session, task: dict[str, Any]) -> Notification:
-    base = next(i["valueString"] for i in task["input"]
-                if any(c.get("code") == INPUT_AUTHORIZATION_BASE for c in i["type"]["coding"]))
-    period_end = datetime.fromisoformat(task["restriction"]["period"]["end"]).timestamp()
+    """The record of a Task that passed the Notification Task rules (so every element read here is there)."""
+    period_end = datetime.fromisoformat(dig(task, "restriction", "period", "end")).timestamp()
     notification_id = new_id("t-")
     return Notification(
-        id=notification_id, session_id=session.id, direction="received",
-        identifier=task["identifier"][0]["value"], group_identifier=task["groupIdentifier"]["value"],
-        authorization_base=base, patient_bsn=task["for"]["identifier"]["value"],
-        owner_ura=task["owner"]["identifier"]["value"], period_end=period_end, status="requested",
-        task={**task, "id": notification_id}, pull_status="pending")
+        id=notification_id, session_id=session.id, origin=NotificationOrigin.RECEIVED,
+        identifier=identifier_pairs(task)[0][1], group_identifier=dig(task, "groupIdentifier", "value"),
+        authorization_base=authorization_bases(task)[0], patient_bsn=identifier_value(task, "for"),
+        owner_ura=identifier_value(task, "owner"), period_end=period_end, status=spec.TASK_STATUS_REQUESTED,
+        task={**task, "id": notification_id}, pull_status=PullStatus.PENDING)
 
 
 def _start_pull(rt: Runtime, session: Session, notification: Notification) -> None:
@@ -115,7 +114,7 @@ def _start_pull(rt: Runtime, session: Session, notification: Notification) -> No
             pull(rt.store, rt.signer, session, notification, timeout=rt.config.http_timeout_s, tls=rt.config.tls)
         except Exception:  # a crash in the background must be visible, never silent
             app.logger.exception("pull for %s failed", notification.id)
-            rt.store.update_notification(notification.id, pull_status="failed")
+            rt.store.update_notification(notification.id, pull_status=PullStatus.FAILED)
 
     thread = threading.Thread(target=run, name=f"pull-{notification.id}", daemon=True)
     rt.background.append(thread)

@@ -6,9 +6,9 @@ from typing import Any
 
 from flask import request
 
-from simulator.app import Runtime
-from simulator.http_errors import invalid_token
-from simulator.store import Session
+from simulator.endpoints.http_errors import invalid_token
+from simulator.runtime import Runtime
+from speeltuin.records import Session
 
 
 def bearer_token() -> str | None:

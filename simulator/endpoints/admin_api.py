@@ -7,11 +7,11 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
-from simulator.app import runtime
-from simulator.notifier import NotifyError, cancel, notify
-from simulator.probes import ProbeError, probe
+from simulator.outbound.notifier import NotifyError, cancel, notify
+from simulator.outbound.probes import ProbeError, probe
+from simulator.runtime import runtime
 from simulator.sessions import SessionError, create_session, session_view
-from simulator.store import Session
+from speeltuin.records import Session
 from testdata.patient_import import PatientImportError, parse_patients_json, patient_to_dict
 from validators.catalogue import load_all
 

@@ -10,7 +10,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from simulator.store import Store
+from speeltuin.store import Store
 from validators.spec import CLIENT_ASSERTION_TYPE, GRANT_JWT_BEARER
 
 ASSERTION_LIFETIME_S = 120

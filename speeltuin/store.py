@@ -8,22 +8,42 @@ from __future__ import annotations
 
 import hashlib
 import json
-import secrets
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
 from sqlalchemy import (
-    Column, Float, ForeignKey, Integer, MetaData, String, Table, Text, UniqueConstraint, create_engine,
-    delete, event, insert, select, update,
+    Column,
+    Float,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    delete,
+    event,
+    insert,
+    select,
+    update,
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
+from speeltuin.records import (
+    Exchange,
+    FlowDirection,
+    Notification,
+    NotificationOrigin,
+    PullStatus,
+    Role,
+    Session,
+    SessionConfig,
+    Tag,
+)
 from validators.findings import Finding
-
-DEFAULT_DB_PATH = Path("instance") / "speeltuin.sqlite"
 
 metadata = MetaData()
 
@@ -47,7 +67,7 @@ notifications = Table(
     "notifications", metadata,
     Column("id", String(64), primary_key=True),
     Column("session_id", String(64), ForeignKey("sessions.id", ondelete="CASCADE"), nullable=False, index=True),
-    Column("direction", String(8), nullable=False),  # sent (we notified) | received (we were notified)
+    Column("direction", String(8), nullable=False),  # the origin: sent (we notified) | received (we were notified)
     Column("identifier", String(200), nullable=False),  # Task.identifier value
     Column("group_identifier", String(200), nullable=False),
     Column("authorization_base", String(200), nullable=False, index=True),
@@ -149,70 +169,6 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def new_id(prefix: str = "") -> str:
-    return prefix + secrets.token_hex(8)
-
-
-def sqlite_url(path: Path | str) -> str:
-    return f"sqlite:///{Path(path).resolve()}"
-
-
-@dataclass
-class Session:
-    id: str
-    name: str
-    vendor_role: str
-    config: dict[str, Any]
-    created_at: float
-
-    @property
-    def simulator_role(self) -> str:
-        return "receiver" if self.vendor_role == "sender" else "sender"
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self.config.get(key, default)
-
-
-@dataclass
-class Notification:
-    id: str
-    session_id: str
-    direction: str
-    identifier: str
-    group_identifier: str
-    authorization_base: str
-    patient_bsn: str
-    owner_ura: str
-    period_end: float
-    status: str
-    task: dict[str, Any]
-    workflow_task: dict[str, Any] | None = None
-    delivery: dict[str, Any] | None = None
-    pull_status: str | None = None
-    pull_summary: dict[str, Any] | None = None
-    created_at: float = field(default_factory=time.time)
-
-
-@dataclass
-class Exchange:
-    source: str
-    tag: str
-    direction: str
-    method: str
-    url: str
-    status: int | None
-    request_headers: dict[str, str]
-    request_body: str
-    response_headers: dict[str, str]
-    response_body: str
-    started_at: float
-    duration_ms: float | None = None
-    error: str | None = None
-    session_id: str | None = None
-    id: int | None = None
-    findings: list[Finding] = field(default_factory=list)
-
-
 def _set_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # WAL lets the proxy and the simulator write the same file from two processes.
     cursor = dbapi_connection.cursor()
@@ -252,7 +208,7 @@ class Store:
         with self.engine.begin() as c:
             c.execute(insert(sessions).values(
                 id=session.id, name=session.name, vendor_role=session.vendor_role,
-                config=json.dumps(session.config), created_at=session.created_at))
+                config=json.dumps(session.config.to_dict()), created_at=session.created_at))
         return session
 
     def get_session(self, session_id: str) -> Session | None:
@@ -278,7 +234,7 @@ class Store:
     def add_notification(self, n: Notification) -> Notification:
         with self.engine.begin() as c:
             c.execute(insert(notifications).values(
-                id=n.id, session_id=n.session_id, direction=n.direction, identifier=n.identifier,
+                id=n.id, session_id=n.session_id, direction=n.origin, identifier=n.identifier,
                 group_identifier=n.group_identifier, authorization_base=n.authorization_base,
                 patient_bsn=n.patient_bsn, owner_ura=n.owner_ura, period_end=n.period_end, status=n.status,
                 task=json.dumps(n.task), workflow_task=_dump(n.workflow_task), delivery=_dump(n.delivery), pull_status=n.pull_status,
@@ -288,9 +244,9 @@ class Store:
     def get_notification(self, notification_id: str) -> Notification | None:
         return self._one_notification(notifications.c.id == notification_id)
 
-    def find_notification(self, session_id: str, direction: str, *, authorization_base: str | None = None,
-                          identifier: str | None = None) -> Notification | None:
-        cond = (notifications.c.session_id == session_id) & (notifications.c.direction == direction)
+    def find_notification(self, session_id: str, origin: NotificationOrigin, *,
+                          authorization_base: str | None = None, identifier: str | None = None) -> Notification | None:
+        cond = (notifications.c.session_id == session_id) & (notifications.c.direction == origin)
         if authorization_base is not None:
             cond &= notifications.c.authorization_base == authorization_base
         if identifier is not None:
@@ -457,14 +413,17 @@ def _load(value: str | None) -> Any:
 
 
 def _session(row: Any) -> Session:
-    return Session(row.id, row.name, row.vendor_role, json.loads(row.config), row.created_at)
+    return Session(row.id, row.name, Role(row.vendor_role), SessionConfig.from_dict(json.loads(row.config)),
+                   row.created_at)
 
 
 def _notification(row: Any) -> Notification:
     m = dict(row._mapping)
+    m["origin"] = NotificationOrigin(m.pop("direction"))
     m["task"] = json.loads(m["task"])
     for key in ("workflow_task", "delivery", "pull_summary"):
         m[key] = _load(m[key])
+    m["pull_status"] = PullStatus(m["pull_status"]) if m["pull_status"] else None
     return Notification(**m)
 
 
@@ -472,4 +431,5 @@ def _exchange(row: Any, found: list[Finding]) -> Exchange:
     m = dict(row._mapping)
     for key in ("request_headers", "response_headers"):
         m[key] = json.loads(m[key])
+    m["tag"], m["direction"] = Tag(m["tag"]), FlowDirection(m["direction"])
     return Exchange(**m, findings=found)

@@ -1,0 +1,1 @@
+"""The simulator's own calls to the vendor: notify and cancel, pull, probes."""

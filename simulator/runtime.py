@@ -1,0 +1,55 @@
+"""What every endpoint needs, built once per app: configuration, store, signing key, patients' data.
+
+A leaf: endpoints import `runtime()` from here; the factory (app.py) builds the Runtime and wires them.
+"""
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import current_app, request
+
+from simulator.fhir.patient_data import PatientData
+from speeltuin import defaults
+from speeltuin.jwks_cache import JwksCache
+from speeltuin.keys import Signer
+from speeltuin.records import TlsFiles
+from speeltuin.store import Store
+
+EXTENSION = "speeltuin"  # the key of the Runtime in app.extensions
+
+
+@dataclass
+class SimulatorConfig:
+    database_url: str
+    public_url: str | None = None  # base URL counterparties use (the proxy's); None: as requested
+    admin_key: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    ura: str = defaults.OWN_URA  # this node's care organisation
+    client_id: str = defaults.OWN_CLIENT_ID
+    name: str = defaults.SIMULATOR_NAME
+    auto_pull: bool = True  # as receiver, pull as soon as a valid notification arrives
+    http_timeout_s: float = 15.0
+    token_lifetime_s: int = 300
+    trusted_ca_pem: bytes | None = None  # the test CA: assertions may carry an x5c chain to it (SPEC §5.1)
+    tls: TlsFiles | None = None  # serve HTTPS; sessions may then require mutual TLS
+
+
+@dataclass
+class Runtime:
+    """Everything a request handler needs, built once per app (no module-level state)."""
+
+    config: SimulatorConfig
+    store: Store
+    signer: Signer
+    patients: PatientData
+    vendor_keys: JwksCache = field(default_factory=JwksCache)
+    background: list[Any] = field(default_factory=list)
+
+    def public_base(self) -> str:
+        return (self.config.public_url or request.host_url).rstrip("/")
+
+
+def runtime() -> Runtime:
+    """The Runtime of the app handling the current request."""
+    return current_app.extensions[EXTENSION]

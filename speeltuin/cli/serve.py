@@ -1,0 +1,79 @@
+"""`speeltuin serve`: the simulator and its admin API."""
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+from pathlib import Path
+
+from speeltuin import defaults
+from speeltuin.cli.common import ExitCode, Subcommands, UserError, add_store_option, add_tls_options, tls_files
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from sqlalchemy.exc import SQLAlchemyError
+    from werkzeug.serving import make_server
+
+    from simulator.app import create_app
+    from simulator.mtls import server_context
+    from simulator.runtime import SimulatorConfig
+
+    admin_key = os.environ.get(defaults.ADMIN_KEY_ENV)
+    config = SimulatorConfig(database_url=args.db, public_url=args.public_url, ura=args.ura,
+                             client_id=args.client_id, name=args.name)
+    config.tls = tls_files(args)
+    if args.trusted_ca:
+        try:
+            config.trusted_ca_pem = Path(args.trusted_ca).read_bytes()
+        except OSError as exc:
+            raise UserError(f"cannot read the test CA {args.trusted_ca}: {exc.strerror or exc}") from exc
+    if admin_key:
+        config.admin_key = admin_key
+    try:
+        app = create_app(config)
+    except SQLAlchemyError as exc:
+        raise UserError(f"cannot open the database {args.db!r}: {exc.__class__.__name__}: {str(exc).splitlines()[0]}") from exc
+    _check_can_listen(args.host, args.port)  # werkzeug would print its own advice and exit instead
+    context = server_context(config.tls) if config.tls else None
+    server = make_server(args.host, args.port, app, threaded=True, ssl_context=context)
+    signal.signal(signal.SIGTERM, _interrupt)  # stop like Ctrl-C: finish cleanly, keep what was stored
+    scheme = "https" if context else "http"
+    print(f"speeltuin simulator '{args.name}' on {scheme}://{args.host}:{server.port}", flush=True)
+    if not admin_key:
+        print(f"admin key (X-Admin-Key): {config.admin_key}", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return ExitCode.OK
+
+
+def _check_can_listen(host: str, port: int) -> None:
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except OSError as exc:
+        raise UserError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+
+
+def _interrupt(*_args: object) -> None:
+    raise KeyboardInterrupt
+
+
+def register(sub: Subcommands) -> None:
+    serve = sub.add_parser("serve", help="run the simulator (both roles, per session) and its admin API")
+    serve.add_argument("--host", default=defaults.HOST)
+    serve.add_argument("--port", type=int, default=defaults.SERVE_PORT)
+    add_store_option(serve)
+    serve.add_argument("--public-url", help="base URL at which vendors reach the simulator (the proxy's)")
+    serve.add_argument("--ura", default=defaults.OWN_URA, help="URA of the organisation the simulator plays")
+    serve.add_argument("--client-id", default=defaults.OWN_CLIENT_ID)
+    serve.add_argument("--name", default=defaults.SIMULATOR_NAME)
+    serve.add_argument("--trusted-ca", help="PEM of the test CA: assertions may carry an x5c chain to it")
+    add_tls_options(serve)
+    serve.set_defaults(func=cmd_serve)

@@ -1,0 +1,172 @@
+"""Typed records every part shares (simulator, proxy, scenarios, CLI), and the names of their kinds.
+
+The store reads and writes these; nothing else knows how they are kept.
+"""
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass, field, fields
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from validators.findings import Finding
+
+# The simulator marks its own outbound calls with this header so the proxy can attribute them to a
+# session; the proxy strips it before the vendor sees the request.
+SESSION_HEADER = "X-Speeltuin-Session"
+
+
+class Role(StrEnum):
+    """The role a node plays in the exchange (SPEC §2)."""
+
+    SENDER = "sender"
+    RECEIVER = "receiver"
+
+    @property
+    def other(self) -> "Role":
+        return Role.RECEIVER if self is Role.SENDER else Role.SENDER
+
+
+class NotificationOrigin(StrEnum):
+    """Whether the simulator sent a notification (it is the sending node) or received it."""
+
+    SENT = "sent"
+    RECEIVED = "received"
+
+
+class FlowDirection(StrEnum):
+    """Which way an exchange went: a call to the simulator, or the simulator's call to the vendor."""
+
+    TO_SIMULATOR = "to-simulator"
+    TO_VENDOR = "to-vendor"
+    UNKNOWN = "unknown"
+
+
+class Tag(StrEnum):
+    """What an exchange is, named from its method and path alone."""
+
+    TOKEN_REQUEST = "token-request"
+    NOTIFICATION = "notification"
+    CANCELLATION = "cancellation"
+    SEARCH = "search"
+    READ = "read"
+    BINARY = "binary"
+    CAPABILITY = "capability"
+    OTHER = "other"
+
+
+class PullStatus(StrEnum):
+    """How the simulator's pull of a received notification went."""
+
+    PENDING = "pending"
+    PULLING = "pulling"
+    DONE = "done"
+    FAILED = "failed"
+    STOPPED = "stopped"  # cancelled or expired while pulling
+
+
+class TokenKind(StrEnum):
+    NOTIFICATION = "notification"  # lets the holder POST a Notification Task
+    PULL = "pull"  # lets the holder pull what one notification offers
+
+
+def new_id(prefix: str = "") -> str:
+    return prefix + secrets.token_hex(8)
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    cert: Path  # this node's certificate (chain), PEM
+    key: Path
+    ca: Path  # the test CA: client certificates must chain to it; vendors' servers too
+
+
+SESSION_URL_FIELDS = ("vendor_token_url", "vendor_notification_base", "vendor_fhir_base", "vendor_jwks_url")
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    """What the simulator knows about the vendor system of one session, and who it is itself there."""
+
+    vendor_ura: str
+    vendor_client_id: str  # the client id the vendor's assertions carry (iss = sub)
+    own_ura: str  # the organisation the simulator plays in this session
+    own_client_id: str
+    vendor_jwks: dict[str, Any] | None = None
+    mtls: bool = False  # [choice] off for quick starts, on for validation sessions
+    vendor_token_url: str | None = None
+    vendor_notification_base: str | None = None  # the vendor's [base] of [base]/Task
+    vendor_fhir_base: str | None = None
+    vendor_jwks_url: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The stored and shown form: the URLs only when they are set."""
+        data: dict[str, Any] = {"vendor_ura": self.vendor_ura, "vendor_jwks": self.vendor_jwks,
+                                "vendor_client_id": self.vendor_client_id, "own_ura": self.own_ura,
+                                "own_client_id": self.own_client_id, "mtls": self.mtls}
+        data.update({key: getattr(self, key) for key in SESSION_URL_FIELDS if getattr(self, key) is not None})
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "SessionConfig":
+        known = {f.name for f in fields(cls)}
+        return cls(**{key: value for key, value in data.items() if key in known})
+
+
+@dataclass(frozen=True)
+class Session:
+    id: str
+    name: str
+    vendor_role: Role  # the role the vendor plays
+    config: SessionConfig
+    created_at: float
+
+    @property
+    def simulator_role(self) -> Role:
+        return self.vendor_role.other
+
+
+@dataclass
+class Notification:
+    id: str
+    session_id: str
+    origin: NotificationOrigin
+    identifier: str  # Task.identifier value
+    group_identifier: str
+    authorization_base: str
+    patient_bsn: str
+    owner_ura: str
+    period_end: float
+    status: str  # the Task status: requested | cancelled
+    task: dict[str, Any]
+    workflow_task: dict[str, Any] | None = None
+    delivery: dict[str, Any] | None = None  # what the counterpart answered to our POST (sent ones)
+    pull_status: PullStatus | None = None  # received ones: how our pull went
+    pull_summary: dict[str, Any] | None = None
+    created_at: float = field(default_factory=time.time)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The admin API's form; `direction` is its name there for the origin."""
+        return {("direction" if f.name == "origin" else f.name): getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass
+class Exchange:
+    source: str  # proxy | simulator
+    tag: Tag
+    direction: FlowDirection
+    method: str
+    url: str
+    status: int | None
+    request_headers: dict[str, str]
+    request_body: str
+    response_headers: dict[str, str]
+    response_body: str
+    started_at: float
+    duration_ms: float | None = None
+    error: str | None = None
+    session_id: str | None = None
+    id: int | None = None
+    findings: list[Finding] = field(default_factory=list)
