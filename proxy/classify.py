@@ -3,46 +3,37 @@ from __future__ import annotations
 
 import re
 
+from speeltuin.records import Tag
+from validators.query import LASTN
+
 _TYPE = re.compile(r"^[A-Z][A-Za-z]{1,63}$")
 _SESSION_PATH = re.compile(r"^/s/([a-z0-9][a-z0-9-]{2,63})/")
 
-TAGS = ("token-request", "notification", "cancellation", "search", "read", "binary", "capability", "other")
 
-
-def classify(method: str, path: str) -> str:
+def classify(method: str, path: str) -> Tag:
     segments = [s for s in path.split("?", 1)[0].split("/") if s]
     last = segments[-1] if segments else ""
     before = segments[-2] if len(segments) > 1 else ""
     method = method.upper()
     if method == "POST" and last == "token":
-        return "token-request"
+        return Tag.TOKEN_REQUEST
     if last == "Task" and method == "POST":
-        return "notification"
+        return Tag.NOTIFICATION
     if last == "Task" and method == "PUT":
-        return "cancellation"
+        return Tag.CANCELLATION
     if method != "GET":
-        return "other"
+        return Tag.OTHER
     if last == "metadata":
-        return "capability"
+        return Tag.CAPABILITY
     if before == "Binary":
-        return "binary"
-    if last == "$lastn" or _TYPE.match(last):
-        return "search"
+        return Tag.BINARY
+    if last == LASTN or _TYPE.match(last):
+        return Tag.SEARCH
     if _TYPE.match(before):
-        return "read"
-    return "other"
+        return Tag.READ
+    return Tag.OTHER
 
 
 def session_in_path(path: str) -> str | None:
     match = _SESSION_PATH.match(path)
     return match.group(1) if match else None
-
-
-def search_target(path: str) -> tuple[str, bool] | None:
-    """(resource type, is $lastn) of a search path."""
-    segments = [s for s in path.split("?", 1)[0].split("/") if s]
-    if segments and segments[-1] == "$lastn" and len(segments) > 1:
-        return segments[-2], True
-    if segments and _TYPE.match(segments[-1]):
-        return segments[-1], False
-    return None

@@ -4,9 +4,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from typing import Any, Callable, Literal, Mapping
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import urlsplit
 
-from proxy.classify import search_target
 from validators.bearer import check_request_token_placement
 from validators.bgz_profiles import check_query_result
 from validators.bundle import check_searchset
@@ -16,6 +15,7 @@ from validators.findings import Finding
 from validators.http import check_accept_honoured, check_created, check_fhir_response
 from validators.jwt_assertion import JTI_REPLAYED, check_assertion
 from validators.notification import check_cancellation_request, check_cancellation_task, check_notification_task
+from validators.query import parse_params, read_search_url
 from validators.spec import find_query
 from validators.token_request import check_token_request, check_token_response
 
@@ -83,7 +83,7 @@ def _fhir_request(flow: FlowRecord) -> list[Finding]:
     """What the caller of a FHIR endpoint owes: a proper bearer header, and the format it asked honoured."""
     found = check_request_token_placement(flow.url, flow.request_headers)  # the header's form included
     if (flow.status or 0) < 400:
-        format_param = dict(parse_qsl(urlsplit(flow.url).query)).get("_format")
+        format_param = dict(p for p in parse_params(urlsplit(flow.url).query, strict=False) if p[1]).get("_format")
         found += check_accept_honoured(header(flow.request_headers, "Accept") or None, format_param,
                                        header(flow.response_headers, "Content-Type") or None)
     return found
@@ -113,9 +113,8 @@ def _search(flow: FlowRecord, _context: FlowContext) -> list[Finding]:
     bundle = _resource(flow.response_body)
     if flow.status != 200 or bundle is None:
         return found
-    parts = urlsplit(flow.url)
-    target = search_target(parts.path)
-    query = find_query(target[0], target[1], parse_qsl(parts.query, keep_blank_values=True)) if target else None
+    asked = read_search_url(flow.url)
+    query = find_query(asked) if asked else None
     found += check_searchset(bundle, request_url=flow.url, expected_profiles=query.profiles if query else ())
     if query is not None and query.profiles and isinstance(bundle, dict):  # a BgZ query: its profiles and types
         found += check_query_result(bundle, query)

@@ -119,7 +119,8 @@ def test_loaded_patient_passes_the_happy_receiver_scenario_through_the_proxy(tmp
 def test_both_query_forms_give_the_same_answer_on_loaded_data(tmp_path) -> None:
     """Patient implied by the token, or named by BSN (SPEC §6): the same matches over loaded resources."""
     from simulator.fhir.patient_data import PatientData
-    from simulator.fhir.search import parse_relative_query, search
+    from simulator.fhir.search import search
+    from validators.query import parse_relative_query
 
     db = sqlite_url(tmp_path / "s.sqlite")
     assert speeltuin("patients", "import-fhir", str(CORPUS), "--db", db).returncode == 0
@@ -129,8 +130,9 @@ def test_both_query_forms_give_the_same_answer_on_loaded_data(tmp_path) -> None:
     named = "http://fhir.nl/fhir/NamingSystem/bsn|999911120"
 
     def ids(query: str) -> list[str]:
-        resource_type, params, lastn = parse_relative_query(query)
-        return sorted(r["id"] for r in search(own, shared, resource_type, params, lastn=lastn).matches)
+        asked = parse_relative_query(query)
+        return sorted(r["id"] for r in search(own, shared, asked.resource_type, asked.params,
+                                              lastn=asked.lastn).matches)
 
     assert ids("Condition") == ids(f"Condition?patient.identifier={named}") and len(ids("Condition")) == 13
     assert ids("Coverage") == ids(f"Coverage?beneficiary.identifier={named}") and ids("Coverage")

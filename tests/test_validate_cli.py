@@ -15,7 +15,7 @@ import jwt
 import pytest
 
 from simulator.fhir.format import to_xml
-from simulator.fhir.search import parse_relative_query, search
+from simulator.fhir.search import search
 from simulator.outbound.defects import with_defect
 from simulator.outbound.task_builder import build_notification_task, build_workflow_task
 from speeltuin.keys import Signer
@@ -46,8 +46,7 @@ def _task() -> dict:
 
 def _bundle() -> dict:
     resources = patient_resources(PATIENTS[0], now=NOW)
-    resource_type, params, lastn = parse_relative_query("Condition")
-    result = search(resources, shared_resources(now=NOW), resource_type, params, lastn=lastn)
+    result = search(resources, shared_resources(now=NOW), "Condition", [])
     base = "http://127.0.0.1:8081/s/x/fhir"
     return {"resourceType": "Bundle", "type": "searchset", "total": len(result.matches),
             "link": [{"relation": "self", "url": f"{base}/Condition"}],

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from typing import Callable, Iterator, Literal
 
 from validators import spec
+from validators.evidence import show
 from validators.findings import Finding, Rule, rule
-from validators.identifiers import check_identifier, show
+from validators.identifiers import check_identifier
 
 _REF = "SPEC §6.2"
 _QUERY_REF = "SPEC §6"
@@ -102,8 +103,7 @@ class Fact:
 def _query_codes(number: int, param: str) -> tuple[str, ...]:
     """The `system|code` values query `number` filters `param` on: the codes the profile fixes."""
     query = next(q for q in spec.BGZ_QUERIES if q.number == number)
-    _, _, params = spec.query_params(query.query)
-    return tuple(code for name, value in params if name == param for code in value.split(","))
+    return tuple(code for name, value in query.search.params if name == param for code in value.split(","))
 
 
 def _is_insurance(coverage: dict) -> bool:
@@ -385,8 +385,7 @@ def check_query_result(bundle: dict, query: spec.BgzQuery) -> list[Finding]:
         return []  # bundle.check_searchset reports what is not a Bundle
     entries = bundle.get("entry")
     included = spec.include_types(query)
-    _, _, params = spec.query_params(query.query)
-    filters = [(name, value) for name, value in params if name in _FILTER_PARAMS]
+    filters = [(name, value) for name, value in query.search.params if name in _FILTER_PARAMS]
     findings: list[Finding] = []
     for i, entry in enumerate(entries if isinstance(entries, list) else []):
         resource = entry.get("resource") if isinstance(entry, dict) else None

@@ -9,10 +9,12 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Sequence
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
+from validators.evidence import show
 from validators.findings import Finding, rule
-from validators.identifiers import show
+from validators.query import parse_params, search_target
+from validators.stu3 import IGNORED_SEARCH_PARAMS
 
 _REF = "SPEC §6.1"
 NOT_BUNDLE = rule("BUNDLE-001", "error", "not a FHIR Bundle resource", _REF)
@@ -42,7 +44,6 @@ _IDENTIFIER_KEYS = frozenset({"identifier", "masterIdentifier", "groupIdentifier
 _CODING_KEYS = frozenset({"coding", "valueCoding"})
 _ABSOLUTE_FULL_URL = re.compile(r"https?://\S+|urn:uuid:[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}"
                                 r"|urn:oid:[0-2](\.(0|[1-9][0-9]*))+")
-_IGNORED_PARAMS = frozenset({"_format"})
 _SCHEME_PREFIX = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
 
 
@@ -108,16 +109,8 @@ def _get_str(node: object, key: str) -> str | None:
 
 def _query_pairs(url: str) -> Counter[tuple[str, str]]:
     """Decoded name/value pairs, so `%7C` and `|`, and parameter order, compare equal."""
-    query = urlsplit(url).query
-    pairs: Counter[tuple[str, str]] = Counter()
-    for part in query.split("&"):
-        if not part:
-            continue
-        name, _, value = part.partition("=")
-        name = unquote(name)
-        if name not in _IGNORED_PARAMS:
-            pairs[(name, unquote(value))] += 1
-    return pairs
+    return Counter(pair for pair in parse_params(urlsplit(url).query, strict=False)
+                   if pair[0] not in IGNORED_SEARCH_PARAMS)
 
 
 def _check_self_link(self_link: tuple[int, str | None] | None, request_url: str, findings: list[Finding]) -> None:
@@ -150,13 +143,9 @@ def _build_index(entries: list) -> _Index:
 
 def _searched_types(request_url: str | None, entries: list) -> set[str]:
     """The resource type the request searched, or else the types of the match entries."""
-    if request_url:
-        segments = [s for s in urlsplit(request_url).path.split("/") if s]
-        # [base]/Type or [base]/Type/$operation
-        if segments and segments[-1].startswith("$"):
-            segments = segments[:-1]
-        if segments and segments[-1][:1].isupper():
-            return {segments[-1]}
+    target = search_target(urlsplit(request_url).path) if request_url else None
+    if target is not None:
+        return {target[0]}
     types = {_get_str(e["resource"], "resourceType") for e in entries
              if isinstance(e, dict) and isinstance(e.get("resource"), dict)
              and _get_str(e.get("search"), "mode") == "match"}

@@ -19,8 +19,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ObjectIdentifier
 
 from validators import spec
+from validators.evidence import show
 from validators.findings import Finding, rule
-from validators.identifiers import show
 
 _REF = "SPEC §5.1"
 URA_MISMATCH = rule("CERT-001", "error", "URA in the certificate differs from the authorization assertion's sub",

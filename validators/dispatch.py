@@ -10,7 +10,6 @@ import re
 import time
 from dataclasses import dataclass, field
 from typing import Any, Mapping
-from urllib.parse import parse_qsl
 
 from validators import spec
 from validators.bgz_profiles import check_query_result, check_resource
@@ -20,6 +19,7 @@ from validators.fhir_parse import FhirParseError, parse_fhir
 from validators.findings import Finding, rule
 from validators.jwt_assertion import check_assertion
 from validators.notification import check_cancellation_task, check_notification_task
+from validators.query import read_search_url
 from validators.token_request import check_token_request, check_token_response
 from validators.workflow_task import check_workflow_task
 
@@ -143,13 +143,8 @@ def _fhir_kind(resource: dict) -> str:
 def _bundle(bundle: dict) -> list[Finding]:
     self_url = next((link.get("url") for link in bundle.get("link", []) if isinstance(link, dict)
                      and link.get("relation") == "self" and isinstance(link.get("url"), str)), None)
-    query = None
-    if self_url:
-        path, _, params = self_url.partition("?")
-        segments = [s for s in path.split("/") if s]
-        lastn = bool(segments) and segments[-1] == "$lastn"
-        resource_type = segments[-2] if lastn and len(segments) > 1 else (segments[-1] if segments else "")
-        query = spec.find_query(resource_type, lastn, parse_qsl(params, keep_blank_values=True))
+    asked = read_search_url(self_url) if self_url else None
+    query = spec.find_query(asked) if asked else None
     found = check_searchset(bundle, expected_profiles=query.profiles if query else ())
     if query is not None and query.profiles:
         return found + check_query_result(bundle, query)

@@ -6,9 +6,9 @@ import base64
 import binascii
 import re
 
+from validators.evidence import show
 from validators.findings import Finding, rule
-from validators.identifiers import show
-from validators.token_request import media_type
+from validators.stu3 import media_type
 
 _REF = "SPEC §3 (step 6)"
 PDF = "application/pdf"

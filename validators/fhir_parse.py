@@ -26,8 +26,9 @@ from typing import Any, Literal
 from lxml import etree
 from pydantic import ValidationError
 
+from validators.evidence import show
 from validators.findings import Finding, rule
-from validators.identifiers import show
+from validators.stu3 import XML_NAMESPACE
 
 _REF = "SPEC §8"
 STRUCTURE = rule("STRUCT-001", "error", "element does not fit the FHIR STU3 definition (unknown element, "
@@ -36,7 +37,6 @@ UNKNOWN_TYPE = rule("STRUCT-002", "error", "not an STU3 resource type", _REF)
 XML_FORM = rule("STRUCT-003", "error", "XML does not follow the FHIR XML form (namespace, attributes, text, "
                 "repeated single element)", _REF)
 
-FHIR_NS = "http://hl7.org/fhir"
 XHTML_NS = "http://www.w3.org/1999/xhtml"
 _XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
 _ABSTRACT_TYPES = frozenset({"Resource", "DomainResource"})
@@ -208,8 +208,8 @@ def _read_xml(data: bytes, prefix: str) -> tuple[dict, list[Finding]]:
     if docinfo.doctype or docinfo.internalDTD is not None or docinfo.externalDTD is not None:
         raise refused
     qname = etree.QName(root)
-    if qname.namespace != FHIR_NS:
-        raise FhirParseError(f"{prefix}XML root element {root.tag!r} is not in the FHIR namespace {FHIR_NS!r}; "
+    if qname.namespace != XML_NAMESPACE:
+        raise FhirParseError(f"{prefix}XML root element {root.tag!r} is not in the FHIR namespace {XML_NAMESPACE!r}; "
                              "not a FHIR resource")
     findings: list[Finding] = []
     resource = _XmlReader(findings).resource(root, _root(qname.localname))
@@ -248,7 +248,7 @@ class _XmlReader:
             if qname.namespace == XHTML_NS and name == "div" and spec is not None and spec.type == "xhtml":
                 out["div"] = _xhtml(child)
                 continue
-            if qname.namespace != FHIR_NS:
+            if qname.namespace != XML_NAMESPACE:
                 self.findings.append(XML_FORM.finding(f"element {child.tag!r} is not in the FHIR namespace",
                                                       f"{path}.{name}"))
                 continue
@@ -324,7 +324,7 @@ class _XmlReader:
         self._no_text(element, path)
         for child in (c for c in element if isinstance(c.tag, str)):
             qname = etree.QName(child)
-            if qname.namespace == FHIR_NS and qname.localname == "extension":
+            if qname.namespace == XML_NAMESPACE and qname.localname == "extension":
                 extension.setdefault("extension", []).append(
                     self.complex(child, "Extension", f"{path}.extension[{len(extension.get('extension', []))}]"))
             else:
@@ -346,7 +346,7 @@ class _XmlReader:
                                                   path))
             return {}
         inner = children[0]
-        if etree.QName(inner).namespace != FHIR_NS:
+        if etree.QName(inner).namespace != XML_NAMESPACE:
             self.findings.append(XML_FORM.finding(f"resource element {inner.tag!r} is not in the FHIR namespace",
                                                   path))
         return self.resource(inner, path)

@@ -8,9 +8,9 @@ from typing import Collection, Literal, Mapping
 from lxml import etree
 
 from validators import spec
+from validators.evidence import show
 from validators.findings import Finding, rule
-from validators.identifiers import show
-from validators.token_request import media_type
+from validators.stu3 import FHIR_MEDIA_TYPES, FORMAT_FAMILIES, XML_NAMESPACE, media_type
 
 FHIR_CONTENT_TYPE = rule("HTTP-001", "error", "FHIR responses use a FHIR content type", "SPEC §3 step 5")
 CREATED_WITH_LOCATION = rule("HTTP-002", "error", "A Task create is answered 201 Created with a Location header",
@@ -27,15 +27,6 @@ OTHER_PATIENT_STATUS = rule("HTTP-008", "error", "request for another patient's 
 MALFORMED_QUERY_STATUS = rule("HTTP-009", "error", "malformed query not answered 400", "SPEC §5.4")
 NOT_FOUND_STATUS = rule("HTTP-010", "error", "read of an unknown resource not answered 404", "SPEC §5.4")
 
-_FHIR_TYPES = ("application/fhir+json", "application/json+fhir", "application/fhir+xml", "application/xml+fhir")
-# FHIR format families: `_format` values and media types that name JSON or XML.
-FORMAT_FAMILIES: dict[str, Literal["json", "xml"]] = {
-    "json": "json", "application/json": "json", "application/fhir+json": "json", "application/json+fhir": "json",
-    "text/json": "json",
-    "xml": "xml", "text/xml": "xml", "application/xml": "xml", "application/fhir+xml": "xml",
-    "application/xml+fhir": "xml",
-}
-FHIR_NS = "http://hl7.org/fhir"
 
 ErrorSituation = Literal["no-token", "bad-token", "other-patient", "malformed-query", "not-found"]
 # SPEC §5.4: the status each situation is answered with; other-patient is 403 or 404 [choice].
@@ -75,14 +66,14 @@ def _resource_type(body: bytes) -> str | None:
     except (etree.XMLSyntaxError, ValueError):
         return None
     qname = etree.QName(root)
-    return qname.localname if qname.namespace == FHIR_NS else None
+    return qname.localname if qname.namespace == XML_NAMESPACE else None
 
 
 def check_fhir_response(status: int, headers: Mapping[str, str], body: bytes) -> list[Finding]:
     """Content type on every FHIR answer; OperationOutcome and the bearer challenge on errors."""
     found: list[Finding] = []
     content_type = media_type(_header(headers, "Content-Type"))
-    if body and content_type not in _FHIR_TYPES:
+    if body and content_type not in FHIR_MEDIA_TYPES:
         found.append(FHIR_CONTENT_TYPE.finding(f"Content-Type is {content_type or 'missing'}, expected "
                                                "application/fhir+json or application/fhir+xml", "Content-Type"))
     if status >= 400:

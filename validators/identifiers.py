@@ -6,6 +6,7 @@ from typing import Callable, Iterator
 from urllib.parse import urlsplit
 
 from validators import spec
+from validators.evidence import show
 from validators.findings import Finding, Rule, rule
 
 BSN_FORMAT = rule("ID-BSN-001", "error", "BSN is not a string of 9 digits", "SPEC §6.3")
@@ -33,12 +34,6 @@ _PLACEHOLDER_WORDS = re.compile(r"(?<![a-z0-9])(placeholder|todo|tbd|changeme|ch
 _TEMPLATE_CHARACTERS = frozenset("{}<>[]")
 # RFC 2606 names reserved for documentation: never a real naming system.
 _EXAMPLE_HOSTS = ("example", "example.org", "example.com", "example.net")
-
-
-def show(value: object, limit: int = 60) -> str:
-    """Evidence text for a seen value: its repr, shortened so a message never carries a whole payload."""
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def is_valid_bsn(value: str) -> bool:

@@ -29,8 +29,9 @@ from validators.certificates import (
     load_certificates_pem,
     ura_from_certificate,
 )
+from validators.evidence import show
 from validators.findings import Finding, rule
-from validators.identifiers import check_ura, show
+from validators.identifiers import check_ura
 
 _REF = "SPEC §5.2"
 MALFORMED = rule("JWT-001", "error", "assertion is not a compact JWS with JSON header and claims", _REF)

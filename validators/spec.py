@@ -5,6 +5,10 @@ Simulator, validators, test data and documentation all read these; nothing else 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
+
+from validators.query import SearchQuery, read_relative_query
+from validators.stu3 import include_targets
 
 # --- naming systems (SPEC §6.3) ---------------------------------------------------------------
 NS = "http://fhir.nl/fhir/NamingSystem/"
@@ -89,9 +93,13 @@ class BgzQuery:
     query: str  # relative query, as written in the Task (reserved characters not yet encoded)
     profiles: tuple[str, ...]  # main profile first, then profiles of included resources
 
+    @cached_property
+    def search(self) -> SearchQuery:
+        return read_relative_query(self.query)
+
     @property
     def resource_type(self) -> str:
-        return self.query.split("?", 1)[0].split("/", 1)[0]
+        return self.search.resource_type
 
     @property
     def profile(self) -> str:
@@ -192,25 +200,15 @@ _NEUTRAL_PARAMS = {"patient.identifier", "beneficiary.identifier", "subject.iden
                    "_revinclude", "_format", "_count", "max"}
 
 
-def query_params(query: str) -> tuple[str, bool, list[tuple[str, str]]]:
-    """(resource type, is $lastn, decoded params) of a relative query such as a Task's valueString."""
-    from urllib.parse import parse_qsl
-
-    path, _, params = query.partition("?")
-    resource_type, _, operation = path.strip("/").partition("/")
-    return resource_type, operation == "$lastn", parse_qsl(params, keep_blank_values=True)
-
-
-def find_query(resource_type: str, lastn: bool, params: list[tuple[str, str]]) -> BgzQuery | None:
+def find_query(asked: SearchQuery) -> BgzQuery | None:
     """The BgZ query (or the documents query) a request asks, ignoring patient-naming parameters."""
-    def key(pairs: list[tuple[str, str]], rtype: str) -> tuple:
-        kept = sorted((n, v) for n, v in pairs if n not in _NEUTRAL_PARAMS and not (rtype == "Patient" and n == "identifier"))
-        return tuple(kept)
+    def key(search: SearchQuery) -> tuple:
+        return tuple(sorted((n, v) for n, v in search.params if n not in _NEUTRAL_PARAMS
+                            and not (search.resource_type == "Patient" and n == "identifier")))
 
-    wanted = key(params, resource_type)
+    wanted = key(asked)
     for q in BGZ_QUERIES + (DOCUMENTS_QUERY,):
-        q_type, q_lastn, q_params = query_params(q.query)
-        if q_type == resource_type and q_lastn == lastn and key(q_params, q_type) == wanted:
+        if (q.search.resource_type, q.search.lastn) == (asked.resource_type, asked.lastn) and key(q.search) == wanted:
             return q
     return None
 
@@ -236,19 +234,6 @@ BLOOD_PRESSURE_UNIT = "mm[Hg]"  # UCUM
 # Laboratory results: the zib's own category, or the one query 22 asks for (SPEC §6.2)
 LAB_CATEGORIES = (f"{SNOMED}|49581000146104", f"{SNOMED}|275711006")
 
-# Resource types an `_include` of the BgZ queries can bring in (the targets of the STU3 search parameter).
-INCLUDE_TARGETS: dict[str, tuple[str, ...]] = {
-    "Patient:general-practitioner": ("Organization", "Practitioner"),
-    "Coverage:payor:Patient": ("Patient",),
-    "Coverage:payor:Organization": ("Organization",),
-    "MedicationStatement:medication": ("Medication",),
-    "MedicationRequest:medication": ("Medication",),
-    "MedicationDispense:medication": ("Medication",),
-    "DeviceUseStatement:device": ("Device",),
-    "Observation:related-target": ("Observation", "QuestionnaireResponse", "Sequence"),
-    "Observation:specimen": ("Specimen",),
-    "DeviceRequest:device": ("Device",),
-}
 # SPEC §6 variant: `&_revinclude=Provenance:target` may add Provenance resources to any answer.
 REVINCLUDE_TYPES = ("Provenance",)
 
@@ -263,6 +248,5 @@ PROFILE_TYPES: dict[str, str] = {**{q.profile: q.resource_type for q in BGZ_QUER
 
 def include_types(query: BgzQuery) -> frozenset[str]:
     """Resource types the query's `_include` parameters (and the Provenance variant) may add."""
-    _, _, params = query_params(query.query)
-    types = {t for name, value in params if name == "_include" for t in INCLUDE_TARGETS.get(value, ())}
+    types = {t for name, value in query.search.params if name == "_include" for t in include_targets(value)}
     return frozenset(types | set(REVINCLUDE_TYPES))

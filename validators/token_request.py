@@ -8,8 +8,9 @@ from typing import Literal, Mapping
 from urllib.parse import unquote_plus
 
 from validators import spec
+from validators.evidence import show
 from validators.findings import Finding, rule
-from validators.identifiers import show
+from validators.stu3 import FORM_URLENCODED, media_type
 from validators.task_reader import authorization_bases, identifier_value
 
 CONTENT_TYPE = rule("TOK-001", "error", "token request is not application/x-www-form-urlencoded",
@@ -50,16 +51,10 @@ ERROR_DESCRIPTION_CHARS = rule("TOKR-012", "warning", "error_description has cha
                                "(printable ASCII without \" and \\)", "RFC 6749 §5.2")
 SCOPE = rule("TOKR-013", "error", "scope present in the token response but not a string", "RFC 6749 §5.1")
 
-FORM_TYPE = "application/x-www-form-urlencoded"
 OAUTH_ERRORS = spec.OAUTH_ERRORS  # kept under this name: callers import it from here
 # RFC 6749 §5.2: error_description = 1*( %x20-21 / %x23-5B / %x5D-7E )
 _DESCRIPTION_CHARS = re.compile(r"[\x20-\x21\x23-\x5B\x5D-\x7E]+")
 _ABSOLUTE_URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:[\x21\x23-\x5B\x5D-\x7E]+")
-
-
-def media_type(content_type: str | None) -> str:
-    """`Type/Subtype` in lower case, without parameters such as `; charset=utf-8`."""
-    return (content_type or "").split(";", 1)[0].strip().lower()
 
 
 def check_token_request(body: bytes | str, content_type: str | None, *,
@@ -71,8 +66,8 @@ def check_token_request(body: bytes | str, content_type: str | None, *,
     variant must carry the authorization base as a form parameter (SPEC §5.3).
     """
     findings: list[Finding] = []
-    if media_type(content_type) != FORM_TYPE:
-        findings.append(CONTENT_TYPE.finding(f"saw Content-Type {show(content_type)}; expected {FORM_TYPE!r}",
+    if media_type(content_type) != FORM_URLENCODED:
+        findings.append(CONTENT_TYPE.finding(f"saw Content-Type {show(content_type)}; expected {FORM_URLENCODED!r}",
                                              "request.headers.Content-Type"))
     pairs = _parse_form(body, findings)
     counts = Counter(name for name, _ in pairs)

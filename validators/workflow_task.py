@@ -5,6 +5,7 @@ Profile http://nictiz.nl/fhir/StructureDefinition/BgZ-verwijzing-Task, code SNOM
 from __future__ import annotations
 
 from validators import spec
+from validators.evidence import show
 from validators.findings import Finding, rule
 from validators.identifiers import (
     check_bsn,
@@ -12,7 +13,6 @@ from validators.identifiers import (
     check_identifier_system,
     check_ura,
     is_placeholder_system,
-    show,
 )
 from validators.json_walk import dig
 from validators.notification import parse_datetime_tz, task_type_findings

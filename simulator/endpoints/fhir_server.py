@@ -17,6 +17,7 @@ from simulator.fhir.search import SearchError, read, search
 from simulator.runtime import Runtime, runtime
 from speeltuin.records import Notification, Role, Session
 from validators.spec import BSN_SYSTEM
+from validators.stu3 import FHIR_JSON, FHIR_XML, IGNORED_SEARCH_PARAMS
 
 fhir_server = Blueprint("fhir_server", __name__)
 
@@ -29,7 +30,6 @@ class ResourceTypeConverter(BaseConverter):
     regex = "[A-Z][A-Za-z]{1,63}"
 # Parameters that name the patient explicitly (the BgZ MSZ query form of SPEC §6).
 _PATIENT_PARAMS = {"patient.identifier", "beneficiary.identifier", "subject.identifier"}
-_IGNORED_PARAMS = {"_format"}
 
 
 @fhir_server.before_request
@@ -43,7 +43,7 @@ def capability_statement(session_id: str) -> Response:
     return fhir_response({
         "resourceType": "CapabilityStatement", "status": "active", "kind": "instance",
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "fhirVersion": "3.0.2",
-        "format": ["application/fhir+json", "application/fhir+xml"],
+        "format": [FHIR_JSON, FHIR_XML],
         "software": {"name": "speeltuin simulator"},
         "rest": [{"mode": "server", "security": {"service": [{"text": "OAuth2 bearer (TA Notified Pull)"}]}}],
     })
@@ -74,7 +74,7 @@ def read_resource(session_id: str, resource_type: str, resource_id: str) -> Resp
 
 def _search(session_id: str, resource_type: str, *, lastn: bool) -> Response:
     rt, session, notification = _authorised(session_id)
-    params = [(k, v) for k, v in request.args.items(multi=True) if k not in _IGNORED_PARAMS]
+    params = [(k, v) for k, v in request.args.items(multi=True) if k not in IGNORED_SEARCH_PARAMS]
     other = _other_patient(resource_type, params, notification.patient_bsn)
     if other:
         raise FhirError(403, f"this token gives access to one patient only, not to BSN {other}")

@@ -17,6 +17,7 @@ from validators import spec
 from validators.findings import errors
 from validators.json_walk import dig
 from validators.notification import check_notification_task
+from validators.stu3 import FHIR_JSON
 from validators.task_reader import authorization_bases, identifier_pairs, identifier_value
 
 notification_endpoint = Blueprint("notification_endpoint", __name__)
@@ -69,8 +70,8 @@ def _incoming_task(session_id: str, status: str) -> tuple[Runtime, Session, dict
     """Session, token and a valid Task with the expected status; else the error to answer (nothing stored)."""
     rt, session = _receiver_context(session_id)
     mimetype = request.mimetype or ""
-    if mimetype not in ("application/fhir+json", "application/json"):
-        raise FhirError(415, f"expected Content-Type application/fhir+json, got {mimetype or 'none'}")
+    if mimetype not in (FHIR_JSON, "application/json"):
+        raise FhirError(415, f"expected Content-Type {FHIR_JSON}, got {mimetype or 'none'}")
     try:
         task = json.loads(request.get_data(cache=False))
     except (ValueError, UnicodeDecodeError) as exc:

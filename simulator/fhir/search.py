@@ -26,10 +26,19 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Iterable, Iterator, Sequence
-from urllib.parse import unquote
+
+from validators.query import QueryError
+from validators.stu3 import (
+    IGNORED_SEARCH_PARAMS,
+    REF_PARAMS,
+    SEARCHABLE_TYPES,
+    RefParam,
+    target_allowed,
+    token_params,
+)
 
 
-class SearchError(ValueError):
+class SearchError(QueryError):
     """A malformed or unsupported search; the message names the offending parameter."""
 
 
@@ -39,184 +48,9 @@ class SearchResult:
     includes: list[dict] = field(default_factory=list)
 
 
-# --- search parameter tables ------------------------------------------------------------------
+# --- tokens ----------------------------------------------------------------------------------
 
-
-@dataclass(frozen=True)
-class RefParam:
-    """A reference search parameter: element path(s) and the resource types it may point at."""
-
-    paths: tuple[str, ...]
-    targets: tuple[str, ...]
-
-
-def _ref(paths: str, *targets: str) -> RefParam:
-    return RefParam(tuple(paths.split()), targets)
-
-
-ANY = ("*",)  # any resource type
-_PATIENT = ("Patient",)
-_SUBJECT = ("Patient", "Group")
-
-# token parameters: name -> element path(s); the element may be a code, Coding, CodeableConcept or
-# Identifier (recognised by shape). `_id` and `identifier` are added for every type below.
-TOKEN_PARAMS: dict[str, dict[str, tuple[str, ...]]] = {
-    "Patient": {"gender": ("gender",), "active": ("active",)},
-    "Practitioner": {},
-    "Organization": {"type": ("type",)},
-    "Coverage": {"type": ("type",), "status": ("status",)},
-    "Consent": {"category": ("category",), "status": ("status",)},
-    "Observation": {"category": ("category",), "code": ("code",), "status": ("status",),
-                    "component-code": ("component.code",)},
-    "Condition": {"category": ("category",), "code": ("code",), "clinical-status": ("clinicalStatus",),
-                  "verification-status": ("verificationStatus",)},
-    "NutritionOrder": {"status": ("status",)},
-    "Flag": {"status": ("status",), "category": ("category",), "code": ("code",)},
-    "AllergyIntolerance": {"category": ("category",), "code": ("code",), "clinical-status": ("clinicalStatus",),
-                           "verification-status": ("verificationStatus",), "criticality": ("criticality",)},
-    "MedicationStatement": {"category": ("category",), "code": ("medicationCodeableConcept",),
-                            "status": ("status",)},
-    "MedicationRequest": {"category": ("category",), "code": ("medicationCodeableConcept",),
-                          "status": ("status",), "intent": ("intent",)},
-    "MedicationDispense": {"category": ("category",), "code": ("medicationCodeableConcept",),
-                           "status": ("status",)},
-    "Medication": {"code": ("code",)},
-    "DeviceUseStatement": {"status": ("status",)},
-    "Device": {"type": ("type",), "status": ("status",)},
-    "Immunization": {"status": ("status",), "vaccine-code": ("vaccineCode",)},
-    "ImmunizationRecommendation": {"vaccine-type": ("recommendation.vaccineCode",),
-                                   "status": ("recommendation.forecastStatus",)},
-    "Specimen": {"type": ("type",)},
-    "Procedure": {"category": ("category",), "code": ("code",), "status": ("status",)},
-    "Encounter": {"class": ("class",), "status": ("status",), "type": ("type",)},
-    "ProcedureRequest": {"status": ("status",), "intent": ("intent",), "code": ("code",),
-                         "category": ("category",)},
-    "DeviceRequest": {"status": ("status",), "intent": ("intent",), "code": ("codeCodeableConcept",)},
-    "Appointment": {"status": ("status",), "service-type": ("serviceType",)},
-    "DocumentReference": {"status": ("status",), "type": ("type",), "class": ("class",)},
-    "Provenance": {},
-}
-
-# reference parameters: name -> RefParam; they serve chaining (`patient.identifier=`) and _include
-REF_PARAMS: dict[str, dict[str, RefParam]] = {
-    "Patient": {"general-practitioner": _ref("generalPractitioner", "Practitioner", "Organization"),
-                "organization": _ref("managingOrganization", "Organization")},
-    "Practitioner": {},
-    "Organization": {"partof": _ref("partOf", "Organization")},
-    "Coverage": {"beneficiary": _ref("beneficiary", "Patient"),
-                 "subscriber": _ref("subscriber", "Patient", "RelatedPerson"),
-                 "policy-holder": _ref("policyHolder", "Patient", "RelatedPerson", "Organization"),
-                 "payor": _ref("payor", "Organization", "Patient", "RelatedPerson")},
-    "Consent": {"patient": _ref("patient", *_PATIENT)},
-    "Observation": {"subject": _ref("subject", *ANY), "patient": _ref("subject", *_PATIENT),
-                    "specimen": _ref("specimen", "Specimen"),
-                    "related-target": _ref("related.target", "Observation", "QuestionnaireResponse", "Sequence"),
-                    "performer": _ref("performer", "Practitioner", "Organization", "Patient", "RelatedPerson"),
-                    "encounter": _ref("context", "Encounter")},
-    "Condition": {"subject": _ref("subject", *_SUBJECT), "patient": _ref("subject", *_PATIENT),
-                  "asserter": _ref("asserter", "Practitioner", "Patient", "RelatedPerson")},
-    "NutritionOrder": {"patient": _ref("patient", *_PATIENT), "provider": _ref("orderer", "Practitioner")},
-    "Flag": {"subject": _ref("subject", *ANY), "patient": _ref("subject", *_PATIENT),
-             "author": _ref("author", "Device", "Organization", "Patient", "Practitioner")},
-    "AllergyIntolerance": {"patient": _ref("patient", *_PATIENT),
-                           "asserter": _ref("asserter", "Patient", "RelatedPerson", "Practitioner")},
-    "MedicationStatement": {"subject": _ref("subject", *_SUBJECT), "patient": _ref("subject", *_PATIENT),
-                            "medication": _ref("medicationReference", "Medication")},
-    "MedicationRequest": {"subject": _ref("subject", *_SUBJECT), "patient": _ref("subject", *_PATIENT),
-                          "medication": _ref("medicationReference", "Medication"),
-                          "requester": _ref("requester.agent", "Practitioner", "Organization", "Patient",
-                                            "RelatedPerson", "Device")},
-    "MedicationDispense": {"subject": _ref("subject", *_SUBJECT), "patient": _ref("subject", *_PATIENT),
-                           "medication": _ref("medicationReference", "Medication"),
-                           "performer": _ref("performer.actor", "Practitioner", "Organization", "Patient",
-                                             "RelatedPerson", "Device")},
-    "Medication": {"manufacturer": _ref("manufacturer", "Organization")},
-    "DeviceUseStatement": {"subject": _ref("subject", *_SUBJECT), "patient": _ref("subject", *_PATIENT),
-                           "device": _ref("device", "Device")},
-    "Device": {"patient": _ref("patient", *_PATIENT), "organization": _ref("owner", "Organization")},
-    "Immunization": {"patient": _ref("patient", *_PATIENT),
-                     "practitioner": _ref("practitioner.actor", "Practitioner")},
-    "ImmunizationRecommendation": {"patient": _ref("patient", *_PATIENT),
-                                   "support": _ref("recommendation.supportingImmunization", "Immunization")},
-    "Specimen": {"subject": _ref("subject", *ANY), "patient": _ref("subject", *_PATIENT)},
-    "Procedure": {"subject": _ref("subject", *_SUBJECT), "patient": _ref("subject", *_PATIENT),
-                  "performer": _ref("performer.actor", "Practitioner", "Organization", "Patient",
-                                    "RelatedPerson", "Device")},
-    "Encounter": {"subject": _ref("subject", *_SUBJECT), "patient": _ref("subject", *_PATIENT),
-                  "service-provider": _ref("serviceProvider", "Organization"),
-                  "practitioner": _ref("participant.individual", "Practitioner")},
-    "ProcedureRequest": {"subject": _ref("subject", *ANY), "patient": _ref("subject", *_PATIENT),
-                         "requester": _ref("requester.agent", "Device", "Practitioner", "Organization"),
-                         "performer": _ref("performer", *ANY)},
-    "DeviceRequest": {"subject": _ref("subject", *ANY), "patient": _ref("subject", *_PATIENT),
-                      "device": _ref("codeReference", "Device"),
-                      "requester": _ref("requester.agent", "Device", "Practitioner", "Organization")},
-    "Appointment": {"patient": _ref("participant.actor", *_PATIENT), "actor": _ref("participant.actor", *ANY),
-                    "practitioner": _ref("participant.actor", "Practitioner")},
-    "DocumentReference": {"subject": _ref("subject", *ANY), "patient": _ref("subject", *_PATIENT),
-                          "author": _ref("author", *ANY), "custodian": _ref("custodian", "Organization")},
-    "Provenance": {"target": _ref("target", *ANY), "patient": _ref("target", *_PATIENT),
-                   "agent": _ref("agent.whoReference", *ANY)},
-}
-
-SEARCHABLE_TYPES = frozenset(TOKEN_PARAMS)
-IGNORED_PARAMS = frozenset({"_format"})
-# element that has no `identifier` in STU3 (so `identifier` is not a search parameter there)
-_NO_IDENTIFIER = frozenset({"Medication"})
-
-
-def _token_params(resource_type: str) -> dict[str, tuple[str, ...]]:
-    params = dict(TOKEN_PARAMS[resource_type])
-    params["_id"] = ("id",)
-    if resource_type not in _NO_IDENTIFIER:
-        params["identifier"] = ("identifier",)
-    return params
-
-
-# --- parsing ----------------------------------------------------------------------------------
-
-_BROKEN_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _TYPE_NAME = re.compile(r"^[A-Z][A-Za-z]+$")
-
-
-def decode_component(text: str, what: str = "query") -> str:
-    """Percent-decode one query component; a broken escape such as ``%hl`` is a SearchError.
-
-    ``+`` is kept as is (FHIR dateTimes carry ``+01:00``; relative queries in a Task are not
-    form-encoded).
-    """
-    bad = _BROKEN_ESCAPE.search(text)
-    if bad:
-        raise SearchError(f"broken percent-encoding {text[bad.start():bad.start() + 3]!r} in {what}")
-    try:
-        return unquote(text, errors="strict")
-    except UnicodeDecodeError:
-        raise SearchError(f"percent-encoding in {what} is not valid UTF-8: {text!r}") from None
-
-
-def parse_relative_query(query: str) -> tuple[str, list[tuple[str, str]], bool]:
-    """Split a relative query (``Type?params`` or ``Type/$lastn?params``, possibly percent-encoded)
-    into (resource type, decoded (name, value) pairs, lastn)."""
-    path, _, raw_params = query.strip().lstrip("/").partition("?")
-    segments = path.split("/")
-    resource_type = segments[0]
-    lastn = False
-    if len(segments) == 2 and decode_component(segments[1], "path") == "$lastn":
-        lastn = True
-    elif len(segments) != 1:
-        raise SearchError(f"unsupported query path {path!r}: expected 'Type' or 'Type/$lastn'")
-    if not _TYPE_NAME.match(resource_type):
-        raise SearchError(f"invalid resource type {resource_type!r} in query")
-    params: list[tuple[str, str]] = []
-    for pair in raw_params.split("&"):
-        if not pair:
-            continue
-        name, eq, value = pair.partition("=")
-        name = decode_component(name, "parameter name")
-        if not eq:
-            raise SearchError(f"parameter {name!r} has no value")
-        params.append((name, decode_component(value, f"parameter {name!r}")))
-    return resource_type, params, lastn
 
 
 def _split_escaped(text: str, sep: str) -> list[str]:
@@ -339,10 +173,6 @@ class _Index:
         return None if key is None else self._by_key.get(key)
 
 
-def _target_allowed(target_type: str, ref_param: RefParam) -> bool:
-    return ref_param.targets == ANY or target_type in ref_param.targets
-
-
 def _references(resource: dict, ref_param: RefParam) -> Iterator[dict]:
     for path in ref_param.paths:
         for value in values_at(resource, path):
@@ -352,7 +182,7 @@ def _references(resource: dict, ref_param: RefParam) -> Iterator[dict]:
 
 def _reference_value_matches(reference: dict, value: str, ref_param: RefParam) -> bool:
     key = reference_key(reference)
-    if key is None or not _target_allowed(key[0], ref_param):
+    if key is None or not target_allowed(key[0], ref_param):
         return False
     wanted = value.rstrip("/").split("/")
     if len(wanted) == 1:
@@ -362,7 +192,7 @@ def _reference_value_matches(reference: dict, value: str, ref_param: RefParam) -
 
 def _chain_matches(reference: dict, tokens: list[Token], ref_param: RefParam, index: _Index) -> bool:
     key = reference_key(reference)
-    if key is not None and not _target_allowed(key[0], ref_param):
+    if key is not None and not target_allowed(key[0], ref_param):
         return False
     identifiers: list[Any] = []
     if isinstance(reference.get("identifier"), dict):  # logical reference
@@ -400,7 +230,7 @@ class _Criterion:
 def _criterion(resource_type: str, name: str, value: str) -> _Criterion:
     if ":" in name:
         raise SearchError(f"parameter {name!r}: modifiers are not supported")
-    tokens = _token_params(resource_type)
+    tokens = token_params(resource_type)
     refs = REF_PARAMS.get(resource_type, {})
     if name in tokens:
         return _Criterion(name, value, "token", paths=tokens[name], tokens=tuple(parse_token(value, name)))
@@ -436,9 +266,9 @@ def _parse_include(name: str, value: str, resource_type: str) -> _Include:
     ref_param = REF_PARAMS.get(source_type, {}).get(param)
     if ref_param is None:
         raise SearchError(f"parameter {name!r}: {source_type} has no reference search parameter {param!r}")
-    if target_type is not None and not _target_allowed(target_type, ref_param):
+    if target_type is not None and not target_allowed(target_type, ref_param):
         raise SearchError(f"parameter {name!r}: {source_type}:{param} cannot refer to {target_type}")
-    if name == "_revinclude" and not _target_allowed(target_type or resource_type, ref_param):
+    if name == "_revinclude" and not target_allowed(target_type or resource_type, ref_param):
         raise SearchError(f"parameter {name!r}: {source_type}:{param} cannot refer to {resource_type}")
     return _Include(source_type, param, target_type, ref_param)
 
@@ -517,7 +347,7 @@ def search(resources: Sequence[dict], shared: Sequence[dict], resource_type: str
     revincludes: list[_Include] = []
     max_per_code = 1
     for name, value in params:
-        if name in IGNORED_PARAMS:
+        if name in IGNORED_SEARCH_PARAMS:
             continue
         if name == "_count":
             _positive_int(name, value, allow_zero=True)
@@ -556,7 +386,7 @@ def search(resources: Sequence[dict], shared: Sequence[dict], resource_type: str
                 key = reference_key(reference)
                 if key is None or (inc.target_type is not None and key[0] != inc.target_type):
                     continue
-                if _target_allowed(key[0], inc.ref_param):
+                if target_allowed(key[0], inc.ref_param):
                     add(index.get(key))
     if revincludes:
         match_keys = {(m.get("resourceType"), m.get("id")) for m in matches}

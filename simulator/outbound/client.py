@@ -5,8 +5,6 @@ import requests
 
 from speeltuin.records import SESSION_HEADER, Session, TlsFiles
 
-FHIR_JSON = "application/fhir+json"
-
 
 class OutboundError(Exception):
     """The vendor could not be reached or answered something unusable; the message says which."""

@@ -9,7 +9,7 @@ from typing import Any
 import requests
 
 from simulator.fhir.patient_data import PatientData
-from simulator.outbound.client import FHIR_JSON, OutboundError, client_for, fetch_token, require
+from simulator.outbound.client import OutboundError, client_for, fetch_token, require
 from simulator.outbound.defects import DEFECTS, with_defect
 from simulator.outbound.task_builder import build_notification_task, build_workflow_task
 from speeltuin.keys import Signer
@@ -17,6 +17,7 @@ from speeltuin.records import Notification, NotificationOrigin, Role, Session, T
 from speeltuin.store import Store
 from validators.json_walk import dig
 from validators.spec import TASK_STATUS_REQUESTED
+from validators.stu3 import FHIR_JSON
 from validators.task_reader import identifier_pairs
 
 

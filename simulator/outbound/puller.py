@@ -8,10 +8,11 @@ from urllib.parse import urljoin
 
 import requests
 
-from simulator.outbound.client import FHIR_JSON, OutboundError, client_for, fetch_token, require
+from simulator.outbound.client import OutboundError, client_for, fetch_token, require
 from speeltuin.keys import Signer
 from speeltuin.records import Notification, PullStatus, Session, TlsFiles
 from speeltuin.store import Store
+from validators.stu3 import FHIR_JSON
 from validators.task_reader import pull_targets
 
 

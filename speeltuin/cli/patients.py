@@ -73,7 +73,7 @@ def cmd_patients_import_fhir(args: argparse.Namespace) -> int:
 def cmd_patients_show(args: argparse.Namespace) -> int:
     """What each BgZ query returns for one patient, so a case manager sees what a pull will get."""
     from simulator.fhir.patient_data import PatientData
-    from simulator.fhir.search import SearchError, parse_relative_query, search
+    from simulator.fhir.search import SearchError, search
     from validators.spec import BGZ_QUERIES, DOCUMENTS_QUERY
 
     data = PatientData(open_store(args))
@@ -82,9 +82,8 @@ def cmd_patients_show(args: argparse.Namespace) -> int:
     own, shared = data.resources(args.bsn), data.shared()
     rows = []
     for query in (*BGZ_QUERIES, DOCUMENTS_QUERY):
-        resource_type, params, lastn = parse_relative_query(query.query)
         try:
-            result = search(own, shared, resource_type, params, lastn=lastn)
+            result = search(own, shared, query.resource_type, query.search.params, lastn=query.search.lastn)
             rows.append({"query": query.number, "search": query.query, "matches": len(result.matches),
                          "includes": len(result.includes)})
         except SearchError as exc:

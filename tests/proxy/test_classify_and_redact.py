@@ -4,8 +4,9 @@ import json
 
 import pytest
 
-from proxy.classify import classify, search_target, session_in_path
+from proxy.classify import classify, session_in_path
 from proxy.redaction import redact_body, redact_headers, redact_jwt, redact_text
+from validators.query import search_target
 
 
 @pytest.mark.parametrize("method, path, tag", [
@@ -28,8 +29,8 @@ def test_classify(method: str, path: str, tag: str) -> None:
 def test_session_and_search_target() -> None:
     assert session_in_path("/s/recv-sim-1/fhir/Condition") == "recv-sim-1"
     assert session_in_path("/fhir/Condition") is None
-    assert search_target("/s/x1y/fhir/Observation/$lastn") == ("Observation", True)
-    assert search_target("/base/Condition") == ("Condition", False)
+    assert search_target("/s/x1y/fhir/Observation/$lastn") == ("Observation", "$lastn")
+    assert search_target("/base/Condition") == ("Condition", None)
 
 
 def test_tokens_and_signatures_never_stored_whole() -> None:

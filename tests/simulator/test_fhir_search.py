@@ -2,10 +2,11 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from simulator.fhir.search import SearchError, SearchResult, parse_relative_query, read, search
+from simulator.fhir.search import SearchError, SearchResult, read, search
 from testdata.bgz_content import patient_id, patient_resources, shared_resources
 from testdata.patients import PATIENTS, find_patient
 from validators import spec
+from validators.query import parse_relative_query
 
 NOW = datetime(2025, 3, 14, 15, 9, 26, tzinfo=timezone(timedelta(hours=1)))
 FULL = find_patient("999993653")
@@ -34,8 +35,8 @@ def sparse():
 
 
 def run(resources, shared, query: str) -> SearchResult:
-    resource_type, params, lastn = parse_relative_query(query)
-    return search(resources, shared, resource_type, params, lastn=lastn)
+    asked = parse_relative_query(query)
+    return search(resources, shared, asked.resource_type, asked.params, lastn=asked.lastn)
 
 
 def ids(resources):
@@ -48,34 +49,6 @@ def with_patient(query: spec.BgzQuery, bsn: str) -> str:
                                                                                 "patient.identifier")
     sep = "&" if "?" in query.query else "?"
     return f"{query.query}{sep}{name}={spec.BSN_SYSTEM}|{bsn}"
-
-
-# --- parse_relative_query ----------------------------------------------------------------------
-
-
-def test_parse_relative_query():
-    assert parse_relative_query("Condition") == ("Condition", [], False)
-    assert parse_relative_query(QUERIES[19].query) == ("Observation", [("code", "http://loinc.org|85354-9")], True)
-    assert parse_relative_query(QUERIES[2].query) == (
-        "Coverage", [("_include", "Coverage:payor:Patient"), ("_include", "Coverage:payor:Organization")], False)
-
-
-@pytest.mark.parametrize("query", [q.query for q in spec.BGZ_QUERIES] + [spec.DOCUMENTS_QUERY.query])
-def test_encoded_and_plain_queries_parse_alike(query):
-    assert parse_relative_query(spec.encode_query(query)) == parse_relative_query(query)
-
-
-def test_percent_encoded_values_are_decoded():
-    assert parse_relative_query("Observation/%24lastn?code=http%3A%2F%2Floinc.org%7C85354-9") == (
-        "Observation", [("code", "http://loinc.org|85354-9")], True)
-
-
-@pytest.mark.parametrize("query", ["Observation?code=http://loinc.org%hl85354-9", "Observation/123",
-                                   "Observation/$everything", "observation?code=x", "Condition?status",
-                                   "http://example.org/fhir/Condition"])
-def test_parse_relative_query_rejects(query):
-    with pytest.raises(SearchError):
-        parse_relative_query(query)
 
 
 # --- the 28 BgZ queries ----------------------------------------------------------------------------

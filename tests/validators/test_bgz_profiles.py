@@ -206,9 +206,8 @@ QUERY = {q.number: q for q in spec.BGZ_QUERIES}
 def answer(number: int, resources: list[dict] | None = None, shared: list[dict] | None = None) -> dict:
     """The searchset Bundle our FHIR server gives for BgZ query `number`."""
     query = QUERY[number]
-    rtype, lastn, params = spec.query_params(query.query)
     result = search(resources if resources is not None else _RESOURCES, shared if shared is not None else _SHARED,
-                    rtype, params, lastn=lastn)
+                    query.resource_type, query.search.params, lastn=query.search.lastn)
     return searchset([(m, "match") for m in result.matches] + [(i, "include") for i in result.includes])
 
 

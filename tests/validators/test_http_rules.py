@@ -11,7 +11,8 @@ from validators.http import (
     check_error_status,
     check_fhir_response,
 )
-from validators.spec import BGZ_QUERIES, DOCUMENTS_QUERY, find_query, query_params
+from validators.query import SearchQuery, read_relative_query
+from validators.spec import BGZ_QUERIES, DOCUMENTS_QUERY, find_query
 
 from ._cases import check_case, fires, quiet
 
@@ -54,11 +55,10 @@ def test_created_with_location() -> None:
 
 def test_every_bgz_query_is_found_back_from_its_own_parameters() -> None:
     for query in BGZ_QUERIES + (DOCUMENTS_QUERY,):
-        resource_type, lastn, params = query_params(query.query)
-        assert find_query(resource_type, lastn, params) is query
+        assert find_query(read_relative_query(query.query)) is query
     # the explicit-patient form of SPEC §6 names the same query
-    assert find_query("Condition", False, [("patient.identifier", "http://fhir.nl/fhir/NamingSystem/bsn|1")]).number == 6
-    assert find_query("Observation", False, [("code", "http://loinc.org|0000-0")]) is None
+    assert find_query(SearchQuery("Condition", False, (("patient.identifier", "http://fhir.nl/fhir/NamingSystem/bsn|1"),))).number == 6
+    assert find_query(SearchQuery("Observation", False, (("code", "http://loinc.org|0000-0"),))) is None
 
 
 CASES = [
