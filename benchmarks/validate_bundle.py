@@ -6,7 +6,7 @@ it to a temporary file, and times in one run (best of REPEAT):
 
 - json.loads of the file's bytes;
 - validate: json.loads + bundle.check_searchset + bgz_profiles.check_resource on every entry;
-- validate + structure: the same plus fhir_parse.check_structure (the STU3 model check).
+- validate + structure: the same plus structure.check_structure (the STU3 model check).
 
 Run from the repository root:  .venv/bin/python benchmarks/validate_bundle.py [ENTRIES]
 """
@@ -27,10 +27,10 @@ if str(ROOT) not in sys.path:
 
 from testdata.bgz_content import patient_resources  # noqa: E402
 from testdata.patients import PATIENTS  # noqa: E402
-from validators.bgz_profiles import check_resource  # noqa: E402
-from validators.bundle import check_searchset  # noqa: E402
-from validators.fhir_parse import check_structure  # noqa: E402
 from validators.findings import Finding  # noqa: E402
+from validators.rules.bgz_profiles import check_resource  # noqa: E402
+from validators.rules.bundle import check_searchset  # noqa: E402
+from validators.rules.structure import check_structure  # noqa: E402
 
 BASE = "https://sender.example/fhir"
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)

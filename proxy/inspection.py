@@ -6,18 +6,18 @@ from dataclasses import dataclass
 from typing import Any, Callable, Literal, Mapping
 from urllib.parse import urlsplit
 
-from validators.bearer import check_request_token_placement
-from validators.bgz_profiles import check_query_result
-from validators.bundle import check_searchset
-from validators.document import check_binary
-from validators.fhir_parse import FhirParseError, parse_fhir
 from validators.findings import Finding
-from validators.http import check_accept_honoured, check_created, check_fhir_response
-from validators.jwt_assertion import JTI_REPLAYED, check_assertion
-from validators.notification import check_cancellation_request, check_cancellation_task, check_notification_task
 from validators.query import parse_params, read_search_url
+from validators.rules.bearer import check_request_token_placement
+from validators.rules.bgz_profiles import check_query_result
+from validators.rules.bundle import check_searchset
+from validators.rules.document import check_binary
+from validators.rules.http import check_accept_honoured, check_created, check_fhir_response
+from validators.rules.jwt_assertion import check_assertion, check_jti_replay
+from validators.rules.notification import check_cancellation_request, check_cancellation_task, check_notification_task
+from validators.rules.structure import FhirParseError, parse_fhir
+from validators.rules.token_request import check_token_request, check_token_response
 from validators.spec import find_query
-from validators.token_request import check_token_request, check_token_response
 
 
 @dataclass(frozen=True)
@@ -65,18 +65,10 @@ def _token_request(flow: FlowRecord, context: FlowContext) -> list[Finding]:
             result = check_assertion(form[key], kind=kind, audience=audience, jwks=context.caller_jwks,
                                      now=flow.started_at, expected_client_id=context.caller_client_id,
                                      purpose=context.purpose if kind == "authorization" else None, location=key)
-            found += result.findings + _replayed(result.claims, context, key)
+            found += result.findings
+            if context.seen_jti is not None:
+                found += check_jti_replay(result.claims, context.seen_jti, key)
     return found + check_token_response(flow.status or 0, flow.response_headers, flow.response_body)
-
-
-def _replayed(claims: dict | None, context: FlowContext, location: str) -> list[Finding]:
-    iss, jti, exp = (claims or {}).get("iss"), (claims or {}).get("jti"), (claims or {}).get("exp")
-    if context.seen_jti is None or not isinstance(iss, str) or not isinstance(jti, str):
-        return []
-    if context.seen_jti(iss, jti, float(exp) if isinstance(exp, (int, float)) else 0.0):
-        return [JTI_REPLAYED.finding(f"jti {jti!r} of issuer {iss!r} was used in an earlier assertion",
-                                     f"{location}.jwt.claims.jti")]
-    return []
 
 
 def _fhir_request(flow: FlowRecord) -> list[Finding]:

@@ -7,7 +7,7 @@ from typing import Callable
 from scenarios.happy import VendorAsReceiver, VendorAsSender, _Pair, no_errors
 from scenarios.model import ExpectedFinding
 from scenarios.runner import Harness, Scenario, StepFailed
-from validators.notification import check_notification_task
+from validators.rules.notification import check_notification_task
 
 Steps = list[tuple[str, Callable[[Harness], str]]]
 QUIET_PERIOD_S = 3.0  # how long a vendor is watched for a pull it must not make

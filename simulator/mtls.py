@@ -11,7 +11,7 @@ import ssl
 from flask import request
 
 from speeltuin.records import Session, TlsFiles
-from validators.certificates import load_certificate, ura_from_certificate
+from validators.rules.certificates import load_certificate, ura_from_certificate
 
 
 def server_context(files: TlsFiles) -> ssl.SSLContext:

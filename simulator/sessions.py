@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 from speeltuin.records import SESSION_URL_FIELDS, Role, Session, SessionConfig, new_id
 from speeltuin.store import Store
-from validators.identifiers import is_valid_ura
+from validators.rules.identifiers import is_valid_ura
 
 VENDOR_ROLES = tuple(Role)
 _SESSION_ID = re.compile(r"^[a-z0-9][a-z0-9-]{2,63}$")

@@ -14,8 +14,8 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, Iterator
 
-from validators.fhir_parse import FhirParseError, parse_fhir
 from validators.findings import Finding
+from validators.rules.structure import FhirParseError, parse_fhir
 from validators.spec import BSN_SYSTEM
 
 SUFFIXES = (".xml", ".json")
@@ -132,7 +132,7 @@ def _references(node: Any) -> Iterator[str]:
 
 def judge(loaded: LoadedFile) -> list[Finding]:
     """Reading findings plus our profile rules for every resource of the file."""
-    from validators.bgz_profiles import check_resource
+    from validators.rules.bgz_profiles import check_resource
 
     found = list(loaded.findings)
     for index, resource in enumerate(loaded.resources):

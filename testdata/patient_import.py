@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from testdata.patients import Address, TestPatient
-from validators.identifiers import is_valid_bsn
+from validators.rules.identifiers import is_valid_bsn
 
 REQUIRED = ("bsn", "given", "family", "birth_date", "sex")
 OPTIONAL = ("deceased", "content", "letters", "street", "postal_code", "city")

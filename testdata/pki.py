@@ -22,8 +22,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from validators.certificates import uzi_other_name
-from validators.identifiers import is_valid_ura
+from validators.rules.certificates import uzi_other_name
+from validators.rules.identifiers import is_valid_ura
 
 CA_KEY, CA_CERT = "ca.key.pem", "ca.cert.pem"
 

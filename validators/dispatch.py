@@ -12,21 +12,19 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from validators import spec
-from validators.bgz_profiles import check_query_result, check_resource
-from validators.bundle import check_searchset
-from validators.document import check_binary, check_binary_resource, check_document_reference
-from validators.fhir_parse import FhirParseError, parse_fhir
-from validators.findings import Finding, rule
-from validators.jwt_assertion import check_assertion
-from validators.notification import check_cancellation_task, check_notification_task
+from validators.findings import Finding
 from validators.query import read_search_url
-from validators.token_request import check_token_request, check_token_response
-from validators.workflow_task import check_workflow_task
+from validators.rules.bgz_profiles import check_query_result, check_resource
+from validators.rules.bundle import check_searchset
+from validators.rules.document import check_binary, check_binary_resource, check_document_reference
+from validators.rules.jwt_assertion import check_assertion_file
+from validators.rules.notification import check_cancellation_task, check_notification_task
+from validators.rules.structure import FhirParseError, parse_fhir
+from validators.rules.token_request import check_token_request, check_token_response
+from validators.rules.workflow_task import check_workflow_task
 
 KINDS = ("notification", "cancel", "workflow-task", "client-assertion", "token-request", "token-response",
          "bundle", "resource", "document")
-AUD_NOT_COMPARED = rule("VAL-001", "info", "assertion aud not compared: no token endpoint URL given (--audience)",
-                        "SPEC §5.2")
 
 _JWS = re.compile(rb"^\s*[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\s*$")
 _FORM = re.compile(rb"^\s*[A-Za-z0-9_.~%+-]+=[^\s]*(&[A-Za-z0-9_.~%+-]+=[^\s]*)*\s*$")
@@ -70,12 +68,12 @@ def validate_bytes(data: bytes, *, kind: str = "auto", audience: str | None = No
         raise UnreadableInput(f"unknown kind {kind!r}")
     now = time.time() if now is None else now
     if kind == "client-assertion":
-        return FileResult(kind, _assertion(data.decode("ascii", "replace").strip(), audience, jwks, now))
+        return FileResult(kind, check_assertion_file(data.decode("ascii", "replace").strip(), audience, jwks, now))
     if kind == "token-request":
         findings, form = check_token_request(data, "application/x-www-form-urlencoded")
         for key, assertion_kind in (("client_assertion", "client"), ("assertion", "authorization")):
             if form.get(key):
-                findings += _assertion(form[key], audience, jwks, now, kind=assertion_kind, location=key)
+                findings += check_assertion_file(form[key], audience, jwks, now, kind=assertion_kind, location=key)
         return FileResult(kind, findings)
     if kind == "token-response":
         return FileResult(kind, _token_response(data))
@@ -90,18 +88,6 @@ def apply_suppressions(findings: list[Finding], suppressed: Mapping[str, str]) -
     """Kept findings, and the suppressed ones with the recorded reason."""
     kept = [f for f in findings if f.rule not in suppressed]
     return kept, [(f, suppressed[f.rule]) for f in findings if f.rule in suppressed]
-
-
-def _assertion(token: str, audience: str | None, jwks: dict | None, now: float, *, kind: str = "client",
-               location: str = "") -> list[Finding]:
-    result = check_assertion(token, kind=kind, audience=audience or "", jwks=jwks, now=now,  # type: ignore[arg-type]
-                             location=location)
-    if audience is not None:
-        return result.findings
-    where = f"{location}.jwt.claims.aud" if location else "jwt.claims.aud"
-    # Without the token endpoint URL the exact-aud rule cannot be judged: say so instead of a false error.
-    return [f for f in result.findings if f.rule != "JWT-013"] + [AUD_NOT_COMPARED.finding(
-        f"aud is {(result.claims or {}).get('aud')!r}; give --audience to compare it with the token URL", where)]
 
 
 def _token_response(data: bytes) -> list[Finding]:

@@ -1,12 +1,13 @@
-"""The findings model and the rule catalogue.
+"""The findings model and the rule unit.
 
-A rule is a small named unit: stable id, severity, title and the spec section it enforces.
-Validator functions create findings through their rule, so every finding names a catalogued rule.
+A rule is a small named unit: stable id, severity, title and the spec section it enforces. It is declared
+next to the small check function that emits it (`@emits(RULE, ...)`), which yields its findings. The
+catalogue (validators/catalogue.py) finds every rule and where it is checked by loading validators/rules/.
 """
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Iterable, Literal
+from typing import Callable, Iterable, Literal, TypeVar
 
 Severity = Literal["error", "warning", "info"]
 SEVERITIES: tuple[Severity, ...] = ("error", "warning", "info")
@@ -30,21 +31,30 @@ class Rule:
     title: str
     reference: str
 
+    def __post_init__(self) -> None:
+        if self.severity not in SEVERITIES:
+            raise ValueError(f"unknown severity {self.severity!r} for {self.id}")
+
     def finding(self, message: str, location: str = "") -> Finding:
         return Finding(self.id, self.severity, message, location)
 
 
-CATALOGUE: dict[str, Rule] = {}
-
-
 def rule(rule_id: str, severity: Severity, title: str, reference: str) -> Rule:
-    """Define and register a rule; ids are unique across the catalogue."""
-    if severity not in SEVERITIES:
-        raise ValueError(f"unknown severity {severity!r} for {rule_id}")
-    if rule_id in CATALOGUE:
-        raise ValueError(f"duplicate rule id {rule_id}")
-    CATALOGUE[rule_id] = Rule(rule_id, severity, title, reference)
-    return CATALOGUE[rule_id]
+    """Define a rule; the catalogue finds it in its module under validators/rules/."""
+    return Rule(rule_id, severity, title, reference)
+
+
+Check = TypeVar("Check", bound=Callable[..., object])
+EMITS = "__emits__"  # the attribute on a check function that lists the rules it emits
+
+
+def emits(*rules: Rule) -> Callable[[Check], Check]:
+    """Declare the rules a check function emits; `speeltuin rules` names it as the place they are checked."""
+    def declare(check: Check) -> Check:
+        setattr(check, EMITS, rules)
+        return check
+
+    return declare
 
 
 def errors(findings: Iterable[Finding]) -> list[Finding]:

@@ -12,9 +12,15 @@ from simulator.endpoints.http_errors import oauth_error
 from simulator.runtime import Runtime, runtime
 from speeltuin.records import NotificationOrigin, Role, Session
 from validators.findings import errors
-from validators.jwt_assertion import check_assertion
+from validators.rules.jwt_assertion import check_assertion
+from validators.rules.token_request import (
+    CONTENT_TYPE,
+    DUPLICATE,
+    GRANT_UNSUPPORTED,
+    MALFORMED_FORM,
+    check_token_request,
+)
 from validators.spec import GRANT_JWT_BEARER
-from validators.token_request import CONTENT_TYPE, DUPLICATE, GRANT_UNSUPPORTED, MALFORMED_FORM, check_token_request
 
 auth_server = Blueprint("auth_server", __name__)
 

@@ -16,7 +16,7 @@ from speeltuin.records import Notification, NotificationOrigin, PullStatus, Role
 from validators import spec
 from validators.findings import errors
 from validators.json_walk import dig
-from validators.notification import check_notification_task
+from validators.rules.notification import check_notification_task
 from validators.stu3 import FHIR_JSON
 from validators.task_reader import authorization_bases, identifier_pairs, identifier_value
 

@@ -18,10 +18,10 @@ from speeltuin.keys import Signer
 from speeltuin.records import Notification, NotificationOrigin, Role, Session, TlsFiles
 from speeltuin.store import Store
 from validators.findings import Finding
-from validators.http import check_bearer_challenge, check_error_status, check_fhir_response
+from validators.rules.http import check_bearer_challenge, check_error_status, check_fhir_response
+from validators.rules.token_request import check_grant_refused, check_token_response
 from validators.spec import BSN_SYSTEM
 from validators.stu3 import FHIR_JSON
-from validators.token_request import check_grant_refused, check_token_response
 
 PROBES = ("no-token", "bad-token", "other-patient", "malformed-query", "token-after-cancellation")
 OTHER_PATIENT_BSN = "999990639"  # a valid test BSN that the notification does not name

@@ -8,7 +8,7 @@ import pytest
 from simulator.outbound.defects import DEFECTS, with_defect
 from simulator.outbound.task_builder import build_notification_task
 from validators.findings import errors
-from validators.notification import check_notification_task
+from validators.rules.notification import check_notification_task
 
 
 def _good() -> dict:

@@ -153,8 +153,8 @@ def test_built_tasks_pass_our_own_validators() -> None:
     from datetime import datetime, timedelta, timezone
 
     from simulator.outbound.task_builder import build_notification_task, build_workflow_task
-    from validators.notification import check_notification_task
-    from validators.workflow_task import check_workflow_task
+    from validators.rules.notification import check_notification_task
+    from validators.rules.workflow_task import check_workflow_task
 
     now = datetime.now(timezone.utc).replace(microsecond=0)
     parties = dict(bsn=BSN, patient_name="Suzanne Moulin", sender_ura="90000101", sender_name="sim",

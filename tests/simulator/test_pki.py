@@ -11,8 +11,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from testdata.pki import PkiError, init_ca, issue
-from validators.certificates import check_certificate_ura, ura_from_certificate
-from validators.jwt_assertion import check_assertion
+from validators.rules.certificates import check_certificate_ura, ura_from_certificate
+from validators.rules.jwt_assertion import check_assertion
 
 
 def test_issued_certificate_carries_the_ura_and_chains_to_the_ca(tmp_path) -> None:

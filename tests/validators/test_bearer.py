@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from validators.bearer import check_authorization_header, check_request_token_placement, check_token_use
+from validators.rules.bearer import check_authorization_header, check_request_token_placement, check_token_use
 
 from ._cases import check_case, fires, quiet
 

@@ -12,10 +12,18 @@ import pytest
 from simulator.fhir.search import search
 from testdata.bgz_content import patient_resources, shared_resources
 from testdata.patients import PATIENTS
-from validators import bgz_profiles, spec
-from validators.bgz_profiles import PROFILE_FACTS, Fact, _values, check_query_result, check_resource, claimed_profiles
-from validators.bundle import check_searchset
+from validators import spec
 from validators.findings import Finding, Rule, errors
+from validators.rules import bgz_profiles
+from validators.rules.bgz_profiles import (
+    PROFILE_FACTS,
+    Fact,
+    _values,
+    check_query_result,
+    check_resource,
+    claimed_profiles,
+)
+from validators.rules.bundle import check_searchset
 
 from ._cases import Case, check_case, fires, quiet
 

@@ -6,7 +6,7 @@ from typing import Any, Callable
 import pytest
 
 from validators import spec
-from validators.bundle import check_searchset
+from validators.rules.bundle import check_searchset
 
 from ._cases import check_case, fires, quiet
 

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID, ObjectIdentifier
 
 from validators import spec
-from validators.certificates import (
+from validators.rules.certificates import (
     check_certificate_ura,
     check_chain,
     check_signing_key_not_tls,

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from validators import spec
-from validators.bgz_profiles import check_resource, claimed_profiles
-from validators.fhir_parse import _model, _xml_parser, check_structure, parse_fhir
 from validators.findings import Finding, errors
+from validators.rules.bgz_profiles import check_resource, claimed_profiles
+from validators.rules.structure import _model, _xml_parser, check_structure, parse_fhir
 
 # Beside the repository (a fresh clone has ../shared next to it); never an absolute path.
 CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus" / "nictiz-zib2017-examples"

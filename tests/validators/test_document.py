@@ -7,7 +7,7 @@ from typing import Any, Callable
 import pytest
 
 from validators import spec
-from validators.document import check_binary, check_binary_resource, check_document_reference
+from validators.rules.document import check_binary, check_binary_resource, check_document_reference
 
 from ._cases import check_case, fires, quiet
 

@@ -4,14 +4,14 @@ import json
 
 import pytest
 
-from validators.http import (
+from validators.query import SearchQuery, read_relative_query
+from validators.rules.http import (
     check_accept_honoured,
     check_bearer_challenge,
     check_created,
     check_error_status,
     check_fhir_response,
 )
-from validators.query import SearchQuery, read_relative_query
 from validators.spec import BGZ_QUERIES, DOCUMENTS_QUERY, find_query
 
 from ._cases import check_case, fires, quiet

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from validators import spec
-from validators.identifiers import (
+from validators.rules.identifiers import (
     check_agb,
     check_big,
     check_bsn,

@@ -4,14 +4,14 @@ import base64
 import hashlib
 import hmac
 import json
-from typing import Any
+from typing import Any, Callable
 
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from validators.jwt_assertion import JTI_REPLAYED, check_assertion
+from validators.rules.jwt_assertion import check_assertion, check_assertion_file, check_jti_replay
 
 from . import test_certificates as pki
 from ._cases import check_case, fires, quiet
@@ -297,9 +297,40 @@ def test_messages_never_carry_the_token_or_its_signature(token: str) -> None:
         assert len(signature) < 8 or signature not in finding.message
 
 
-def test_replay_rule_is_catalogued_for_the_stateful_token_endpoint() -> None:
-    finding = JTI_REPLAYED.finding("jti 'j1' used before by 'vendor-gtk'", "client_assertion.jwt.claims.jti")
-    assert (finding.rule, finding.severity) == ("JWT-024", "error")
+def remembering() -> Callable[[str, str, float], bool]:
+    """A jti memory as the proxy keeps one: True for a pair seen before."""
+    seen: set[tuple[str, str]] = set()
+
+    def seen_before(iss: str, jti: str, _exp: float) -> bool:
+        known = (iss, jti) in seen
+        seen.add((iss, jti))
+        return known
+    return seen_before
+
+
+def twice(claims_: dict) -> list:
+    memory = remembering()
+    return check_jti_replay(claims_, memory, "client_assertion") + check_jti_replay(claims_, memory, "assertion")
+
+
+REPLAY_CASES = [
+    quiet("JWT-024", "first-use", lambda: check_jti_replay(claims(), remembering(), "client_assertion")),
+    quiet("JWT-024", "other-issuer", lambda: check_jti_replay(claims(), remembering(), "c")
+          + check_jti_replay(claims(iss="other", sub="other"), remembering(), "c")),
+    fires("JWT-024", "replayed", lambda: twice(claims())),
+    quiet("VAL-001", "audience-given", lambda: check_assertion_file(GOOD, AUD, JWKS, NOW)),
+    fires("VAL-001", "no-audience", lambda: check_assertion_file(GOOD, None, JWKS, NOW)),
+]
+
+
+@pytest.mark.parametrize("case", REPLAY_CASES, ids=[c.id for c in REPLAY_CASES])
+def test_replay_and_audience_case(case) -> None:  # type: ignore[no-untyped-def]
+    check_case(case)
+
+
+def test_without_audience_the_exact_aud_rule_is_not_judged() -> None:
+    found = check_assertion_file(sign(claims(aud="https://elsewhere.example/token")), None, JWKS, NOW)
+    assert "JWT-013" not in {f.rule for f in found} and "VAL-001" in {f.rule for f in found}
 
 
 def test_good_x5c_assertions_verify() -> None:

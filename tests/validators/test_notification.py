@@ -8,7 +8,7 @@ from typing import Any, Callable
 import pytest
 
 from validators import spec
-from validators.notification import check_notification_task
+from validators.rules.notification import check_notification_task
 
 from ._cases import check_case, fires, quiet
 

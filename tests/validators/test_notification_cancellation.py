@@ -6,7 +6,7 @@ from typing import Callable
 import pytest
 
 from validators import spec
-from validators.notification import check_cancellation_request, check_cancellation_task
+from validators.rules.notification import check_cancellation_request, check_cancellation_task
 
 from ._cases import check_case, fires, quiet
 from .test_notification import NOW, _input, good_task
@@ -113,8 +113,8 @@ def test_locations() -> None:
 def test_mutated_cancellations_never_raise() -> None:
     import random
 
-    from validators.identifiers import check_identifiers_in
-    from validators.token_request import check_notification_grant, check_pull_grant
+    from validators.rules.identifiers import check_identifiers_in
+    from validators.rules.token_request import check_notification_grant, check_pull_grant
 
     from . import test_robustness
 

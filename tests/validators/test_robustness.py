@@ -7,9 +7,9 @@ from typing import Any, Callable
 
 import pytest
 
-from validators.bundle import check_searchset
-from validators.document import check_document_reference
-from validators.notification import check_notification_task
+from validators.rules.bundle import check_searchset
+from validators.rules.document import check_document_reference
+from validators.rules.notification import check_notification_task
 
 from . import test_bundle, test_document, test_notification
 from ._cases import json_paths

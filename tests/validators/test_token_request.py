@@ -6,7 +6,7 @@ from urllib.parse import urlencode
 import pytest
 
 from validators import spec
-from validators.token_request import (
+from validators.rules.token_request import (
     check_grant_refused,
     check_notification_grant,
     check_pull_grant,

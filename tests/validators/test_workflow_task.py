@@ -8,7 +8,7 @@ from typing import Any, Callable
 import pytest
 
 from validators import spec
-from validators.workflow_task import check_workflow_task
+from validators.rules.workflow_task import check_workflow_task
 
 from . import test_robustness
 from ._cases import check_case, fires, quiet

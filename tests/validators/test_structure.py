@@ -12,9 +12,9 @@ from typing import Any, Iterator
 
 import pytest
 
-from validators import fhir_parse
-from validators.fhir_parse import FhirParseError, ParsedFhir, check_structure, is_resource_type, parse_fhir
 from validators.findings import Finding, Rule
+from validators.rules import structure as structure_rules
+from validators.rules.structure import FhirParseError, ParsedFhir, check_structure, is_resource_type, parse_fhir
 
 from ._cases import Case, check_case, fires, json_paths, quiet
 
@@ -153,7 +153,7 @@ def test_case(case: Case) -> None:
 
 
 def module_rules() -> set[str]:
-    return {v.id for v in vars(fhir_parse).values() if isinstance(v, Rule)}
+    return {v.id for v in vars(structure_rules).values() if isinstance(v, Rule)}
 
 
 def test_every_rule_fires_and_stays_quiet() -> None:
@@ -372,7 +372,7 @@ def test_utf16_doctype_is_refused(secret_file: Path) -> None:
 def test_parser_itself_never_resolves_entities(secret_file: Path, http_server: str,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     """Second line of defence: without the DOCTYPE pre-scan the parser neither reads nor expands anything."""
-    monkeypatch.setattr(fhir_parse, "_DTD_MARKERS", ())
+    monkeypatch.setattr(structure_rules, "_DTD_MARKERS", ())
     assert_refused(xxe(secret_file.as_uri()))
     assert_refused(xxe(f"{http_server}/entity"))
     assert_refused(BILLION_LAUGHS)

@@ -9,7 +9,7 @@ from typing import Literal, Mapping
 from urllib.parse import parse_qsl, urlsplit
 
 from validators.findings import Finding, rule
-from validators.http import check_bearer_challenge, check_error_status
+from validators.rules.http import check_bearer_challenge, check_error_status
 
 _REF = "SPEC §5.2; RFC 6750 §2.1"
 HEADER_MISSING = rule("BEAR-001", "error", "request carries no Authorization header", _REF)

@@ -9,8 +9,8 @@ from urllib.parse import parse_qsl, urlsplit
 from validators import spec
 from validators.evidence import show
 from validators.findings import Finding, Rule, rule
-from validators.identifiers import check_bsn, check_identifier, check_identifier_system, check_ura
 from validators.json_walk import dig
+from validators.rules.identifiers import check_bsn, check_identifier, check_identifier_system, check_ura
 from validators.task_reader import authorization_bases, identifier_pairs
 
 _REF = "SPEC §4"

@@ -19,7 +19,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from validators import spec
-from validators.certificates import (
+from validators.evidence import show
+from validators.findings import Finding, rule
+from validators.rules.certificates import (
     as_utc,
     check_certificate_ura,
     check_chain,
@@ -29,9 +31,7 @@ from validators.certificates import (
     load_certificates_pem,
     ura_from_certificate,
 )
-from validators.evidence import show
-from validators.findings import Finding, rule
-from validators.identifiers import check_ura
+from validators.rules.identifiers import check_ura
 
 _REF = "SPEC §5.2"
 MALFORMED = rule("JWT-001", "error", "assertion is not a compact JWS with JSON header and claims", _REF)
@@ -388,3 +388,30 @@ def _check_authorization_claims(claims: dict, purpose: str | None, at: _At, find
         return
     findings.append(AUTH_BASE.finding(f"saw authorization_base {show(base)}; expected the non-empty value from "
                                       "the notification", at("jwt.claims.authorization_base")))
+
+
+AUD_NOT_COMPARED = rule("VAL-001", "info", "assertion aud not compared: no token endpoint URL given (--audience)",
+                        "SPEC §5.2")
+
+
+def check_assertion_file(token: str, audience: str | None, jwks: dict | None, now: float, *,
+                         kind: Literal["client", "authorization"] = "client", location: str = "") -> list[Finding]:
+    """An assertion judged on its own (`speeltuin validate`), where the token endpoint URL may be unknown."""
+    result = check_assertion(token, kind=kind, audience=audience or "", jwks=jwks, now=now, location=location)
+    if audience is not None:
+        return result.findings
+    where = f"{location}.jwt.claims.aud" if location else "jwt.claims.aud"
+    # Without the token endpoint URL the exact-aud rule cannot be judged: say so instead of a false error.
+    return [f for f in result.findings if f.rule != AUD.id] + [AUD_NOT_COMPARED.finding(
+        f"aud is {(result.claims or {}).get('aud')!r}; give --audience to compare it with the token URL", where)]
+
+
+def check_jti_replay(claims: dict | None, seen: Callable[[str, str, float], bool], location: str) -> list[Finding]:
+    """JWT-024: whether this issuer used the jti before; `seen` remembers (iss, jti) pairs and says so."""
+    iss, jti, exp = (claims or {}).get("iss"), (claims or {}).get("jti"), (claims or {}).get("exp")
+    if not isinstance(iss, str) or not isinstance(jti, str):
+        return []
+    if seen(iss, jti, float(exp) if isinstance(exp, (int, float)) and math.isfinite(exp) else 0.0):
+        return [JTI_REPLAYED.finding(f"jti {jti!r} of issuer {iss!r} was used in an earlier assertion",
+                                     f"{location}.jwt.claims.jti")]
+    return []

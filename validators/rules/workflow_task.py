@@ -7,15 +7,15 @@ from __future__ import annotations
 from validators import spec
 from validators.evidence import show
 from validators.findings import Finding, rule
-from validators.identifiers import (
+from validators.json_walk import dig
+from validators.rules.identifiers import (
     check_bsn,
     check_identifier,
     check_identifier_system,
     check_ura,
     is_placeholder_system,
 )
-from validators.json_walk import dig
-from validators.notification import parse_datetime_tz, task_type_findings
+from validators.rules.notification import parse_datetime_tz, task_type_findings
 
 _REF = "SPEC §3 step 1"
 NOT_TASK = rule("WF-001", "error", "Workflow Task is not a FHIR Task resource", _REF)

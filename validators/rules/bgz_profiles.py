@@ -16,7 +16,7 @@ from typing import Callable, Iterator, Literal
 from validators import spec
 from validators.evidence import show
 from validators.findings import Finding, Rule, rule
-from validators.identifiers import check_identifier
+from validators.rules.identifiers import check_identifier
 
 _REF = "SPEC §6.2"
 _QUERY_REF = "SPEC §6"
