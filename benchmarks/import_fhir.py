@@ -1,24 +1,22 @@
 """Loading 1,000 FHIR resources with `patients import-fhir` (read, fill, judge, group, store): prints the time.
 
-Run from the repository root: .venv/bin/python benchmarks/import_fhir.py
+Run from the repository root (the project installed in .venv, as `make install` does): .venv/bin/python benchmarks/import_fhir.py
 Input: the Nictiz corpus (XML) copied with fresh ids until there are 1,000 files, half of them as JSON.
 """
 from __future__ import annotations
 
 import json
 import re
-import sys
 import tempfile
 import time
 from datetime import date
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-from speeltuin.defaults import sqlite_url  # noqa: E402
-from speeltuin.store import Store  # noqa: E402
-from testdata.fhir_import import files_under, group_by_patient, judge, load_file, rows_to_store  # noqa: E402
+from speeltuin.defaults import sqlite_url
+from speeltuin.store import Store
+from testdata.fhir_import import files_under, group_by_patient, judge, load_file, rows_to_store
 
 CORPUS = ROOT.parent / "shared" / "corpus" / "nictiz-zib2017-examples"
 TARGET = 1000

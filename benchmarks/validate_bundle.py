@@ -8,7 +8,7 @@ it to a temporary file, and times in one run (best of REPEAT):
 - validate: json.loads + bundle.check_searchset + bgz_profiles.check_resource on every entry;
 - validate + structure: the same plus structure.check_structure (the STU3 model check).
 
-Run from the repository root:  .venv/bin/python benchmarks/validate_bundle.py [ENTRIES]
+Run from the repository root (the project installed in .venv, as `make install` does):  .venv/bin/python benchmarks/validate_bundle.py [ENTRIES]
 """
 from __future__ import annotations
 
@@ -21,16 +21,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from testdata.bgz_content import patient_resources  # noqa: E402
-from testdata.patients import PATIENTS  # noqa: E402
-from validators.findings import Finding  # noqa: E402
-from validators.rules.bgz_profiles import check_resource  # noqa: E402
-from validators.rules.bundle import check_searchset  # noqa: E402
-from validators.rules.structure import check_structure  # noqa: E402
+from testdata.bgz_content import patient_resources
+from testdata.patients import PATIENTS
+from validators.findings import Finding
+from validators.rules.bgz_profiles import check_resource
+from validators.rules.bundle import check_searchset
+from validators.rules.structure import check_structure
 
 BASE = "https://sender.example/fhir"
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
