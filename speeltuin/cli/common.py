@@ -29,9 +29,12 @@ class UserError(Exception):
 Subcommands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"  # where a group adds its commands
 
 
-def add_store_option(parser: argparse.ArgumentParser) -> None:
+def add_store_option(parser: argparse.ArgumentParser, *, with_format: bool = False) -> None:
+    """--db (resolved against the instance folder by `resolve_defaults`), and --format for commands that print data."""
     parser.add_argument("--db", help=f"SQLAlchemy URL of the store (default: ${defaults.DATABASE_ENV}, else "
                                      f"{defaults.DATABASE_FILE} in the instance folder)")
+    if with_format:
+        add_format_option(parser)
 
 
 def add_format_option(parser: argparse.ArgumentParser) -> None:

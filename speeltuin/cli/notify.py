@@ -8,7 +8,6 @@ from speeltuin.cli.common import (
     ExitCode,
     Subcommands,
     UserError,
-    add_format_option,
     add_store_option,
     add_tls_options,
     open_store,
@@ -83,8 +82,7 @@ def cmd_cancel(args: argparse.Namespace) -> int:
 
 def register(sub: Subcommands) -> None:
     notify = sub.add_parser("notify", help="make the simulator (sending node) notify the vendor")
-    add_store_option(notify)
-    add_format_option(notify)
+    add_store_option(notify, with_format=True)
     notify.add_argument("--session", required=True)
     notify.add_argument("--patient", required=True, help="BSN of a test patient")
     notify.add_argument("--workflow-task", action="store_true", help="offer a Workflow Task too (basedOn)")
@@ -92,8 +90,7 @@ def register(sub: Subcommands) -> None:
     add_tls_options(notify)
     notify.set_defaults(func=cmd_notify)
     cancel = sub.add_parser("cancel", help="cancel a notification the simulator sent")
-    add_store_option(cancel)
-    add_format_option(cancel)
+    add_store_option(cancel, with_format=True)
     cancel.add_argument("--session", required=True)
     cancel.add_argument("--notification", required=True)
     add_tls_options(cancel)

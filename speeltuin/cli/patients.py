@@ -8,7 +8,6 @@ from speeltuin.cli.common import (
     ExitCode,
     Subcommands,
     UserError,
-    add_format_option,
     add_store_option,
     open_store,
     print_as,
@@ -98,8 +97,7 @@ def register(sub: Subcommands) -> None:
     patients = sub.add_parser("patients", help="list or import test patients")
     actions = patients.add_subparsers(dest="action", required=True)
     listing = actions.add_parser("list", help="built-in and imported patients")
-    add_store_option(listing)
-    add_format_option(listing)
+    add_store_option(listing, with_format=True)
     listing.set_defaults(func=cmd_patients_list)
     imports = actions.add_parser("import", help="import a CSV or JSON patient list")
     add_store_option(imports)
@@ -112,7 +110,6 @@ def register(sub: Subcommands) -> None:
     fhir.add_argument("--strict", action="store_true", help="load nothing when a file has error findings")
     fhir.set_defaults(func=cmd_patients_import_fhir)
     show = actions.add_parser("show", help="what each BgZ query returns for one patient")
-    add_store_option(show)
-    add_format_option(show)
+    add_store_option(show, with_format=True)
     show.add_argument("bsn")
     show.set_defaults(func=cmd_patients_show)

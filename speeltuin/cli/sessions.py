@@ -13,7 +13,6 @@ from speeltuin.cli.common import (
     ExitCode,
     Subcommands,
     UserError,
-    add_format_option,
     add_store_option,
     open_store,
     print_as,
@@ -95,8 +94,7 @@ def register(sub: Subcommands) -> None:
     session = sub.add_parser("session", help="create, list, show or delete validation sessions")
     actions = session.add_subparsers(dest="action", required=True)
     create = actions.add_parser("create", help="create a session for one vendor system")
-    add_store_option(create)
-    add_format_option(create)
+    add_store_option(create, with_format=True)
     create.add_argument("--name", required=True)
     create.add_argument("--vendor-role", required=True, choices=("sender", "receiver"))
     create.add_argument("--vendor-ura", required=True)
@@ -119,9 +117,7 @@ def register(sub: Subcommands) -> None:
                                  ("show", cmd_session_show, "show one session and its endpoints"),
                                  ("delete", cmd_session_delete, "delete a session and all it recorded")):
         parser = actions.add_parser(name, help=helptext)
-        add_store_option(parser)
-        if name != "delete":
-            add_format_option(parser)
+        add_store_option(parser, with_format=name != "delete")
         if name != "list":
             parser.add_argument("session")
         if name != "delete":
