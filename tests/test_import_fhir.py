@@ -91,7 +91,7 @@ def test_loaded_patient_passes_the_happy_receiver_scenario_through_the_proxy(tmp
     PROF-002) and Conditions and devices of other zibs (zib-Wound, ...) that the BgZ queries then return
     (BUNDLE-006). The case manager suppresses both for the session, with reasons, as a real session would.
     """
-    from scenarios.happy import VendorAsReceiver
+    from scenarios.vendor_receiver import VendorAsReceiver
     from scenarios.runner import Harness, run_scenarios
     from scenarios.stack import start_stack
 

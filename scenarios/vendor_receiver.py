@@ -1,0 +1,163 @@
+"""The vendor as receiving node: the happy flow (notified, it pulls) and its negative variations."""
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from scenarios.base import Scenario
+from scenarios.model import ExpectedFinding
+from scenarios.runner import Harness, StepFailed
+from scenarios.steps import StepDef, Steps
+from validators.query import same_request
+from validators.rules.notification import check_notification_task
+from validators.task_reader import pull_targets
+
+QUIET_PERIOD_S = 3.0  # how long a vendor is watched for a pull it must not make
+
+
+def _attachments(bundle_text: str) -> int:
+    """How many documents a recorded DocumentReference searchset offers (attachment URLs)."""
+    try:
+        bundle = json.loads(bundle_text)
+    except ValueError:
+        return 0
+    return sum(1 for entry in bundle.get("entry", []) if isinstance(entry, dict)
+               for content in (entry.get("resource") or {}).get("content", []) or []
+               if isinstance(content, dict) and (content.get("attachment") or {}).get("url"))
+
+
+class VendorAsReceiver(Scenario, kind="happy"):
+    id = "happy-vendor-receiver"
+    title = "Vendor as receiving node: accepts a notification and pulls the BgZ and the referral letter"
+    description = ("The simulator (sending node) notifies the vendor; the vendor obtains a pull token with the "
+                   "authorization base, runs every query the Task lists and fetches the referral letter.")
+    vendor_role = "receiver"
+    session_prefix = "recv"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.task: dict | None = None
+
+    def steps(self) -> Steps:
+        return Steps(
+            StepDef("create-sessions", "Create the validation session", self.create_sessions),
+            StepDef("notify", "Simulator notifies the vendor (token, then POST Task)", self.notify),
+            StepDef("await-pull", "Vendor pulls every offered query and document", self.await_pull),
+            StepDef("token-granted", "Vendor's token request was granted", self.token_granted),
+            StepDef("no-errors", "No error findings in the recorded exchanges", self.no_errors),
+        )
+
+    def create_sessions(self, h: Harness) -> str:
+        endpoints = self.pair_sessions(h)
+        return f"simulator session {self.ids.simulator}; vendor pulls from {endpoints['fhir_base']}"
+
+    def send_notification(self, h: Harness, **extra: Any) -> dict[str, Any]:
+        """Make the simulator notify the vendor; its answer: the Task sent and the vendor's delivery answer."""
+        response = h.simulator.api("POST", f"/sessions/{self.ids.simulator}/notify",
+                                   json={"bsn": h.patient_bsn, **extra})
+        if response.status_code != 200:
+            raise StepFailed(f"notify failed: {response.status_code} {response.text[:300]}")
+        return response.json()
+
+    def notify(self, h: Harness) -> str:
+        result = self.send_notification(h)
+        self.task = result["task"]
+        delivery = result["delivery"]
+        if delivery.get("status") != 201:
+            raise StepFailed(f"the vendor answered the notification with {delivery}")
+        return f"vendor answered 201, Location {delivery.get('location')}"
+
+    def await_pull(self, h: Harness) -> str:
+        targets = pull_targets(self.task or {})
+
+        def done() -> str | None:
+            seen = [ex for ex in h.exchanges(self.ids.simulator) if ex.direction == "to-simulator"]
+            answered = {path: next((ex for ex in seen if ex.status == 200 and same_request(ex.url, path)), None)
+                        for _kind, path in targets}
+            if any(ex is None for ex in answered.values()):
+                return None
+            offered = sum(_attachments(ex.response_body) for path, ex in answered.items()
+                          if path.startswith("DocumentReference"))
+            letters = [ex for ex in seen if ex.tag == "binary" and ex.status == 200]
+            if len(letters) < offered:
+                return None
+            return f"{len(targets)} queries answered 200, {len(letters)} of {offered} document(s) fetched"
+
+        return h.wait_for(f"the vendor to pull {len(targets)} queries and the referral letter", done)
+
+    def token_granted(self, h: Harness) -> str:
+        grants = [ex for ex in h.exchanges(self.ids.simulator)
+                  if ex.tag == "token-request" and ex.direction == "to-simulator"]
+        if not any(ex.status == 200 for ex in grants):
+            raise StepFailed(f"no granted token request among {len(grants)}")
+        return f"{len(grants)} token request(s), granted"
+
+
+class DefectiveTaskRefused(VendorAsReceiver, kind="negative"):
+    id = "negative-defective-task"
+    title = "Vendor as receiving node: refuses a Notification Task with a known defect"
+    description = ("The simulator sends a Task whose identifier is a JSON object instead of an array (a defect of "
+                   "published examples, SPEC §4). The vendor must answer 4xx with an OperationOutcome and not pull.")
+    session_prefix = "defect"
+    defect = "identifier-object"  # one of the simulator's known defects (simulator/outbound/defects.py)
+    # What validators.rules.notification.check_notification_task finds in a Task with that defect (checked in
+    # the step against the Task the simulator actually sent): the vendor is not to blame for them.
+    expected = (ExpectedFinding("to-vendor", "notification", "NOTIF-002",
+                                f"the simulator sent the defect '{defect}' on purpose"),)
+
+    def steps(self) -> Steps:
+        notify = StepDef("notify-defective", "Simulator sends a defective Task; the vendor refuses it",
+                         self.notify_defective)
+        return (super().steps()
+                .replace("notify", notify)
+                .replace("await-pull", StepDef("no-pull", "Vendor does not pull for the refused Task", self.no_pull))
+                .remove("token-granted")
+                .replace("no-errors", StepDef("no-errors", "No unexpected error findings", self.no_errors)))
+
+    def notify_defective(self, h: Harness) -> str:
+        result = self.send_notification(h, defect=self.defect)
+        provoked = {f.rule for f in check_notification_task(result["task"])}
+        declared = {e.rule for e in self.expected}
+        if not provoked or not provoked <= declared:
+            raise StepFailed(f"the Task with the defect '{self.defect}' provokes {sorted(provoked) or 'no finding'}; "
+                             f"the scenario declares {sorted(declared)}")
+        delivery = result["delivery"]
+        status, body = delivery.get("status"), delivery.get("body") or ""
+        if not isinstance(status, int) or not 400 <= status < 500:
+            raise StepFailed(f"the vendor answered the defective Task with {status}; expected 4xx")
+        if "OperationOutcome" not in body:
+            raise StepFailed(f"the vendor's {status} carries no OperationOutcome: {body[:300]}")
+        return f"vendor refused with {status} and an OperationOutcome"
+
+    def no_pull(self, h: Harness) -> str:
+        time.sleep(QUIET_PERIOD_S)
+        asked = [ex for ex in h.exchanges(self.ids.simulator) if ex.direction == "to-simulator"]
+        if asked:
+            raise StepFailed(f"the vendor made {len(asked)} request(s) for a Task it refused: "
+                             + ", ".join(f"{ex.method} {ex.url}" for ex in asked[:5]))
+        return f"no request from the vendor in {QUIET_PERIOD_S:.0f} s"
+
+
+class CancellationAccepted(VendorAsReceiver, kind="negative"):
+    id = "negative-cancellation"
+    title = "Vendor as receiving node: accepts the cancellation of a notification"
+    description = ("After a complete pull the simulator cancels the notification with a conditional update "
+                   "(PUT Task?identifier=…, status cancelled). The vendor must answer 200 (SPEC §3 step 8).")
+    session_prefix = "cancel"
+
+    def steps(self) -> Steps:
+        return (super().steps()
+                .remove("token-granted")
+                .insert_before("no-errors", StepDef("cancel", "Simulator cancels; the vendor accepts the cancellation",
+                                                    self.cancel)))
+
+    def cancel(self, h: Harness) -> str:
+        sent = h.simulator.api("GET", f"/sessions/{self.ids.simulator}/notifications").json()
+        response = h.simulator.api("POST", f"/sessions/{self.ids.simulator}/notifications/{sent[-1]['id']}/cancel")
+        if response.status_code != 200:
+            raise StepFailed(f"cancel failed: {response.status_code} {response.text[:300]}")
+        status = response.json()["delivery"].get("status")
+        if status != 200:
+            raise StepFailed(f"the vendor answered the cancellation with {response.json()['delivery']}")
+        return "vendor answered 200 to the conditional update"
