@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import importlib
 import json
 import subprocess
 import sys
@@ -188,6 +189,15 @@ def test_rules_catalogue_in_json_follows_its_schema() -> None:
     assert {r["id"] for r in output["rules"]} == set(load_all())
     text = speeltuin("rules").stdout
     assert "NOTIF-002" in text and len(text.splitlines()) == len(output["rules"])
+
+
+def test_rules_catalogue_names_where_each_rule_is_checked() -> None:
+    output = json.loads(speeltuin("rules", "--format", "json").stdout)
+    where = {r["id"]: r["where"] for r in output["rules"]}
+    assert where["NOTIF-015"]["module"] == "validators.rules.notification"
+    for rule_id, place in where.items():
+        check = getattr(importlib.import_module(place["module"]), place["function"])
+        assert rule_id in {r.id for r in check.__emits__}, (rule_id, place)
 
 
 def test_detect_kind_on_json_and_xml(files) -> None:

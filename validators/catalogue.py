@@ -50,6 +50,8 @@ def _declaring_checks(module: ModuleType) -> dict[str, Where]:
     for name, value in vars(module).items():
         if inspect.isfunction(value) and value.__module__ == module.__name__:
             for declared in getattr(value, EMITS, ()):
+                if declared.id in found:
+                    raise ValueError(f"{declared.id} is declared by both {found[declared.id].function} and {name}")
                 found[declared.id] = Where(module.__name__, name)
     return found
 

@@ -6,7 +6,7 @@ catalogue (validators/catalogue.py) finds every rule and where it is checked by 
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields, is_dataclass
 from typing import Callable, Iterable, Literal, TypeVar
 
 Severity = Literal["error", "warning", "info"]
@@ -55,6 +55,24 @@ def emits(*rules: Rule) -> Callable[[Check], Check]:
         return check
 
     return declare
+
+
+def rules_in(table: object) -> tuple[Rule, ...]:
+    """Every rule in a table of a table-driven check, once each, in order: it declares them with
+    `@emits(*rules_in(TABLE))`. The table is made of dicts, lists, tuples and dataclasses holding rules."""
+    found: dict[Rule, None] = {}
+    stack = [table]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, Rule):
+            found.setdefault(item)
+        elif isinstance(item, dict):
+            stack.extend(reversed(list(item.values())))
+        elif isinstance(item, (list, tuple)):
+            stack.extend(reversed(item))
+        elif is_dataclass(item) and not isinstance(item, type):
+            stack.extend(reversed([getattr(item, f.name) for f in fields(item)]))
+    return tuple(found)
 
 
 def errors(findings: Iterable[Finding]) -> list[Finding]:

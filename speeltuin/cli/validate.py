@@ -98,9 +98,10 @@ def _jwks(path: str) -> dict:
 
 
 def cmd_rules(args: argparse.Namespace) -> int:
-    from validators.catalogue import list_rules
+    from validators.catalogue import catalogue
 
-    rules = [{"id": r.id, "severity": r.severity, "title": r.title, "reference": r.reference} for r in list_rules()]
+    rules = [{"id": e.rule.id, "severity": e.rule.severity, "title": e.rule.title, "reference": e.rule.reference,
+              "where": e.where.to_dict() if e.where else None} for e in catalogue().values()]
     if args.format == "json":
         print(json.dumps({"rules": rules}, indent=2, ensure_ascii=False))
     else:

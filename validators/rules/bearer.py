@@ -8,20 +8,10 @@ import re
 from typing import Literal, Mapping
 from urllib.parse import parse_qsl, urlsplit
 
-from validators.findings import Finding, rule
+from validators.findings import Finding, emits, rule
 from validators.rules.http import check_bearer_challenge, check_error_status
 
 _REF = "SPEC §5.2; RFC 6750 §2.1"
-HEADER_MISSING = rule("BEAR-001", "error", "request carries no Authorization header", _REF)
-HEADER_SYNTAX = rule("BEAR-002", "error", "Authorization header is not 'Bearer' followed by a b64token", _REF)
-SCHEME_CASE = rule("BEAR-003", "warning", "auth scheme not written 'Bearer' (case-insensitive, but some servers "
-                   "compare exactly)", _REF)
-TOKEN_IN_QUERY = rule("BEAR-004", "error", "access token sent in the URL query (access_token=)",
-                      "SPEC §5.2; RFC 6750 §2.3, §5.3")
-EXPIRED_ACCEPTED = rule("BEAR-005", "error", "request with an expired token not refused with 401",
-                        "SPEC §5.2, §5.4; RFC 6750 §3.1")
-CANCELLED_ACCEPTED = rule("BEAR-006", "error", "request with a token of a cancelled notification not refused "
-                          "with 401", "SPEC §3 step 8, §5.4")
 
 # RFC 6750 §2.1: credentials = "Bearer" 1*SP b64token; b64token = 1*( ALPHA / DIGIT / "-._~+/" ) *"="
 _B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
@@ -36,6 +26,13 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
     return next((v for k, v in headers.items() if k.lower() == lowered), None)
 
 
+HEADER_MISSING = rule("BEAR-001", "error", "request carries no Authorization header", _REF)
+HEADER_SYNTAX = rule("BEAR-002", "error", "Authorization header is not 'Bearer' followed by a b64token", _REF)
+SCHEME_CASE = rule("BEAR-003", "warning", "auth scheme not written 'Bearer' (case-insensitive, but some servers "
+                   "compare exactly)", _REF)
+
+
+@emits(HEADER_MISSING, HEADER_SYNTAX, SCHEME_CASE)
 def check_authorization_header(value: str | None) -> list[Finding]:
     """`Authorization: Bearer <b64token>` exactly (RFC 6750 §2.1); the scheme compares case-insensitively."""
     location = "request.headers.Authorization"
@@ -62,6 +59,11 @@ def check_authorization_header(value: str | None) -> list[Finding]:
     return findings
 
 
+TOKEN_IN_QUERY = rule("BEAR-004", "error", "access token sent in the URL query (access_token=)",
+                      "SPEC §5.2; RFC 6750 §2.3, §5.3")
+
+
+@emits(TOKEN_IN_QUERY)
 def check_request_token_placement(url: str, headers: Mapping[str, str]) -> list[Finding]:
     """The token travels in the Authorization header, never in the URL (RFC 6750 §2.3: it ends up in logs)."""
     try:
@@ -79,6 +81,13 @@ def check_request_token_placement(url: str, headers: Mapping[str, str]) -> list[
     return findings + check_authorization_header(header)
 
 
+EXPIRED_ACCEPTED = rule("BEAR-005", "error", "request with an expired token not refused with 401",
+                        "SPEC §5.2, §5.4; RFC 6750 §3.1")
+CANCELLED_ACCEPTED = rule("BEAR-006", "error", "request with a token of a cancelled notification not refused "
+                          "with 401", "SPEC §3 step 8, §5.4")
+
+
+@emits(EXPIRED_ACCEPTED, CANCELLED_ACCEPTED)
 def check_token_use(token_state: TokenState, *, response_status: int,
                     response_headers: Mapping[str, str] | None = None) -> list[Finding]:
     """How a resource server answered a request whose token state the simulator knows (SPEC §5.4).

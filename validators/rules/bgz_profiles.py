@@ -3,6 +3,8 @@
 Each fact is a row of `PROFILE_FACTS`: the rule it enforces, a kind ("present", "coded", "fixed",
 "extension", "component", "component-unit", "bsn") and its data (element path, accepted codes, a
 value). A handful of small checkers interpret the kinds, so a new fact is a new row, not new code.
+The facts' rules sit right above the table; `_check_profiles`, which applies it, declares them with
+`@emits(*rules_in(PROFILE_FACTS))`.
 
 Severity follows the source: facts SPEC §6.2 states are errors; facts taken from the query table of
 SPEC §6 or seen consistently in the Nictiz zib2017 examples (SPEC §8) are warnings. Every resource
@@ -15,19 +17,56 @@ from typing import Callable, Iterator, Literal
 
 from validators import spec
 from validators.evidence import show
-from validators.findings import Finding, Rule, rule
+from validators.findings import Finding, Rule, emits, rule, rules_in
 from validators.rules.identifiers import check_identifier
 
 _REF = "SPEC §6.2"
 _QUERY_REF = "SPEC §6"
 _EXAMPLES_REF = "SPEC §6, §8"
 
-# --- rules -------------------------------------------------------------------------------------
-PROFILE_TYPE = rule("PROF-001", "error", "resource type does not fit the BgZ profile it claims", "SPEC §6, §6.2")
-VALUE_SET_SYSTEM = rule("PROF-002", "error", "zib value-set OID (2.16.840.1.113883.2.4.3.11.60.40.2…) used as a "
-                        "Coding system", _REF)
-SYSTEM_SPELLING = rule("PROF-003", "warning", "SNOMED, LOINC, ATC or UCUM named by an OID or a variant of its URI",
-                       _REF)
+# --- the facts ---------------------------------------------------------------------------------
+Kind = Literal["present", "coded", "fixed", "extension", "component", "component-unit", "bsn"]
+
+
+@dataclass(frozen=True)
+class Fact:
+    rule: Rule
+    kind: Kind
+    path: str  # dotted element path from the resource; lists along the way are searched
+    codes: tuple[str, ...] = ()  # "system|code": one must occur (coded, component)
+    value: str = ""  # fixed value, extension url, or UCUM unit code
+    applies: Callable[[dict], bool] | None = None  # the fact holds only for resources this accepts
+
+
+def _query_codes(number: int, param: str) -> tuple[str, ...]:
+    """The `system|code` values query `number` filters `param` on: the codes the profile fixes."""
+    query = next(q for q in spec.BGZ_QUERIES if q.number == number)
+    return tuple(code for name, value in query.search.params if name == param for code in value.split(","))
+
+
+def _is_insurance(coverage: dict) -> bool:
+    """A Coverage paid by an insurer; self-paying (payor the patient or a relative) has no insurance period.
+
+    The Nictiz example zib-Payer-02 (the patient pays) has no period at all, so SPEC's period.end
+    applies to insurance only. A payor whose type cannot be told (urn:uuid, display only) counts as an insurer.
+    """
+    payors = coverage.get("payor")
+    payors = payors if isinstance(payors, list) and payors else [None]
+    return not all(_reference_type(p) in ("Patient", "RelatedPerson") for p in payors)
+
+
+def _reference_type(reference: object) -> str | None:
+    """The resource type of a relative or absolute literal reference (`Type/id[/_history/v]`)."""
+    target = reference.get("reference") if isinstance(reference, dict) else None
+    segments = target.split("/_history/")[0].split("/") if isinstance(target, str) else []
+    return segments[-2] if len(segments) >= 2 else None
+
+
+def _profile(name: str) -> str:
+    return name if name.startswith("http") else spec.NICTIZ_SD + name
+
+
+# --- the facts' rules and the facts ------------------------------------------------------------
 PATIENT_BSN = rule("PROF-PATIENT-001", "warning", "nl-core-patient has no identifier in the BSN slice", _REF)
 PROBLEM_STATUS = rule("PROF-PROBLEM-001", "error", "zib-Problem without clinicalStatus", _REF)
 PROBLEM_CODE = rule("PROF-PROBLEM-002", "error", "zib-Problem without code", _REF)
@@ -76,57 +115,6 @@ PROCEDURE_CODE = rule("PROF-PROCEDURE-001", "warning", "zib-Procedure without co
 PRODUCT_CODE = rule("PROF-PRODUCT-001", "warning", "zib-Product without code", _EXAMPLES_REF)
 DEVICE_TYPE = rule("PROF-DEVICE-001", "warning", "zib-MedicalDeviceProduct without type", _EXAMPLES_REF)
 SPECIMEN_TYPE = rule("PROF-SPECIMEN-001", "warning", "zib-LaboratoryTestResult-Specimen without type", _EXAMPLES_REF)
-
-MATCH_TYPE = rule("BGZ-001", "error", "query returned a match of another resource type than it asks for",
-                  "SPEC §6, §6.1")
-INCLUDE_TYPE = rule("BGZ-002", "error", "query returned an included resource of a type its _include parameters do "
-                    "not name", "SPEC §6, §6.1")
-# A warning: variants of the queries (SPEC §6) may filter on other codes than the table's form.
-MATCH_FILTER = rule("BGZ-003", "warning", "match resource does not satisfy the query's search parameters",
-                    _QUERY_REF)
-
-
-# --- the facts ---------------------------------------------------------------------------------
-Kind = Literal["present", "coded", "fixed", "extension", "component", "component-unit", "bsn"]
-
-
-@dataclass(frozen=True)
-class Fact:
-    rule: Rule
-    kind: Kind
-    path: str  # dotted element path from the resource; lists along the way are searched
-    codes: tuple[str, ...] = ()  # "system|code": one must occur (coded, component)
-    value: str = ""  # fixed value, extension url, or UCUM unit code
-    applies: Callable[[dict], bool] | None = None  # the fact holds only for resources this accepts
-
-
-def _query_codes(number: int, param: str) -> tuple[str, ...]:
-    """The `system|code` values query `number` filters `param` on: the codes the profile fixes."""
-    query = next(q for q in spec.BGZ_QUERIES if q.number == number)
-    return tuple(code for name, value in query.search.params if name == param for code in value.split(","))
-
-
-def _is_insurance(coverage: dict) -> bool:
-    """A Coverage paid by an insurer; self-paying (payor the patient or a relative) has no insurance period.
-
-    The Nictiz example zib-Payer-02 (the patient pays) has no period at all, so SPEC's period.end
-    applies to insurance only. A payor whose type cannot be told (urn:uuid, display only) counts as an insurer.
-    """
-    payors = coverage.get("payor")
-    payors = payors if isinstance(payors, list) and payors else [None]
-    return not all(_reference_type(p) in ("Patient", "RelatedPerson") for p in payors)
-
-
-def _reference_type(reference: object) -> str | None:
-    """The resource type of a relative or absolute literal reference (`Type/id[/_history/v]`)."""
-    target = reference.get("reference") if isinstance(reference, dict) else None
-    segments = target.split("/_history/")[0].split("/") if isinstance(target, str) else []
-    return segments[-2] if len(segments) >= 2 else None
-
-
-def _profile(name: str) -> str:
-    return name if name.startswith("http") else spec.NICTIZ_SD + name
-
 
 PROFILE_FACTS: dict[str, tuple[Fact, ...]] = {
     spec.NL_CORE_PATIENT_PROFILE: (Fact(PATIENT_BSN, "bsn", "identifier"),),
@@ -320,6 +308,13 @@ _CANONICAL_SYSTEMS = (spec.SNOMED, spec.LOINC, spec.ATC, spec.UCUM)
 _NORMALISED = {s.lower(): s for s in _CANONICAL_SYSTEMS}
 
 
+VALUE_SET_SYSTEM = rule("PROF-002", "error", "zib value-set OID (2.16.840.1.113883.2.4.3.11.60.40.2…) used as a "
+                        "Coding system", _REF)
+SYSTEM_SPELLING = rule("PROF-003", "warning", "SNOMED, LOINC, ATC or UCUM named by an OID or a variant of its URI",
+                       _REF)
+
+
+@emits(VALUE_SET_SYSTEM, SYSTEM_SPELLING)
 def _check_system(system: str, location: str, findings: list[Finding]) -> None:
     prefix = spec.ZIB_VALUE_SET_OID_PREFIX
     if system == prefix or system.startswith(prefix + "."):
@@ -359,6 +354,10 @@ def check_resource(resource: dict, *, location: str = "") -> list[Finding]:
     return findings
 
 
+PROFILE_TYPE = rule("PROF-001", "error", "resource type does not fit the BgZ profile it claims", "SPEC §6, §6.2")
+
+
+@emits(PROFILE_TYPE, *rules_in(PROFILE_FACTS))
 def _check_profiles(resource: dict, base: str, findings: list[Finding]) -> None:
     rtype = resource.get("resourceType")
     for url in claimed_profiles(resource):
@@ -379,6 +378,13 @@ def _check_profiles(resource: dict, base: str, findings: list[Finding]) -> None:
 _FILTER_PARAMS = frozenset({"category", "code", "status", "class"})  # each names the element it searches
 
 
+MATCH_TYPE = rule("BGZ-001", "error", "query returned a match of another resource type than it asks for",
+                  "SPEC §6, §6.1")
+INCLUDE_TYPE = rule("BGZ-002", "error", "query returned an included resource of a type its _include parameters do "
+                    "not name", "SPEC §6, §6.1")
+
+
+@emits(MATCH_TYPE, INCLUDE_TYPE)
 def check_query_result(bundle: dict, query: spec.BgzQuery) -> list[Finding]:
     """Only resources the query asks for (and its _include brings), each checked with `check_resource`."""
     if not isinstance(bundle, dict):
@@ -412,6 +418,12 @@ def check_query_result(bundle: dict, query: spec.BgzQuery) -> list[Finding]:
     return findings
 
 
+# A warning: variants of the queries (SPEC §6) may filter on other codes than the table's form.
+MATCH_FILTER = rule("BGZ-003", "warning", "match resource does not satisfy the query's search parameters",
+                    _QUERY_REF)
+
+
+@emits(MATCH_FILTER)
 def _check_filters(resource: dict, filters: list[tuple[str, str]], location: str, findings: list[Finding]) -> None:
     for name, value in filters:
         tokens = value.split(",")

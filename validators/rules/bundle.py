@@ -8,33 +8,15 @@ from __future__ import annotations
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Callable, Sequence
 from urllib.parse import urlsplit
 
 from validators.evidence import show
-from validators.findings import Finding, rule
+from validators.findings import Finding, emits, rule
 from validators.query import parse_params, search_target
 from validators.stu3 import IGNORED_SEARCH_PARAMS
 
 _REF = "SPEC §6.1"
-NOT_BUNDLE = rule("BUNDLE-001", "error", "not a FHIR Bundle resource", _REF)
-NOT_SEARCHSET = rule("BUNDLE-002", "error", "Bundle.type is not searchset", _REF)
-SELF_LINK = rule("BUNDLE-003", "error", "self link missing", _REF)
-SELF_PARAMS = rule("BUNDLE-004", "error", "self link lacks a parameter of the request", _REF)
-PROFILE_MISSING = rule("BUNDLE-005", "error", "resource has no meta.profile", _REF)
-PROFILE_EXPECTED = rule("BUNDLE-006", "error", "match resource does not claim the expected profile", _REF)
-FULL_URL = rule("BUNDLE-007", "error", "fullUrl missing or not absolute (http(s), urn:uuid, urn:oid)", _REF)
-FULL_URL_ID = rule("BUNDLE-008", "error", "fullUrl does not end in the resource id", _REF)
-CODING = rule("BUNDLE-009", "error", "Coding lacks system or code", _REF)
-# Display/text and reference resolution are quality demands beyond the FHIR core: warnings, so
-# correct zib examples never produce errors for them (SPEC §8).
-CONCEPT_TEXT = rule("BUNDLE-010", "warning", "CodeableConcept has neither text nor a coding display", _REF)
-IDENTIFIER = rule("BUNDLE-011", "error", "Identifier lacks system or value", _REF)
-REFERENCE = rule("BUNDLE-012", "warning", "Reference has no display and does not resolve inside the Bundle", _REF)
-TOTAL = rule("BUNDLE-013", "warning", "Bundle.total does not match the match entries", _REF)
-INCLUDE_MODE = rule("BUNDLE-014", "error", "included resource lacks search.mode include", _REF)
-OTHER_PATIENT = rule("BUNDLE-015", "error", "resource belongs to another patient than the token's", "SPEC §5.4, §6.1")
-ENTRY = rule("BUNDLE-016", "error", "Bundle.entry is not a list of entries with a resource", _REF)
 
 _NO_PROFILE_NEEDED = frozenset({"OperationOutcome", "Binary"})
 _PATIENT_KEYS = ("subject", "patient", "beneficiary")
@@ -53,6 +35,13 @@ class _Index:
     typed_ids: set[str] = field(default_factory=set)  # Type/id of every entry
 
 
+NOT_BUNDLE = rule("BUNDLE-001", "error", "not a FHIR Bundle resource", _REF)
+NOT_SEARCHSET = rule("BUNDLE-002", "error", "Bundle.type is not searchset", _REF)
+INCLUDE_MODE = rule("BUNDLE-014", "error", "included resource lacks search.mode include", _REF)
+ENTRY = rule("BUNDLE-016", "error", "Bundle.entry is not a list of entries with a resource", _REF)
+
+
+@emits(NOT_BUNDLE, NOT_SEARCHSET, INCLUDE_MODE, ENTRY)
 def check_searchset(bundle: object, *, request_url: str | None = None, expected_profiles: Sequence[str] = (),
                     patient_reference: str | None = None) -> list[Finding]:
     if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
@@ -113,6 +102,11 @@ def _query_pairs(url: str) -> Counter[tuple[str, str]]:
                    if pair[0] not in IGNORED_SEARCH_PARAMS)
 
 
+SELF_LINK = rule("BUNDLE-003", "error", "self link missing", _REF)
+SELF_PARAMS = rule("BUNDLE-004", "error", "self link lacks a parameter of the request", _REF)
+
+
+@emits(SELF_LINK, SELF_PARAMS)
 def _check_self_link(self_link: tuple[int, str | None] | None, request_url: str, findings: list[Finding]) -> None:
     if self_link is None or not self_link[1]:
         findings.append(SELF_LINK.finding(f"no link with relation 'self' and a url; expected the URL of "
@@ -152,6 +146,11 @@ def _searched_types(request_url: str | None, entries: list) -> set[str]:
     return {t for t in types if t}
 
 
+FULL_URL = rule("BUNDLE-007", "error", "fullUrl missing or not absolute (http(s), urn:uuid, urn:oid)", _REF)
+FULL_URL_ID = rule("BUNDLE-008", "error", "fullUrl does not end in the resource id", _REF)
+
+
+@emits(FULL_URL, FULL_URL_ID)
 def _check_full_url(full_url: object, resource: dict, location: str, findings: list[Finding]) -> None:
     if not isinstance(full_url, str) or not _ABSOLUTE_FULL_URL.fullmatch(full_url):
         findings.append(FULL_URL.finding(f"saw fullUrl {show(full_url, 120)}; expected an absolute http(s) URL, "
@@ -164,6 +163,11 @@ def _check_full_url(full_url: object, resource: dict, location: str, findings: l
                                                 f"resource (id {show(rid)})", f"{location}.fullUrl"))
 
 
+PROFILE_MISSING = rule("BUNDLE-005", "error", "resource has no meta.profile", _REF)
+PROFILE_EXPECTED = rule("BUNDLE-006", "error", "match resource does not claim the expected profile", _REF)
+
+
+@emits(PROFILE_MISSING, PROFILE_EXPECTED)
 def _check_profile(resource: dict, expected_profiles: Sequence[str], location: str, findings: list[Finding]) -> None:
     rtype = _get_str(resource, "resourceType")
     if rtype in _NO_PROFILE_NEEDED:
@@ -188,6 +192,10 @@ def _normalize_reference(reference: str, index: _Index) -> str:
     return "/".join(segments[-2:])
 
 
+OTHER_PATIENT = rule("BUNDLE-015", "error", "resource belongs to another patient than the token's", "SPEC §5.4, §6.1")
+
+
+@emits(OTHER_PATIENT)
 def _check_patient(resource: dict, is_match: bool, patient: str, index: _Index, location: str,
                    findings: list[Finding]) -> None:
     rtype = resource.get("resourceType")
@@ -201,6 +209,10 @@ def _check_patient(resource: dict, is_match: bool, patient: str, index: _Index, 
                                                   f"for {patient}", f"{location}.resource.{key}.reference"))
 
 
+TOTAL = rule("BUNDLE-013", "warning", "Bundle.total does not match the match entries", _REF)
+
+
+@emits(TOTAL)
 def _check_total(total: object, matches: int, has_next: bool, findings: list[Finding]) -> None:
     if total is None:
         return
@@ -212,6 +224,44 @@ def _check_total(total: object, matches: int, has_next: bool, findings: list[Fin
     elif not has_next and total != matches:
         findings.append(TOTAL.finding(f"total {total} but {matches} match entries and no next page",
                                       "Bundle.total"))
+
+
+CODING = rule("BUNDLE-009", "error", "Coding lacks system or code", _REF)
+# Display/text and reference resolution are quality demands beyond the FHIR core: warnings, so
+# correct zib examples never produce errors for them (SPEC §8).
+CONCEPT_TEXT = rule("BUNDLE-010", "warning", "CodeableConcept has neither text nor a coding display", _REF)
+IDENTIFIER = rule("BUNDLE-011", "error", "Identifier lacks system or value", _REF)
+REFERENCE = rule("BUNDLE-012", "warning", "Reference has no display and does not resolve inside the Bundle", _REF)
+
+
+@emits(CODING, CONCEPT_TEXT, IDENTIFIER, REFERENCE)
+def check_element(node: dict, path: str, key: str, resolves: Callable[[str], bool]) -> list[Finding]:
+    """The Coding, CodeableConcept, Identifier or Reference that `node` (found under `key`) is.
+
+    `resolves` tells whether a reference points inside the Bundle.
+    """
+    findings: list[Finding] = []
+    # Elements holding only extensions (e.g. data-absent-reason) carry no value to check.
+    if not node.keys() - {"extension", "id"}:
+        return findings
+    if key in _CODING_KEYS:
+        if not node.get("system") or not node.get("code"):
+            findings.append(CODING.finding(f"saw system {show(node.get('system'))} and code "
+                                           f"{show(node.get('code'))}; expected both", path))
+    coding = node.get("coding")
+    if isinstance(coding, list):
+        if not node.get("text") and not any(isinstance(c, dict) and c.get("display") for c in coding):
+            codes = ", ".join(f"{_get_str(c, 'system')}|{_get_str(c, 'code')}" for c in coding)
+            findings.append(CONCEPT_TEXT.finding(f"no text and no display (codings {show(codes, 120)})", path))
+    if key in _IDENTIFIER_KEYS:
+        if not node.get("system") or not node.get("value"):
+            findings.append(IDENTIFIER.finding(f"saw system {show(node.get('system'))} and value "
+                                               f"{show(node.get('value'))}; expected both", path))
+    reference = node.get("reference")
+    if isinstance(reference, str) and not node.get("display") and not resolves(reference):
+        findings.append(REFERENCE.finding(f"{show(reference, 120)} has no display and is not in the Bundle",
+                                          f"{path}.reference"))
+    return findings
 
 
 class _Walker:
@@ -240,27 +290,7 @@ class _Walker:
                     self._walk(item, f"{path}[{i}]", key)
 
     def _check(self, node: dict, path: str, key: str) -> None:
-        # Elements holding only extensions (e.g. data-absent-reason) carry no value to check.
-        if not node.keys() - {"extension", "id"}:
-            return
-        if key in _CODING_KEYS:
-            if not node.get("system") or not node.get("code"):
-                self.findings.append(CODING.finding(f"saw system {show(node.get('system'))} and code "
-                                                    f"{show(node.get('code'))}; expected both", path))
-        coding = node.get("coding")
-        if isinstance(coding, list):
-            if not node.get("text") and not any(isinstance(c, dict) and c.get("display") for c in coding):
-                codes = ", ".join(f"{_get_str(c, 'system')}|{_get_str(c, 'code')}" for c in coding)
-                self.findings.append(CONCEPT_TEXT.finding(f"no text and no display (codings {show(codes, 120)})",
-                                                          path))
-        if key in _IDENTIFIER_KEYS:
-            if not node.get("system") or not node.get("value"):
-                self.findings.append(IDENTIFIER.finding(f"saw system {show(node.get('system'))} and value "
-                                                        f"{show(node.get('value'))}; expected both", path))
-        reference = node.get("reference")
-        if isinstance(reference, str) and not node.get("display") and not self._resolves(reference):
-            self.findings.append(REFERENCE.finding(f"{show(reference, 120)} has no display and is not in the "
-                                                   "Bundle", f"{path}.reference"))
+        self.findings.extend(check_element(node, path, key, self._resolves))
 
     def _resolves(self, reference: str) -> bool:
         if reference.startswith("#"):

@@ -20,14 +20,9 @@ from cryptography.x509.oid import ObjectIdentifier
 
 from validators import spec
 from validators.evidence import show
-from validators.findings import Finding, rule
+from validators.findings import Finding, emits, rule
 
 _REF = "SPEC §5.1"
-URA_MISMATCH = rule("CERT-001", "error", "URA in the certificate differs from the authorization assertion's sub",
-                    "SPEC §5.1, §5.2")
-NO_URA = rule("CERT-002", "warning", "certificate carries no readable UZI otherName (2.5.5.5) with a URA", _REF)
-SIGNING_KEY_IS_TLS_KEY = rule("CERT-003", "warning", "JWT signing key is the TLS certificate's key", "SPEC §5.2")
-UNREADABLE = rule("CERT-004", "error", "certificate is not a readable X.509 certificate (PEM or DER)", _REF)
 
 PublicKey = Union[rsa.RSAPublicKey, ec.EllipticCurvePublicKey]
 CertificateInput = Union[x509.Certificate, bytes, str]
@@ -64,6 +59,19 @@ def load_certificate(data: CertificateInput) -> x509.Certificate | None:
         return x509.load_der_x509_certificate(raw)
     except ValueError:
         return None
+
+
+UNREADABLE = rule("CERT-004", "error", "certificate is not a readable X.509 certificate (PEM or DER)", _REF)
+
+
+@emits(UNREADABLE)
+def read_certificate(data: CertificateInput, what: str, location: str) -> tuple[x509.Certificate | None,
+                                                                                   list[Finding]]:
+    """The certificate, or None and the finding that `what` cannot be read."""
+    cert = load_certificate(data)
+    if cert is None:
+        return None, [UNREADABLE.finding(f"{what} is neither PEM nor DER X.509", location)]
+    return cert, []
 
 
 def load_certificates_pem(data: bytes) -> list[x509.Certificate]:
@@ -145,14 +153,20 @@ def describe(cert: x509.Certificate) -> str:
             f"{cert.not_valid_before_utc:%Y-%m-%dT%H:%M:%SZ}..{cert.not_valid_after_utc:%Y-%m-%dT%H:%M:%SZ}")
 
 
-# --- rules -----------------------------------------------------------------------------------------
+# --- checks ------------------------------------------------------------------------------------------
 
+URA_MISMATCH = rule("CERT-001", "error", "URA in the certificate differs from the authorization assertion's sub",
+                    "SPEC §5.1, §5.2")
+NO_URA = rule("CERT-002", "warning", "certificate carries no readable UZI otherName (2.5.5.5) with a URA", _REF)
+
+
+@emits(URA_MISMATCH, NO_URA)
 def check_certificate_ura(certificate: CertificateInput, sub: object, *, location: str = "certificate") -> \
         list[Finding]:
     """The URA in the client's certificate must equal the authorization assertion's `sub` (SPEC §5.2)."""
-    cert = load_certificate(certificate)
+    cert, unreadable = read_certificate(certificate, "certificate", location)
     if cert is None:
-        return [UNREADABLE.finding("certificate is neither PEM nor DER X.509", location)]
+        return unreadable
     names = uzi_names(cert)
     ura = ura_from_certificate(cert)
     if ura is None:
@@ -193,12 +207,16 @@ def _jwk_public_key(jwk: dict) -> PublicKey | None:
     return key if isinstance(key, (rsa.RSAPublicKey, ec.EllipticCurvePublicKey)) else None
 
 
+SIGNING_KEY_IS_TLS_KEY = rule("CERT-003", "warning", "JWT signing key is the TLS certificate's key", "SPEC §5.2")
+
+
+@emits(SIGNING_KEY_IS_TLS_KEY)
 def check_signing_key_not_tls(signing_key: Any, tls_cert_pem: CertificateInput, *,
                               location: str = "jwt.header") -> list[Finding]:
     """The JWT signing key (JWK, key or certificate) must not be the key of the TLS certificate (SPEC §5.2)."""
-    tls = load_certificate(tls_cert_pem)
+    tls, unreadable = read_certificate(tls_cert_pem, "TLS certificate", "tls.certificate")
     if tls is None:
-        return [UNREADABLE.finding("TLS certificate is neither PEM nor DER X.509", "tls.certificate")]
+        return unreadable
     signing, tls_key = public_key_der(signing_key), public_key_der(tls)
     if signing is None or tls_key is None or signing != tls_key:
         return []

@@ -7,25 +7,11 @@ import binascii
 import re
 
 from validators.evidence import show
-from validators.findings import Finding, rule
+from validators.findings import Finding, emits, rule
 from validators.stu3 import media_type
 
 _REF = "SPEC §3 (step 6)"
 PDF = "application/pdf"
-CONTENT_TYPE = rule("DOC-001", "error", "document content type is not application/pdf", _REF)
-PDF_MAGIC = rule("DOC-002", "error", "PDF body does not start with %PDF-", _REF)
-DECLARED_MISMATCH = rule("DOC-003", "error", "served content type differs from the DocumentReference's "
-                         "attachment contentType", _REF)
-NOT_DOCUMENT_REFERENCE = rule("DOC-004", "error", "not a FHIR DocumentReference resource", _REF)
-STATUS = rule("DOC-005", "error", "DocumentReference.status is not current", _REF)
-TYPE = rule("DOC-006", "error", "DocumentReference.type lacks a coding with system and code", _REF)
-SUBJECT = rule("DOC-007", "error", "DocumentReference.subject lacks a reference to a Patient", _REF)
-ATTACHMENT = rule("DOC-008", "error", "DocumentReference.content lacks an attachment with contentType and url", _REF)
-ATTACHMENT_URL = rule("DOC-009", "error", "attachment.url is neither a relative Binary/<id> nor an absolute http(s) "
-                      "URL", _REF)
-NOT_BINARY = rule("DOC-010", "error", "not a FHIR Binary resource", _REF)
-BINARY_CONTENT_TYPE = rule("DOC-011", "error", "Binary.contentType missing or not a media type", _REF)
-BINARY_CONTENT = rule("DOC-012", "error", "Binary.content missing or not valid base64", _REF)
 
 _FHIR_ID = r"[A-Za-z0-9\-.]{1,64}"
 _BINARY_URL = re.compile(f"Binary/{_FHIR_ID}(/_history/{_FHIR_ID})?")
@@ -42,6 +28,13 @@ def check_binary(content_type: str | None, body: bytes, *, declared_type: str | 
     return _check_bytes(content_type, body, declared_type, "response.headers.Content-Type", "response.body")
 
 
+CONTENT_TYPE = rule("DOC-001", "error", "document content type is not application/pdf", _REF)
+PDF_MAGIC = rule("DOC-002", "error", "PDF body does not start with %PDF-", _REF)
+DECLARED_MISMATCH = rule("DOC-003", "error", "served content type differs from the DocumentReference's "
+                         "attachment contentType", _REF)
+
+
+@emits(CONTENT_TYPE, PDF_MAGIC, DECLARED_MISMATCH)
 def _check_bytes(content_type: str | None, body: bytes, declared_type: str | None, type_location: str,
                  body_location: str) -> list[Finding]:
     findings: list[Finding] = []
@@ -59,6 +52,12 @@ def _check_bytes(content_type: str | None, body: bytes, declared_type: str | Non
     return findings
 
 
+NOT_BINARY = rule("DOC-010", "error", "not a FHIR Binary resource", _REF)
+BINARY_CONTENT_TYPE = rule("DOC-011", "error", "Binary.contentType missing or not a media type", _REF)
+BINARY_CONTENT = rule("DOC-012", "error", "Binary.content missing or not valid base64", _REF)
+
+
+@emits(NOT_BINARY, BINARY_CONTENT_TYPE, BINARY_CONTENT)
 def check_binary_resource(resource: object, *, declared_type: str | None = None) -> list[Finding]:
     """A Binary served as FHIR (`Accept: application/fhir+json`): contentType, base64 content, and the bytes."""
     if not isinstance(resource, dict) or resource.get("resourceType") != "Binary":
@@ -101,6 +100,16 @@ def _decode_base64(text: str) -> bytes | None:
         return None
 
 
+NOT_DOCUMENT_REFERENCE = rule("DOC-004", "error", "not a FHIR DocumentReference resource", _REF)
+STATUS = rule("DOC-005", "error", "DocumentReference.status is not current", _REF)
+TYPE = rule("DOC-006", "error", "DocumentReference.type lacks a coding with system and code", _REF)
+SUBJECT = rule("DOC-007", "error", "DocumentReference.subject lacks a reference to a Patient", _REF)
+ATTACHMENT = rule("DOC-008", "error", "DocumentReference.content lacks an attachment with contentType and url", _REF)
+ATTACHMENT_URL = rule("DOC-009", "error", "attachment.url is neither a relative Binary/<id> nor an absolute http(s) "
+                      "URL", _REF)
+
+
+@emits(NOT_DOCUMENT_REFERENCE, STATUS, TYPE, SUBJECT, ATTACHMENT, ATTACHMENT_URL)
 def check_document_reference(resource: object) -> list[Finding]:
     if not isinstance(resource, dict) or resource.get("resourceType") != "DocumentReference":
         seen = resource.get("resourceType") if isinstance(resource, dict) else type(resource).__name__

@@ -9,23 +9,8 @@ from lxml import etree
 
 from validators import spec
 from validators.evidence import show
-from validators.findings import Finding, rule
+from validators.findings import Finding, emits, rule
 from validators.stu3 import FHIR_MEDIA_TYPES, FORMAT_FAMILIES, XML_NAMESPACE, media_type
-
-FHIR_CONTENT_TYPE = rule("HTTP-001", "error", "FHIR responses use a FHIR content type", "SPEC §3 step 5")
-CREATED_WITH_LOCATION = rule("HTTP-002", "error", "A Task create is answered 201 Created with a Location header",
-                             "SPEC §3 step 3")
-ERROR_IS_OPERATION_OUTCOME = rule("HTTP-003", "error", "Every FHIR error body is an OperationOutcome", "SPEC §5.4")
-BEARER_CHALLENGE = rule("HTTP-004", "error", "A 401 carries WWW-Authenticate: Bearer error=\"invalid_token\"",
-                        "SPEC §5.2 (RFC 6750 §3)")
-FORMAT_NOT_HONOURED = rule("HTTP-005", "error", "response format does not honour _format or Accept",
-                           "SPEC §3 steps 5-6")
-NO_TOKEN_STATUS = rule("HTTP-006", "error", "request without a bearer token not answered 401", "SPEC §5.4")
-BAD_TOKEN_STATUS = rule("HTTP-007", "error", "request with an invalid bearer token not answered 401", "SPEC §5.4")
-OTHER_PATIENT_STATUS = rule("HTTP-008", "error", "request for another patient's data not answered 403 (or 404)",
-                            "SPEC §5.4")
-MALFORMED_QUERY_STATUS = rule("HTTP-009", "error", "malformed query not answered 400", "SPEC §5.4")
-NOT_FOUND_STATUS = rule("HTTP-010", "error", "read of an unknown resource not answered 404", "SPEC §5.4")
 
 
 ErrorSituation = Literal["no-token", "bad-token", "other-patient", "malformed-query", "not-found"]
@@ -34,8 +19,6 @@ ERROR_STATUSES: dict[str, tuple[int, ...]] = {
     "no-token": (401,), "bad-token": (401,), "other-patient": (403, 404), "malformed-query": (400,),
     "not-found": (404,),
 }
-_SITUATION_RULES = {"no-token": NO_TOKEN_STATUS, "bad-token": BAD_TOKEN_STATUS, "other-patient": OTHER_PATIENT_STATUS,
-                    "malformed-query": MALFORMED_QUERY_STATUS, "not-found": NOT_FOUND_STATUS}
 
 _BEARER_SCHEME = re.compile(r"(?:^|,)\s*bearer(?=\s|,|$)", re.IGNORECASE)
 # auth-param names are case-insensitive, the error value is not (RFC 7235 §2.1, RFC 6750 §3)
@@ -69,6 +52,11 @@ def _resource_type(body: bytes) -> str | None:
     return qname.localname if qname.namespace == XML_NAMESPACE else None
 
 
+FHIR_CONTENT_TYPE = rule("HTTP-001", "error", "FHIR responses use a FHIR content type", "SPEC §3 step 5")
+ERROR_IS_OPERATION_OUTCOME = rule("HTTP-003", "error", "Every FHIR error body is an OperationOutcome", "SPEC §5.4")
+
+
+@emits(FHIR_CONTENT_TYPE, ERROR_IS_OPERATION_OUTCOME)
 def check_fhir_response(status: int, headers: Mapping[str, str], body: bytes) -> list[Finding]:
     """Content type on every FHIR answer; OperationOutcome and the bearer challenge on errors."""
     found: list[Finding] = []
@@ -85,6 +73,11 @@ def check_fhir_response(status: int, headers: Mapping[str, str], body: bytes) ->
     return found
 
 
+BEARER_CHALLENGE = rule("HTTP-004", "error", "A 401 carries WWW-Authenticate: Bearer error=\"invalid_token\"",
+                        "SPEC §5.2 (RFC 6750 §3)")
+
+
+@emits(BEARER_CHALLENGE)
 def check_bearer_challenge(status: int, headers: Mapping[str, str]) -> list[Finding]:
     """A 401 names the Bearer scheme and error="invalid_token" in WWW-Authenticate (SPEC §5.2, RFC 6750 §3)."""
     if status != 401:
@@ -98,6 +91,11 @@ def check_bearer_challenge(status: int, headers: Mapping[str, str]) -> list[Find
                                      "WWW-Authenticate")]
 
 
+CREATED_WITH_LOCATION = rule("HTTP-002", "error", "A Task create is answered 201 Created with a Location header",
+                             "SPEC §3 step 3")
+
+
+@emits(CREATED_WITH_LOCATION)
 def check_created(status: int, headers: Mapping[str, str]) -> list[Finding]:
     if status == 201 and _header(headers, "Location"):
         return []
@@ -134,6 +132,11 @@ def _matches(media_range: str, media: str) -> bool:
     return media == media_range or (family is not None and FORMAT_FAMILIES.get(media) == family)
 
 
+FORMAT_NOT_HONOURED = rule("HTTP-005", "error", "response format does not honour _format or Accept",
+                           "SPEC §3 steps 5-6")
+
+
+@emits(FORMAT_NOT_HONOURED)
 def check_accept_honoured(request_accept: str | None, request_format_param: str | None,
                           response_content_type: str | None) -> list[Finding]:
     """The response comes in the format asked: `_format` (json/xml or a media type) wins over `Accept`.
@@ -156,17 +159,29 @@ def check_accept_honoured(request_accept: str | None, request_format_param: str 
                                         f"{served or 'without Content-Type'}", location)]
 
 
+NO_TOKEN_STATUS = rule("HTTP-006", "error", "request without a bearer token not answered 401", "SPEC §5.4")
+BAD_TOKEN_STATUS = rule("HTTP-007", "error", "request with an invalid bearer token not answered 401", "SPEC §5.4")
+OTHER_PATIENT_STATUS = rule("HTTP-008", "error", "request for another patient's data not answered 403 (or 404)",
+                            "SPEC §5.4")
+MALFORMED_QUERY_STATUS = rule("HTTP-009", "error", "malformed query not answered 400", "SPEC §5.4")
+NOT_FOUND_STATUS = rule("HTTP-010", "error", "read of an unknown resource not answered 404", "SPEC §5.4")
+
+
+@emits(NO_TOKEN_STATUS, BAD_TOKEN_STATUS, OTHER_PATIENT_STATUS, MALFORMED_QUERY_STATUS, NOT_FOUND_STATUS)
 def check_error_status(situation: ErrorSituation, status: int, *, allowed: Collection[int] | None = None) -> \
         list[Finding]:
     """The status a FHIR resource server answers a refused request with (SPEC §5.4).
 
     `allowed` narrows a [choice] (e.g. `(403,)` for other-patient); by default SPEC's accepted statuses.
     """
-    if situation not in _SITUATION_RULES:
-        raise ValueError(f"unknown situation {situation!r}; expected one of {', '.join(_SITUATION_RULES)}")
+    situation_rules = {"no-token": NO_TOKEN_STATUS, "bad-token": BAD_TOKEN_STATUS,
+                       "other-patient": OTHER_PATIENT_STATUS, "malformed-query": MALFORMED_QUERY_STATUS,
+                       "not-found": NOT_FOUND_STATUS}
+    if situation not in situation_rules:
+        raise ValueError(f"unknown situation {situation!r}; expected one of {', '.join(situation_rules)}")
     expected = tuple(allowed) if allowed is not None else ERROR_STATUSES[situation]
     if status in expected:
         return []
     wanted = " or ".join(str(s) for s in expected)
-    return [_SITUATION_RULES[situation].finding(f"{situation}: answered {status}; expected {wanted}",
-                                                "response.status")]
+    return [situation_rules[situation].finding(f"{situation}: answered {status}; expected {wanted}",
+                                               "response.status")]

@@ -7,24 +7,8 @@ from urllib.parse import urlsplit
 
 from validators import spec
 from validators.evidence import show
-from validators.findings import Finding, Rule, rule
+from validators.findings import Finding, Rule, emits, rule
 
-BSN_FORMAT = rule("ID-BSN-001", "error", "BSN is not a string of 9 digits", "SPEC §6.3")
-BSN_CHECKSUM = rule("ID-BSN-002", "error", "BSN fails the 11-check", "SPEC §6.3")
-URA_FORMAT = rule("ID-URA-001", "error", "URA is not a string of 8 digits", "SPEC §6.3")
-SYSTEM_WRONG = rule("ID-SYS-001", "error", "identifier system is missing or not the expected naming system",
-                    "SPEC §4, §6.3")
-SYSTEM_PLACEHOLDER = rule("ID-SYS-002", "error", "identifier system is a placeholder instead of a real naming system "
-                          "(known defect)", "SPEC §4, §6.3")
-UZI_PERSON_FORMAT = rule("ID-UZI-001", "error", "UZI person number (uzi-nr-pers) is not a string of 9 digits",
-                         "SPEC §6.3")
-# SPEC §6.3 names the system but not the length: a warning, not an error.
-UZI_SYSTEM_FORMAT = rule("ID-UZI-002", "warning", "UZI system number (uzi-nr-sys) is not a string of 1 to 9 digits",
-                         "SPEC §6.3")
-AGB_FORMAT = rule("ID-AGB-001", "error", "AGB code (agb-z) is not a string of 8 digits", "SPEC §6.3")
-UZOVI_FORMAT = rule("ID-UZOVI-001", "error", "UZOVI number is not a string of 4 digits", "SPEC §6.3")
-# The BIG register number has 11 digits; SPEC §6.3 does not state it, hence a warning.
-BIG_FORMAT = rule("ID-BIG-001", "warning", "BIG number is not a string of 11 digits", "SPEC §6.3")
 
 # ASCII digits only: str.isdigit() would also accept e.g. Arabic-Indic digits.
 _NINE_DIGITS = re.compile(r"[0-9]{9}")
@@ -65,6 +49,11 @@ def is_placeholder_system(system: object) -> bool:
     return host in _EXAMPLE_HOSTS or host.endswith(tuple("." + h for h in _EXAMPLE_HOSTS))
 
 
+BSN_FORMAT = rule("ID-BSN-001", "error", "BSN is not a string of 9 digits", "SPEC §6.3")
+BSN_CHECKSUM = rule("ID-BSN-002", "error", "BSN fails the 11-check", "SPEC §6.3")
+
+
+@emits(BSN_FORMAT, BSN_CHECKSUM)
 def check_bsn(value: object, location: str) -> list[Finding]:
     if not isinstance(value, str):
         return [BSN_FORMAT.finding(f"saw {type(value).__name__} {show(value)}; expected a string of 9 digits",
@@ -76,6 +65,10 @@ def check_bsn(value: object, location: str) -> list[Finding]:
     return []
 
 
+URA_FORMAT = rule("ID-URA-001", "error", "URA is not a string of 8 digits", "SPEC §6.3")
+
+
+@emits(URA_FORMAT)
 def check_ura(value: object, location: str) -> list[Finding]:
     if is_valid_ura(value):
         return []
@@ -83,23 +76,61 @@ def check_ura(value: object, location: str) -> list[Finding]:
     return [URA_FORMAT.finding(f"saw {kind}{show(value)}; expected a URA of 8 digits", location)]
 
 
-def _digits_check(rule_: Rule, pattern: str, expected: str) -> Callable[[object, str], list[Finding]]:
-    compiled = re.compile(pattern)
-
-    def check(value: object, location: str) -> list[Finding]:
-        if isinstance(value, str) and compiled.fullmatch(value):
-            return []
-        kind = "" if isinstance(value, str) else f"{type(value).__name__} "
-        return [rule_.finding(f"saw {kind}{show(value)}; expected {expected}", location)]
-    check.__doc__ = f"The value must be {expected}."
-    return check
+def _digits(rule_: Rule, pattern: str, expected: str, value: object, location: str) -> list[Finding]:
+    if isinstance(value, str) and re.fullmatch(pattern, value):
+        return []
+    kind = "" if isinstance(value, str) else f"{type(value).__name__} "
+    return [rule_.finding(f"saw {kind}{show(value)}; expected {expected}", location)]
 
 
-check_uzi_person = _digits_check(UZI_PERSON_FORMAT, "[0-9]{9}", "a UZI person number of 9 digits")
-check_uzi_system = _digits_check(UZI_SYSTEM_FORMAT, "[0-9]{1,9}", "a UZI system number of 1 to 9 digits")
-check_agb = _digits_check(AGB_FORMAT, "[0-9]{8}", "an AGB code of 8 digits")
-check_uzovi = _digits_check(UZOVI_FORMAT, "[0-9]{4}", "a UZOVI number of 4 digits")
-check_big = _digits_check(BIG_FORMAT, "[0-9]{11}", "a BIG number of 11 digits")
+UZI_PERSON_FORMAT = rule("ID-UZI-001", "error", "UZI person number (uzi-nr-pers) is not a string of 9 digits",
+                         "SPEC §6.3")
+
+
+@emits(UZI_PERSON_FORMAT)
+@emits(UZI_PERSON_FORMAT)
+def check_uzi_person(value: object, location: str) -> list[Finding]:
+    return _digits(UZI_PERSON_FORMAT, "[0-9]{9}", "a UZI person number of 9 digits", value, location)
+
+
+# SPEC §6.3 names the system but not the length: a warning, not an error.
+UZI_SYSTEM_FORMAT = rule("ID-UZI-002", "warning", "UZI system number (uzi-nr-sys) is not a string of 1 to 9 digits",
+                         "SPEC §6.3")
+
+
+@emits(UZI_SYSTEM_FORMAT)
+@emits(UZI_SYSTEM_FORMAT)
+def check_uzi_system(value: object, location: str) -> list[Finding]:
+    return _digits(UZI_SYSTEM_FORMAT, "[0-9]{1,9}", "a UZI system number of 1 to 9 digits", value, location)
+
+
+AGB_FORMAT = rule("ID-AGB-001", "error", "AGB code (agb-z) is not a string of 8 digits", "SPEC §6.3")
+
+
+@emits(AGB_FORMAT)
+@emits(AGB_FORMAT)
+def check_agb(value: object, location: str) -> list[Finding]:
+    return _digits(AGB_FORMAT, "[0-9]{8}", "an AGB code of 8 digits", value, location)
+
+
+UZOVI_FORMAT = rule("ID-UZOVI-001", "error", "UZOVI number is not a string of 4 digits", "SPEC §6.3")
+
+
+@emits(UZOVI_FORMAT)
+@emits(UZOVI_FORMAT)
+def check_uzovi(value: object, location: str) -> list[Finding]:
+    return _digits(UZOVI_FORMAT, "[0-9]{4}", "a UZOVI number of 4 digits", value, location)
+
+
+# The BIG register number has 11 digits; SPEC §6.3 does not state it, hence a warning.
+BIG_FORMAT = rule("ID-BIG-001", "warning", "BIG number is not a string of 11 digits", "SPEC §6.3")
+
+
+@emits(BIG_FORMAT)
+@emits(BIG_FORMAT)
+def check_big(value: object, location: str) -> list[Finding]:
+    return _digits(BIG_FORMAT, "[0-9]{11}", "a BIG number of 11 digits", value, location)
+
 
 # The value rule of each Dutch naming system (SPEC §6.3).
 VALUE_CHECKS: dict[str, Callable[[object, str], list[Finding]]] = {
@@ -128,13 +159,31 @@ def intended_naming_system(system: object) -> str | None:
     return system if system in VALUE_CHECKS else _NEAR_MISSES.get(_normalised(system))
 
 
+SYSTEM_PLACEHOLDER = rule("ID-SYS-002", "error", "identifier system is a placeholder instead of a real naming system "
+                          "(known defect)", "SPEC §4, §6.3")
+
+
+@emits(SYSTEM_PLACEHOLDER)
+@emits(SYSTEM_PLACEHOLDER)
+def check_not_placeholder(system: object, expected: str, location: str) -> list[Finding]:
+    """A placeholder naming system (copied from a template) is never right; `expected` says what belongs there."""
+    if not is_placeholder_system(system):
+        return []
+    return [SYSTEM_PLACEHOLDER.finding(f"placeholder naming system {show(system, 100)}; expected {expected}",
+                                       location)]
+
+
+SYSTEM_WRONG = rule("ID-SYS-001", "error", "identifier system is missing or not the expected naming system",
+                    "SPEC §4, §6.3")
+
+
+@emits(SYSTEM_WRONG)
 def check_identifier_system(system: object, expected_system: str, location: str) -> list[Finding]:
     """The identifier's system must be exactly the naming system the element requires."""
     if system == expected_system:
         return []
     if is_placeholder_system(system):
-        return [SYSTEM_PLACEHOLDER.finding(f"placeholder naming system {show(system, 100)}; expected "
-                                           f"{expected_system!r}", location)]
+        return check_not_placeholder(system, repr(expected_system), location)
     if not isinstance(system, str):
         return [SYSTEM_WRONG.finding(f"no system (saw {show(system)}); expected {expected_system!r}", location)]
     if _normalised(system) == _normalised(expected_system):
@@ -153,8 +202,8 @@ def check_identifier(identifier: object, location: str) -> list[Finding]:
         return []
     system, value = identifier.get("system"), identifier.get("value")
     if is_placeholder_system(system):
-        return [SYSTEM_PLACEHOLDER.finding(f"placeholder naming system {show(system, 100)}; expected a real "
-                                           "naming system such as the BSN or URA system", f"{location}.system")]
+        return check_not_placeholder(system, "a real naming system such as the BSN or URA system",
+                                     f"{location}.system")
     intended = intended_naming_system(system)
     if intended is None:
         return []

@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from validators import spec
 from validators.evidence import show
-from validators.findings import Finding, rule
+from validators.findings import Finding, emits, rule
 from validators.rules.certificates import (
     as_utc,
     check_certificate_ura,
@@ -34,38 +34,6 @@ from validators.rules.certificates import (
 from validators.rules.identifiers import check_ura
 
 _REF = "SPEC §5.2"
-MALFORMED = rule("JWT-001", "error", "assertion is not a compact JWS with JSON header and claims", _REF)
-TYP = rule("JWT-002", "error", "header typ is not JWT", _REF)
-ALG = rule("JWT-003", "error", "header alg is missing or not an allowed asymmetric algorithm", _REF)
-KID_MISSING = rule("JWT-004", "error", "header has no kid to find the signing key", _REF)
-KID_UNKNOWN = rule("JWT-005", "error", "kid not found in the issuer's registered JWKS", _REF)
-NOT_CHECKED = rule("JWT-006", "info", "signature not checked: no keys registered", _REF)
-KEY_CONFUSION = rule("JWT-007", "error", "alg does not match the registered key (key confusion)", _REF)
-BAD_SIGNATURE = rule("JWT-008", "error", "signature does not verify with the registered key", _REF)
-ISS = rule("JWT-009", "error", "iss claim missing", _REF)
-SUB = rule("JWT-010", "error", "sub claim missing", _REF)
-CLIENT_ISS_SUB = rule("JWT-011", "error", "client assertion iss differs from sub", "SPEC §5.2; RFC 7523 §3")
-CLIENT_ID = rule("JWT-012", "error", "client assertion iss is not the registered client id", _REF)
-AUD = rule("JWT-013", "error", "aud is not the exact token endpoint URL", _REF)
-EXP = rule("JWT-014", "error", "exp claim missing or not numeric", _REF)
-EXPIRED = rule("JWT-015", "error", "assertion expired", _REF)
-IAT = rule("JWT-016", "error", "iat claim missing, not numeric or in the future", _REF)
-LIFETIME = rule("JWT-017", "error", "lifetime exp - iat not positive or longer than allowed", _REF)
-NBF = rule("JWT-018", "error", "nbf not numeric or in the future", _REF)
-JTI = rule("JWT-019", "error", "jti claim missing or empty", _REF)
-AUTH_BASE = rule("JWT-020", "error", "pull authorization assertion lacks the authorization_base claim", "SPEC §5.3")
-PATIENT_CLAIM = rule("JWT-021", "warning", "pull authorization assertion names the patient instead of an "
-                     "authorization_base (variant)", "SPEC §5.3")
-BAD_KEY = rule("JWT-022", "error", "registered key cannot be used to verify", _REF)
-X5C_NOT_CHECKED = rule("JWT-023", "info", "signature not checked: x5c given but no trusted CA configured", _REF)
-# Stateful: the token endpoint remembers (iss, jti) pairs and emits this; nothing here uses it.
-JTI_REPLAYED = rule("JWT-024", "error", "jti used before by this issuer", _REF)
-X5C_MALFORMED = rule("JWT-025", "error", "x5c is not a non-empty array of base64 DER certificates",
-                     "SPEC §5.2; RFC 7515 §4.1.6")
-X5C_UNTRUSTED = rule("JWT-026", "error", "x5c certificate chain does not reach the test CA", "SPEC §5.1, §5.2")
-X5C_EXPIRED = rule("JWT-027", "error", "x5c certificate expired or not yet valid", "SPEC §5.1, §5.2")
-X5C_SIGNATURE = rule("JWT-028", "error", "signature does not verify with the x5c leaf certificate's key",
-                     "SPEC §5.2")
 
 _At = Callable[[str], str]  # turns a jwt.* path into a finding location
 _B64URL = re.compile(r"[A-Za-z0-9_-]*")
@@ -98,6 +66,10 @@ class _Signer:
     certificate: x509.Certificate | None = None
 
 
+MALFORMED = rule("JWT-001", "error", "assertion is not a compact JWS with JSON header and claims", _REF)
+
+
+@emits(MALFORMED)
 def check_assertion(token: str, *, kind: Literal["client", "authorization"], audience: str, jwks: dict | None,
                     now: float, expected_client_id: str | None = None,
                     purpose: Literal["pull", "notification"] | None = None, location: str = "",
@@ -173,6 +145,16 @@ def _split(token: object) -> tuple[dict | None, dict | None, str | None]:
     return decoded[0], decoded[1], None
 
 
+TYP = rule("JWT-002", "error", "header typ is not JWT", _REF)
+ALG = rule("JWT-003", "error", "header alg is missing or not an allowed asymmetric algorithm", _REF)
+KID_MISSING = rule("JWT-004", "error", "header has no kid to find the signing key", _REF)
+KID_UNKNOWN = rule("JWT-005", "error", "kid not found in the issuer's registered JWKS", _REF)
+NOT_CHECKED = rule("JWT-006", "info", "signature not checked: no keys registered", _REF)
+KEY_CONFUSION = rule("JWT-007", "error", "alg does not match the registered key (key confusion)", _REF)
+X5C_NOT_CHECKED = rule("JWT-023", "info", "signature not checked: x5c given but no trusted CA configured", _REF)
+
+
+@emits(TYP, ALG, KID_MISSING, KID_UNKNOWN, NOT_CHECKED, KEY_CONFUSION, X5C_NOT_CHECKED)
 def _check_header_and_signature(token: str, header: dict, jwks: dict | None, trusted: list[x509.Certificate] | None,
                                 now: float, at: _At, findings: list[Finding]) -> _Signer:
     typ = header.get("typ")
@@ -220,6 +202,13 @@ def _check_header_and_signature(token: str, header: dict, jwks: dict | None, tru
     return _Signer(_verify(token, jwk, alg, at, findings), jwk=jwk)
 
 
+X5C_MALFORMED = rule("JWT-025", "error", "x5c is not a non-empty array of base64 DER certificates",
+                     "SPEC §5.2; RFC 7515 §4.1.6")
+X5C_UNTRUSTED = rule("JWT-026", "error", "x5c certificate chain does not reach the test CA", "SPEC §5.1, §5.2")
+X5C_EXPIRED = rule("JWT-027", "error", "x5c certificate expired or not yet valid", "SPEC §5.1, §5.2")
+
+
+@emits(X5C_MALFORMED, X5C_UNTRUSTED, X5C_EXPIRED)
 def _check_x5c(token: str, header: dict, alg: str | None, trusted: list[x509.Certificate], now: float, at: _At,
                findings: list[Finding]) -> _Signer:
     """Chain leaf-first to the trusted CA, every certificate valid at `now`, then the signature with the leaf's key."""
@@ -239,6 +228,11 @@ def _check_x5c(token: str, header: dict, alg: str | None, trusted: list[x509.Cer
     return _Signer(signature_ok and chain.ok, certificate=leaf)
 
 
+X5C_SIGNATURE = rule("JWT-028", "error", "signature does not verify with the x5c leaf certificate's key",
+                     "SPEC §5.2")
+
+
+@emits(X5C_SIGNATURE)
 def _verify_with_certificate(token: str, leaf: x509.Certificate, alg: str, at: _At, findings: list[Finding]) -> bool:
     try:
         key = leaf.public_key()
@@ -299,6 +293,11 @@ def _fits(jwk: dict, alg: str) -> bool:
     return jwk.get("alg") in (None, alg)
 
 
+BAD_SIGNATURE = rule("JWT-008", "error", "signature does not verify with the registered key", _REF)
+BAD_KEY = rule("JWT-022", "error", "registered key cannot be used to verify", _REF)
+
+
+@emits(BAD_SIGNATURE, BAD_KEY)
 def _verify(token: str, jwk: dict, alg: str, at: _At, findings: list[Finding]) -> bool:
     try:
         key = jwt.PyJWK(jwk, algorithm=jwk.get("alg") or alg)
@@ -326,6 +325,18 @@ def _number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
+ISS = rule("JWT-009", "error", "iss claim missing", _REF)
+SUB = rule("JWT-010", "error", "sub claim missing", _REF)
+AUD = rule("JWT-013", "error", "aud is not the exact token endpoint URL", _REF)
+EXP = rule("JWT-014", "error", "exp claim missing or not numeric", _REF)
+EXPIRED = rule("JWT-015", "error", "assertion expired", _REF)
+IAT = rule("JWT-016", "error", "iat claim missing, not numeric or in the future", _REF)
+LIFETIME = rule("JWT-017", "error", "lifetime exp - iat not positive or longer than allowed", _REF)
+NBF = rule("JWT-018", "error", "nbf not numeric or in the future", _REF)
+JTI = rule("JWT-019", "error", "jti claim missing or empty", _REF)
+
+
+@emits(ISS, SUB, AUD, EXP, EXPIRED, IAT, LIFETIME, NBF, JTI)
 def _check_common_claims(claims: dict, audience: str, now: float, at: _At, findings: list[Finding]) -> None:
     for name, missing_rule in (("iss", ISS), ("sub", SUB)):
         value = claims.get(name)
@@ -364,6 +375,11 @@ def _check_common_claims(claims: dict, audience: str, now: float, at: _At, findi
         findings.append(JTI.finding(f"saw jti {show(jti)}; expected a unique non-empty string", at("jwt.claims.jti")))
 
 
+CLIENT_ISS_SUB = rule("JWT-011", "error", "client assertion iss differs from sub", "SPEC §5.2; RFC 7523 §3")
+CLIENT_ID = rule("JWT-012", "error", "client assertion iss is not the registered client id", _REF)
+
+
+@emits(CLIENT_ISS_SUB, CLIENT_ID)
 def _check_client_claims(claims: dict, expected_client_id: str | None, at: _At, findings: list[Finding]) -> None:
     iss, sub = claims.get("iss"), claims.get("sub")
     if iss is not None and sub is not None and iss != sub:
@@ -374,6 +390,12 @@ def _check_client_claims(claims: dict, expected_client_id: str | None, at: _At, 
                                           f"{expected_client_id!r}", at("jwt.claims.iss")))
 
 
+AUTH_BASE = rule("JWT-020", "error", "pull authorization assertion lacks the authorization_base claim", "SPEC §5.3")
+PATIENT_CLAIM = rule("JWT-021", "warning", "pull authorization assertion names the patient instead of an "
+                     "authorization_base (variant)", "SPEC §5.3")
+
+
+@emits(AUTH_BASE, PATIENT_CLAIM)
 def _check_authorization_claims(claims: dict, purpose: str | None, at: _At, findings: list[Finding]) -> None:
     if claims.get("sub") not in (None, ""):  # a missing sub is already reported
         findings.extend(check_ura(claims["sub"], at("jwt.claims.sub")))
@@ -394,6 +416,7 @@ AUD_NOT_COMPARED = rule("VAL-001", "info", "assertion aud not compared: no token
                         "SPEC §5.2")
 
 
+@emits(AUD_NOT_COMPARED)
 def check_assertion_file(token: str, audience: str | None, jwks: dict | None, now: float, *,
                          kind: Literal["client", "authorization"] = "client", location: str = "") -> list[Finding]:
     """An assertion judged on its own (`speeltuin validate`), where the token endpoint URL may be unknown."""
@@ -406,6 +429,11 @@ def check_assertion_file(token: str, audience: str | None, jwks: dict | None, no
         f"aud is {(result.claims or {}).get('aud')!r}; give --audience to compare it with the token URL", where)]
 
 
+# Stateful: the token endpoint remembers (iss, jti) pairs and emits this; nothing here uses it.
+JTI_REPLAYED = rule("JWT-024", "error", "jti used before by this issuer", _REF)
+
+
+@emits(JTI_REPLAYED)
 def check_jti_replay(claims: dict | None, seen: Callable[[str, str, float], bool], location: str) -> list[Finding]:
     """JWT-024: whether this issuer used the jti before; `seen` remembers (iss, jti) pairs and says so."""
     iss, jti, exp = (claims or {}).get("iss"), (claims or {}).get("jti"), (claims or {}).get("exp")

@@ -8,60 +8,13 @@ from urllib.parse import parse_qsl, urlsplit
 
 from validators import spec
 from validators.evidence import show
-from validators.findings import Finding, Rule, rule
+from validators.findings import Finding, Rule, emits, rule
 from validators.json_walk import dig
 from validators.rules.identifiers import check_bsn, check_identifier, check_identifier_system, check_ura
 from validators.task_reader import authorization_bases, identifier_pairs
 
 _REF = "SPEC §4"
-NOT_TASK = rule("NOTIF-001", "error", "not a FHIR Task resource", _REF)
-IDENTIFIER_OBJECT = rule("NOTIF-002", "error", "identifier is a JSON object instead of an array (known defect)", _REF)
-IDENTIFIER_COUNT = rule("NOTIF-003", "error", "not exactly one identifier", _REF)
-IDENTIFIER_SYSTEM = rule("NOTIF-004", "error", "identifier system is not urn:ietf:rfc:3986", _REF)
-IDENTIFIER_VALUE = rule("NOTIF-005", "error", "identifier value is not urn:uuid:<uuid>", _REF)
-GROUP_MISSING = rule("NOTIF-006", "error", "groupIdentifier missing", _REF)
-GROUP_VALUE = rule("NOTIF-007", "error", "groupIdentifier value is not urn:uuid:<uuid> (known defect)", _REF)
-STATUS = rule("NOTIF-008", "error", "status is neither requested nor cancelled", _REF)
-INTENT = rule("NOTIF-009", "error", "intent is not proposal", _REF)
-CODE = rule("NOTIF-010", "error", "code is not TaskCode pull-notification", _REF)
-CODE_PLURAL = rule("NOTIF-011", "error", "code uses the plural TaskCodes system (known defect)", _REF)
-FOR_MISSING = rule("NOTIF-012", "error", "for.identifier (the patient's BSN) missing", _REF)
-AUTHORED_ON = rule("NOTIF-013", "error", "authoredOn missing or not a dateTime with timezone", _REF)
-END_FORMAT = rule("NOTIF-014", "error", "restriction.period.end missing or not a dateTime with timezone", _REF)
-END_BEFORE_AUTHORED = rule("NOTIF-015", "error", "restriction.period.end is not after authoredOn", _REF)
-END_PAST = rule("NOTIF-016", "error", "restriction.period.end of a requested notification is not in the future",
-                _REF)
-AGENT = rule("NOTIF-017", "error", "requester.agent.identifier lacks system or value", _REF)
-ON_BEHALF_OF = rule("NOTIF-018", "error", "requester.onBehalfOf.identifier (sending organization) missing", _REF)
-OWNER = rule("NOTIF-019", "error", "owner.identifier (receiving organization) missing", _REF)
-BASED_ON = rule("NOTIF-020", "error", "basedOn is not a relative Task/<id> reference", _REF)
-INPUT_TYPE = rule("NOTIF-021", "error", "input is not a list of parameters with type.coding", _REF)
-INPUT_CODE_14 = rule("NOTIF-022", "warning", "input code is a Twiin 1.4 slice name (variant)", _REF)
-INPUT_CODE_UNKNOWN = rule("NOTIF-023", "error", "input type is neither a TaskParameter code nor a BgZ section code",
-                          _REF)
-AUTH_BASE_COUNT = rule("NOTIF-024", "error", "not exactly one authorization-base input", _REF)
-AUTH_BASE_VALUE = rule("NOTIF-025", "error", "authorization-base input lacks a non-empty valueString", _REF)
-VALUE_KEY = rule("NOTIF-026", "error", "input has 'value' instead of a typed value[x] such as valueString "
-                 "(known defect)", _REF)
-WORKFLOW_VALUE = rule("NOTIF-027", "error", "get-workflow-task input lacks valueBoolean", _REF)
-WORKFLOW_BASED_ON = rule("NOTIF-028", "error", "get-workflow-task is true but basedOn is absent", _REF)
-READ_REFERENCE = rule("NOTIF-029", "error", "read input valueReference is not a relative Type/id reference", _REF)
-SEARCH_QUERY = rule("NOTIF-030", "error", "search input valueString is not a relative query Type?params", _REF)
-PERCENT_ESCAPE = rule("NOTIF-031", "error", "query has a broken percent-escape", _REF)
-SECTION_VALUE = rule("NOTIF-032", "error", "section-code input has neither valueString query nor valueReference",
-                     _REF)
 _CANCEL_REF = "SPEC §3 step 8"
-CANCEL_STATUS = rule("NOTIF-033", "error", "cancellation Task status is not cancelled", _CANCEL_REF)
-CANCEL_IDENTIFIER = rule("NOTIF-034", "error", "cancellation identifier differs from the original notification's",
-                         _CANCEL_REF)
-CANCEL_GROUP = rule("NOTIF-035", "error", "cancellation groupIdentifier differs from the original notification's",
-                    _CANCEL_REF)
-CANCEL_AUTH_BASE = rule("NOTIF-036", "error", "cancellation authorization-base differs from the original "
-                        "notification's", _CANCEL_REF)
-CANCEL_REQUEST = rule("NOTIF-037", "error", "cancellation is not a conditional update PUT Task?identifier="
-                      "<system>|<value>", _CANCEL_REF)
-CANCEL_URL_IDENTIFIER = rule("NOTIF-038", "error", "conditional-update identifier does not match the Task's "
-                             "identifier", _CANCEL_REF)
 
 _UUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 _URN_UUID = re.compile("urn:uuid:" + _UUID)
@@ -109,6 +62,10 @@ def task_type_findings(task: object, not_task: Rule) -> list[Finding]:
     return []
 
 
+NOT_TASK = rule("NOTIF-001", "error", "not a FHIR Task resource", _REF)
+
+
+@emits(NOT_TASK)
 def check_notification_task(task: object, *, now: datetime | None = None) -> list[Finding]:
     if now is None:
         now = datetime.now(timezone.utc)
@@ -128,6 +85,13 @@ def check_notification_task(task: object, *, now: datetime | None = None) -> lis
     return findings
 
 
+IDENTIFIER_OBJECT = rule("NOTIF-002", "error", "identifier is a JSON object instead of an array (known defect)", _REF)
+IDENTIFIER_COUNT = rule("NOTIF-003", "error", "not exactly one identifier", _REF)
+IDENTIFIER_SYSTEM = rule("NOTIF-004", "error", "identifier system is not urn:ietf:rfc:3986", _REF)
+IDENTIFIER_VALUE = rule("NOTIF-005", "error", "identifier value is not urn:uuid:<uuid>", _REF)
+
+
+@emits(IDENTIFIER_OBJECT, IDENTIFIER_COUNT, IDENTIFIER_SYSTEM, IDENTIFIER_VALUE)
 def _check_identifier(task: dict, findings: list[Finding]) -> None:
     identifier = task.get("identifier")
     if isinstance(identifier, dict):
@@ -151,6 +115,11 @@ def _check_identifier(task: dict, findings: list[Finding]) -> None:
                                                      f"{location}.value"))
 
 
+GROUP_MISSING = rule("NOTIF-006", "error", "groupIdentifier missing", _REF)
+GROUP_VALUE = rule("NOTIF-007", "error", "groupIdentifier value is not urn:uuid:<uuid> (known defect)", _REF)
+
+
+@emits(GROUP_MISSING, GROUP_VALUE)
 def _check_group_identifier(task: dict, findings: list[Finding]) -> None:
     group = task.get("groupIdentifier")
     if not isinstance(group, dict):
@@ -164,6 +133,13 @@ def _check_group_identifier(task: dict, findings: list[Finding]) -> None:
                                             "Task.groupIdentifier.value"))
 
 
+STATUS = rule("NOTIF-008", "error", "status is neither requested nor cancelled", _REF)
+INTENT = rule("NOTIF-009", "error", "intent is not proposal", _REF)
+CODE = rule("NOTIF-010", "error", "code is not TaskCode pull-notification", _REF)
+CODE_PLURAL = rule("NOTIF-011", "error", "code uses the plural TaskCodes system (known defect)", _REF)
+
+
+@emits(STATUS, INTENT, CODE, CODE_PLURAL)
 def _check_status_intent_code(task: dict, findings: list[Finding]) -> None:
     status = task.get("status")
     if status not in (spec.TASK_STATUS_REQUESTED, spec.TASK_STATUS_CANCELLED):
@@ -187,6 +163,10 @@ def _check_status_intent_code(task: dict, findings: list[Finding]) -> None:
                                  f"{spec.TASK_CODE_SYSTEM}|{spec.TASK_CODE_PULL_NOTIFICATION}", "Task.code.coding"))
 
 
+FOR_MISSING = rule("NOTIF-012", "error", "for.identifier (the patient's BSN) missing", _REF)
+
+
+@emits(FOR_MISSING)
 def _check_for(task: dict, findings: list[Finding]) -> None:
     identifier = dig(task, "for", "identifier")
     if not isinstance(identifier, dict):
@@ -197,6 +177,14 @@ def _check_for(task: dict, findings: list[Finding]) -> None:
     findings.extend(check_bsn(identifier.get("value"), "Task.for.identifier.value"))
 
 
+AUTHORED_ON = rule("NOTIF-013", "error", "authoredOn missing or not a dateTime with timezone", _REF)
+END_FORMAT = rule("NOTIF-014", "error", "restriction.period.end missing or not a dateTime with timezone", _REF)
+END_BEFORE_AUTHORED = rule("NOTIF-015", "error", "restriction.period.end is not after authoredOn", _REF)
+END_PAST = rule("NOTIF-016", "error", "restriction.period.end of a requested notification is not in the future",
+                _REF)
+
+
+@emits(AUTHORED_ON, END_FORMAT, END_BEFORE_AUTHORED, END_PAST)
 def _check_dates(task: dict, now: datetime, findings: list[Finding]) -> None:
     raw_authored, raw_end = task.get("authoredOn"), dig(task, "restriction", "period", "end")
     authored, end = parse_datetime_tz(raw_authored), parse_datetime_tz(raw_end)
@@ -215,6 +203,12 @@ def _check_dates(task: dict, now: datetime, findings: list[Finding]) -> None:
                                          "Task.restriction.period.end"))
 
 
+AGENT = rule("NOTIF-017", "error", "requester.agent.identifier lacks system or value", _REF)
+ON_BEHALF_OF = rule("NOTIF-018", "error", "requester.onBehalfOf.identifier (sending organization) missing", _REF)
+OWNER = rule("NOTIF-019", "error", "owner.identifier (receiving organization) missing", _REF)
+
+
+@emits(AGENT, ON_BEHALF_OF, OWNER)
 def _check_parties(task: dict, findings: list[Finding]) -> None:
     agent = dig(task, "requester", "agent", "identifier")
     system, value = dig(agent, "system"), dig(agent, "value")
@@ -234,6 +228,10 @@ def _check_parties(task: dict, findings: list[Finding]) -> None:
         findings.extend(check_ura(identifier.get("value"), f"{location}.value"))
 
 
+BASED_ON = rule("NOTIF-020", "error", "basedOn is not a relative Task/<id> reference", _REF)
+
+
+@emits(BASED_ON)
 def _check_based_on(task: dict, findings: list[Finding]) -> None:
     based_on = task.get("basedOn")
     if based_on is None:
@@ -248,6 +246,14 @@ def _check_based_on(task: dict, findings: list[Finding]) -> None:
                                          f"Task.basedOn[{index}].reference"))
 
 
+INPUT_TYPE = rule("NOTIF-021", "error", "input is not a list of parameters with type.coding", _REF)
+AUTH_BASE_COUNT = rule("NOTIF-024", "error", "not exactly one authorization-base input", _REF)
+VALUE_KEY = rule("NOTIF-026", "error", "input has 'value' instead of a typed value[x] such as valueString "
+                 "(known defect)", _REF)
+WORKFLOW_BASED_ON = rule("NOTIF-028", "error", "get-workflow-task is true but basedOn is absent", _REF)
+
+
+@emits(INPUT_TYPE, AUTH_BASE_COUNT, VALUE_KEY, WORKFLOW_BASED_ON)
 def _check_inputs(task: dict, findings: list[Finding]) -> None:
     inputs = task.get("input", [])
     if not isinstance(inputs, list):
@@ -261,7 +267,13 @@ def _check_inputs(task: dict, findings: list[Finding]) -> None:
             findings.append(INPUT_TYPE.finding(f"saw JSON {type(item).__name__}; expected a parameter object",
                                                location))
             continue
-        kind = _input_kind(item, location, findings)
+        coded = dig(item, "type", "coding")
+        if isinstance(coded, list) and coded:
+            kind = _input_kind(coded, location, findings)
+        else:
+            findings.append(INPUT_TYPE.finding(f"saw type {show(item.get('type'))}; expected type.coding",
+                                               f"{location}.type.coding"))
+            kind = None
         base_count += kind == spec.INPUT_AUTHORIZATION_BASE
         if "value" in item:
             # Only the shape is shown: the value may be an authorization base, which works like a credential.
@@ -279,6 +291,13 @@ def _check_inputs(task: dict, findings: list[Finding]) -> None:
                                                   "the Workflow Task", "Task.basedOn"))
 
 
+AUTH_BASE_VALUE = rule("NOTIF-025", "error", "authorization-base input lacks a non-empty valueString", _REF)
+WORKFLOW_VALUE = rule("NOTIF-027", "error", "get-workflow-task input lacks valueBoolean", _REF)
+SECTION_VALUE = rule("NOTIF-032", "error", "section-code input has neither valueString query nor valueReference",
+                     _REF)
+
+
+@emits(AUTH_BASE_VALUE, WORKFLOW_VALUE, SECTION_VALUE)
 def _check_input_value(kind: str | None, item: dict, location: str, findings: list[Finding]) -> None:
     """The value[x] each kind of input needs (SPEC §4 inputs table)."""
     if kind == spec.INPUT_AUTHORIZATION_BASE:
@@ -315,13 +334,14 @@ def _value_keys(item: dict) -> str:
     return f" (value keys present: {', '.join(keys)})" if keys else " (no value[x])"
 
 
-def _input_kind(item: dict, location: str, findings: list[Finding]) -> str | None:
-    """What the input is for, from its type.coding; reports unknown and variant codes."""
-    codings = dig(item, "type", "coding")
-    if not isinstance(codings, list) or not codings:
-        findings.append(INPUT_TYPE.finding(f"saw type {show(item.get('type'))}; expected type.coding",
-                                           f"{location}.type.coding"))
-        return None
+INPUT_CODE_14 = rule("NOTIF-022", "warning", "input code is a Twiin 1.4 slice name (variant)", _REF)
+INPUT_CODE_UNKNOWN = rule("NOTIF-023", "error", "input type is neither a TaskParameter code nor a BgZ section code",
+                          _REF)
+
+
+@emits(INPUT_CODE_14, INPUT_CODE_UNKNOWN)
+def _input_kind(codings: list, location: str, findings: list[Finding]) -> str | None:
+    """What the input is for, from its (non-empty) type.coding; reports unknown and variant codes."""
     for index, coding in enumerate(codings):
         system, code = dig(coding, "system"), dig(coding, "code")
         if not isinstance(system, str) or not isinstance(code, str):  # keeps unhashable JSON out of the lookups
@@ -342,6 +362,10 @@ def _input_kind(item: dict, location: str, findings: list[Finding]) -> str | Non
     return None
 
 
+READ_REFERENCE = rule("NOTIF-029", "error", "read input valueReference is not a relative Type/id reference", _REF)
+
+
+@emits(READ_REFERENCE)
 def _check_reference(value: object, location: str, findings: list[Finding]) -> None:
     reference = dig(value, "reference")
     if isinstance(reference, str) and _RELATIVE_REF.fullmatch(reference):
@@ -350,6 +374,11 @@ def _check_reference(value: object, location: str, findings: list[Finding]) -> N
                                            location))
 
 
+SEARCH_QUERY = rule("NOTIF-030", "error", "search input valueString is not a relative query Type?params", _REF)
+PERCENT_ESCAPE = rule("NOTIF-031", "error", "query has a broken percent-escape", _REF)
+
+
+@emits(SEARCH_QUERY, PERCENT_ESCAPE)
 def _check_query(value: object, location: str, findings: list[Finding]) -> None:
     if not isinstance(value, str) or not value:
         findings.append(SEARCH_QUERY.finding(f"saw valueString {show(value)}; expected a relative query "
@@ -374,6 +403,16 @@ def _pairs_text(pairs: list[tuple[Any, Any]]) -> str:
     return show(", ".join(f"{s}|{v}" for s, v in pairs) or "none", 200)
 
 
+CANCEL_STATUS = rule("NOTIF-033", "error", "cancellation Task status is not cancelled", _CANCEL_REF)
+CANCEL_IDENTIFIER = rule("NOTIF-034", "error", "cancellation identifier differs from the original notification's",
+                         _CANCEL_REF)
+CANCEL_GROUP = rule("NOTIF-035", "error", "cancellation groupIdentifier differs from the original notification's",
+                    _CANCEL_REF)
+CANCEL_AUTH_BASE = rule("NOTIF-036", "error", "cancellation authorization-base differs from the original "
+                        "notification's", _CANCEL_REF)
+
+
+@emits(CANCEL_STATUS, CANCEL_IDENTIFIER, CANCEL_GROUP, CANCEL_AUTH_BASE)
 def check_cancellation_task(task: object, *, original: dict | None = None,
                             now: datetime | None = None) -> list[Finding]:
     """A cancellation is the Notification Task sent again with status cancelled (SPEC §3 step 8).
@@ -412,6 +451,13 @@ def check_cancellation_task(task: object, *, original: dict | None = None,
     return findings
 
 
+CANCEL_REQUEST = rule("NOTIF-037", "error", "cancellation is not a conditional update PUT Task?identifier="
+                      "<system>|<value>", _CANCEL_REF)
+CANCEL_URL_IDENTIFIER = rule("NOTIF-038", "error", "conditional-update identifier does not match the Task's "
+                             "identifier", _CANCEL_REF)
+
+
+@emits(CANCEL_REQUEST, CANCEL_URL_IDENTIFIER)
 def check_cancellation_request(url: str, task: object, *, method: str = "PUT") -> list[Finding]:
     """`PUT [notification-base]/Task?identifier=<system>|<value>`, naming the Task's own identifier."""
     findings: list[Finding] = []

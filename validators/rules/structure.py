@@ -21,21 +21,46 @@ import math
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 from lxml import etree
 from pydantic import ValidationError
 
 from validators.evidence import show
-from validators.findings import Finding, rule
+from validators.findings import Finding, emits, rule
 from validators.stu3 import XML_NAMESPACE
 
 _REF = "SPEC §8"
+# Each rule is reported in several places of one pass (the XML reader, the JSON walk, the STU3 model):
+# each has one maker of its findings, which is where the catalogue says it is checked.
 STRUCTURE = rule("STRUCT-001", "error", "element does not fit the FHIR STU3 definition (unknown element, "
                  "cardinality, primitive value, required element)", _REF)
+
+
+@emits(STRUCTURE)
+def _misfit(message: str, location: str) -> Finding:
+    """An element that the JSON walk, the STU3 model or the XML reader finds not to fit the STU3 definition."""
+    return STRUCTURE.finding(message, location)
+
+
 UNKNOWN_TYPE = rule("STRUCT-002", "error", "not an STU3 resource type", _REF)
+
+
+@emits(UNKNOWN_TYPE)
+def _not_a_resource(message: str, location: str) -> Finding:
+    """A resource (at the root or contained) whose resourceType STU3 does not define."""
+    return UNKNOWN_TYPE.finding(message, location)
+
+
 XML_FORM = rule("STRUCT-003", "error", "XML does not follow the FHIR XML form (namespace, attributes, text, "
                 "repeated single element)", _REF)
+
+
+@emits(XML_FORM)
+def _xml_form(message: str, location: str) -> Finding:
+    """XML that the reader finds not to follow the FHIR XML form."""
+    return XML_FORM.finding(message, location)
+
 
 XHTML_NS = "http://www.w3.org/1999/xhtml"
 _XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
@@ -249,8 +274,8 @@ class _XmlReader:
                 out["div"] = _xhtml(child)
                 continue
             if qname.namespace != XML_NAMESPACE:
-                self.findings.append(XML_FORM.finding(f"element {child.tag!r} is not in the FHIR namespace",
-                                                      f"{path}.{name}"))
+                self.findings.append(_xml_form(f"element {child.tag!r} is not in the FHIR namespace",
+                                               f"{path}.{name}"))
                 continue
             index = counts.get(name, 0)
             counts[name] = index + 1
@@ -263,8 +288,8 @@ class _XmlReader:
                     out[name] = value
                 continue
             if not spec.is_list and index > 0:
-                self.findings.append(XML_FORM.finding(f"element {name!r} appears {index + 1} times; it allows at "
-                                                      "most one (later ones ignored)", f"{path}.{name}"))
+                self.findings.append(_xml_form(f"element {name!r} appears {index + 1} times; it allows at "
+                                               "most one (later ones ignored)", f"{path}.{name}"))
                 continue
             if spec.is_primitive:
                 value, extension = self._primitive(child, spec.type, child_path)
@@ -300,15 +325,15 @@ class _XmlReader:
             elif key == "url" and type_name == "Extension":
                 out["url"] = value
             elif not key.startswith("{" + _XSI_NS):
-                self.findings.append(XML_FORM.finding(f"attribute {key!r} (value {show(value)}) is not allowed "
-                                                      f"on a {type_name} element", path))
+                self.findings.append(_xml_form(f"attribute {key!r} (value {show(value)}) is not allowed "
+                                               f"on a {type_name} element", path))
 
     def _no_text(self, element: etree._Element, path: str) -> None:
         texts = [element.text] + [child.tail for child in element]
         text = " ".join(t.strip() for t in texts if t and t.strip())
         if text:
-            self.findings.append(XML_FORM.finding(f"text {show(text)} inside an element; FHIR XML carries values "
-                                                  "in value attributes", path))
+            self.findings.append(_xml_form(f"text {show(text)} inside an element; FHIR XML carries values "
+                                           "in value attributes", path))
 
     def _primitive(self, element: etree._Element, type_name: str, path: str) -> tuple[Any, dict | None]:
         extension: dict[str, Any] = {}
@@ -319,8 +344,8 @@ class _XmlReader:
             elif key == "id":
                 extension["id"] = raw
             elif not key.startswith("{" + _XSI_NS):
-                self.findings.append(XML_FORM.finding(f"attribute {key!r} (value {show(raw)}) is not allowed on a "
-                                                      f"{type_name} element", path))
+                self.findings.append(_xml_form(f"attribute {key!r} (value {show(raw)}) is not allowed on a "
+                                               f"{type_name} element", path))
         self._no_text(element, path)
         for child in (c for c in element if isinstance(c.tag, str)):
             qname = etree.QName(child)
@@ -328,11 +353,11 @@ class _XmlReader:
                 extension.setdefault("extension", []).append(
                     self.complex(child, "Extension", f"{path}.extension[{len(extension.get('extension', []))}]"))
             else:
-                self.findings.append(STRUCTURE.finding(f"element {qname.localname!r} is not allowed in a "
-                                                       f"{type_name} value (only extension)", f"{path}"))
+                self.findings.append(_misfit(f"element {qname.localname!r} is not allowed in a "
+                                             f"{type_name} value (only extension)", f"{path}"))
         if value is None and not extension:
-            self.findings.append(XML_FORM.finding(f"{type_name} element has neither a value attribute nor an "
-                                                  "extension", path))
+            self.findings.append(_xml_form(f"{type_name} element has neither a value attribute nor an "
+                                           "extension", path))
         return value, extension or None
 
     def _wrapped_resource(self, element: etree._Element, path: str) -> dict:
@@ -340,15 +365,15 @@ class _XmlReader:
         self._no_text(element, path)
         children = [c for c in element if isinstance(c.tag, str)]
         for key in element.attrib:
-            self.findings.append(XML_FORM.finding(f"attribute {key!r} is not allowed here", path))
+            self.findings.append(_xml_form(f"attribute {key!r} is not allowed here", path))
         if len(children) != 1:
-            self.findings.append(XML_FORM.finding(f"holds {len(children)} elements; expected exactly one resource",
-                                                  path))
+            self.findings.append(_xml_form(f"holds {len(children)} elements; expected exactly one resource",
+                                           path))
             return {}
         inner = children[0]
         if etree.QName(inner).namespace != XML_NAMESPACE:
-            self.findings.append(XML_FORM.finding(f"resource element {inner.tag!r} is not in the FHIR namespace",
-                                                  path))
+            self.findings.append(_xml_form(f"resource element {inner.tag!r} is not in the FHIR namespace",
+                                           path))
         return self.resource(inner, path)
 
     def _generic(self, element: etree._Element) -> Any:
@@ -394,14 +419,14 @@ def _root(rtype: object) -> str:
 
 
 def _unknown_type(rtype: object, location: str) -> Finding:
-    return UNKNOWN_TYPE.finding(f"resourceType {show(rtype)} is not a FHIR STU3 resource type", location)
+    return _not_a_resource(f"resourceType {show(rtype)} is not a FHIR STU3 resource type", location)
 
 
 # --- structure ---------------------------------------------------------------------------------
 def check_structure(resource: dict) -> list[Finding]:
     """Judge a FHIR JSON resource against the STU3 model of its resourceType."""
     if not isinstance(resource, dict):
-        return [UNKNOWN_TYPE.finding(f"saw JSON {type(resource).__name__}; expected a resource object", "Resource")]
+        return [_not_a_resource(f"saw JSON {type(resource).__name__}; expected a resource object", "Resource")]
     rtype = resource.get("resourceType")
     if not is_resource_type(rtype):
         return [_unknown_type(rtype, _root(rtype))]
@@ -409,7 +434,7 @@ def check_structure(resource: dict) -> list[Finding]:
     try:
         walk.resource(resource, ())
     except RecursionError:  # JSON nested deeper than any FHIR resource: report, never crash
-        return [STRUCTURE.finding("resource too deeply nested to check against the STU3 model", rtype)]
+        return [_misfit("resource too deeply nested to check against the STU3 model", rtype)]
     return walk.findings + _model_findings(resource, rtype, walk)
 
 
@@ -433,15 +458,16 @@ class _JsonWalk:
         self.exact: list[tuple[str | int, ...]] = []  # ... and pydantic errors exactly at these (choice types)
         self.bad_resources: list[tuple[str | int, ...]] = []
 
-    def flag(self, parts: tuple[str | int, ...], message: str, rule_=STRUCTURE) -> None:
+    def flag(self, parts: tuple[str | int, ...], message: str,
+             make: Callable[[str, str], Finding] = _misfit) -> None:
         self.flagged.append(parts)
-        self.findings.append(rule_.finding(message, _path(self.root, parts)))
+        self.findings.append(make(message, _path(self.root, parts)))
 
     def resource(self, node: object, parts: tuple[str | int, ...]) -> None:
         rtype = node.get("resourceType") if isinstance(node, dict) else None
         if not isinstance(node, dict) or not is_resource_type(rtype):
             what = f"resourceType {show(rtype)}" if isinstance(node, dict) else f"JSON {type(node).__name__}"
-            self.flag(parts, f"{what} is not a FHIR STU3 resource type", UNKNOWN_TYPE)
+            self.flag(parts, f"{what} is not a FHIR STU3 resource type", _not_a_resource)
             self.bad_resources.append(parts)
             return
         self.complex(node, str(rtype), parts, is_resource=True)
@@ -485,8 +511,8 @@ class _JsonWalk:
                 self.exact.append(parts)
                 what = f"saw {', '.join(variants)}" if variants else "none is present"
                 how = "exactly one" if choice_required else "at most one"
-                self.findings.append(STRUCTURE.finding(f"{type_name}.{choice}[x] takes {how} type; {what}",
-                                                       _path(self.root, parts)))
+                self.findings.append(_misfit(f"{type_name}.{choice}[x] takes {how} type; {what}",
+                                             _path(self.root, parts)))
 
     def _values(self, value: object, spec: _Field, key: str, parts: tuple[str | int, ...], nulls: bool) -> None:
         if value is None:
@@ -549,10 +575,10 @@ def _model_findings(resource: dict, rtype: str, walk: _JsonWalk) -> list[Finding
     except ValidationError as e:
         errors = e.errors()
     except (RecursionError, MemoryError):
-        return [STRUCTURE.finding("resource too deeply nested to check against the STU3 model", rtype)]
+        return [_misfit("resource too deeply nested to check against the STU3 model", rtype)]
     except Exception as e:  # the model library must never turn bad input into a crash
-        return [STRUCTURE.finding(f"the STU3 model could not check this resource ({type(e).__name__}: "
-                                  f"{show(str(e), 100)})", rtype)]
+        return [_misfit(f"the STU3 model could not check this resource ({type(e).__name__}: "
+                        f"{show(str(e), 100)})", rtype)]
     findings: list[Finding] = []
     for error in errors:
         parts = _error_parts(data, error.get("loc", ()))
@@ -561,7 +587,7 @@ def _model_findings(resource: dict, rtype: str, walk: _JsonWalk) -> list[Finding
         message = " ".join(str(error.get("msg", "")).split())
         if "input" in error and error.get("type") not in ("missing", "model_field_validation.missing"):
             message += f" (saw {show(error['input'])})"
-        finding = STRUCTURE.finding(message, _path(rtype, parts))
+        finding = _misfit(message, _path(rtype, parts))
         if finding not in findings:
             findings.append(finding)
     return findings

@@ -9,47 +9,10 @@ from urllib.parse import unquote_plus
 
 from validators import spec
 from validators.evidence import show
-from validators.findings import Finding, rule
+from validators.findings import Finding, emits, rule
 from validators.stu3 import FORM_URLENCODED, media_type
 from validators.task_reader import authorization_bases, identifier_value
 
-CONTENT_TYPE = rule("TOK-001", "error", "token request is not application/x-www-form-urlencoded",
-                    "SPEC §5.2; RFC 6749 §3.2")
-DUPLICATE = rule("TOK-002", "error", "token request parameter given more than once", "RFC 6749 §3.2")
-GRANT_MISSING = rule("TOK-003", "error", "grant_type missing", "SPEC §5.2")
-GRANT_UNSUPPORTED = rule("TOK-004", "error", "grant_type is neither jwt-bearer nor client_credentials", "SPEC §5.2")
-ASSERTION_MISSING = rule("TOK-005", "error", "jwt-bearer grant without assertion", "SPEC §5.2; RFC 7523 §2.1")
-CLIENT_CREDENTIALS = rule("TOK-006", "warning", "client_credentials variant used instead of jwt-bearer", "SPEC §5.2")
-ASSERTION_TYPE = rule("TOK-007", "error", "client_assertion_type missing or not jwt-bearer", "SPEC §5.2; RFC 7523 §2.2")
-CLIENT_ASSERTION_MISSING = rule("TOK-008", "error", "client_assertion missing", "SPEC §5.2; RFC 7523 §2.2")
-MALFORMED_FORM = rule("TOK-009", "error", "token request body is not valid form encoding", "RFC 6749 Appendix B")
-FORM_AUTH_BASE = rule("TOK-010", "error", "client_credentials pull token request lacks the authorization_base "
-                      "form parameter", "SPEC §5.2, §5.3")
-GRANT_OWNER = rule("TOK-011", "error", "pull token: authorization assertion sub is not the Task's owner URA",
-                   "SPEC §5.2, §5.3")
-GRANT_AUTH_BASE = rule("TOK-012", "error", "pull token: authorization_base differs from the Task's "
-                       "authorization-base input", "SPEC §5.3")
-GRANT_PATIENT = rule("TOK-013", "error", "pull token: patient claim (variant) is not the Task's patient",
-                     "SPEC §5.3")
-GRANT_REQUESTER = rule("TOK-014", "error", "notification token: authorization assertion sub is not the Task's "
-                       "requester.onBehalfOf URA", "SPEC §5.2")
-GRANT_NOT_REFUSED = rule("TOK-015", "error", "a pull token request for a cancelled, expired or unknown "
-                          "authorization base is not refused with 400 invalid_grant", "SPEC §3 step 8, §5.2-§5.3")
-
-RESPONSE_JSON = rule("TOKR-001", "error", "token response body is not a JSON object", "RFC 6749 §5.1")
-ACCESS_TOKEN = rule("TOKR-002", "error", "access_token missing or empty", "SPEC §5.2; RFC 6749 §5.1")
-TOKEN_TYPE = rule("TOKR-003", "error", "token_type is not Bearer", "SPEC §5.2; RFC 6749 §5.1")
-EXPIRES_IN = rule("TOKR-004", "error", "expires_in missing or not a positive integer", "SPEC §5.2")
-NO_STORE = rule("TOKR-005", "error", "Cache-Control lacks no-store", "SPEC §5.2; RFC 6749 §5.1")
-ERROR_CODE = rule("TOKR-006", "error", "error response lacks an RFC 6749 §5.2 error code", "RFC 6749 §5.2")
-ERROR_STATUS = rule("TOKR-007", "warning", "HTTP status does not match the error code", "SPEC §5.2")
-STATUS = rule("TOKR-008", "error", "token response status is neither 200 nor 4xx", "SPEC §5.2; RFC 6749 §5")
-RESPONSE_CONTENT_TYPE = rule("TOKR-009", "error", "token response is not application/json", "RFC 6749 §5.1")
-ERROR_DESCRIPTION = rule("TOKR-010", "error", "error_description present but not a string", "RFC 6749 §5.2")
-ERROR_URI = rule("TOKR-011", "error", "error_uri present but not an absolute URI string", "RFC 6749 §5.2")
-ERROR_DESCRIPTION_CHARS = rule("TOKR-012", "warning", "error_description has characters outside the RFC 6749 set "
-                               "(printable ASCII without \" and \\)", "RFC 6749 §5.2")
-SCOPE = rule("TOKR-013", "error", "scope present in the token response but not a string", "RFC 6749 §5.1")
 
 OAUTH_ERRORS = spec.OAUTH_ERRORS  # kept under this name: callers import it from here
 # RFC 6749 §5.2: error_description = 1*( %x20-21 / %x23-5B / %x5D-7E )
@@ -57,6 +20,14 @@ _DESCRIPTION_CHARS = re.compile(r"[\x20-\x21\x23-\x5B\x5D-\x7E]+")
 _ABSOLUTE_URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:[\x21\x23-\x5B\x5D-\x7E]+")
 
 
+CONTENT_TYPE = rule("TOK-001", "error", "token request is not application/x-www-form-urlencoded",
+                    "SPEC §5.2; RFC 6749 §3.2")
+DUPLICATE = rule("TOK-002", "error", "token request parameter given more than once", "RFC 6749 §3.2")
+FORM_AUTH_BASE = rule("TOK-010", "error", "client_credentials pull token request lacks the authorization_base "
+                      "form parameter", "SPEC §5.2, §5.3")
+
+
+@emits(CONTENT_TYPE, DUPLICATE, FORM_AUTH_BASE)
 def check_token_request(body: bytes | str, content_type: str | None, *,
                         purpose: Literal["pull", "notification"] | None = None) -> \
         tuple[list[Finding], dict[str, str]]:
@@ -88,6 +59,10 @@ def check_token_request(body: bytes | str, content_type: str | None, *,
     return findings, params
 
 
+MALFORMED_FORM = rule("TOK-009", "error", "token request body is not valid form encoding", "RFC 6749 Appendix B")
+
+
+@emits(MALFORMED_FORM)
 def _parse_form(body: bytes | str, findings: list[Finding]) -> list[tuple[str, str]]:
     if isinstance(body, bytes):
         try:
@@ -109,6 +84,16 @@ def _parse_form(body: bytes | str, findings: list[Finding]) -> list[tuple[str, s
     return pairs
 
 
+GRANT_MISSING = rule("TOK-003", "error", "grant_type missing", "SPEC §5.2")
+GRANT_UNSUPPORTED = rule("TOK-004", "error", "grant_type is neither jwt-bearer nor client_credentials", "SPEC §5.2")
+ASSERTION_MISSING = rule("TOK-005", "error", "jwt-bearer grant without assertion", "SPEC §5.2; RFC 7523 §2.1")
+CLIENT_CREDENTIALS = rule("TOK-006", "warning", "client_credentials variant used instead of jwt-bearer", "SPEC §5.2")
+ASSERTION_TYPE = rule("TOK-007", "error", "client_assertion_type missing or not jwt-bearer", "SPEC §5.2; RFC 7523 §2.2")
+CLIENT_ASSERTION_MISSING = rule("TOK-008", "error", "client_assertion missing", "SPEC §5.2; RFC 7523 §2.2")
+
+
+@emits(GRANT_MISSING, GRANT_UNSUPPORTED, ASSERTION_MISSING, CLIENT_CREDENTIALS, ASSERTION_TYPE,
+      CLIENT_ASSERTION_MISSING)
 def _check_params(params: dict[str, str]) -> list[Finding]:
     findings: list[Finding] = []
     grant_type = params.get("grant_type")
@@ -137,6 +122,11 @@ def _check_params(params: dict[str, str]) -> list[Finding]:
     return findings
 
 
+GRANT_NOT_REFUSED = rule("TOK-015", "error", "a pull token request for a cancelled, expired or unknown "
+                          "authorization base is not refused with 400 invalid_grant", "SPEC §3 step 8, §5.2-§5.3")
+
+
+@emits(GRANT_NOT_REFUSED)
 def check_grant_refused(status: int, body: bytes) -> list[Finding]:
     """The answer to a pull token request that must fail: its notification was cancelled or has ended."""
     try:
@@ -149,6 +139,13 @@ def check_grant_refused(status: int, body: bytes) -> list[Finding]:
     return [GRANT_NOT_REFUSED.finding(f"answered {seen}; expected 400 invalid_grant", "response")]
 
 
+RESPONSE_JSON = rule("TOKR-001", "error", "token response body is not a JSON object", "RFC 6749 §5.1")
+STATUS = rule("TOKR-008", "error", "token response status is neither 200 nor 4xx", "SPEC §5.2; RFC 6749 §5")
+RESPONSE_CONTENT_TYPE = rule("TOKR-009", "error", "token response is not application/json", "RFC 6749 §5.1")
+SCOPE = rule("TOKR-013", "error", "scope present in the token response but not a string", "RFC 6749 §5.1")
+
+
+@emits(RESPONSE_JSON, STATUS, RESPONSE_CONTENT_TYPE, SCOPE)
 def check_token_response(status: int, headers: Mapping[str, str], body: bytes) -> list[Finding]:
     findings: list[Finding] = []
     lowered = {name.lower(): value for name, value in headers.items()}
@@ -180,6 +177,13 @@ def check_token_response(status: int, headers: Mapping[str, str], body: bytes) -
     return findings
 
 
+ACCESS_TOKEN = rule("TOKR-002", "error", "access_token missing or empty", "SPEC §5.2; RFC 6749 §5.1")
+TOKEN_TYPE = rule("TOKR-003", "error", "token_type is not Bearer", "SPEC §5.2; RFC 6749 §5.1")
+EXPIRES_IN = rule("TOKR-004", "error", "expires_in missing or not a positive integer", "SPEC §5.2")
+NO_STORE = rule("TOKR-005", "error", "Cache-Control lacks no-store", "SPEC §5.2; RFC 6749 §5.1")
+
+
+@emits(ACCESS_TOKEN, TOKEN_TYPE, EXPIRES_IN, NO_STORE)
 def _check_success(document: dict, cache_control: str | None) -> list[Finding]:
     findings: list[Finding] = []
     token = document.get("access_token")
@@ -203,6 +207,11 @@ def _check_success(document: dict, cache_control: str | None) -> list[Finding]:
     return findings
 
 
+ERROR_CODE = rule("TOKR-006", "error", "error response lacks an RFC 6749 §5.2 error code", "RFC 6749 §5.2")
+ERROR_STATUS = rule("TOKR-007", "warning", "HTTP status does not match the error code", "SPEC §5.2")
+
+
+@emits(ERROR_CODE, ERROR_STATUS)
 def _check_error(status: int, document: dict) -> list[Finding]:
     findings = _check_error_members(document)
     error = document.get("error")
@@ -216,6 +225,13 @@ def _check_error(status: int, document: dict) -> list[Finding]:
     return findings
 
 
+ERROR_DESCRIPTION = rule("TOKR-010", "error", "error_description present but not a string", "RFC 6749 §5.2")
+ERROR_URI = rule("TOKR-011", "error", "error_uri present but not an absolute URI string", "RFC 6749 §5.2")
+ERROR_DESCRIPTION_CHARS = rule("TOKR-012", "warning", "error_description has characters outside the RFC 6749 set "
+                               "(printable ASCII without \" and \\)", "RFC 6749 §5.2")
+
+
+@emits(ERROR_DESCRIPTION, ERROR_URI, ERROR_DESCRIPTION_CHARS)
 def _check_error_members(document: dict) -> list[Finding]:
     """The optional members of an RFC 6749 §5.2 error body."""
     findings: list[Finding] = []
@@ -241,6 +257,15 @@ def _check_error_members(document: dict) -> list[Finding]:
 
 # --- the grant bound to a notification (SPEC §5.2, §5.3) --------------------------------------------
 
+GRANT_OWNER = rule("TOK-011", "error", "pull token: authorization assertion sub is not the Task's owner URA",
+                   "SPEC §5.2, §5.3")
+GRANT_AUTH_BASE = rule("TOK-012", "error", "pull token: authorization_base differs from the Task's "
+                       "authorization-base input", "SPEC §5.3")
+GRANT_PATIENT = rule("TOK-013", "error", "pull token: patient claim (variant) is not the Task's patient",
+                     "SPEC §5.3")
+
+
+@emits(GRANT_OWNER, GRANT_AUTH_BASE, GRANT_PATIENT)
 def check_pull_grant(authorization_claims: dict, task: dict, *, authorization_base: str | None = None) -> \
         list[Finding]:
     """A pull token request against the notification it claims (SPEC §5.3).
@@ -275,6 +300,11 @@ def check_pull_grant(authorization_claims: dict, task: dict, *, authorization_ba
     return findings
 
 
+GRANT_REQUESTER = rule("TOK-014", "error", "notification token: authorization assertion sub is not the Task's "
+                       "requester.onBehalfOf URA", "SPEC §5.2")
+
+
+@emits(GRANT_REQUESTER)
 def check_notification_grant(authorization_claims: dict, task: dict) -> list[Finding]:
     """A notification token speaks for the sending organization: `sub` is the Task's requester.onBehalfOf URA."""
     claims = authorization_claims if isinstance(authorization_claims, dict) else {}

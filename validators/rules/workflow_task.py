@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from validators import spec
 from validators.evidence import show
-from validators.findings import Finding, rule
+from validators.findings import Finding, emits, rule
 from validators.json_walk import dig
 from validators.rules.identifiers import (
     check_bsn,
@@ -18,18 +18,16 @@ from validators.rules.identifiers import (
 from validators.rules.notification import parse_datetime_tz, task_type_findings
 
 _REF = "SPEC §3 step 1"
+
+
 NOT_TASK = rule("WF-001", "error", "Workflow Task is not a FHIR Task resource", _REF)
-PROFILE = rule("WF-002", "error", "meta.profile does not claim the BgZ-verwijzing-Task profile", _REF)
-CODE = rule("WF-003", "error", "code is not SNOMED 3457005 (patient referral)", _REF)
 STATUS = rule("WF-004", "error", "status missing or not a FHIR STU3 Task status", _REF)
 INTENT = rule("WF-005", "error", "intent missing or not a FHIR STU3 request intent", _REF)
-FOR = rule("WF-006", "error", "for.identifier (the patient's BSN) missing", _REF)
-REQUESTER = rule("WF-007", "error", "requester names no organization by URA", _REF)
-OWNER = rule("WF-008", "error", "owner.identifier (receiving organization, URA) missing", _REF)
 AUTHORED_ON = rule("WF-009", "error", "authoredOn missing or not a dateTime with timezone", _REF)
 PATIENT_MISMATCH = rule("WF-010", "error", "Workflow Task patient differs from the Notification Task's", "SPEC §3, §4")
 
 
+@emits(NOT_TASK, STATUS, INTENT, AUTHORED_ON, PATIENT_MISMATCH)
 def check_workflow_task(task: object, *, notification: dict | None = None) -> list[Finding]:
     """The Workflow Task on its own; with the `notification` that points to it, also the shared patient."""
     findings = task_type_findings(task, NOT_TASK)
@@ -58,6 +56,10 @@ def check_workflow_task(task: object, *, notification: dict | None = None) -> li
     return findings
 
 
+PROFILE = rule("WF-002", "error", "meta.profile does not claim the BgZ-verwijzing-Task profile", _REF)
+
+
+@emits(PROFILE)
 def _check_profile(task: dict, findings: list[Finding]) -> None:
     profiles = dig(task, "meta", "profile")
     profiles = profiles if isinstance(profiles, list) else []
@@ -68,6 +70,10 @@ def _check_profile(task: dict, findings: list[Finding]) -> None:
                                     "Task.meta.profile"))
 
 
+CODE = rule("WF-003", "error", "code is not SNOMED 3457005 (patient referral)", _REF)
+
+
+@emits(CODE)
 def _check_code(task: dict, findings: list[Finding]) -> None:
     codings = dig(task, "code", "coding")
     codings = [c for c in codings if isinstance(c, dict)] if isinstance(codings, list) else []
@@ -78,6 +84,10 @@ def _check_code(task: dict, findings: list[Finding]) -> None:
     findings.append(CODE.finding(f"saw {show(seen, 200)}; expected {wanted[0]}|{wanted[1]}", "Task.code.coding"))
 
 
+FOR = rule("WF-006", "error", "for.identifier (the patient's BSN) missing", _REF)
+
+
+@emits(FOR)
 def _check_for(task: dict, findings: list[Finding]) -> None:
     identifier = dig(task, "for", "identifier")
     if not isinstance(identifier, dict):
@@ -88,6 +98,11 @@ def _check_for(task: dict, findings: list[Finding]) -> None:
     findings.extend(check_bsn(identifier.get("value"), "Task.for.identifier.value"))
 
 
+REQUESTER = rule("WF-007", "error", "requester names no organization by URA", _REF)
+OWNER = rule("WF-008", "error", "owner.identifier (receiving organization, URA) missing", _REF)
+
+
+@emits(REQUESTER, OWNER)
 def _check_organizations(task: dict, findings: list[Finding]) -> None:
     # The referring organization may be the requester's agent or its onBehalfOf; either names it by URA.
     candidates = [(f"Task.requester.{part}.identifier", dig(task, "requester", part, "identifier"))
