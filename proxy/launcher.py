@@ -9,6 +9,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from speeltuin.records import ProxyPorts
+
 ADDON = Path(__file__).resolve().parent / "addon.py"
 
 
@@ -16,19 +18,9 @@ ADDON = Path(__file__).resolve().parent / "addon.py"
 class ProxyPlan:
     simulator_url: str  # where the simulator really listens
     vendor_url: str  # where the vendor system really listens
-    front_port: int  # vendors call the simulator here
-    back_port: int  # the simulator calls the vendor here
+    ports: ProxyPorts  # where vendors call the simulator (front) and the simulator calls the vendor (back)
     database_url: str
     confdir: Path  # mitmproxy's own CA and settings, kept out of the user's home
-    listen_host: str = "127.0.0.1"
-
-    @property
-    def front_url(self) -> str:
-        return f"http://{self.listen_host}:{self.front_port}"
-
-    @property
-    def back_url(self) -> str:
-        return f"http://{self.listen_host}:{self.back_port}"
 
 
 def mitmdump_executable() -> str:
@@ -39,13 +31,13 @@ def mitmdump_executable() -> str:
 def mitmdump_command(plan: ProxyPlan) -> list[str]:
     return [
         mitmdump_executable(), "-q",
-        "--listen-host", plan.listen_host,
-        "--mode", f"reverse:{plan.simulator_url}@{plan.front_port}",
-        "--mode", f"reverse:{plan.vendor_url}@{plan.back_port}",
+        "--listen-host", plan.ports.host,
+        "--mode", f"reverse:{plan.simulator_url}@{plan.ports.front_port}",
+        "--mode", f"reverse:{plan.vendor_url}@{plan.ports.back_port}",
         "--set", f"confdir={plan.confdir}",
         "--set", "termlog_verbosity=warn",
         "--set", f"body_size_limit={8 * 1024 * 1024}",
         "-s", str(ADDON),
         "--set", f"speeltuin_db={plan.database_url}",
-        "--set", f"speeltuin_public_url={plan.front_url}",
+        "--set", f"speeltuin_public_url={plan.ports.front_url}",
     ]

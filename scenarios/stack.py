@@ -20,6 +20,7 @@ import requests
 
 from speeltuin import defaults
 from speeltuin.defaults import sqlite_url
+from speeltuin.records import ProxyPorts
 
 
 class StackError(Exception):
@@ -52,23 +53,6 @@ class Node:
 
     def jwks(self) -> dict:
         return requests.get(f"{self.url}/jwks", timeout=10).json()
-
-
-@dataclass(frozen=True)
-class ProxyPorts:
-    """Where the proxy listens: vendors reach the simulator through `front`, it reaches them through `back`."""
-
-    front_port: int
-    back_port: int
-    host: str = defaults.HOST
-
-    @property
-    def front_url(self) -> str:
-        return f"http://{self.host}:{self.front_port}"
-
-    @property
-    def back_url(self) -> str:
-        return f"http://{self.host}:{self.back_port}"
 
 
 @dataclass

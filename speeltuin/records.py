@@ -11,11 +11,29 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from speeltuin import defaults
 from validators.findings import Finding
 
 # The simulator marks its own outbound calls with this header so the proxy can attribute them to a
 # session; the proxy strips it before the vendor sees the request.
 SESSION_HEADER = "X-Speeltuin-Session"
+
+
+@dataclass(frozen=True)
+class ProxyPorts:
+    """Where the proxy listens: vendors reach the simulator through `front`, it reaches them through `back`."""
+
+    front_port: int
+    back_port: int
+    host: str = defaults.HOST
+
+    @property
+    def front_url(self) -> str:
+        return f"http://{self.host}:{self.front_port}"
+
+    @property
+    def back_url(self) -> str:
+        return f"http://{self.host}:{self.back_port}"
 
 
 class Role(StrEnum):

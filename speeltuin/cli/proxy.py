@@ -12,12 +12,13 @@ from speeltuin.cli.common import Subcommands, UserError, add_store_option
 
 def cmd_proxy(args: argparse.Namespace) -> int:
     from proxy.launcher import ProxyPlan, mitmdump_command
+    from speeltuin.records import ProxyPorts
 
     confdir = Path(args.confdir) if args.confdir else defaults.mitmproxy_confdir(args.instance_dir)
-    plan = ProxyPlan(simulator_url=args.simulator, vendor_url=args.vendor, front_port=args.front_port,
-                     back_port=args.back_port, database_url=args.db, confdir=confdir.resolve(),
-                     listen_host=args.host)
-    print(f"vendors reach the simulator at {plan.front_url}; the simulator reaches the vendor at {plan.back_url}",
+    ports = ProxyPorts(args.front_port, args.back_port, args.host)
+    plan = ProxyPlan(simulator_url=args.simulator, vendor_url=args.vendor, ports=ports, database_url=args.db,
+                     confdir=confdir.resolve())
+    print(f"vendors reach the simulator at {ports.front_url}; the simulator reaches the vendor at {ports.back_url}",
           flush=True)
     command = mitmdump_command(plan)
     sys.stdout.flush()
