@@ -86,6 +86,15 @@ class VendorAsReceiver(Scenario, kind="happy"):
 
         return h.wait_for(f"the vendor to pull {len(targets)} queries and the referral letter", done)
 
+    def no_pull(self, h: Harness) -> str:
+        """For the variations: the vendor makes no request at all (it refused what it was sent)."""
+        time.sleep(QUIET_PERIOD_S)
+        asked = [ex for ex in h.exchanges(self.ids.simulator) if ex.direction == "to-simulator"]
+        if asked:
+            raise StepFailed(f"the vendor made {len(asked)} request(s) for a Task it refused: "
+                             + ", ".join(f"{ex.method} {ex.url}" for ex in asked[:5]))
+        return f"no request from the vendor in {QUIET_PERIOD_S:.0f} s"
+
     def token_granted(self, h: Harness) -> str:
         grants = [ex for ex in h.exchanges(self.ids.simulator)
                   if ex.tag == "token-request" and ex.direction == "to-simulator"]
@@ -129,14 +138,6 @@ class DefectiveTaskRefused(VendorAsReceiver, kind="negative"):
         if "OperationOutcome" not in body:
             raise StepFailed(f"the vendor's {status} carries no OperationOutcome: {body[:300]}")
         return f"vendor refused with {status} and an OperationOutcome"
-
-    def no_pull(self, h: Harness) -> str:
-        time.sleep(QUIET_PERIOD_S)
-        asked = [ex for ex in h.exchanges(self.ids.simulator) if ex.direction == "to-simulator"]
-        if asked:
-            raise StepFailed(f"the vendor made {len(asked)} request(s) for a Task it refused: "
-                             + ", ".join(f"{ex.method} {ex.url}" for ex in asked[:5]))
-        return f"no request from the vendor in {QUIET_PERIOD_S:.0f} s"
 
 
 class CancellationAccepted(VendorAsReceiver, kind="negative"):

@@ -209,3 +209,22 @@ def test_the_registry_refuses_taken_ids_and_unknown_kinds() -> None:
     with pytest.raises(ValueError, match="no id or no title of its own"):
         registry.add(NoId)
     assert [cls.id for cls in registry.classes()] == ["happy-vendor-receiver"]
+
+
+def test_the_readme_example_variation_registers_and_derives_its_steps(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README's "How to add a negative variation" example works as written."""
+    import scenarios.base
+    from scenarios.runner import StepFailed
+
+    readme = (SCENARIOS_DIR.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("**How to add a negative variation of the receiver flow.**", 1)[1]
+    example = section.split("```python\n", 1)[1].split("```", 1)[0]
+    fresh = Registry()
+    monkeypatch.setattr(scenarios.base, "registry", fresh)
+    namespace = {"VendorAsReceiver": VendorAsReceiver, "ExpectedFinding": ExpectedFinding, "Steps": Steps,
+                 "StepDef": StepDef, "Harness": Harness, "StepFailed": StepFailed}
+    exec(compile(example, "README.md", "exec"), namespace)
+    (cls,) = fresh.classes()
+    assert cls.kind == "negative" and cls.vendor_role == "receiver" and cls.id == "negative-late-notification"
+    assert cls().steps().names == ["create-sessions", "notify-late", "no-pull", "no-errors"]
+    assert [e.rule for e in cls.expected] == ["NOTIF-016"]
