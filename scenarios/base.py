@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 from typing import ClassVar
 
-from scenarios.model import Excuses, ExpectedFinding, ScenarioResult, Step
+from speeltuin.results import Excuses, ExpectedFinding, ScenarioResult, Step
 from scenarios.pairing import PairingError, pair_sessions
 from scenarios.runner import Harness, StepFailed, error_findings
 from scenarios.steps import Steps, UnknownName

@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
-from scenarios.model import Excuses, RunResult
+from speeltuin.results import Excuses, RunResult
 from scenarios.stack import Node, Stack
 from speeltuin.records import Exchange, new_id
 from speeltuin.store import Store

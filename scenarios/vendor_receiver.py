@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 from scenarios.base import Scenario
-from scenarios.model import ExpectedFinding
+from speeltuin.results import ExpectedFinding
 from scenarios.runner import Harness, StepFailed
 from scenarios.steps import StepDef, Steps
 from validators.query import same_request

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from scenarios.base import Scenario
-from scenarios.model import ExpectedFinding
+from speeltuin.results import ExpectedFinding
 from scenarios.runner import Harness, StepFailed
 from scenarios.steps import StepDef, Steps
 from speeltuin.records import Notification, NotificationOrigin, PullStatus

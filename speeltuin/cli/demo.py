@@ -11,7 +11,7 @@ from speeltuin.cli.common import ExitCode, Subcommands, UserError
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from scenarios.catalogue import demo_scenarios
-    from scenarios.reports import write_reports
+    from speeltuin.reports import write_reports
     from scenarios.runner import Harness, run_scenarios
     from scenarios.stack import StackError, start_stack
     from speeltuin.store import Store

@@ -8,7 +8,7 @@ import pytest
 
 from scenarios.base import KINDS, Registry, Scenario
 from scenarios.catalogue import FAMILIES, all_scenarios, demo_scenarios, find
-from scenarios.model import ExpectedFinding
+from speeltuin.results import ExpectedFinding
 from scenarios.runner import Harness
 from scenarios.steps import StepDef, Steps, UnknownName
 from scenarios.vendor_receiver import CancellationAccepted, DefectiveTaskRefused, VendorAsReceiver

@@ -1,4 +1,5 @@
-"""The result model every report writer is fed: a run of scenarios, each a list of steps."""
+"""The result model every report writer is fed: a run of scenarios, each a list of steps (kernel: the
+simulator serves reports of its sessions, the test manager writes them)."""
 from __future__ import annotations
 
 import time

@@ -4,8 +4,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from scenarios.model import RunResult
-from scenarios.reports import html, json_report, junit
+from speeltuin.results import RunResult
+from speeltuin.reports import html, json_report, junit
 
 WRITERS: dict[str, tuple[str, Callable[[RunResult], str]]] = {
     "html": ("report.html", html.render),

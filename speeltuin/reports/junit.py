@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from xml.etree import ElementTree as ET
 
-from scenarios.model import RunResult
+from speeltuin.results import RunResult
 
 
 def render(run: RunResult) -> str:

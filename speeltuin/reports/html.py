@@ -7,7 +7,7 @@ from pathlib import Path
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 import templates
-from scenarios.model import RunResult
+from speeltuin.results import RunResult
 
 TEMPLATE_DIR = Path(templates.__file__).resolve().parent
 
