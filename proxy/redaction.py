@@ -7,7 +7,7 @@ from typing import Mapping
 from urllib.parse import parse_qsl
 
 MAX_STORED_BODY = 256 * 1024
-_TOKEN_KEYS = {"access_token", "refresh_token", "id_token"}
+_TOKEN_KEYS = {"access_token", "refresh_token", "id_token", "access_key"}  # access_key: a session's own key
 _ASSERTION_KEYS = {"assertion", "client_assertion"}
 
 
@@ -24,7 +24,7 @@ def redact_jwt(value: str) -> str:
 def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
     out = {}
     for name, value in headers.items():
-        if name.lower() in ("authorization", "proxy-authorization", "x-admin-key"):
+        if name.lower() in ("authorization", "proxy-authorization", "x-admin-key", "x-session-key"):
             scheme, _, secret = value.partition(" ")
             value = f"{scheme} {shorten_secret(secret)}" if secret else shorten_secret(value)
         out[name] = value

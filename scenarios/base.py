@@ -18,23 +18,14 @@ from __future__ import annotations
 import time
 from typing import ClassVar
 
-from speeltuin.results import Excuses, ExpectedFinding, ScenarioResult, Step
-from scenarios.pairing import PairingError, pair_sessions
-from scenarios.runner import Harness, StepFailed, error_findings
-from scenarios.steps import Steps, UnknownName
-from speeltuin.records import new_id
+from scenarios.drivers import DriverError, ScenarioSession
+from scenarios.runner import CURRENT_SCENARIO, Harness, StepFailed
+from scenarios.steps import StepDef, Steps, UnknownName
+from speeltuin.records import Exchange
+from speeltuin.results import Excuses, ExpectedFinding, ScenarioResult, Step, error_findings
 
 KINDS = ("happy", "negative")  # the demo runs every happy flow first, then the variations
 VENDOR_ROLES = ("receiver", "sender")
-
-
-class SessionPair:
-    """The two session ids of one scenario run: the simulator's and the reference vendor's."""
-
-    def __init__(self, prefix: str) -> None:
-        suffix = new_id()
-        self.simulator = f"{prefix}-sim-{suffix}"
-        self.vendor = f"{prefix}-ref-{suffix}"
 
 
 class Scenario:
@@ -56,34 +47,57 @@ class Scenario:
             registry.add(cls)
 
     def __init__(self) -> None:
-        self.ids = SessionPair(self.session_prefix)
+        self.session: ScenarioSession | None = None  # opened by the driver in the first step
+        self.started_at = 0.0  # the scenario's evidence is what its session recorded since then
 
     def steps(self) -> Steps:
         raise NotImplementedError
 
     def run(self, harness: Harness) -> ScenarioResult:
         result = ScenarioResult(self.id, self.title, self.description, self.vendor_role)
+        self.started_at = time.time()
         failed = False
-        for step in self.steps():
-            if failed:
-                result.steps.append(Step(step.title, "skipped", "an earlier step failed"))
-                continue
-            started = time.monotonic()
-            try:
-                detail, status = step.run(harness), "passed"
-            except StepFailed as exc:
-                detail, status, failed = str(exc), "failed", True
-            except Exception as exc:  # an unexpected error fails the step with its evidence, not the run
-                detail, status, failed = f"{type(exc).__name__}: {exc}", "failed", True
-            result.steps.append(Step(step.title, status, detail, (time.monotonic() - started) * 1000))
-        result.session_id = self.session_id(harness)
-        if result.session_id:
-            result.exchanges = harness.exchanges(result.session_id)
-            result.excuses = self.excuses(harness, result.session_id)
+        current = CURRENT_SCENARIO.set(self.id)
+        try:
+            for step in self.steps():
+                if failed:
+                    detail, status, ms = "an earlier step failed", "skipped", 0.0
+                else:
+                    harness.progress.step_started(self.id, step.name, step.title)
+                    detail, status, ms = self._run_step(step, harness)
+                    failed = status == "failed"
+                harness.progress.step_ended(self.id, step.name, step.title, status, detail)
+                result.steps.append(Step(step.title, status, detail, ms))
+        finally:
+            CURRENT_SCENARIO.reset(current)
+        if self.session is not None:
+            result.session_id = self.session.id
+            result.exchanges = self.exchanges(harness)
+            result.excuses = self.excuses(harness, self.session.id)
         return result
 
-    def session_id(self, harness: Harness) -> str | None:
-        return self.ids.simulator
+    @staticmethod
+    def _run_step(step: StepDef, harness: Harness) -> tuple[str, str, float]:
+        """The step's evidence, status and duration; a failed expectation or an error fails it, not the run."""
+        started = time.monotonic()
+        try:
+            detail, status = step.run(harness), "passed"
+        except StepFailed as exc:
+            detail, status = str(exc), "failed"
+        except Exception as exc:  # an unexpected error fails the step with its evidence, not the run
+            detail, status = f"{type(exc).__name__}: {exc}", "failed"
+        return detail, status, (time.monotonic() - started) * 1000
+
+    @property
+    def session_id(self) -> str:
+        """The simulator session's id; only for steps after the session was opened."""
+        if self.session is None:
+            raise StepFailed("no session: the step that opens it did not run")
+        return self.session.id
+
+    def exchanges(self, h: Harness) -> list[Exchange]:
+        """What the proxy and the simulator recorded in this scenario's session since it started."""
+        return h.exchanges(self.session.id, since=self.started_at) if self.session else []
 
     def excuses(self, harness: Harness, session_id: str) -> Excuses:
         """The session's suppressions and the findings this scenario provokes on purpose."""
@@ -91,19 +105,25 @@ class Scenario:
 
     # Steps every family uses.
 
-    def pair_sessions(self, h: Harness) -> dict[str, str]:
-        """Create the simulator's session and its mirror on the vendor; the simulator session's endpoints."""
+    def open_session(self, h: Harness) -> dict[str, str]:
+        """Open the simulator session the vendor works with (the driver decides how); its endpoints."""
         try:
-            return pair_sessions(h.simulator, h.vendor, vendor_role=self.vendor_role, sim_id=self.ids.simulator,
-                                 ven_id=self.ids.vendor, name=self.title)
-        except PairingError as exc:
+            self.session = h.vendor.open_session(h, self)
+        except DriverError as exc:
+            raise StepFailed(str(exc)) from exc
+        return self.session.endpoints
+
+    def act(self, h: Harness, action: str, **extra: str) -> str:
+        """Make the vendor act (notify, update, cancel, pull) through its driver; the evidence."""
+        try:
+            return h.vendor.act(h, self, action, **extra)
+        except DriverError as exc:
             raise StepFailed(str(exc)) from exc
 
     def no_errors(self, h: Harness) -> str:
         """No error findings in the simulator session's exchanges, but for suppressed and expected ones."""
-        session_id = self.ids.simulator
-        exchanges = h.exchanges(session_id)
-        excuses = self.excuses(h, session_id)
+        exchanges = self.exchanges(h)
+        excuses = self.excuses(h, self.session_id)
         bad = error_findings(exchanges, excuses)
         if bad:
             shown = "\n".join(bad[:20])

@@ -4,12 +4,16 @@ What a scenario is (named steps, its variations, the findings it provokes on pur
 """
 from __future__ import annotations
 
+import threading
 import time
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable, Protocol
 
-from speeltuin.results import Excuses, RunResult
+from scenarios.drivers import ReferenceVendor, VendorDriver
 from scenarios.stack import Node, Stack
+from speeltuin.results import RunResult, ScenarioResult, Step
 from speeltuin.records import Exchange, new_id
 from speeltuin.store import Store
 
@@ -21,51 +25,123 @@ class StepFailed(Exception):
     """A step's expectation was not met; the message is the evidence shown in the report."""
 
 
+STOPPED = "stopped by the user"
+CURRENT_SCENARIO: ContextVar[str] = ContextVar("current_scenario", default="")  # set while a scenario runs
+REMIND_EVERY_S = 10.0  # how often a wait that goes on is reported again (the terminal's countdown)
+
+
+class Progress(Protocol):
+    """Who is told how a run goes, step by step: the terminal, the store (and through it the API)."""
+
+    def step_started(self, scenario_id: str, name: str, title: str) -> None: ...
+
+    def step_ended(self, scenario_id: str, name: str, title: str, status: str, detail: str) -> None: ...
+
+    def waiting(self, scenario_id: str, what: str, until: float) -> None: ...  # until: epoch seconds
+
+
+class Silent:
+    """Progress nobody watches."""
+
+    def step_started(self, scenario_id: str, name: str, title: str) -> None:
+        pass
+
+    def step_ended(self, scenario_id: str, name: str, title: str, status: str, detail: str) -> None:
+        pass
+
+    def waiting(self, scenario_id: str, what: str, until: float) -> None:
+        pass
+
+
 @dataclass
 class Harness:
-    """What a scenario works with: the simulator, the vendor (here the reference vendor), the store."""
+    """What a scenario works with: the simulator, the vendor system's driver, the store the proxy records in."""
 
-    stack: Stack
+    simulator: Node
+    vendor: VendorDriver
     store: Store  # the simulator's store, where the proxy records
+    environment: dict[str, str] = field(default_factory=dict)  # what the reports name as the environment
     patient_bsn: str = "999993653"
-    wait_s: float = 60.0
+    wait_s: float = 60.0  # how long a step waits for the vendor
+    quiet_s: float = 3.0  # how long a vendor is watched for a request it must not make
+    stopping: threading.Event = field(default_factory=threading.Event)  # set by Ctrl-C: every wait ends
+    progress: Progress = field(default_factory=Silent)
 
-    @property
-    def simulator(self) -> Node:
-        return self.stack.simulator
-
-    @property
-    def vendor(self) -> Node:
-        return self.stack.vendor
-
-    def exchanges(self, session_id: str) -> list[Exchange]:
-        return self.store.list_exchanges([session_id])
+    def exchanges(self, session_id: str, since: float | None = None) -> list[Exchange]:
+        found = self.store.list_exchanges([session_id])
+        return found if since is None else [ex for ex in found if ex.started_at >= since]
 
     def wait_for(self, what: str, until: Callable[[], str | None]) -> str:
-        """Waiting is a state: poll `until` (a detail string when done) up to the deadline."""
-        deadline = time.monotonic() + self.wait_s
+        """Waiting is a state: told to `progress` (and again every REMIND_EVERY_S), it ends when `until` gives
+        the detail string of what arrived, or at the deadline."""
+        started = time.monotonic()
+        deadline, reminded = started + self.wait_s, None
         while True:
             done = until()
             if done is not None:
                 return done
-            if time.monotonic() >= deadline:
+            now = time.monotonic()
+            if now >= deadline:
                 raise StepFailed(f"gave up waiting for {what} after {self.wait_s:.0f} s")
-            time.sleep(0.2)
+            if reminded is None or now - reminded >= REMIND_EVERY_S:
+                self.progress.waiting(CURRENT_SCENARIO.get(), what, time.time() + (deadline - now))
+                reminded = now
+            self.pause(0.2)
+
+    def pause(self, seconds: float) -> None:
+        """Sleep, unless the run is being stopped: then the step fails at once."""
+        if self.stopping.wait(seconds):
+            raise StepFailed(STOPPED)
 
 
-def run_scenarios(harness: Harness, scenarios: list[Scenario], *, title: str) -> RunResult:
-    run = RunResult(id=new_id("run-"), title=title, environment={
-        "simulator": harness.simulator.url, "reference vendor": harness.vendor.url,
-        "proxy (vendor → simulator)": harness.stack.proxy.front_url,
-        "proxy (simulator → vendor)": harness.stack.proxy.back_url})
-    for scenario in scenarios:
-        run.scenarios.append(scenario.run(harness))
+def stack_harness(stack: Stack, store: Store, *, vendor: VendorDriver | None = None, patient_bsn: str,
+                  wait_s: float = 60.0, quiet_s: float = 3.0, progress: Progress | None = None) -> Harness:
+    """A harness on a started stack: its reference vendor unless `vendor` drives a real system."""
+    if vendor is None:
+        if stack.vendor is None:
+            raise ValueError("the stack has no reference vendor; give the driver of the vendor system")
+        vendor = ReferenceVendor(stack.vendor)
+    who = ({"reference vendor": stack.vendor_url} if isinstance(vendor, ReferenceVendor)
+           else {"vendor system": vendor.label, "vendor origin": stack.vendor_url})
+    environment = {"simulator": stack.simulator.url, **who, "proxy (vendor → simulator)": stack.proxy.front_url,
+                   "proxy (simulator → vendor)": stack.proxy.back_url}
+    return Harness(stack.simulator, vendor, store, environment, patient_bsn, wait_s, quiet_s,
+                   progress=progress or Silent())
+
+
+def run_scenarios(harness: Harness, scenarios: list[Scenario], *, title: str, workers: int = 1) -> RunResult:
+    """Run the scenarios, `workers` at a time (each must have its own session); results in the given order.
+
+    Ctrl-C ends the run cleanly: the scenario it stopped is failed "interrupted", those not run are skipped.
+    """
+    run = RunResult(id=new_id("run-"), title=title, environment=dict(harness.environment))
+    results: dict[int, ScenarioResult] = {}
+    try:
+        if workers > 1:
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="scenario") as pool:
+                futures = {pool.submit(scenario.run, harness): index for index, scenario in enumerate(scenarios)}
+                try:
+                    for future in as_completed(futures):
+                        results[futures[future]] = future.result()
+                except KeyboardInterrupt:
+                    harness.stopping.set()  # the running scenarios' waits end; those not started never start
+                    pool.shutdown(wait=True, cancel_futures=True)
+                    results.update({index: future.result() for future, index in futures.items()
+                                    if future.done() and not future.cancelled()})
+                    raise
+        else:
+            for index, scenario in enumerate(scenarios):
+                results[index] = scenario.run(harness)
+    except KeyboardInterrupt:
+        harness.stopping.set()
+        run.environment["interrupted"] = STOPPED
+    for index, scenario in enumerate(scenarios):
+        result = results.get(index)
+        if result is None:
+            steps = [Step("interrupted", "failed", STOPPED)] if scenario.session else []
+            result = ScenarioResult(scenario.id, scenario.title, scenario.description, scenario.vendor_role,
+                                    scenario.session.id if scenario.session else None, steps)
+        run.scenarios.append(result)
     run.finished_at = time.time()
     harness.store.save_run(run.id, run.started_at, run.finished_at, run.to_dict())
     return run
-
-
-def error_findings(exchanges: list[Exchange], excuses: Excuses) -> list[str]:
-    """Error findings as evidence lines, leaving out suppressed and deliberately provoked ones."""
-    return [f"{ex.method} {ex.url} → {f.rule}: {f.message}" for ex in exchanges for f in ex.findings
-            if f.severity == "error" and excuses.reason(ex, f) is None]

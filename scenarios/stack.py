@@ -59,8 +59,9 @@ class Node:
 class Stack:
     workdir: Path
     simulator: Node
-    vendor: Node
+    vendor: Node | None  # the reference vendor; None when the proxy stands in front of a real vendor system
     proxy: ProxyPorts
+    vendor_url: str = ""  # where the proxy's back listener forwards to
     processes: list[tuple[str, subprocess.Popen, Path]] = field(default_factory=list)
 
     def stop(self) -> None:
@@ -82,23 +83,32 @@ class Stack:
         self.stop()
 
 
-def start_stack(workdir: Path) -> Stack:
-    """Start simulator, reference vendor and mitmdump; return when all three answer."""
+def start_stack(workdir: Path, *, vendor_url: str | None = None, database_url: str | None = None,
+                ports: ProxyPorts | None = None) -> Stack:
+    """Start simulator, proxy and (without `vendor_url`) the reference vendor; return when all answer.
+
+    With `vendor_url` (a real vendor system's origin) the proxy's back listener forwards there. The
+    simulator keeps its store in `workdir` unless `database_url` names one; the proxy listens on free
+    ports unless `ports` are given (a real vendor configures its system with them once).
+    """
     workdir.mkdir(parents=True, exist_ok=True)
-    sim_port, vendor_port, front, back = (free_port() for _ in range(4))
-    sim_db = sqlite_url(workdir / "simulator.sqlite")
-    ports = ProxyPorts(front, back)
+    sim_port, vendor_port = free_port(), free_port()
+    sim_db = database_url or sqlite_url(workdir / "simulator.sqlite")
+    ports = ports or ProxyPorts(free_port(), free_port())
+    front, back = ports.front_port, ports.back_port
     simulator = Node("simulator", f"http://{defaults.HOST}:{sim_port}", ports.front_url, secrets.token_urlsafe(24),
                      sim_db, defaults.OWN_URA, defaults.OWN_CLIENT_ID)
-    vendor = Node("reference-vendor", f"http://{defaults.HOST}:{vendor_port}", ports.back_url,
-                  secrets.token_urlsafe(24), sqlite_url(workdir / "reference-vendor.sqlite"),
-                  defaults.REFERENCE_VENDOR_URA, defaults.REFERENCE_VENDOR_CLIENT_ID)
-    stack = Stack(workdir, simulator, vendor, ports)
+    vendor = None if vendor_url else Node(
+        "reference-vendor", f"http://{defaults.HOST}:{vendor_port}", ports.back_url, secrets.token_urlsafe(24),
+        sqlite_url(workdir / "reference-vendor.sqlite"), defaults.REFERENCE_VENDOR_URA,
+        defaults.REFERENCE_VENDOR_CLIENT_ID)
+    stack = Stack(workdir, simulator, vendor, ports, vendor_url or (vendor.url if vendor else ""))
+    nodes = [(simulator, sim_port)] + ([(vendor, vendor_port)] if vendor else [])
     try:
-        for node, port in ((simulator, sim_port), (vendor, vendor_port)):
+        for node, port in nodes:
             _spawn(stack, node.name, _serve_command(node, port))
         _spawn(stack, "proxy", _proxy_command(stack))
-        for node in (simulator, vendor):
+        for node, _port in nodes:
             _wait_until(stack, node.name, lambda url=f"{node.url}/": _answers_http(url))
         for port in (front, back):  # a TCP check, so readiness probes never show up as recorded traffic
             _wait_until(stack, "proxy", lambda port=port: _accepts_tcp(port))
@@ -115,7 +125,7 @@ def _serve_command(node: Node, port: int) -> list[str]:
 
 
 def _proxy_command(stack: Stack) -> list[str]:
-    return [*_SPEELTUIN, "proxy", "--simulator", stack.simulator.url, "--vendor", stack.vendor.url,
+    return [*_SPEELTUIN, "proxy", "--simulator", stack.simulator.url, "--vendor", stack.vendor_url,
             "--host", stack.proxy.host, "--front-port", str(stack.proxy.front_port),
             "--back-port", str(stack.proxy.back_port), "--db", stack.simulator.database_url,
             "--confdir", str(stack.workdir / "mitmproxy")]
@@ -128,11 +138,12 @@ def _spawn(stack: Stack, name: str, command: list[str]) -> None:
     log_path = stack.workdir / f"{name}.log"
     log: IO[bytes] = open(log_path, "wb")
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    node = {"simulator": stack.simulator, "reference-vendor": stack.vendor}.get(name)
+    node = next((n for n in (stack.simulator, stack.vendor) if n is not None and n.name == name), None)
     if node is not None:
         env["SPEELTUIN_ADMIN_KEY"] = node.admin_key  # by environment, so it never shows in `ps`
+    # its own session: Ctrl-C at the terminal stops the run, which then stops its parts (Stack.stop) in order
     process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env,
-                               cwd=Path(__file__).resolve().parent.parent)
+                               cwd=Path(__file__).resolve().parent.parent, start_new_session=True)
     log.close()
     stack.processes.append((name, process, log_path))
 

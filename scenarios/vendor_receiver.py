@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 from scenarios.base import Scenario
@@ -12,8 +11,6 @@ from scenarios.steps import StepDef, Steps
 from validators.query import same_request
 from validators.rules.notification import check_notification_task
 from validators.task_reader import pull_targets
-
-QUIET_PERIOD_S = 3.0  # how long a vendor is watched for a pull it must not make
 
 
 def _attachments(bundle_text: str) -> int:
@@ -49,12 +46,12 @@ class VendorAsReceiver(Scenario, kind="happy"):
         )
 
     def create_sessions(self, h: Harness) -> str:
-        endpoints = self.pair_sessions(h)
-        return f"simulator session {self.ids.simulator}; vendor pulls from {endpoints['fhir_base']}"
+        endpoints = self.open_session(h)
+        return f"simulator session {self.session_id}; vendor pulls from {endpoints['fhir_base']}"
 
     def send_notification(self, h: Harness, **extra: Any) -> dict[str, Any]:
         """Make the simulator notify the vendor; its answer: the Task sent and the vendor's delivery answer."""
-        response = h.simulator.api("POST", f"/sessions/{self.ids.simulator}/notify",
+        response = h.simulator.api("POST", f"/sessions/{self.session_id}/notify",
                                    json={"bsn": h.patient_bsn, **extra})
         if response.status_code != 200:
             raise StepFailed(f"notify failed: {response.status_code} {response.text[:300]}")
@@ -70,9 +67,10 @@ class VendorAsReceiver(Scenario, kind="happy"):
 
     def await_pull(self, h: Harness) -> str:
         targets = pull_targets(self.task or {})
+        nudged = self.act(h, "pull")
 
         def done() -> str | None:
-            seen = [ex for ex in h.exchanges(self.ids.simulator) if ex.direction == "to-simulator"]
+            seen = [ex for ex in self.exchanges(h) if ex.direction == "to-simulator"]
             answered = {path: next((ex for ex in seen if ex.status == 200 and same_request(ex.url, path)), None)
                         for _kind, path in targets}
             if any(ex is None for ex in answered.values()):
@@ -82,21 +80,21 @@ class VendorAsReceiver(Scenario, kind="happy"):
             letters = [ex for ex in seen if ex.tag == "binary" and ex.status == 200]
             if len(letters) < offered:
                 return None
-            return f"{len(targets)} queries answered 200, {len(letters)} of {offered} document(s) fetched"
+            return f"{len(targets)} queries answered 200, {len(letters)} of {offered} document(s) fetched ({nudged})"
 
         return h.wait_for(f"the vendor to pull {len(targets)} queries and the referral letter", done)
 
     def no_pull(self, h: Harness) -> str:
         """For the variations: the vendor makes no request at all (it refused what it was sent)."""
-        time.sleep(QUIET_PERIOD_S)
-        asked = [ex for ex in h.exchanges(self.ids.simulator) if ex.direction == "to-simulator"]
+        h.pause(h.quiet_s)
+        asked = [ex for ex in self.exchanges(h) if ex.direction == "to-simulator"]
         if asked:
             raise StepFailed(f"the vendor made {len(asked)} request(s) for a Task it refused: "
                              + ", ".join(f"{ex.method} {ex.url}" for ex in asked[:5]))
-        return f"no request from the vendor in {QUIET_PERIOD_S:.0f} s"
+        return f"no request from the vendor in {h.quiet_s:g} s"
 
     def token_granted(self, h: Harness) -> str:
-        grants = [ex for ex in h.exchanges(self.ids.simulator)
+        grants = [ex for ex in self.exchanges(h)
                   if ex.tag == "token-request" and ex.direction == "to-simulator"]
         if not any(ex.status == 200 for ex in grants):
             raise StepFailed(f"no granted token request among {len(grants)}")
@@ -154,8 +152,8 @@ class CancellationAccepted(VendorAsReceiver, kind="negative"):
                                                     self.cancel)))
 
     def cancel(self, h: Harness) -> str:
-        sent = h.simulator.api("GET", f"/sessions/{self.ids.simulator}/notifications").json()
-        response = h.simulator.api("POST", f"/sessions/{self.ids.simulator}/notifications/{sent[-1]['id']}/cancel")
+        sent = h.simulator.api("GET", f"/sessions/{self.session_id}/notifications").json()
+        response = h.simulator.api("POST", f"/sessions/{self.session_id}/notifications/{sent[-1]['id']}/cancel")
         if response.status_code != 200:
             raise StepFailed(f"cancel failed: {response.status_code} {response.text[:300]}")
         status = response.json()["delivery"].get("status")

@@ -16,10 +16,6 @@ class VendorAsSender(Scenario, kind="happy"):
     vendor_role = "sender"
     session_prefix = "send"
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.vendor_notification_id: str | None = None
-
     def steps(self) -> Steps:
         return Steps(
             StepDef("create-sessions", "Create the validation session", self.create_sessions),
@@ -30,22 +26,22 @@ class VendorAsSender(Scenario, kind="happy"):
         )
 
     def create_sessions(self, h: Harness) -> str:
-        endpoints = self.pair_sessions(h)
-        return f"simulator session {self.ids.simulator}; vendor notifies {endpoints['notification_url']}"
+        endpoints = self.open_session(h)
+        return f"simulator session {self.session_id}; vendor notifies {endpoints['notification_url']}"
 
     def vendor_notifies(self, h: Harness) -> str:
-        # A real vendor is asked to notify; the reference vendor is driven through its admin API.
-        response = h.vendor.api("POST", f"/sessions/{self.ids.vendor}/notify", json={"bsn": h.patient_bsn})
-        if response.status_code != 200:
-            raise StepFailed(f"could not make the reference vendor notify: {response.status_code} {response.text}")
-        self.vendor_notification_id = response.json()["notification_id"]
-        return h.wait_for("a Notification Task from the vendor", lambda: "Task received" if self._received(h) else None)
+        acted = self.act(h, "notify")
+        received = h.wait_for("a Notification Task from the vendor",
+                              lambda: "Task received" if self._received(h) else None)
+        return f"{acted}; {received}"
 
     def _received(self, h: Harness) -> list[Notification]:
-        return [n for n in h.store.list_notifications(self.ids.simulator) if n.origin == NotificationOrigin.RECEIVED]
+        """The notifications the vendor sent in this scenario, oldest first."""
+        return [n for n in h.store.list_notifications(self.session_id)
+                if n.origin == NotificationOrigin.RECEIVED and n.created_at >= self.started_at]
 
     def accepted(self, h: Harness) -> str:
-        posts = [ex for ex in h.exchanges(self.ids.simulator) if ex.tag == "notification"]
+        posts = [ex for ex in self.exchanges(h) if ex.tag == "notification"]
         if not any(ex.status == 201 for ex in posts):
             raise StepFailed(f"no notification answered 201 among {[ex.status for ex in posts]}")
         return f"Task {self._received(h)[0].id} stored, answered 201"
@@ -70,7 +66,7 @@ class VendorAsSender(Scenario, kind="happy"):
         return StepDef(f"probe-{kind}", title or f"Probe: {kind}", lambda h: self.probe(h, kind))
 
     def probe(self, h: Harness, kind: str) -> str:
-        response = h.simulator.api("POST", f"/sessions/{self.ids.simulator}/probes/{kind}")
+        response = h.simulator.api("POST", f"/sessions/{self.session_id}/probes/{kind}")
         if response.status_code != 200:
             raise StepFailed(f"probe {kind} could not be made: {response.text[:300]}")
         result = response.json()
@@ -108,14 +104,12 @@ class TokensRefusedAfterCancellation(VendorAsSender, kind="negative"):
             self.probe_step("token-after-cancellation", "Probe: pull token after cancellation"))
 
     def vendor_cancels(self, h: Harness) -> str:
-        # A real vendor is asked to cancel; the reference vendor is driven through its admin API.
-        response = h.vendor.api("POST", f"/sessions/{self.ids.vendor}/notifications/"
-                                        f"{self.vendor_notification_id}/cancel")
-        if response.status_code != 200:
-            raise StepFailed(f"could not make the reference vendor cancel: {response.status_code} {response.text}")
+        received = self._received(h)
+        acted = self.act(h, "cancel", task_identifier=received[-1].identifier if received else "")
 
         def cancelled() -> str | None:
             received = self._received(h)
             return "the simulator received the cancellation" if received[-1].status == "cancelled" else None
 
-        return h.wait_for("the vendor's cancellation", cancelled)
+        waited = h.wait_for("the vendor's cancellation", cancelled)
+        return f"{acted}; {waited}"

@@ -8,6 +8,7 @@ from werkzeug.exceptions import HTTPException
 
 from simulator.endpoints.admin_api import admin_api
 from simulator.endpoints.auth_server import auth_server
+from simulator.endpoints.evidence_api import evidence_api
 from simulator.endpoints.fhir_server import ResourceTypeConverter, fhir_server
 from simulator.endpoints.http_errors import FhirError, oauth_error, operation_outcome, unsupported_format
 from simulator.endpoints.notification_endpoint import notification_endpoint
@@ -29,7 +30,7 @@ def create_app(config: SimulatorConfig) -> Flask:
     app.url_map.converters["fhirtype"] = ResourceTypeConverter
     store = Store(config.database_url)
     app.extensions[EXTENSION] = Runtime(config, store, Signer.load_or_create(store), PatientData(store))
-    for blueprint in (admin_api, auth_server, fhir_server, notification_endpoint):
+    for blueprint in (admin_api, evidence_api, auth_server, fhir_server, notification_endpoint):
         app.register_blueprint(blueprint)
 
     @app.before_request

@@ -47,6 +47,12 @@ class Excuses:
         return None
 
 
+def error_findings(exchanges: list[Exchange], excuses: Excuses) -> list[str]:
+    """Error findings as evidence lines, leaving out suppressed and deliberately provoked ones."""
+    return [f"{ex.method} {ex.url} → {f.rule}: {f.message}" for ex in exchanges for f in ex.findings
+            if f.severity == "error" and excuses.reason(ex, f) is None]
+
+
 @dataclass
 class ScenarioResult:
     id: str

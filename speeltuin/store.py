@@ -7,7 +7,9 @@ Tokens are stored only as SHA-256 hashes: a leaked database leaks no usable toke
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
+import secrets
 import time
 from pathlib import Path
 from typing import Any, Iterable
@@ -25,6 +27,7 @@ from sqlalchemy import (
     create_engine,
     delete,
     event,
+    exists,
     insert,
     select,
     update,
@@ -80,6 +83,13 @@ notifications = Table(
     Column("delivery", Text, nullable=True),  # JSON: what the counterpart answered to our POST
     Column("pull_status", String(16), nullable=True),  # received only: pending|pulling|done|failed
     Column("pull_summary", Text, nullable=True),  # JSON
+    Column("created_at", Float, nullable=False),
+)
+
+session_keys = Table(
+    "session_keys", metadata,  # a session's own access key (X-Session-Key): only its SHA-256 hash is kept
+    Column("session_id", String(64), ForeignKey("sessions.id", ondelete="CASCADE"), primary_key=True),
+    Column("key_hash", String(64), nullable=False, index=True),
     Column("created_at", Float, nullable=False),
 )
 
@@ -226,9 +236,33 @@ class Store:
             for table in (findings, exchanges):
                 c.execute(delete(table).where(table.c.session_id == session_id))
             c.execute(delete(tokens).where(tokens.c.session_id == session_id))
+            c.execute(delete(session_keys).where(session_keys.c.session_id == session_id))
             c.execute(delete(suppressions).where(suppressions.c.session_id == session_id))
             c.execute(delete(notifications).where(notifications.c.session_id == session_id))
             return c.execute(delete(sessions).where(sessions.c.id == session_id)).rowcount > 0
+
+    # --- session access keys: they open one session's evidence; shown once, kept as a hash ---------
+    def new_session_key(self, session_id: str) -> str:
+        """Make the session's access key (replacing any earlier one) and return it: the only time it is seen."""
+        key = secrets.token_urlsafe(32)
+        with self.engine.begin() as c:
+            c.execute(delete(session_keys).where(session_keys.c.session_id == session_id))
+            c.execute(insert(session_keys).values(session_id=session_id, key_hash=hash_token(key),
+                                                  created_at=time.time()))
+        return key
+
+    def session_key_opens(self, session_id: str, key: str) -> bool:
+        """Whether `key` is this session's access key (hashes compared in constant time)."""
+        with self.engine.connect() as c:
+            stored = c.execute(select(session_keys.c.key_hash)
+                               .where(session_keys.c.session_id == session_id)).scalar()
+        return stored is not None and hmac.compare_digest(hash_token(key).encode(), stored.encode())
+
+    def session_of_key(self, key: str) -> str | None:
+        """The session whose access key this is, if any (looked up by hash, never by the key itself)."""
+        with self.engine.connect() as c:
+            return c.execute(select(session_keys.c.session_id)
+                             .where(session_keys.c.key_hash == hash_token(key))).scalar()
 
     # --- notifications --------------------------------------------------------------------------
     def add_notification(self, n: Notification) -> Notification:
@@ -317,8 +351,38 @@ class Store:
         cond = exchanges.c.session_id.in_(named)
         if None in wanted:
             cond = cond | exchanges.c.session_id.is_(None)
+        return self._exchanges(select(exchanges).where(cond).order_by(exchanges.c.started_at, exchanges.c.id))
+
+    def query_exchanges(self, session_id: str, *, tag: str | None = None, severity: str | None = None,
+                        since: float | None = None, after: int | None = None,
+                        limit: int = 100) -> tuple[list[Exchange], int | None]:
+        """One page of a session's exchanges in the order they were recorded (by id), filtered in SQL.
+
+        `tag`: exchanges of that kind; `severity`: exchanges with at least one finding of it; `since`: started
+        after that epoch time; `after`: recorded after the exchange with that id (the cursor). Returns the page
+        and the cursor of the next page (None on the last page).
+        """
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, got {limit}")
+        cond = exchanges.c.session_id == session_id
+        if tag is not None:
+            cond &= exchanges.c.tag == tag
+        if severity is not None:
+            cond &= exists().where((findings.c.exchange_id == exchanges.c.id) & (findings.c.severity == severity))
+        if since is not None:
+            cond &= exchanges.c.started_at > since
+        if after is not None:
+            cond &= exchanges.c.id > after
+        page = self._exchanges(select(exchanges).where(cond).order_by(exchanges.c.id).limit(limit + 1))
+        if len(page) > limit:
+            page = page[:limit]
+            return page, page[-1].id
+        return page, None
+
+    def _exchanges(self, query: Any) -> list[Exchange]:
+        """The exchanges a query selects, each with its findings (one more query for all of them)."""
         with self.engine.connect() as c:
-            rows = c.execute(select(exchanges).where(cond).order_by(exchanges.c.started_at, exchanges.c.id)).all()
+            rows = c.execute(query).all()
             ids = [r.id for r in rows]
             found: dict[int, list[Finding]] = {}
             if ids:

@@ -92,7 +92,7 @@ def test_loaded_patient_passes_the_happy_receiver_scenario_through_the_proxy(tmp
     (BUNDLE-006). The case manager suppresses both for the session, with reasons, as a real session would.
     """
     from scenarios.vendor_receiver import VendorAsReceiver
-    from scenarios.runner import Harness, run_scenarios
+    from scenarios.runner import Harness, run_scenarios, stack_harness
     from scenarios.stack import start_stack
 
     class WithSuppression(VendorAsReceiver):
@@ -100,14 +100,14 @@ def test_loaded_patient_passes_the_happy_receiver_scenario_through_the_proxy(tmp
             created = super().create_sessions(h)
             for rule, reason in (("PROF-002", "known defect of the Nictiz legalStatus example"),
                                  ("BUNDLE-006", "the Nictiz examples include non-BgZ zib Conditions and devices")):
-                h.simulator.api("PUT", f"/sessions/{self.ids.simulator}/suppressions/{rule}", json={"reason": reason})
+                h.simulator.api("PUT", f"/sessions/{self.session_id}/suppressions/{rule}", json={"reason": reason})
             return created
 
     with start_stack(tmp_path / "stack") as stack:
         loaded = speeltuin("patients", "import-fhir", str(CORPUS), "--db", stack.simulator.database_url)
         assert loaded.returncode == 0, loaded.stderr
         store = Store(stack.simulator.database_url)
-        run = run_scenarios(Harness(stack, store, patient_bsn="999911120", wait_s=60), [WithSuppression()],
+        run = run_scenarios(stack_harness(stack, store, patient_bsn="999911120", wait_s=60), [WithSuppression()],
                             title="loaded patient")
         store.close()
     [scenario] = run.scenarios

@@ -4,9 +4,8 @@ from __future__ import annotations
 import json
 from xml.etree import ElementTree as ET
 
-from speeltuin.results import Excuses, ExpectedFinding, RunResult, ScenarioResult, Step
+from speeltuin.results import Excuses, ExpectedFinding, RunResult, ScenarioResult, Step, error_findings
 from speeltuin.reports import write_reports
-from scenarios.runner import error_findings
 from speeltuin.records import Exchange
 from validators.findings import Finding
 

@@ -12,6 +12,7 @@ from simulator.outbound.probes import ProbeError, probe
 from simulator.runtime import runtime
 from simulator.sessions import SessionError, create_session, session_view
 from speeltuin.records import Session
+from speeltuin.session_report import ACCESS_KEY_NOTE
 from testdata.patient_import import PatientImportError, parse_patients_json, patient_to_dict
 from validators.catalogue import load_all
 
@@ -54,7 +55,10 @@ def sessions_create() -> Any:
         session = create_session(rt.store, body, own_ura=rt.config.ura, own_client_id=rt.config.client_id)
     except SessionError as exc:
         raise AdminError(400, str(exc)) from exc
-    return jsonify(session_view(session, rt.public_base())), 201
+    # The session's own access key (X-Session-Key: its exchanges and report): shown in this answer only.
+    view = session_view(session, rt.public_base())
+    view.update(access_key=rt.store.new_session_key(session.id), access_key_note=ACCESS_KEY_NOTE)
+    return jsonify(view), 201
 
 
 @admin_api.get("/sessions")

@@ -10,10 +10,10 @@ import sys
 from typing import Sequence
 
 from speeltuin import defaults
-from speeltuin.cli import demo, notify, patients, pki, proxy, scenarios, serve, sessions, validate
+from speeltuin.cli import demo, evidence, notify, patients, pki, proxy, run, scenarios, serve, sessions, validate
 from speeltuin.cli.common import ExitCode, UserError, resolve_defaults
 
-GROUPS = (serve, proxy, demo, scenarios, sessions, notify, patients, pki, validate)
+GROUPS = (serve, proxy, demo, run, scenarios, sessions, notify, evidence, patients, pki, validate)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -20,6 +20,7 @@ class ExitCode(IntEnum):
     OK = 0  # done; for checks: no error findings
     FAILED = 1  # ran, but the result is a failure: error findings, a refusal by the vendor, a failed scenario
     USAGE = 2  # a mistake the user can fix, or input that cannot be read
+    VENDOR_UNREACHABLE = 3  # the vendor system did not answer, or a step waited for it in vain
 
 
 class UserError(Exception):

@@ -12,7 +12,7 @@ from speeltuin.cli.common import ExitCode, Subcommands, UserError
 def cmd_demo(args: argparse.Namespace) -> int:
     from scenarios.catalogue import demo_scenarios
     from speeltuin.reports import write_reports
-    from scenarios.runner import Harness, run_scenarios
+    from scenarios.runner import run_scenarios, stack_harness
     from scenarios.stack import StackError, start_stack
     from speeltuin.store import Store
     from testdata.patients import find_patient
@@ -27,8 +27,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         raise UserError(str(exc)) from exc
     with stack:
         store = Store(stack.simulator.database_url)
-        harness = Harness(stack, store, patient_bsn=args.patient, wait_s=args.wait)
-        run = run_scenarios(harness, demo_scenarios(),
+        harness = stack_harness(stack, store, patient_bsn=args.patient, wait_s=args.wait)
+        scenarios = demo_scenarios()
+        run = run_scenarios(harness, scenarios, workers=len(scenarios),  # each has its own pair of sessions
                             title="happy and non-happy flows against the reference vendor")
         store.close()
     written = write_reports(run, out)

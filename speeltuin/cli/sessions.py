@@ -22,6 +22,7 @@ from speeltuin.cli.common import (
 
 def cmd_session_create(args: argparse.Namespace) -> int:
     from simulator.sessions import SessionError, create_session, session_view
+    from speeltuin.session_report import ACCESS_KEY_NOTE
 
     request: dict[str, Any] = {"name": args.name, "vendor_role": args.vendor_role, "vendor_ura": args.vendor_ura,
                                "id": args.id, "vendor_client_id": args.vendor_client_id,
@@ -39,7 +40,10 @@ def cmd_session_create(args: argparse.Namespace) -> int:
                                  own_ura=args.ura, own_client_id=args.client_id)
     except SessionError as exc:
         raise UserError(str(exc)) from exc
-    print_as(args, session_view(session, args.public_url), _session_text)
+    # The session's own access key (X-Session-Key: its exchanges and report): printed this once only.
+    view = session_view(session, args.public_url)
+    view.update(access_key=store.new_session_key(session.id), access_key_note=ACCESS_KEY_NOTE)
+    print_as(args, view, _session_text)
     return ExitCode.OK
 
 
@@ -61,6 +65,8 @@ def _session_text(view: dict[str, Any]) -> str:
     lines = [f"session {view['id']} ({view['name']}): vendor is the {view['vendor_role']}, "
              f"the simulator the {view['simulator_role']}"]
     lines += [f"  {key}: {value}" for key, value in view["endpoints"].items()]
+    if "access_key" in view:  # only when the session was just created
+        lines += [f"  access_key: {view['access_key']}", view["access_key_note"]]
     return "\n".join(lines)
 
 

@@ -5,12 +5,13 @@ from pathlib import Path
 from typing import Callable
 
 from speeltuin.results import RunResult
-from speeltuin.reports import html, json_report, junit
+from speeltuin.reports import html, json_report, junit, testreport
 
 WRITERS: dict[str, tuple[str, Callable[[RunResult], str]]] = {
     "html": ("report.html", html.render),
     "json": ("report.json", json_report.render),
     "junit": ("junit.xml", junit.render),
+    "testreport": ("testreport.json", testreport.render),  # FHIR STU3 TestReport; not written by default
 }
 
 

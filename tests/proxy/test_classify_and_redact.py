@@ -46,3 +46,11 @@ def test_tokens_and_signatures_never_stored_whole() -> None:
     assert redact_jwt("not-a-jwt-at-all").endswith("[redacted]")
     assert token not in redact_text(f"upstream said Bearer {token}")
     assert redact_body(b"%PDF-1.4 binary", "application/pdf") == "[15 bytes of application/pdf]"
+
+
+def test_session_access_keys_are_never_stored_whole() -> None:
+    key = "K" * 43
+    headers = redact_headers({"X-Session-Key": key, "X-Admin-Key": key})
+    assert all(key not in value and value.endswith("[redacted]") for value in headers.values())
+    body = redact_body(json.dumps({"id": "s-1", "access_key": key}).encode(), "application/json")
+    assert key not in body and '"id": "s-1"' in body

@@ -88,13 +88,26 @@ def test_a_synthetic_variation_runs_its_derived_steps_in_order() -> None:
         def steps(self) -> Steps:
             return super().steps().replace("b", _step("x")).insert_after("c", _step("d")).remove("a")
 
-    class NoSession(Variation):
-        def session_id(self, harness: Harness) -> str | None:
-            return None
+    class Recorder:
+        def __init__(self) -> None:
+            self.events: list[tuple] = []
 
-    result = NoSession().run(None)  # type: ignore[arg-type]  # the steps never touch the harness
+        def step_started(self, scenario_id: str, name: str, title: str) -> None:
+            self.events.append(("started", scenario_id, name))
+
+        def step_ended(self, scenario_id: str, name: str, title: str, status: str, detail: str) -> None:
+            self.events.append(("ended", scenario_id, name, status))
+
+        def waiting(self, scenario_id: str, what: str, until: float) -> None:
+            self.events.append(("waiting", scenario_id, what))
+
+    recorder = Recorder()
+    harness = Harness(None, None, None, progress=recorder)  # type: ignore[arg-type]  # the steps touch none
+    result = Variation().run(harness)
     assert [(s.title, s.status, s.detail) for s in result.steps] == [
         ("Step x", "passed", "x"), ("Step c", "passed", "c"), ("Step d", "passed", "d")]
+    assert recorder.events == [(kind, "synthetic", name, *(["passed"] if kind == "ended" else []))
+                               for name in ("x", "c", "d") for kind in ("started", "ended")]
     assert "synthetic" not in [cls.id for cls in all_scenarios()]
 
 
@@ -167,11 +180,12 @@ def test_the_registry_finds_every_scenario_once_in_demo_order() -> None:
     assert sorted(defined) == sorted(cls.__name__ for cls in all_scenarios())
 
 
-def test_demo_scenarios_get_their_own_sessions() -> None:
+def test_demo_scenarios_are_fresh_and_tell_their_sessions_apart() -> None:
+    """Each demo scenario opens its own session (its driver names it after `session_prefix`) when it runs."""
     first, second = demo_scenarios(), demo_scenarios()
-    sessions = [s.ids.simulator for s in first + second]
-    assert len(set(sessions)) == len(sessions)
-    assert first[2].ids.simulator.startswith("defect-sim-")
+    assert all(s.session is None for s in first + second) and first[0] is not second[0]
+    prefixes = [s.session_prefix for s in first]
+    assert len(set(prefixes)) == len(prefixes) and first[2].session_prefix == "defect"
 
 
 def test_find_an_unknown_scenario_names_the_known_ones() -> None:

@@ -1,0 +1,105 @@
+"""A session's evidence over JSON: its recorded exchanges with their findings, and its report in every format.
+
+Open with the admin key (X-Admin-Key, every session) or the session's own access key (X-Session-Key, shown
+once when the session was created; it opens only that session). The admin API's before_request does not
+apply here: Flask runs a blueprint's before_request handlers only for that blueprint's routes.
+"""
+from __future__ import annotations
+
+import hmac
+from functools import wraps
+from typing import Any, Callable
+
+from flask import Blueprint, Response, jsonify, request
+
+from simulator.endpoints.admin_api import ADMIN_KEY_HEADER
+from simulator.runtime import runtime
+from speeltuin.reports import WRITERS
+from speeltuin.session_report import (
+    SESSION_KEY_HEADER,
+    BadParameter,
+    ExchangeQuery,
+    UnknownSession,
+    query_exchanges,
+    session_report,
+)
+
+evidence_api = Blueprint("evidence_api", __name__, url_prefix="/api")
+
+# the report's name in the URL -> (writer in speeltuin.reports, content type)
+REPORTS: dict[str, tuple[str, str]] = {
+    "html": ("html", "text/html; charset=utf-8"),
+    "json": ("json", "application/json"),
+    "junit.xml": ("junit", "application/xml"),
+    "testreport.json": ("testreport", "application/fhir+json"),
+}
+
+
+class EvidenceError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+@evidence_api.errorhandler(EvidenceError)
+def evidence_error(exc: EvidenceError) -> tuple[Response, int]:
+    return jsonify({"error": exc.message}), exc.status
+
+
+@evidence_api.errorhandler(UnknownSession)
+def unknown_session(exc: UnknownSession) -> tuple[Response, int]:
+    return jsonify({"error": str(exc)}), 404
+
+
+@evidence_api.errorhandler(BadParameter)
+def bad_parameter(exc: BadParameter) -> tuple[Response, int]:
+    return jsonify({"error": f"{exc.name}: {exc}"}), 400
+
+
+def _check_access(session_id: str) -> None:
+    """Admin key: any session. Session key: its own session only (403 for another). Neither, or a wrong one: 401."""
+    rt = runtime()
+    admin_key = request.headers.get(ADMIN_KEY_HEADER)
+    if admin_key is not None and hmac.compare_digest(admin_key.encode(), rt.config.admin_key.encode()):
+        return
+    session_key = request.headers.get(SESSION_KEY_HEADER)
+    if not session_key:
+        what = f"wrong {ADMIN_KEY_HEADER}" if admin_key is not None else "no key"
+        raise EvidenceError(401, f"{what}: send {SESSION_KEY_HEADER} (the session's access key) or {ADMIN_KEY_HEADER}")
+    if rt.store.session_key_opens(session_id, session_key):
+        return
+    if rt.store.session_of_key(session_key) is not None:
+        raise EvidenceError(403, f"this {SESSION_KEY_HEADER} opens another session, not {session_id!r}")
+    raise EvidenceError(401, f"wrong {SESSION_KEY_HEADER}")
+
+
+def session_access(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Let the request through when its key opens the session named in the URL."""
+    @wraps(view)
+    def checked(session_id: str, **kwargs: Any) -> Any:
+        _check_access(session_id)
+        return view(session_id, **kwargs)
+
+    return checked
+
+
+@evidence_api.get("/sessions/<session_id>/exchanges")
+@session_access
+def exchanges(session_id: str) -> Any:
+    """The session's exchanges with their findings, as recorded (newest last); filters: tag, severity, since;
+    page: limit (default 100, at most 1000) and after (the `next` of the previous page)."""
+    args = request.args
+    query = ExchangeQuery.parse(tag=args.get("tag"), severity=args.get("severity"), since=args.get("since"),
+                                after=args.get("after"), limit=args.get("limit"))
+    return jsonify(query_exchanges(runtime().store, session_id, query))
+
+
+@evidence_api.get("/sessions/<session_id>/report.<kind>")
+@session_access
+def report(session_id: str, kind: str) -> Any:
+    if kind not in REPORTS:
+        raise EvidenceError(404, f"no report format {kind!r}; known: "
+                                 + ", ".join(f"report.{name}" for name in REPORTS))
+    writer, content_type = REPORTS[kind]
+    run = session_report(runtime().store, session_id)
+    return Response(WRITERS[writer][1](run), status=200, content_type=content_type)

@@ -1,0 +1,136 @@
+"""A validation session's evidence: its recorded exchanges (one page at a time) and its report.
+
+The kernel of what the simulator's evidence API and `speeltuin report` / `speeltuin exchanges` show, so the
+API and the CLI give the same answers: the report is the result model every writer in speeltuin/reports/
+renders, built from the session's exchanges and suppressions.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from speeltuin.records import Exchange, Tag
+from speeltuin.results import Excuses, RunResult, ScenarioResult, Step, error_findings
+from speeltuin.store import Store
+from validators.findings import SEVERITIES
+
+SESSION_KEY_HEADER = "X-Session-Key"  # the header a session's own access key travels in
+ACCESS_KEY_NOTE = (f"Keep this access key: it is shown only this once. Send it as {SESSION_KEY_HEADER} to read "
+                   "this session's exchanges and report.")
+NO_ERRORS_STEP = "No error findings in the recorded exchanges"
+MAX_EVIDENCE_LINES = 20  # error findings listed in the step's evidence; the report lists every exchange
+DEFAULT_LIMIT, MAX_LIMIT = 100, 1000
+MAX_EXCHANGE_ID = 2**31 - 1  # exchange ids are SQL INTEGERs: a larger cursor is no exchange's
+
+
+class UnknownSession(LookupError):
+    """No session has this id."""
+
+
+class BadParameter(ValueError):
+    """A filter value that cannot be used; `name` is the parameter, the message says what is allowed."""
+
+    def __init__(self, name: str, message: str) -> None:
+        super().__init__(message)
+        self.name = name
+
+
+@dataclass(frozen=True)
+class ExchangeQuery:
+    """The filters and page of `Store.query_exchanges`, checked."""
+
+    tag: str | None = None
+    severity: str | None = None
+    since: float | None = None
+    after: int | None = None
+    limit: int = DEFAULT_LIMIT
+
+    @classmethod
+    def parse(cls, *, tag: str | None = None, severity: str | None = None, since: str | None = None,
+              after: str | None = None, limit: str | None = None) -> "ExchangeQuery":
+        """Read the filters as given on a URL or a command line (text, None when absent)."""
+        tags = [t.value for t in Tag]
+        if tag is not None and tag not in tags:
+            raise BadParameter("tag", f"must be one of {', '.join(tags)}, got {tag!r}")
+        if severity is not None and severity not in SEVERITIES:
+            raise BadParameter("severity", f"must be one of {', '.join(SEVERITIES)}, got {severity!r}")
+        return cls(tag=tag, severity=severity, since=None if since is None else _since(since),
+                   after=None if after is None else _whole(after, "after", 0, MAX_EXCHANGE_ID),
+                   limit=DEFAULT_LIMIT if limit is None else _whole(limit, "limit", 1, MAX_LIMIT))
+
+
+def _since(value: str) -> float:
+    try:
+        since = float(value)
+    except ValueError:
+        since = math.nan
+    if not math.isfinite(since):
+        raise BadParameter("since", f"must be a time in epoch seconds (e.g. 1767225600.5), got {value!r}")
+    return since
+
+
+def _whole(value: str, name: str, low: int, high: int | None = None) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = low - 1
+    if number < low or (high is not None and number > high):
+        allowed = f"from {low} to {high}" if high is not None else f"of at least {low}"
+        raise BadParameter(name, f"must be a whole number {allowed}, got {value!r}")
+    return number
+
+
+def query_exchanges(store: Store, session_id: str, query: ExchangeQuery) -> dict[str, Any]:
+    """One page of the session's exchanges with their findings, as the API and `--format json` show it."""
+    if store.get_session(session_id) is None:
+        raise UnknownSession(f"no session {session_id!r}")
+    page, cursor = store.query_exchanges(session_id, tag=query.tag, severity=query.severity, since=query.since,
+                                         after=query.after, limit=query.limit)
+    suppressions = store.list_suppressions(session_id)
+    return {"exchanges": [exchange_view(ex, suppressions) for ex in page], "next": cursor}
+
+
+def exchange_view(ex: Exchange, suppressions: dict[str, str]) -> dict[str, Any]:
+    """An exchange as JSON; a finding of a rule suppressed for the session carries the recorded reason."""
+    return {"id": ex.id, "session_id": ex.session_id, "source": ex.source, "tag": str(ex.tag),
+            "direction": str(ex.direction), "method": ex.method, "url": ex.url, "status": ex.status,
+            "started_at": ex.started_at, "duration_ms": ex.duration_ms, "error": ex.error,
+            "request_headers": ex.request_headers, "request_body": ex.request_body,
+            "response_headers": ex.response_headers, "response_body": ex.response_body,
+            "findings": [{**f.to_dict(), "suppressed": suppressions.get(f.rule)} for f in ex.findings]}
+
+
+def session_report(store: Store, session_id: str) -> RunResult:
+    """The session's report: one scenario for its recorded traffic, one step that passes when no exchange has
+    an error finding (suppressed rules are shown with their reason, not counted)."""
+    session = store.get_session(session_id)
+    if session is None:
+        raise UnknownSession(f"no session {session_id!r}")
+    exchanges = store.list_exchanges([session.id])
+    excuses = Excuses(store.list_suppressions(session.id))
+    bad = error_findings(exchanges, excuses)
+    if bad:
+        more = f"\n… and {len(bad) - MAX_EVIDENCE_LINES} more" if len(bad) > MAX_EVIDENCE_LINES else ""
+        step = Step(NO_ERRORS_STEP, "failed", f"{len(bad)} error finding(s) in {len(exchanges)} exchanges:\n"
+                    + "\n".join(bad[:MAX_EVIDENCE_LINES]) + more)
+    else:
+        noted = f" ({len(excuses.suppressions)} rule(s) suppressed for this session)" if excuses.suppressions else ""
+        step = Step(NO_ERRORS_STEP, "passed", f"{len(exchanges)} exchanges recorded, no error findings{noted}"
+                    if exchanges else "no exchanges recorded yet, so no error findings")
+    scenario = ScenarioResult(
+        id=f"session-{session.id}", title=f"Recorded traffic of session {session.name}",
+        description="Every exchange recorded for this validation session, judged by the validators as it "
+                    "happened. Rules suppressed for the session are shown with the recorded reason, not counted.",
+        vendor_role=session.vendor_role.value, session_id=session.id, steps=[step], exchanges=exchanges,
+        excuses=excuses)
+    config = session.config
+    environment = {"session": f"{session.id} ({session.name})", "vendor role": session.vendor_role.value,
+                   "vendor URA": config.vendor_ura, "vendor client id": config.vendor_client_id,
+                   "simulator URA": config.own_ura}
+    environment.update({key.replace("_", " "): value for key, value in config.to_dict().items()
+                        if key.endswith(("_url", "_base")) and value})
+    return RunResult(id=f"session-{session.id}", title=f"session {session.name} ({session.id})",
+                     started_at=session.created_at, finished_at=time.time(), scenarios=[scenario],
+                     environment=environment)

@@ -1,0 +1,89 @@
+"""`speeltuin run`: scenarios against the reference vendor, the report files, exit codes, Ctrl-C."""
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from xml.etree import ElementTree as ET
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _speeltuin(*args: str, instance: Path, **kwargs: object) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "speeltuin.cli", "--instance", str(instance), "run", *args],
+                          cwd=ROOT, capture_output=True, text=True, timeout=180, **kwargs)  # type: ignore[call-overload]
+
+
+@pytest.fixture(scope="module")
+def one_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess, Path]:
+    base = tmp_path_factory.mktemp("run")
+    expected = base / "expected.txt"
+    expected.write_text("# none expected to fail\n\n", encoding="utf-8")
+    completed = _speeltuin("--reference-vendor", "--scenario", "happy-vendor-receiver",
+                           "--scenario", "negative-cancellation", "--report-dir", str(base / "reports"),
+                           "--junit", str(base / "ci" / "junit.xml"), "--json", str(base / "ci" / "run.json"),
+                           "--testreport", str(base / "ci" / "testreport.json"), "--quiet-period", "1",
+                           "--expected-failures", str(expected), instance=base / "instance")
+    return completed, base
+
+
+def test_a_run_against_the_reference_vendor_passes_and_writes_every_report(one_run) -> None:
+    completed, base = one_run
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert "Traceback" not in completed.stderr
+    assert f"report: {base / 'reports' / 'report.html'}" in completed.stdout
+    assert "[passed] happy-vendor-receiver" in completed.stdout
+    # the terminal follows the steps as they end
+    assert "happy-vendor-receiver: [passed] Create the validation session" in completed.stdout
+    assert "negative-cancellation: [passed] Simulator cancels; the vendor accepts the cancellation" in completed.stdout
+    report = json.loads((base / "ci" / "run.json").read_text())
+    assert [s["id"] for s in report["scenarios"]] == ["happy-vendor-receiver", "negative-cancellation"]
+    assert report["status"] == "passed" and report["environment"]["reference vendor"].startswith("http://")
+    suite = ET.parse(base / "ci" / "junit.xml").getroot()
+    assert suite.get("tests") == "2" and suite.get("failures") == "0"
+    for name in ("report.html", "report.json", "junit.xml"):
+        assert (base / "reports" / name).stat().st_size > 0
+    testreport = json.loads((base / "ci" / "testreport.json").read_text())
+    assert testreport["resourceType"] == "TestReport" and testreport["result"] == "pass"
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--reference-vendor", "--scenario", "no-such-scenario"), "no scenario no-such-scenario; known: "),
+    (("--reference-vendor", "--expected-failures", "/nonexistent/list.txt"), "cannot read --expected-failures"),
+])
+def test_usage_errors_are_one_line_and_exit_2(tmp_path: Path, args: tuple[str, ...], message: str) -> None:
+    completed = _speeltuin(*args, instance=tmp_path)
+    assert completed.returncode == 2, completed.stdout + completed.stderr
+    assert message in completed.stderr and "Traceback" not in completed.stderr
+    assert not (tmp_path / "runs").exists()  # nothing was started
+
+
+def test_ctrl_c_ends_the_run_with_a_partial_report(tmp_path: Path) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "speeltuin.cli", "--instance", str(tmp_path), "run", "--reference-vendor",
+         "--role", "receiver", "--report-dir", str(tmp_path / "reports"), "--quiet-period", "30"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not list(tmp_path.glob("reports/work/*.log")):
+            time.sleep(0.2)
+        time.sleep(6)  # the stack is up and the scenarios run; the defective-Task one waits its quiet period
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert "Traceback" not in stderr, stderr
+    assert process.returncode == 1, stdout + stderr
+    report = json.loads((tmp_path / "reports" / "report.json").read_text())
+    assert report["environment"]["interrupted"] == "stopped by the user"
+    statuses = {s["id"]: s["status"] for s in report["scenarios"]}
+    assert statuses["negative-defective-task"] == "failed"
+    assert any(step["status"] == "failed" and step["detail"] == "stopped by the user"
+               for s in report["scenarios"] for step in s["steps"])
+    assert "report: " in stdout
