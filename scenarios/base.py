@@ -19,7 +19,7 @@ import time
 from typing import ClassVar
 
 from scenarios.drivers import DriverError, ScenarioSession
-from scenarios.runner import CURRENT_SCENARIO, Harness, StepFailed
+from scenarios.runner import CURRENT_SCENARIO, CURRENT_STEP, Harness, StepFailed
 from scenarios.steps import StepDef, Steps, UnknownName
 from speeltuin.records import Exchange
 from speeltuin.results import Excuses, ExpectedFinding, ScenarioResult, Step, error_findings
@@ -64,7 +64,11 @@ class Scenario:
                     detail, status, ms = "an earlier step failed", "skipped", 0.0
                 else:
                     harness.progress.step_started(self.id, step.name, step.title)
-                    detail, status, ms = self._run_step(step, harness)
+                    in_step = CURRENT_STEP.set(step.name)
+                    try:
+                        detail, status, ms = self._run_step(step, harness)
+                    finally:
+                        CURRENT_STEP.reset(in_step)
                     failed = status == "failed"
                 harness.progress.step_ended(self.id, step.name, step.title, status, detail)
                 result.steps.append(Step(step.title, status, detail, ms))

@@ -23,6 +23,10 @@ if TYPE_CHECKING:
     from scenarios.vendor_config import VendorConfig
 
 
+# the vendor's endpoints the simulator calls, which the proxy stands in front of (a JWKS URL is fetched directly)
+PROXIED_FIELDS = ("vendor_token_url", "vendor_fhir_base", "vendor_notification_base")
+
+
 class DriverError(Exception):
     """The vendor could not be made to act or a session could not be opened; the message is the evidence."""
 
@@ -122,8 +126,7 @@ class ConfiguredVendor:
             body = self.config.session_request(role, session_id=session_id, name=self.config.name)
         except VendorConfigError as exc:
             raise DriverError(str(exc)) from exc
-        body = {key: self._through_proxy(value) if key.startswith("vendor_") and key.endswith(("_url", "_base"))
-                else value for key, value in body.items()}
+        body = {key: self._through_proxy(value) if key in PROXIED_FIELDS else value for key, value in body.items()}
         created = h.simulator.api("POST", "/sessions", json=body)
         if created.status_code != 201:
             raise DriverError(f"the simulator refused the session for {self.config.path}: "

@@ -8,7 +8,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Callable, Protocol
 
 from scenarios.drivers import ReferenceVendor, VendorDriver
@@ -27,6 +27,7 @@ class StepFailed(Exception):
 
 STOPPED = "stopped by the user"
 CURRENT_SCENARIO: ContextVar[str] = ContextVar("current_scenario", default="")  # set while a scenario runs
+CURRENT_STEP: ContextVar[str] = ContextVar("current_step", default="")  # ... and while its step runs
 REMIND_EVERY_S = 10.0  # how often a wait that goes on is reported again (the terminal's countdown)
 
 
@@ -38,6 +39,54 @@ class Progress(Protocol):
     def step_ended(self, scenario_id: str, name: str, title: str, status: str, detail: str) -> None: ...
 
     def waiting(self, scenario_id: str, what: str, until: float) -> None: ...  # until: epoch seconds
+
+
+class Fanout:
+    """Tells every one of several watchers."""
+
+    def __init__(self, *watchers: Progress) -> None:
+        self.watchers = watchers
+
+    def step_started(self, scenario_id: str, name: str, title: str) -> None:
+        for watcher in self.watchers:
+            watcher.step_started(scenario_id, name, title)
+
+    def step_ended(self, scenario_id: str, name: str, title: str, status: str, detail: str) -> None:
+        for watcher in self.watchers:
+            watcher.step_ended(scenario_id, name, title, status, detail)
+
+    def waiting(self, scenario_id: str, what: str, until: float) -> None:
+        for watcher in self.watchers:
+            watcher.waiting(scenario_id, what, until)
+
+
+class StoredProgress:
+    """Waiting is a stored state: every step of the run, as it goes, in the store (speeltuin/store.py run_steps)."""
+
+    def __init__(self, store: Store, run_id: str, scenarios: list[Scenario]) -> None:
+        self.store, self.run_id = store, run_id
+        self.scenarios = {scenario.id: scenario for scenario in scenarios}
+        for scenario in scenarios:
+            for position, step in enumerate(scenario.steps()):
+                store.record_step(run_id, scenario.id, step.name, status="pending", title=step.title,
+                                  position=position)
+
+    def _session(self, scenario_id: str) -> str | None:
+        scenario = self.scenarios.get(scenario_id)
+        return scenario.session.id if scenario is not None and scenario.session is not None else None
+
+    def step_started(self, scenario_id: str, name: str, title: str) -> None:
+        self.store.record_step(self.run_id, scenario_id, name, status="running", session_id=self._session(scenario_id))
+
+    def step_ended(self, scenario_id: str, name: str, title: str, status: str, detail: str) -> None:
+        self.store.record_step(self.run_id, scenario_id, name, status=status, detail=detail,
+                               session_id=self._session(scenario_id))
+
+    def waiting(self, scenario_id: str, what: str, until: float) -> None:
+        step = CURRENT_STEP.get()
+        if step:
+            self.store.record_step(self.run_id, scenario_id, step, status="waiting", waiting_for=what,
+                                   wait_until=until, session_id=self._session(scenario_id))
 
 
 class Silent:
@@ -109,12 +158,16 @@ def stack_harness(stack: Stack, store: Store, *, vendor: VendorDriver | None = N
                    progress=progress or Silent())
 
 
-def run_scenarios(harness: Harness, scenarios: list[Scenario], *, title: str, workers: int = 1) -> RunResult:
+def run_scenarios(harness: Harness, scenarios: list[Scenario], *, title: str, workers: int = 1,
+                  run_id: str | None = None) -> RunResult:
     """Run the scenarios, `workers` at a time (each must have its own session); results in the given order.
 
     Ctrl-C ends the run cleanly: the scenario it stopped is failed "interrupted", those not run are skipped.
     """
-    run = RunResult(id=new_id("run-"), title=title, environment=dict(harness.environment))
+    run = RunResult(id=run_id or new_id("run-"), title=title, environment=dict(harness.environment))
+    harness.store.save_run(run.id, run.started_at, None, {"id": run.id, "title": title, "status": "running",
+                                                           "scenarios": [s.id for s in scenarios]})
+    harness = replace(harness, progress=Fanout(StoredProgress(harness.store, run.id, scenarios), harness.progress))
     results: dict[int, ScenarioResult] = {}
     try:
         if workers > 1:

@@ -134,3 +134,23 @@ def session_report(store: Store, session_id: str) -> RunResult:
     return RunResult(id=f"session-{session.id}", title=f"session {session.name} ({session.id})",
                      started_at=session.created_at, finished_at=time.time(), scenarios=[scenario],
                      environment=environment)
+
+
+def run_progress(store: Store, run_id: str) -> dict[str, Any] | None:
+    """How a run stands (live while it runs): its status, each scenario's steps, and what is waited for."""
+    run = store.get_run(run_id)
+    if run is None:
+        return None
+    steps = store.run_steps(run_id)
+    order = [s["id"] if isinstance(s, dict) else s for s in run.get("scenarios", [])]
+    by_scenario: dict[str, list[dict[str, Any]]] = {scenario_id: [] for scenario_id in order}
+    for step in steps:
+        by_scenario.setdefault(step["scenario_id"], []).append(
+            {key: step[key] for key in ("name", "title", "status", "detail", "waiting_for", "wait_until",
+                                        "session_id", "updated_at")})
+    waiting = [{"scenario": s["scenario_id"], "step": s["name"], "waiting_for": s["waiting_for"],
+                "until": s["wait_until"]} for s in steps if s["status"] == "waiting"]
+    return {"id": run_id, "title": run.get("title", ""), "status": run.get("status", "running"),
+            "started_at": run.get("started_at"), "finished_at": run.get("finished_at"),
+            "sessions": sorted({s["session_id"] for s in steps if s["session_id"]}), "waiting": waiting,
+            "scenarios": [{"id": scenario_id, "steps": found} for scenario_id, found in by_scenario.items()]}

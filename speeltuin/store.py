@@ -174,6 +174,24 @@ runs = Table(
     Column("result", Text, nullable=False),  # JSON of the run result model
 )
 
+# Waiting is a stored state: each step of a run, as it goes (pending, running, waiting, passed, failed,
+# skipped), with what it waits for and until when; the terminal, the API and the web UI read the same rows.
+run_steps = Table(
+    "run_steps", metadata,
+    Column("run_id", String(64), primary_key=True),
+    Column("scenario_id", String(100), primary_key=True),
+    Column("name", String(100), primary_key=True),
+    Column("position", Integer, nullable=False),
+    Column("title", String(300), nullable=False),
+    Column("session_id", String(64), nullable=True, index=True),
+    Column("status", String(16), nullable=False),
+    Column("detail", Text, nullable=False),
+    Column("waiting_for", Text, nullable=True),
+    Column("wait_until", Float, nullable=True),
+    Column("updated_at", Float, nullable=False),
+)
+STEP_STATUSES = ("pending", "running", "waiting", "passed", "failed", "skipped")
+
 
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
@@ -466,6 +484,28 @@ class Store:
         with self.engine.connect() as c:
             row = c.execute(select(runs).where(runs.c.id == run_id)).first()
         return json.loads(row.result) if row else None
+
+    def record_step(self, run_id: str, scenario_id: str, name: str, *, status: str, title: str | None = None,
+                    position: int | None = None, session_id: str | None = None, detail: str = "",
+                    waiting_for: str | None = None, wait_until: float | None = None) -> None:
+        """Store how a step of a run stands now; a step first recorded needs its title and position."""
+        if status not in STEP_STATUSES:
+            raise ValueError(f"unknown step status {status!r}")
+        key = (run_steps.c.run_id == run_id) & (run_steps.c.scenario_id == scenario_id) & (run_steps.c.name == name)
+        values: dict[str, Any] = {"status": status, "detail": detail, "waiting_for": waiting_for,
+                                  "wait_until": wait_until, "updated_at": time.time()}
+        values.update({k: v for k, v in (("title", title), ("position", position), ("session_id", session_id))
+                       if v is not None})
+        with self.engine.begin() as c:
+            if c.execute(update(run_steps).where(key).values(**values)).rowcount == 0:
+                c.execute(insert(run_steps).values(run_id=run_id, scenario_id=scenario_id, name=name, **values))
+
+    def run_steps(self, run_id: str) -> list[dict[str, Any]]:
+        """The run's steps as they stand, by scenario id, each scenario's in their order."""
+        with self.engine.connect() as c:
+            rows = c.execute(select(run_steps).where(run_steps.c.run_id == run_id)
+                             .order_by(run_steps.c.scenario_id, run_steps.c.position)).all()
+        return [dict(row._mapping) for row in rows]
 
 
 def _dump(value: Any) -> str | None:

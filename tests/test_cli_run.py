@@ -87,3 +87,33 @@ def test_ctrl_c_ends_the_run_with_a_partial_report(tmp_path: Path) -> None:
     assert any(step["status"] == "failed" and step["detail"] == "stopped by the user"
                for s in report["scenarios"] for step in s["steps"])
     assert "report: " in stdout
+
+
+def _vendor_toml(folder: Path, origin: str) -> Path:
+    (folder / "jwks.json").write_text(json.dumps({"keys": [{"kty": "EC", "crv": "P-256", "kid": "k",
+                                                            "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+                                                            "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}))
+    path = folder / "vendor.toml"
+    path.write_text(f'name = "Unreachable"\nroles = ["receiver"]\nura = "12345678"\n\n[keys]\njwks_file = '
+                    f'"jwks.json"\n\n[endpoints]\ntoken_url = "{origin}/token"\nnotification_base = "{origin}/n"\n')
+    return path
+
+
+def test_a_vendor_that_does_not_answer_is_exit_3(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    completed = _speeltuin("--vendor", str(_vendor_toml(tmp_path, f"http://127.0.0.1:{port}")), instance=tmp_path)
+    assert completed.returncode == 3, completed.stdout + completed.stderr
+    assert f"the vendor system at http://127.0.0.1:{port} does not answer" in completed.stderr
+    assert "Traceback" not in completed.stderr
+
+
+def test_a_broken_vendor_toml_is_a_usage_error(tmp_path: Path) -> None:
+    path = _vendor_toml(tmp_path, "http://127.0.0.1:9")
+    path.write_text(path.read_text().replace('ura = "12345678"', 'ura = "1234"'))
+    completed = _speeltuin("--vendor", str(path), instance=tmp_path)
+    assert completed.returncode == 2 and "ura" in completed.stderr and "Traceback" not in completed.stderr
+    assert len(completed.stderr.strip().splitlines()) == 1

@@ -21,6 +21,7 @@ from speeltuin.session_report import (
     ExchangeQuery,
     UnknownSession,
     query_exchanges,
+    run_progress,
     session_report,
 )
 
@@ -56,11 +57,16 @@ def bad_parameter(exc: BadParameter) -> tuple[Response, int]:
     return jsonify({"error": f"{exc.name}: {exc}"}), 400
 
 
+def _is_admin() -> bool:
+    admin_key = request.headers.get(ADMIN_KEY_HEADER)
+    return admin_key is not None and hmac.compare_digest(admin_key.encode(), runtime().config.admin_key.encode())
+
+
 def _check_access(session_id: str) -> None:
     """Admin key: any session. Session key: its own session only (403 for another). Neither, or a wrong one: 401."""
     rt = runtime()
     admin_key = request.headers.get(ADMIN_KEY_HEADER)
-    if admin_key is not None and hmac.compare_digest(admin_key.encode(), rt.config.admin_key.encode()):
+    if _is_admin():
         return
     session_key = request.headers.get(SESSION_KEY_HEADER)
     if not session_key:
@@ -103,3 +109,22 @@ def report(session_id: str, kind: str) -> Any:
     writer, content_type = REPORTS[kind]
     run = session_report(runtime().store, session_id)
     return Response(WRITERS[writer][1](run), status=200, content_type=content_type)
+
+
+@evidence_api.get("/runs/<run_id>")
+def run_status(run_id: str) -> Any:
+    """How a run stands, live: each step's status, what a waiting step waits for and until when. The admin key
+    opens every run; a session's key the runs that worked in its session."""
+    progress = run_progress(runtime().store, run_id)
+    sessions = progress["sessions"] if progress else []
+    if not _is_admin():
+        key = request.headers.get(SESSION_KEY_HEADER)
+        if not key:
+            raise EvidenceError(401, f"no key: send {SESSION_KEY_HEADER} (the session's access key) or "
+                                     f"{ADMIN_KEY_HEADER}")
+        if not any(runtime().store.session_key_opens(session_id, key) for session_id in sessions):
+            raise EvidenceError(403 if runtime().store.session_of_key(key) else 401,
+                                f"this {SESSION_KEY_HEADER} opens no session of run {run_id!r}")
+    if progress is None:
+        raise EvidenceError(404, f"no run {run_id!r}")
+    return jsonify(progress)
