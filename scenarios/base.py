@@ -1,20 +1,27 @@
 """What a scenario is: named steps run in order against a vendor system, and the findings it provokes on purpose.
 
-Each scenario family is one file (scenarios/vendor_receiver.py, scenarios/vendor_sender.py): a happy flow and its
-negative variations. To add a negative variation of the receiver flow, in scenarios/vendor_receiver.py:
+A scenario in the catalogue has a stable id (`RCV-nn`: the vendor is the receiving node; `SND-nn`: the sending
+node), a title, a markdown description, named steps, the outcome that passes it, the rule ids it covers and its
+SPEC reference. Each scenario family is one file (scenarios/vendor_receiver.py, scenarios/vendor_sender.py): a
+happy flow and its negative variations. To add a negative variation of the receiver flow, in
+scenarios/vendor_receiver.py:
 
 1. Subclass the happy flow, naming the kind: ``class RefusesX(VendorAsReceiver, kind="negative")``, with its own
-   ``id`` ("negative-…"), ``title``, ``description`` and ``session_prefix``. The class registers itself; the
-   demo runs it after the happy flows, in the order the classes stand in their file (scenarios/catalogue.py).
+   ``id`` ("RCV-nn"), ``title``, ``description``, ``outcome``, ``rules``, ``spec`` and ``session_prefix``. The
+   class registers itself; `speeltuin scenarios` lists it and the runner runs it in id order, family by family
+   (scenarios/catalogue.py).
 2. Derive its steps from the parent's by name, never by position: ``steps()`` returns
    ``super().steps().replace("notify", StepDef("notify-x", "…", self.notify_x)).remove("token-granted")``
    (also ``insert_before`` / ``insert_after``); an unknown step name is an error that lists the known ones.
 3. Declare the findings it provokes on purpose in the class attribute ``expected`` (ExpectedFinding: direction,
    tag, rule, reason). Reports show them as "expected" with the reason and do not count them; a step may check
    that what it provoked is among them, but nothing sets them while running.
+4. Name in ``catches`` the fault switch of the reference vendor (`speeltuin serve --fault`) it exists to catch:
+   a test runs it against the faultless reference vendor (it passes) and against the faulty one (it fails).
 """
 from __future__ import annotations
 
+import re
 import time
 from typing import ClassVar
 
@@ -24,8 +31,10 @@ from scenarios.steps import StepDef, Steps, UnknownName
 from speeltuin.records import Exchange
 from speeltuin.results import Excuses, ExpectedFinding, ScenarioResult, Step, error_findings
 
-KINDS = ("happy", "negative")  # the demo runs every happy flow first, then the variations
+KINDS = ("happy", "negative")
 VENDOR_ROLES = ("receiver", "sender")
+ID_PREFIXES = {"receiver": "RCV", "sender": "SND"}  # a catalogue id names the role the vendor plays
+_ID = re.compile(r"(RCV|SND)-[0-9]{2}")
 
 
 class Scenario:
@@ -38,6 +47,10 @@ class Scenario:
     kind: ClassVar[str] = ""  # "happy" or "negative"; set by naming it in the class statement
     session_prefix: ClassVar[str] = "scenario"  # the sessions' ids start with it
     expected: ClassVar[tuple[ExpectedFinding, ...]] = ()  # findings the scenario provokes on purpose
+    outcome: ClassVar[str] = ""  # what passes it, in one sentence
+    rules: ClassVar[tuple[str, ...]] = ()  # the rule ids it covers (speeltuin rules)
+    spec: ClassVar[str] = ""  # the SPEC sections it checks
+    catches: ClassVar[tuple[str, ...]] = ()  # the reference vendor's fault switches it exists to catch
 
     def __init_subclass__(cls, kind: str | None = None, **kwargs: object) -> None:
         """`class X(Parent, kind="negative")` registers X; a subclass that names no kind is not registered."""
@@ -153,6 +166,12 @@ class Registry:
         if cls.vendor_role not in VENDOR_ROLES:
             raise ValueError(f"scenario {name}: vendor_role {cls.vendor_role!r} is not one of "
                              f"{', '.join(VENDOR_ROLES)}")
+        if not _ID.fullmatch(cls.id) or not cls.id.startswith(ID_PREFIXES[cls.vendor_role]):
+            raise ValueError(f"scenario {name}: id {cls.id!r} is not {ID_PREFIXES[cls.vendor_role]}-nn "
+                             f"(the vendor plays the {cls.vendor_role})")
+        missing = [attr for attr in ("description", "outcome", "spec") if not getattr(cls, attr)]
+        if missing:
+            raise ValueError(f"scenario {name} declares no {', '.join(missing)}")
         taken = self._by_id.get(cls.id)
         if taken is not None and f"{taken.__module__}.{taken.__qualname__}" != name:  # the same class reloaded is fine
             raise ValueError(f"scenario id {cls.id!r} of {name} is taken by {taken.__module__}.{taken.__qualname__}")

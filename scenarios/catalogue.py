@@ -6,20 +6,19 @@ adding its module to FAMILIES.
 from __future__ import annotations
 
 from scenarios import vendor_receiver, vendor_sender
-from scenarios.base import KINDS, Scenario, registry
+from scenarios.base import Scenario, registry
 
 FAMILIES = (vendor_receiver, vendor_sender)  # in the order `speeltuin demo` runs them
 
 
-def _order(cls: type[Scenario]) -> tuple[int, int]:
+def _order(cls: type[Scenario]) -> tuple[int, str]:
     families = [family.__name__ for family in FAMILIES]
-    family = families.index(cls.__module__) if cls.__module__ in families else len(families)
-    return KINDS.index(cls.kind), family
+    return families.index(cls.__module__) if cls.__module__ in families else len(families), cls.id
 
 
 def all_scenarios() -> list[type[Scenario]]:
-    """Every scenario: the happy flows, then the variations; family by family, as the classes stand in their file."""
-    return sorted(registry.classes(), key=_order)  # stable: classes register in the order they are defined
+    """Every scenario, family by family (the receiver's, then the sender's), each family in id order."""
+    return sorted(registry.classes(), key=_order)
 
 
 def find(scenario_id: str) -> type[Scenario]:
@@ -28,5 +27,5 @@ def find(scenario_id: str) -> type[Scenario]:
 
 
 def demo_scenarios() -> list[Scenario]:
-    """What `speeltuin demo` runs against the reference vendor: the happy flows, then the non-happy ones."""
+    """What `speeltuin demo` runs against the reference vendor: the whole catalogue."""
     return [cls() for cls in all_scenarios()]

@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from scenarios.base import Scenario
-from speeltuin.results import ExpectedFinding
 from scenarios.runner import Harness, StepFailed
 from scenarios.steps import StepDef, Steps
+from speeltuin.results import ExpectedFinding
 from validators.query import same_request
 from validators.rules.notification import check_notification_task
 from validators.task_reader import pull_targets
@@ -25,10 +26,14 @@ def _attachments(bundle_text: str) -> int:
 
 
 class VendorAsReceiver(Scenario, kind="happy"):
-    id = "happy-vendor-receiver"
+    id = "RCV-01"
     title = "Vendor as receiving node: accepts a notification and pulls the BgZ and the referral letter"
     description = ("The simulator (sending node) notifies the vendor; the vendor obtains a pull token with the "
                    "authorization base, runs every query the Task lists and fetches the referral letter.")
+    outcome = ("201 on the notification, a pull token granted for the `authorization_base`, every listed query "
+               "and the referral letter pulled within the time limit, no error findings.")
+    rules = ("TOK-001", "JWT-001", "JWT-013", "JWT-020", "BEAR-001", "BEAR-004")
+    spec = "SPEC §3 steps 2-6, §5.2-§5.3, §6"
     vendor_role = "receiver"
     session_prefix = "recv"
 
@@ -102,10 +107,14 @@ class VendorAsReceiver(Scenario, kind="happy"):
 
 
 class DefectiveTaskRefused(VendorAsReceiver, kind="negative"):
-    id = "negative-defective-task"
-    title = "Vendor as receiving node: refuses a Notification Task with a known defect"
+    id = "RCV-11"
+    title = "Vendor as receiving node: refuses a Notification Task whose identifier is an object"
     description = ("The simulator sends a Task whose identifier is a JSON object instead of an array (a defect of "
                    "published examples, SPEC §4). The vendor must answer 4xx with an OperationOutcome and not pull.")
+    outcome = "4xx with an OperationOutcome on the defective Task, and no request for it afterwards."
+    rules = ("NOTIF-002",)
+    spec = "SPEC §4, §5.4"
+    catches = ("accepts-defective-task",)
     session_prefix = "defect"
     defect = "identifier-object"  # one of the simulator's known defects (simulator/outbound/defects.py)
     # What validators.rules.notification.check_notification_task finds in a Task with that defect (checked in
@@ -139,17 +148,32 @@ class DefectiveTaskRefused(VendorAsReceiver, kind="negative"):
 
 
 class CancellationAccepted(VendorAsReceiver, kind="negative"):
-    id = "negative-cancellation"
-    title = "Vendor as receiving node: accepts the cancellation of a notification"
+    id = "RCV-02"
+    title = "Vendor as receiving node: accepts the cancellation of a notification and stops pulling"
     description = ("After a complete pull the simulator cancels the notification with a conditional update "
-                   "(PUT Task?identifier=…, status cancelled). The vendor must answer 200 (SPEC §3 step 8).")
+                   "(PUT Task?identifier=…, status cancelled). The vendor must answer 200 and pull no more "
+                   "(SPEC §3 step 8).")
+    outcome = "200 on the conditional update, and no request for the cancelled notification afterwards."
+    rules = ("NOTIF-033", "NOTIF-037")
+    spec = "SPEC §3 step 8"
+    catches = ("ignores-cancellation",)
     session_prefix = "cancel"
 
     def steps(self) -> Steps:
         return (super().steps()
                 .remove("token-granted")
-                .insert_before("no-errors", StepDef("cancel", "Simulator cancels; the vendor accepts the cancellation",
-                                                    self.cancel)))
+                .insert_before("no-errors",
+                               StepDef("cancel", "Simulator cancels; the vendor accepts the cancellation", self.cancel),
+                               StepDef("no-pull-after-cancel", "Vendor pulls no more", self.no_pull_after_cancel)))
+
+    def no_pull_after_cancel(self, h: Harness) -> str:
+        since = time.time()
+        h.pause(h.quiet_s)
+        asked = [ex for ex in self.exchanges(h) if ex.direction == "to-simulator" and ex.started_at >= since]
+        if asked:
+            raise StepFailed(f"the vendor made {len(asked)} request(s) after the cancellation: "
+                             + ", ".join(f"{ex.method} {ex.url}" for ex in asked[:5]))
+        return f"no request from the vendor in {h.quiet_s:g} s after the cancellation"
 
     def cancel(self, h: Harness) -> str:
         sent = h.simulator.api("GET", f"/sessions/{self.session_id}/notifications").json()

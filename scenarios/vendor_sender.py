@@ -1,18 +1,24 @@
 """The vendor as sending node: the happy flow (it notifies, the simulator pulls) and its negative variations."""
 from __future__ import annotations
 
+from typing import ClassVar
+
 from scenarios.base import Scenario
-from speeltuin.results import ExpectedFinding
 from scenarios.runner import Harness, StepFailed
 from scenarios.steps import StepDef, Steps
 from speeltuin.records import Notification, NotificationOrigin, PullStatus
+from speeltuin.results import ExpectedFinding
 
 
 class VendorAsSender(Scenario, kind="happy"):
-    id = "happy-vendor-sender"
+    id = "SND-01"
     title = "Vendor as sending node: notifies the simulator and serves the pull"
     description = ("The vendor obtains a notification token and POSTs a Notification Task to the simulator "
                    "(receiving node), which then pulls every offered query and the referral letter.")
+    outcome = ("The notification accepted (201), every listed query and the referral letter pulled, zero error "
+               "findings.")
+    rules = ("TOK-001", "JWT-001", "NOTIF-001", "TOKR-001", "HTTP-001", "BUNDLE-001", "DOC-001")
+    spec = "SPEC §3 steps 2-6, §4, §5.2-§5.3, §6"
     vendor_role = "sender"
     session_prefix = "send"
 
@@ -76,25 +82,76 @@ class VendorAsSender(Scenario, kind="happy"):
         return f"{result['method']} {result['url']} → {result['status']}, as required"
 
 
-class ResourceServerRefusals(VendorAsSender, kind="negative"):
-    id = "negative-resource-server"
-    title = "Vendor as sending node: its resource server refuses what it must refuse"
-    description = ("After a complete pull the simulator probes the vendor's FHIR server: no token and a bad "
-                   "token (401 with WWW-Authenticate), another patient (403/404, or nothing of theirs), a "
-                   "malformed query (400), every error an OperationOutcome (SPEC §5.4).")
-    session_prefix = "probe"
-    probes = ("no-token", "bad-token", "other-patient", "malformed-query")
-    expected = (ExpectedFinding("to-vendor", "search", "BEAR-001", "the simulator probed without a token on purpose"),)
+class ResourceServerRefusal(VendorAsSender):
+    """After a complete pull the simulator makes one request the vendor's FHIR server must refuse (SPEC §5.4)."""
+
+    probe_kind: ClassVar[str] = ""
+    probe_title: ClassVar[str] = ""
 
     def steps(self) -> Steps:
-        return super().steps().insert_before("no-errors", *(self.probe_step(kind) for kind in self.probes))
+        return super().steps().insert_before("no-errors", self.probe_step(self.probe_kind, self.probe_title))
+
+
+class RefusesWithoutToken(ResourceServerRefusal, kind="negative"):
+    id = "SND-10"
+    title = "Vendor as sending node: its FHIR server refuses a search without a token"
+    description = "After a complete pull the simulator searches the vendor's FHIR server without a token."
+    outcome = "401 with `WWW-Authenticate: Bearer error=\"invalid_token\"` and an OperationOutcome."
+    rules = ("HTTP-006", "HTTP-004", "HTTP-003")
+    spec = "SPEC §5.2, §5.4"
+    catches = ("serves-without-token",)
+    session_prefix = "notoken"
+    probe_kind, probe_title = "no-token", "Probe: a search without a token is refused"
+    expected = (ExpectedFinding("to-vendor", "search", "BEAR-001", "the simulator probed without a token on purpose"),)
+
+
+class RefusesUnknownToken(ResourceServerRefusal, kind="negative"):
+    id = "SND-11"
+    title = "Vendor as sending node: its FHIR server refuses a token it never issued"
+    description = ("After a complete pull the simulator searches with a well-formed bearer token the vendor never "
+                   "issued.")
+    outcome = "401 with `WWW-Authenticate: Bearer error=\"invalid_token\"` and an OperationOutcome."
+    rules = ("HTTP-007", "HTTP-004", "HTTP-003")
+    spec = "SPEC §5.2, §5.4"
+    catches = ("accepts-unknown-token",)
+    session_prefix = "badtoken"
+    probe_kind, probe_title = "bad-token", "Probe: a search with an unknown token is refused"
+
+
+class RefusesOtherPatient(ResourceServerRefusal, kind="negative"):
+    id = "SND-12"
+    title = "Vendor as sending node: its FHIR server gives none of another patient's data"
+    description = ("With this notification's token the simulator asks for another patient's data. SPEC §5.4 "
+                   "wants 403 (or 404); another 4xx without the data is noted, not failed.")
+    outcome = "403 or 404 with an OperationOutcome, and no resource of the other patient."
+    rules = ("HTTP-008", "HTTP-003")
+    spec = "SPEC §5.4"
+    catches = ("leaks-other-patient",)
+    session_prefix = "otherpat"
+    probe_kind, probe_title = "other-patient", "Probe: another patient's data is refused"
+
+
+class RefusesMalformedQuery(ResourceServerRefusal, kind="negative"):
+    id = "SND-13"
+    title = "Vendor as sending node: its FHIR server answers a malformed search with 400"
+    description = "With this notification's token the simulator sends a search with a malformed parameter."
+    outcome = "400 with an OperationOutcome."
+    rules = ("HTTP-009", "HTTP-003")
+    spec = "SPEC §5.4"
+    catches = ("malformed-query-not-400",)
+    session_prefix = "malformed"
+    probe_kind, probe_title = "malformed-query", "Probe: a malformed search is answered 400"
 
 
 class TokensRefusedAfterCancellation(VendorAsSender, kind="negative"):
-    id = "negative-token-after-cancellation"
+    id = "SND-03"
     title = "Vendor as sending node: refuses pull tokens after it cancelled the notification"
     description = ("The vendor cancels its notification; the simulator then asks for a pull token with the "
                    "authorization base. The vendor's authorization server must answer 400 invalid_grant.")
+    outcome = "The cancellation arrives as a conditional update; the token request afterwards gets `invalid_grant`."
+    rules = ("NOTIF-033", "NOTIF-037", "TOKR-006")
+    spec = "SPEC §3 step 8, §5.2"
+    catches = ("grants-after-cancellation",)
     session_prefix = "revoke"
 
     def steps(self) -> Steps:

@@ -33,6 +33,10 @@ class SimulatorConfig:
     token_lifetime_s: int = 300
     trusted_ca_pem: bytes | None = None  # the test CA: assertions may carry an x5c chain to it (SPEC §5.1)
     tls: TlsFiles | None = None  # serve HTTPS; sessions may then require mutual TLS
+    faults: frozenset[str] = frozenset()  # misbehave on purpose (simulator.faults.FAULTS): the reference vendor
+
+    def has_fault(self, name: str) -> bool:
+        return name in self.faults
 
 
 @dataclass

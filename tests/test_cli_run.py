@@ -15,8 +15,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _speeltuin(*args: str, instance: Path, **kwargs: object) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "speeltuin.cli", "--instance", str(instance), "run", *args],
-                          cwd=ROOT, capture_output=True, text=True, timeout=180, **kwargs)  # type: ignore[call-overload]
+    command = [sys.executable, "-m", "speeltuin.cli", "--instance", str(instance), "run", *args]
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=180,  # type: ignore[call-overload]
+                          **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -24,8 +25,8 @@ def one_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.Comple
     base = tmp_path_factory.mktemp("run")
     expected = base / "expected.txt"
     expected.write_text("# none expected to fail\n\n", encoding="utf-8")
-    completed = _speeltuin("--reference-vendor", "--scenario", "happy-vendor-receiver",
-                           "--scenario", "negative-cancellation", "--report-dir", str(base / "reports"),
+    completed = _speeltuin("--reference-vendor", "--scenario", "RCV-01",
+                           "--scenario", "RCV-02", "--report-dir", str(base / "reports"),
                            "--junit", str(base / "ci" / "junit.xml"), "--json", str(base / "ci" / "run.json"),
                            "--testreport", str(base / "ci" / "testreport.json"), "--quiet-period", "1",
                            "--expected-failures", str(expected), instance=base / "instance")
@@ -37,15 +38,16 @@ def test_a_run_against_the_reference_vendor_passes_and_writes_every_report(one_r
     assert completed.returncode == 0, completed.stdout + completed.stderr
     assert "Traceback" not in completed.stderr
     assert f"report: {base / 'reports' / 'report.html'}" in completed.stdout
-    assert "[passed] happy-vendor-receiver" in completed.stdout
+    assert "[passed] RCV-01" in completed.stdout
     # the terminal follows the steps as they end
-    assert "happy-vendor-receiver: [passed] Create the validation session" in completed.stdout
-    assert "negative-cancellation: [passed] Simulator cancels; the vendor accepts the cancellation" in completed.stdout
+    assert "RCV-01: [passed] Create the validation session" in completed.stdout
+    assert "RCV-02: [passed] Simulator cancels; the vendor accepts the cancellation" in completed.stdout
     report = json.loads((base / "ci" / "run.json").read_text())
-    assert [s["id"] for s in report["scenarios"]] == ["happy-vendor-receiver", "negative-cancellation"]
+    assert [s["id"] for s in report["scenarios"]] == ["RCV-01", "RCV-02"]
     assert report["status"] == "passed" and report["environment"]["reference vendor"].startswith("http://")
     suite = ET.parse(base / "ci" / "junit.xml").getroot()
-    assert suite.get("tests") == "2" and suite.get("failures") == "0"
+    assert [s.get("name").split()[0] for s in suite.findall("testsuite")] == ["RCV-01", "RCV-02"]
+    assert suite.get("failures") == "0" and suite.get("tests") == "11"  # 5 + 6 steps
     for name in ("report.html", "report.json", "junit.xml"):
         assert (base / "reports" / name).stat().st_size > 0
     testreport = json.loads((base / "ci" / "testreport.json").read_text())
@@ -83,7 +85,7 @@ def test_ctrl_c_ends_the_run_with_a_partial_report(tmp_path: Path) -> None:
     report = json.loads((tmp_path / "reports" / "report.json").read_text())
     assert report["environment"]["interrupted"] == "stopped by the user"
     statuses = {s["id"]: s["status"] for s in report["scenarios"]}
-    assert statuses["negative-defective-task"] == "failed"
+    assert statuses["RCV-11"] == "failed"
     assert any(step["status"] == "failed" and step["detail"] == "stopped by the user"
                for s in report["scenarios"] for step in s["steps"])
     assert "report: " in stdout

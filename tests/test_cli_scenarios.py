@@ -7,8 +7,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-IDS = ["happy-vendor-receiver", "happy-vendor-sender", "negative-defective-task", "negative-cancellation",
-       "negative-resource-server", "negative-token-after-cancellation"]
+IDS = ["RCV-01", "RCV-02", "RCV-11", "SND-01", "SND-03", "SND-10", "SND-11", "SND-12", "SND-13"]
 
 
 def _run(*args: str) -> subprocess.CompletedProcess:
@@ -22,7 +21,7 @@ def test_scenarios_lists_id_kind_role_and_title() -> None:
     lines = result.stdout.splitlines()
     assert [line.split()[0] for line in lines] == IDS
     assert lines[0].split()[1:3] == ["happy", "receiver"] and lines[-1].split()[1:3] == ["negative", "sender"]
-    assert lines[2].endswith("Vendor as receiving node: refuses a Notification Task with a known defect")
+    assert lines[2].endswith("Vendor as receiving node: refuses a Notification Task whose identifier is an object")
 
 
 def test_scenarios_as_json() -> None:
@@ -30,13 +29,24 @@ def test_scenarios_as_json() -> None:
     assert result.returncode == 0 and result.stderr == ""
     listed = json.loads(result.stdout)["scenarios"]
     assert [s["id"] for s in listed] == IDS
-    assert all(set(s) == {"id", "kind", "vendor_role", "title", "description", "steps"} for s in listed)
+    assert all(set(s) == {"id", "kind", "vendor_role", "title", "description", "steps", "outcome", "rules", "spec",
+                          "catches"} for s in listed)
     by_id = {s["id"]: s["steps"] for s in listed}
-    assert by_id["happy-vendor-receiver"] == ["create-sessions", "notify", "await-pull", "token-granted", "no-errors"]
-    assert by_id["negative-defective-task"] == ["create-sessions", "notify-defective", "no-pull", "no-errors"]
-    assert [s["kind"] for s in listed] == ["happy"] * 2 + ["negative"] * 4
-    assert [s["vendor_role"] for s in listed] == ["receiver", "sender", "receiver", "receiver", "sender", "sender"]
-    assert all(s["title"] and s["description"] for s in listed)
+    assert by_id["RCV-01"] == ["create-sessions", "notify", "await-pull", "token-granted", "no-errors"]
+    assert by_id["RCV-11"] == ["create-sessions", "notify-defective", "no-pull", "no-errors"]
+    assert [s["kind"] for s in listed] == ["happy", "negative", "negative", "happy"] + ["negative"] * 5
+    assert [s["vendor_role"] for s in listed] == ["receiver"] * 3 + ["sender"] * 6
+    assert all(s["title"] and s["description"] and s["outcome"] and s["spec"].startswith("SPEC §") for s in listed)
+    by_id = {s["id"]: s for s in listed}
+    assert by_id["RCV-11"]["rules"] == ["NOTIF-002"] and by_id["RCV-11"]["catches"] == ["accepts-defective-task"]
+
+
+def test_every_rule_a_scenario_covers_is_in_the_catalogue() -> None:
+    from validators.catalogue import load_all
+
+    listed = json.loads(_run("--format", "json").stdout)["scenarios"]
+    unknown = {s["id"]: [r for r in s["rules"] if r not in load_all()] for s in listed}
+    assert not {k: v for k, v in unknown.items() if v}
 
 
 def test_an_unknown_format_is_a_usage_error() -> None:

@@ -42,9 +42,15 @@ def test_unsuppressed_error_is_counted_and_failed_scenario_is_a_junit_failure(tm
     assert run.counts()["error"] == 1 and run.status == "failed"
     assert error_findings(run.scenarios[0].exchanges, Excuses()) == [
         "GET http://127.0.0.1:1/s/x/fhir/Condition → BUNDLE-009: Coding without system"]
-    suite = ET.parse(write_reports(run, tmp_path)["junit"]).getroot()
-    assert suite.get("failures") == "1"
-    assert suite.find("testcase/failure").get("message") == "step: evidence"
+    root = ET.parse(write_reports(run, tmp_path)["junit"]).getroot()
+    assert root.tag == "testsuites" and root.get("failures") == "1"
+    [suite] = root.findall("testsuite")
+    scenario = run.scenarios[0]
+    assert suite.get("name") == f"{scenario.id} {scenario.title}" and suite.get("failures") == "1"
+    [case] = suite.findall("testcase")
+    assert case.get("name") == "01 step" and case.find("failure").get("message") == "step: evidence"
+    # the failure carries the counted error finding and the exchange it was found in
+    assert "GET http://127.0.0.1:1/s/x/fhir/Condition → BUNDLE-009: Coding without system" in case.find("failure").text
 
 
 def test_findings_provoked_on_purpose_are_shown_not_counted(tmp_path) -> None:

@@ -10,7 +10,20 @@ import sys
 from typing import Sequence
 
 from speeltuin import defaults
-from speeltuin.cli import demo, evidence, notify, patients, pki, proxy, run, scenarios, serve, sessions, validate, vendor
+from speeltuin.cli import (
+    demo,
+    evidence,
+    notify,
+    patients,
+    pki,
+    proxy,
+    run,
+    scenarios,
+    serve,
+    sessions,
+    validate,
+    vendor,
+)
 from speeltuin.cli.common import ExitCode, UserError, resolve_defaults
 
 GROUPS = (serve, proxy, demo, run, vendor, scenarios, sessions, notify, evidence, patients, pki, validate)

@@ -12,12 +12,16 @@ from speeltuin.results import ExpectedFinding
 from scenarios.runner import Harness
 from scenarios.steps import StepDef, Steps, UnknownName
 from scenarios.vendor_receiver import CancellationAccepted, DefectiveTaskRefused, VendorAsReceiver
-from scenarios.vendor_sender import ResourceServerRefusals, TokensRefusedAfterCancellation, VendorAsSender
+from scenarios.vendor_sender import (
+    RefusesMalformedQuery,
+    RefusesWithoutToken,
+    ResourceServerRefusal,
+    TokensRefusedAfterCancellation,
+    VendorAsSender,
+)
 
 SCENARIOS_DIR = Path(__file__).resolve().parents[2] / "scenarios"
-HAPPY = ["happy-vendor-receiver", "happy-vendor-sender"]
-NEGATIVE = ["negative-defective-task", "negative-cancellation", "negative-resource-server",
-            "negative-token-after-cancellation"]
+CATALOGUE = ["RCV-01", "RCV-02", "RCV-11", "SND-01", "SND-03", "SND-10", "SND-11", "SND-12", "SND-13"]
 
 
 def _step(name: str) -> StepDef:
@@ -126,10 +130,11 @@ def test_negative_steps_are_the_happy_ones_with_the_declared_changes() -> None:
     assert defective.names == (receiver.replace("notify", _step("notify-defective"))
                                .replace("await-pull", _step("no-pull")).remove("token-granted").names)
     assert defective["no-errors"].title == "No unexpected error findings"
-    assert CancellationAccepted().steps().names == (receiver.remove("token-granted")
-                                                    .insert_before("no-errors", _step("cancel")).names)
-    probes = [_step(f"probe-{kind}") for kind in ResourceServerRefusals.probes]
-    assert ResourceServerRefusals().steps().names == sender.insert_before("no-errors", *probes).names
+    assert CancellationAccepted().steps().names == (receiver.remove("token-granted").insert_before(
+        "no-errors", _step("cancel"), _step("no-pull-after-cancel")).names)
+    for cls in (RefusesWithoutToken, RefusesMalformedQuery):
+        assert issubclass(cls, ResourceServerRefusal)
+        assert cls().steps().names == sender.insert_before("no-errors", _step(f"probe-{cls.probe_kind}")).names
     assert TokensRefusedAfterCancellation().steps().names == sender.insert_before(
         "no-errors", _step("vendor-cancels"), _step("probe-token-after-cancellation")).names
     # the steps a variation keeps are its parent's, titles and all
@@ -149,9 +154,10 @@ def test_every_negative_scenario_is_a_variation_of_a_happy_one() -> None:
 def test_expected_findings_are_declared_on_the_class() -> None:
     assert DefectiveTaskRefused.expected == (ExpectedFinding(
         "to-vendor", "notification", "NOTIF-002", "the simulator sent the defect 'identifier-object' on purpose"),)
-    assert ResourceServerRefusals.expected == (ExpectedFinding(
+    assert RefusesWithoutToken.expected == (ExpectedFinding(
         "to-vendor", "search", "BEAR-001", "the simulator probed without a token on purpose"),)
     assert VendorAsReceiver.expected == VendorAsSender.expected == CancellationAccepted.expected == ()
+    assert RefusesMalformedQuery.expected == ()
 
 
 def test_no_list_slicing_and_no_expected_set_while_running() -> None:
@@ -168,9 +174,9 @@ def test_no_list_slicing_and_no_expected_set_while_running() -> None:
 
 def test_the_registry_finds_every_scenario_once_in_demo_order() -> None:
     ids = [cls.id for cls in all_scenarios()]
-    assert ids == HAPPY + NEGATIVE and len(set(ids)) == len(ids)
-    assert [s.id for s in demo_scenarios()] == HAPPY + NEGATIVE
-    assert [cls.kind for cls in all_scenarios()] == ["happy"] * 2 + ["negative"] * 4
+    assert ids == CATALOGUE and len(set(ids)) == len(ids)
+    assert [s.id for s in demo_scenarios()] == CATALOGUE
+    assert [cls.id for cls in all_scenarios() if cls.kind == "happy"] == ["RCV-01", "SND-01"]
     for cls in all_scenarios():
         assert find(cls.id) is cls
         assert cls.__module__ in [family.__name__ for family in FAMILIES]
@@ -191,14 +197,14 @@ def test_demo_scenarios_are_fresh_and_tell_their_sessions_apart() -> None:
 def test_find_an_unknown_scenario_names_the_known_ones() -> None:
     with pytest.raises(KeyError) as raised:
         find("negative-nope")
-    assert str(raised.value).startswith("no scenario 'negative-nope'; known: happy-vendor-receiver, ")
+    assert str(raised.value).startswith("no scenario 'negative-nope'; known: RCV-01, ")
 
 
 def test_a_subclass_without_a_kind_is_not_registered() -> None:
     class WithSuppression(VendorAsReceiver):
         pass
 
-    assert find("happy-vendor-receiver") is VendorAsReceiver and WithSuppression.kind == "happy"
+    assert find("RCV-01") is VendorAsReceiver and WithSuppression.kind == "happy"
 
 
 def test_the_registry_refuses_taken_ids_and_unknown_kinds() -> None:
@@ -207,10 +213,10 @@ def test_the_registry_refuses_taken_ids_and_unknown_kinds() -> None:
     registry.add(VendorAsReceiver)  # the same class again (a reload) is fine
 
     class Same(VendorAsReceiver):
-        id = "happy-vendor-receiver"
+        id = "RCV-01"
 
     Same.kind = "happy"
-    with pytest.raises(ValueError, match="'happy-vendor-receiver' .* is taken by scenarios.vendor_receiver"):
+    with pytest.raises(ValueError, match="'RCV-01' .* is taken by scenarios.vendor_receiver"):
         registry.add(Same)
     Same.kind = "sideways"
     with pytest.raises(ValueError, match=f"is not one of {', '.join(KINDS)}"):
@@ -222,7 +228,20 @@ def test_the_registry_refuses_taken_ids_and_unknown_kinds() -> None:
     NoId.kind = "negative"
     with pytest.raises(ValueError, match="no id or no title of its own"):
         registry.add(NoId)
-    assert [cls.id for cls in registry.classes()] == ["happy-vendor-receiver"]
+    class WrongPrefix(VendorAsReceiver):
+        id = "SND-42"
+
+    WrongPrefix.kind = "negative"
+    with pytest.raises(ValueError, match="id 'SND-42' is not RCV-nn"):
+        registry.add(WrongPrefix)
+
+    class NoOutcome(VendorAsReceiver):
+        id, outcome = "RCV-42", ""
+
+    NoOutcome.kind = "negative"
+    with pytest.raises(ValueError, match="declares no outcome"):
+        registry.add(NoOutcome)
+    assert [cls.id for cls in registry.classes()] == ["RCV-01"]
 
 
 def test_the_readme_example_variation_registers_and_derives_its_steps(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -239,6 +258,6 @@ def test_the_readme_example_variation_registers_and_derives_its_steps(monkeypatc
                  "StepDef": StepDef, "Harness": Harness, "StepFailed": StepFailed}
     exec(compile(example, "README.md", "exec"), namespace)
     (cls,) = fresh.classes()
-    assert cls.kind == "negative" and cls.vendor_role == "receiver" and cls.id == "negative-late-notification"
+    assert cls.kind == "negative" and cls.vendor_role == "receiver" and cls.id == "RCV-90"
     assert cls().steps().names == ["create-sessions", "notify-late", "no-pull", "no-errors"]
-    assert [e.rule for e in cls.expected] == ["NOTIF-016"]
+    assert [e.rule for e in cls.expected] == ["NOTIF-016"] and cls.rules == ("NOTIF-016",)

@@ -27,7 +27,7 @@ ENDPOINTS = {"token_url": "http://127.0.0.1:8081/s/acme-sender/token",
              "jwks_url": "http://127.0.0.1:8081/s/acme-sender/jwks", "client_id": "acme-gtk",
              "notification_base": "http://127.0.0.1:8081/s/acme-sender/notify",
              "notification_url": "http://127.0.0.1:8081/s/acme-sender/notify/Task"}
-CTX = TriggerContext(action="notify", scenario_id="happy-vendor-sender", session_id="acme-sender",
+CTX = TriggerContext(action="notify", scenario_id="SND-01", session_id="acme-sender",
                      patient_bsn="999911120", endpoints=ENDPOINTS)
 PY = shlex.quote(sys.executable)
 
@@ -48,7 +48,7 @@ def test_a_command_gets_the_runner_environment_and_every_variable(tmp_path: Path
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ACME_FROM_RUNNER", "kept")
     (tmp_path / "hook.py").write_text(HOOK)
-    ctx = TriggerContext(action="cancel", scenario_id="negative-cancellation", session_id="acme-sender",
+    ctx = TriggerContext(action="cancel", scenario_id="RCV-02", session_id="acme-sender",
                          patient_bsn="999911120", endpoints={**ENDPOINTS, "fhir_base": "http://127.0.0.1:8081/fhir"},
                          extra={"notification_id": "n-1", "task_identifier": "urn:uuid:1234", "action": "not me"})
     outcome = CommandTrigger((sys.executable, "hook.py", "seen.json"), timeout=10, cwd=tmp_path).fire(ctx, ask=_never)
@@ -59,7 +59,7 @@ def test_a_command_gets_the_runner_environment_and_every_variable(tmp_path: Path
     runner = {k: v for k, v in os.environ.items() if k.startswith(("SPEELTUIN_", "ACME_"))}  # e.g. SPEELTUIN_INSTANCE
     assert seen == {
         **runner, "ACME_FROM_RUNNER": "kept", "cwd": str(tmp_path),
-        "SPEELTUIN_ACTION": "cancel", "SPEELTUIN_SCENARIO": "negative-cancellation",
+        "SPEELTUIN_ACTION": "cancel", "SPEELTUIN_SCENARIO": "RCV-02",
         "SPEELTUIN_SESSION": "acme-sender", "SPEELTUIN_PATIENT_BSN": "999911120",
         "SPEELTUIN_TOKEN_URL": ENDPOINTS["token_url"], "SPEELTUIN_JWKS_URL": ENDPOINTS["jwks_url"],
         "SPEELTUIN_CLIENT_ID": "acme-gtk", "SPEELTUIN_NOTIFICATION_BASE": ENDPOINTS["notification_base"],
@@ -161,7 +161,7 @@ def test_a_url_trigger_posts_the_action_as_json(hook_server: tuple[str, type[_Ho
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     base, handler = hook_server
     monkeypatch.setenv("ACME_HOOK_TOKEN", "s3cret-token")
-    ctx = TriggerContext(action="update", scenario_id="happy-vendor-sender", session_id="acme-sender",
+    ctx = TriggerContext(action="update", scenario_id="SND-01", session_id="acme-sender",
                          patient_bsn="999911120", endpoints=ENDPOINTS, extra={"notification_id": "n-1"})
     trigger = UrlTrigger(f"{base}/hooks/update?key=also-secret", timeout=5,
                          headers={"Authorization": "Bearer ${ACME_HOOK_TOKEN}"})
@@ -169,7 +169,7 @@ def test_a_url_trigger_posts_the_action_as_json(hook_server: tuple[str, type[_Ho
     assert outcome.kind == "url" and outcome.ok, outcome.detail
     [(path, headers, body)] = handler.received
     assert path == "/hooks/update?key=also-secret" and headers["Authorization"] == "Bearer s3cret-token"
-    assert body == {"action": "update", "scenario": "happy-vendor-sender", "session": "acme-sender",
+    assert body == {"action": "update", "scenario": "SND-01", "session": "acme-sender",
                     "patient_bsn": "999911120", "endpoints": ENDPOINTS, "notification_id": "n-1"}
     assert f"POST {base}/hooks/update answered 202 Accepted" in outcome.detail
     assert '{"queued": true}' in outcome.detail
@@ -206,13 +206,13 @@ def test_a_person_is_asked_with_the_action_patient_and_endpoint() -> None:
     assert "patient 999911120" in prompt and ENDPOINTS["notification_url"] in prompt
     assert ENDPOINTS["token_url"] in prompt and "client_id acme-gtk" in prompt
 
-    cancel = TriggerContext(action="cancel", scenario_id="negative-cancellation", session_id="acme-sender",
+    cancel = TriggerContext(action="cancel", scenario_id="RCV-02", session_id="acme-sender",
                             patient_bsn="999911120", endpoints=ENDPOINTS, extra={"task_identifier": "urn:uuid:42"})
     ManualTrigger().fire(cancel, ask=asked.append)
     assert "cancel the notification urn:uuid:42" in asked[1]
     assert f"PUT {ENDPOINTS['notification_url']}?identifier=urn:ietf:rfc:3986|urn:uuid:42" in asked[1]
 
-    pull = TriggerContext(action="pull", scenario_id="happy-vendor-receiver", session_id="acme-receiver",
+    pull = TriggerContext(action="pull", scenario_id="RCV-01", session_id="acme-receiver",
                           patient_bsn="999993653", endpoints={"fhir_base": "http://sim/s/acme-receiver/fhir",
                                                               "token_url": "http://sim/s/acme-receiver/token"})
     ManualTrigger().fire(pull, ask=asked.append)

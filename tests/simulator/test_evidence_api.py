@@ -109,7 +109,8 @@ def test_a_session_key_reads_its_own_report_in_every_format(node: LiveNode, reco
     assert report["status"] == "failed" and report["counts"]["error"] == 1
     assert [s["session_id"] for s in report["scenarios"]] == ["ev-a"]
     suite = ET.fromstring(answers["junit.xml"].content)
-    assert suite.tag == "testsuite" and suite.get("failures") == "1"
+    assert suite.tag == "testsuites" and suite.get("failures") == "1"
+    assert suite.find("testsuite").get("name").startswith("session-ev-a ")
     testreport = answers["testreport.json"].json()
     assert check_structure(testreport) == []
     assert testreport["resourceType"] == "TestReport" and testreport["result"] == "fail"

@@ -1,0 +1,116 @@
+"""Fault switches: the reference vendor misbehaving on purpose, one way each (`speeltuin serve --fault NAME`).
+
+The test manager proves each negative scenario on the built-in reference vendor twice: faultless (a faultless
+simulator is conformant, so the scenario passes) and with the fault the scenario exists to catch (it fails). A
+fault changes exactly one behaviour and only in the role it names: receiving-side faults act where the simulator
+is the receiving node of a session, sending-side faults where it is the sending node (its AS and FHIR server).
+
+A leaf like runtime.py: the switches are read from `SimulatorConfig.faults` at request time.
+"""
+from __future__ import annotations
+
+from typing import Iterable
+
+# --- receiving side (the simulator plays the receiving node: its notification endpoint and puller) ----------
+ACCEPTS_DEFECTIVE_TASK = "accepts-defective-task"
+ACCEPTS_OTHER_OWNER = "accepts-other-owner"
+ACCEPTS_EXPIRED_PERIOD = "accepts-expired-period"
+IGNORES_CANCELLATION = "ignores-cancellation"
+# --- sending side (the simulator plays the sending node: its authorization server and FHIR server) ----------
+ACCEPTS_WRONG_AUD = "accepts-wrong-aud"
+ACCEPTS_EXPIRED_ASSERTION = "accepts-expired-assertion"
+ACCEPTS_UNKNOWN_KEY = "accepts-unknown-key"
+ACCEPTS_ALG_NONE = "accepts-alg-none"
+ACCEPTS_ALG_HMAC = "accepts-alg-hmac"
+ACCEPTS_REPLAYED_JTI = "accepts-replayed-jti"
+ACCEPTS_UNKNOWN_AUTHORIZATION_BASE = "accepts-unknown-authorization-base"
+GRANTS_AFTER_CANCELLATION = "grants-after-cancellation"
+SERVES_WITHOUT_TOKEN = "serves-without-token"
+ACCEPTS_UNKNOWN_TOKEN = "accepts-unknown-token"
+LEAKS_OTHER_PATIENT = "leaks-other-patient"
+MALFORMED_QUERY_NOT_400 = "malformed-query-not-400"
+IGNORES_ACCEPT_XML = "ignores-accept-xml"
+
+FAULTS: dict[str, str] = {
+    ACCEPTS_DEFECTIVE_TASK: "receiver: answers 201 to a Notification Task with error findings (except an ended "
+                            "period) and pulls it as if it were fine",
+    ACCEPTS_OTHER_OWNER: "receiver: accepts a Notification Task whose owner URA is not its own",
+    ACCEPTS_EXPIRED_PERIOD: "receiver: accepts a Notification Task whose restriction.period.end has passed",
+    IGNORES_CANCELLATION: "receiver: answers the cancellation 200 but keeps the notification live and pulls it again",
+    ACCEPTS_WRONG_AUD: "sender AS: grants a pull token to assertions whose aud is not its exact token URL",
+    ACCEPTS_EXPIRED_ASSERTION: "sender AS: grants a pull token to expired assertions",
+    ACCEPTS_UNKNOWN_KEY: "sender AS: grants a pull token to assertions signed with a key (kid) it does not know",
+    ACCEPTS_ALG_NONE: "sender AS: grants a pull token to unsigned assertions (alg none)",
+    ACCEPTS_ALG_HMAC: "sender AS: grants a pull token to HS256 assertions keyed with the client's public key",
+    ACCEPTS_REPLAYED_JTI: "sender AS: grants a pull token to an assertion whose jti was used before",
+    ACCEPTS_UNKNOWN_AUTHORIZATION_BASE: "sender AS: grants a pull token (for its latest live notification) to an "
+                                        "authorization base it never issued",
+    GRANTS_AFTER_CANCELLATION: "sender AS: keeps granting pull tokens for a notification it cancelled",
+    SERVES_WITHOUT_TOKEN: "sender FHIR server: answers requests without a bearer token (latest live notification)",
+    ACCEPTS_UNKNOWN_TOKEN: "sender FHIR server: answers requests with a bearer token it never issued (latest live "
+                           "notification)",
+    LEAKS_OTHER_PATIENT: "sender FHIR server: a search naming another patient returns that patient's data",
+    MALFORMED_QUERY_NOT_400: "sender FHIR server: answers a malformed search 200 with an empty searchset",
+    IGNORES_ACCEPT_XML: "sender FHIR server: answers JSON when Accept asks for FHIR XML only",
+}
+
+# The rule id the failure is reported with, when the faulty node meets the probe (simulator/outbound/probes.py)
+# or the Notification Task (simulator/outbound/defects.py) that targets the fault.
+FAULT_RULES: dict[str, str] = {
+    # the defect the receiver should have refused: RCV-11 sends identifier-object (DEFECT_RULES has each defect's)
+    ACCEPTS_DEFECTIVE_TASK: "NOTIF-002",
+    # the Task is valid; the receiving side judges the owner as the sender's AS will judge its pull-token request
+    # (validators.rules.token_request.check_pull_grant: sub = own URA is not the Task's owner)
+    ACCEPTS_OTHER_OWNER: "TOK-011",
+    ACCEPTS_EXPIRED_PERIOD: "NOTIF-016",
+    # IGNORES_CANCELLATION has no rule: the catalogue has none for "the receiver pulls after the cancellation";
+    # RCV-02's step no-pull-after-cancel sees the requests it makes afterwards.
+    ACCEPTS_WRONG_AUD: "JWT-013",
+    ACCEPTS_EXPIRED_ASSERTION: "JWT-015",
+    ACCEPTS_UNKNOWN_KEY: "JWT-005",
+    ACCEPTS_ALG_NONE: "JWT-003",
+    ACCEPTS_ALG_HMAC: "JWT-003",
+    ACCEPTS_REPLAYED_JTI: "JWT-024",
+    ACCEPTS_UNKNOWN_AUTHORIZATION_BASE: "TOK-015",
+    GRANTS_AFTER_CANCELLATION: "TOK-015",
+    SERVES_WITHOUT_TOKEN: "HTTP-006",
+    ACCEPTS_UNKNOWN_TOKEN: "HTTP-007",
+    LEAKS_OTHER_PATIENT: "HTTP-008",
+    MALFORMED_QUERY_NOT_400: "HTTP-009",
+    IGNORES_ACCEPT_XML: "HTTP-005",
+}
+
+# What provokes each fault: a probe of simulator/outbound/probes.py (the vendor is the sender), a defect of
+# simulator/outbound/defects.py sent in a notification, or "cancel" (the simulator cancels its notification).
+FAULT_TRIGGERS: dict[str, str] = {
+    ACCEPTS_DEFECTIVE_TASK: "defect:identifier-object",
+    ACCEPTS_OTHER_OWNER: "defect:owner-other-organisation",
+    ACCEPTS_EXPIRED_PERIOD: "defect:period-end-in-the-past",
+    IGNORES_CANCELLATION: "cancel",
+    ACCEPTS_WRONG_AUD: "probe:wrong-aud",
+    ACCEPTS_EXPIRED_ASSERTION: "probe:expired-assertion",
+    ACCEPTS_UNKNOWN_KEY: "probe:unknown-key",
+    ACCEPTS_ALG_NONE: "probe:alg-none",
+    ACCEPTS_ALG_HMAC: "probe:alg-hmac",
+    ACCEPTS_REPLAYED_JTI: "probe:replayed-jti",
+    ACCEPTS_UNKNOWN_AUTHORIZATION_BASE: "probe:unknown-authorization-base",
+    GRANTS_AFTER_CANCELLATION: "probe:token-after-cancellation",
+    SERVES_WITHOUT_TOKEN: "probe:no-token",
+    ACCEPTS_UNKNOWN_TOKEN: "probe:unknown-token",
+    LEAKS_OTHER_PATIENT: "probe:other-patient",
+    MALFORMED_QUERY_NOT_400: "probe:malformed-query",
+    IGNORES_ACCEPT_XML: "probe:accept-xml",
+}
+
+
+class UnknownFault(ValueError):
+    """A fault name that is not in FAULTS; the message lists the known ones."""
+
+
+def check_faults(names: Iterable[str]) -> frozenset[str]:
+    """The fault switches named, or UnknownFault for the first unknown name."""
+    chosen = frozenset(names)
+    for name in sorted(chosen):
+        if name not in FAULTS:
+            raise UnknownFault(f"unknown fault {name!r}; known: {', '.join(sorted(FAULTS))}")
+    return chosen
