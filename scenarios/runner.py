@@ -9,7 +9,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Callable, Protocol
+from typing import TYPE_CHECKING, Callable, Protocol, TypeVar
 
 from scenarios.drivers import ReferenceVendor, VendorDriver
 from scenarios.stack import Node, Stack
@@ -25,6 +25,7 @@ class StepFailed(Exception):
     """A step's expectation was not met; the message is the evidence shown in the report."""
 
 
+Arrived = TypeVar("Arrived")
 STOPPED = "stopped by the user"
 CURRENT_SCENARIO: ContextVar[str] = ContextVar("current_scenario", default="")  # set while a scenario runs
 CURRENT_STEP: ContextVar[str] = ContextVar("current_step", default="")  # ... and while its step runs
@@ -120,9 +121,9 @@ class Harness:
         found = self.store.list_exchanges([session_id])
         return found if since is None else [ex for ex in found if ex.started_at >= since]
 
-    def wait_for(self, what: str, until: Callable[[], str | None]) -> str:
+    def wait_for(self, what: str, until: Callable[[], Arrived | None]) -> Arrived:
         """Waiting is a state: told to `progress` (and again every REMIND_EVERY_S), it ends when `until` gives
-        the detail string of what arrived, or at the deadline."""
+        what arrived (e.g. the detail string for the report), or at the deadline."""
         started = time.monotonic()
         deadline, reminded = started + self.wait_s, None
         while True:

@@ -47,7 +47,11 @@ class VendorAsSender(Scenario, kind="happy"):
                 if n.origin == NotificationOrigin.RECEIVED and n.created_at >= self.started_at]
 
     def accepted(self, h: Harness) -> str:
-        posts = [ex for ex in self.exchanges(h) if ex.tag == "notification"]
+        def recorded() -> list | None:  # the simulator stores the Task before the proxy has recorded its answer
+            posts = [ex for ex in self.exchanges(h) if ex.tag == "notification"]
+            return posts or None
+
+        posts = h.wait_for("the proxy's record of the notification", recorded)
         if not any(ex.status == 201 for ex in posts):
             raise StepFailed(f"no notification answered 201 among {[ex.status for ex in posts]}")
         return f"Task {self._received(h)[0].id} stored, answered 201"

@@ -112,6 +112,14 @@ OPERATION_OUTCOME = {"resource": {"resourceType": "OperationOutcome", "id": "oo-
                                   "issue": [{"severity": "information", "code": "informational"}]},
                      "fullUrl": "urn:uuid:99999999-2222-4333-8444-555555555555", "search": {"mode": "outcome"}}
 
+DOCUMENT_REFERENCE = {"fullUrl": f"{BASE}/DocumentReference/d-1", "search": {"mode": "include"}, "resource": {
+    "resourceType": "DocumentReference", "id": "d-1", "status": "current", "subject": {"reference": PATIENT},
+    "type": {"coding": [{"system": "http://loinc.org", "code": "57133-1", "display": "Referral note"}]},
+    "indexed": "2026-01-01T10:00:00Z",
+    "content": [{"attachment": {"contentType": "application/pdf", "url": "Binary/b-1"}}]}}
+DOCUMENT_REFERENCE_WITH_PROFILE = copy.deepcopy(DOCUMENT_REFERENCE)
+DOCUMENT_REFERENCE_WITH_PROFILE["resource"]["meta"] = {"profile": ["http://example.org/fhir/DocumentReference"]}
+
 CASES = [
     quiet("BUNDLE-001", "good", lambda: run(good_bundle())),
     fires("BUNDLE-001", "patient", lambda: run(patient(good_bundle()))),
@@ -133,6 +141,10 @@ CASES = [
     quiet("BUNDLE-005", "operation-outcome-needs-none", with_(add_entry(OPERATION_OUTCOME))),
     fires("BUNDLE-005", "no-meta", with_(lambda b: gp(b).pop("meta"))),
     fires("BUNDLE-005", "empty-profile", with_(lambda b: patient(b)["meta"].update(profile=[]))),
+    quiet("BUNDLE-005", "document-reference-has-no-bgz-profile", with_(add_entry(DOCUMENT_REFERENCE))),
+    fires("BUNDLE-017", "document-reference-without-profile", with_(add_entry(DOCUMENT_REFERENCE))),
+    quiet("BUNDLE-017", "document-reference-with-profile", with_(add_entry(DOCUMENT_REFERENCE_WITH_PROFILE))),
+    quiet("BUNDLE-017", "other-resources", lambda: run(good_bundle())),
     quiet("BUNDLE-006", "expected", lambda: run(good_bundle())),
     quiet("BUNDLE-006", "include-with-own-profile", lambda: run(good_bundle())),
     fires("BUNDLE-006", "core-profile-only", with_(lambda b: patient(b)["meta"].update(

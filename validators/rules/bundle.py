@@ -165,17 +165,20 @@ def _check_full_url(full_url: object, resource: dict, location: str, findings: l
 
 PROFILE_MISSING = rule("BUNDLE-005", "error", "resource has no meta.profile", _REF)
 PROFILE_EXPECTED = rule("BUNDLE-006", "error", "match resource does not claim the expected profile", _REF)
+# SPEC §6.1: DocumentReference has no BgZ profile, so a missing one there is at most a warning.
+DOCUMENT_PROFILE_MISSING = rule("BUNDLE-017", "warning", "DocumentReference has no meta.profile", _REF)
 
 
-@emits(PROFILE_MISSING, PROFILE_EXPECTED)
+@emits(PROFILE_MISSING, PROFILE_EXPECTED, DOCUMENT_PROFILE_MISSING)
 def _check_profile(resource: dict, expected_profiles: Sequence[str], location: str, findings: list[Finding]) -> None:
     rtype = _get_str(resource, "resourceType")
     if rtype in _NO_PROFILE_NEEDED:
         return
     profiles = resource.get("meta", {}).get("profile") if isinstance(resource.get("meta"), dict) else None
     if not isinstance(profiles, list) or not profiles:
-        findings.append(PROFILE_MISSING.finding(f"{rtype} claims no profile (meta.profile {show(profiles)})",
-                                                f"{location}.resource.meta.profile"))
+        missing = DOCUMENT_PROFILE_MISSING if rtype == "DocumentReference" else PROFILE_MISSING
+        findings.append(missing.finding(f"{rtype} claims no profile (meta.profile {show(profiles)})",
+                                        f"{location}.resource.meta.profile"))
         return
     if expected_profiles and expected_profiles[0] not in profiles:
         findings.append(PROFILE_EXPECTED.finding(f"{rtype} claims {show(profiles, 200)}; expected "
