@@ -12,6 +12,7 @@ from simulator.endpoints.evidence_api import evidence_api
 from simulator.endpoints.fhir_server import ResourceTypeConverter, fhir_server
 from simulator.endpoints.http_errors import FhirError, oauth_error, operation_outcome, unsupported_format
 from simulator.endpoints.notification_endpoint import notification_endpoint
+from simulator.faults import check_faults
 from simulator.fhir.format import UnsupportedFormat
 from simulator.fhir.patient_data import PatientData
 from simulator.mtls import client_certificate_problem
@@ -25,6 +26,7 @@ _VENDOR_FACING = {"auth_server", "fhir_server", "notification_endpoint"}  # what
 
 def create_app(config: SimulatorConfig) -> Flask:
     """Build the runtime, register the endpoints, and answer every error in the caller's format."""
+    config.faults = check_faults(config.faults)  # UnknownFault (a ValueError) for a name not in FAULTS
     app = Flask("speeltuin.simulator")
     app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
     app.url_map.converters["fhirtype"] = ResourceTypeConverter
@@ -50,7 +52,7 @@ def create_app(config: SimulatorConfig) -> Flask:
     @app.get("/")
     def index() -> dict[str, Any]:
         return {"name": config.name, "ura": config.ura, "client_id": config.client_id,
-                "jwks_url": f"{runtime().public_base()}/jwks"}
+                "jwks_url": f"{runtime().public_base()}/jwks", "faults": sorted(config.faults)}
 
     @app.get("/jwks")
     @app.get("/s/<session_id>/jwks")

@@ -5,7 +5,8 @@ simulator is conformant, so the scenario passes) and with the fault the scenario
 fault changes exactly one behaviour and only in the role it names: receiving-side faults act where the simulator
 is the receiving node of a session, sending-side faults where it is the sending node (its AS and FHIR server).
 
-A leaf like runtime.py: the switches are read from `SimulatorConfig.faults` at request time.
+A leaf that imports nothing (the CLI lists FAULTS in its help): the switches are read from
+`SimulatorConfig.faults` at request time, and what a faulty behaviour needs lives in simulator/lenient.py.
 """
 from __future__ import annotations
 

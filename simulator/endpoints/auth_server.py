@@ -1,18 +1,25 @@
 """The token endpoint (AS-S for pull tokens, AS-R for notification tokens), SPEC §5.2-§5.3."""
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import json
 import secrets
 import time
 from typing import Any
 
+import jwt
 from flask import Blueprint, Response, request
 
+from simulator import faults
 from simulator.endpoints.http_errors import oauth_error
+from simulator.lenient import hmac_secret, latest_live_notification
 from simulator.runtime import Runtime, runtime
 from speeltuin.records import NotificationOrigin, Role, Session
-from validators.findings import errors
-from validators.rules.jwt_assertion import check_assertion
+from validators.findings import Finding, errors
+from validators.rules import jwt_assertion as jwt_rules
+from validators.rules.jwt_assertion import AssertionCheck, check_assertion
 from validators.rules.token_request import (
     CONTENT_TYPE,
     DUPLICATE,
@@ -67,22 +74,26 @@ def _issue(rt: Runtime, session: Session) -> Response:
     now = time.time()
     trusted = rt.config.trusted_ca_pem
     vendor_keys = rt.vendor_keys.keys_for(session)
+    # The sending side's assertion faults (simulator.faults) bend only the pull-token checks.
+    active = rt.config.faults if pull else frozenset()
     client = check_assertion(form["client_assertion"], kind="client", audience=token_url,
                              jwks=vendor_keys, now=now, trusted_ca_pem=trusted,
                              expected_client_id=session.config.vendor_client_id, location="client_assertion")
-    if errors(client.findings) or not client.verified:
-        raise TokenRefusal("invalid_client", _describe(errors(client.findings)) or "client assertion not verified")
-    _use_jti(rt, client.claims, "invalid_client")
+    client_errors, client_verified = _judged(form["client_assertion"], client, vendor_keys, active)
+    if client_errors or not client_verified:
+        raise TokenRefusal("invalid_client", _describe(client_errors) or "client assertion not verified")
+    _use_jti(rt, client.claims, "invalid_client", active)
 
     if grant_type == GRANT_JWT_BEARER:
         grant = check_assertion(form["assertion"], kind="authorization", audience=token_url,
                                 jwks=vendor_keys, now=now, trusted_ca_pem=trusted,
                                 purpose="pull" if pull else "notification", location="assertion")
-        if errors(grant.findings) or not grant.verified:
-            raise TokenRefusal("invalid_grant", _describe(errors(grant.findings)) or "assertion not verified")
-        _use_jti(rt, grant.claims, "invalid_grant")
-        ura = str(grant.claims["sub"])
-        authorization_base = grant.claims.get("authorization_base")
+        grant_errors, grant_verified = _judged(form["assertion"], grant, vendor_keys, active)
+        if grant_errors or not grant_verified:
+            raise TokenRefusal("invalid_grant", _describe(grant_errors) or "assertion not verified")
+        _use_jti(rt, grant.claims, "invalid_grant", active)
+        ura = str((grant.claims or {}).get("sub"))
+        authorization_base = (grant.claims or {}).get("authorization_base")
     else:  # client_credentials variant: the base travels as a form parameter
         ura = session.config.vendor_ura
         authorization_base = form.get("authorization_base")
@@ -98,9 +109,11 @@ def _pull_token(rt: Runtime, session: Session, ura: str, authorization_base: Any
     if not isinstance(authorization_base, str) or not authorization_base:
         raise TokenRefusal("invalid_grant", "authorization_base is required for a pull token")
     notification = rt.store.find_notification(session.id, NotificationOrigin.SENT, authorization_base=authorization_base)
+    if notification is None and rt.config.has_fault(faults.ACCEPTS_UNKNOWN_AUTHORIZATION_BASE):
+        notification = latest_live_notification(rt.store, session.id)
     if notification is None:
         raise TokenRefusal("invalid_grant", "unknown authorization_base")
-    if notification.status != "requested":
+    if notification.status != "requested" and not rt.config.has_fault(faults.GRANTS_AFTER_CANCELLATION):
         raise TokenRefusal("invalid_grant", f"the notification is {notification.status}")
     if notification.period_end <= now:
         raise TokenRefusal("invalid_grant", "the notification's availability period has ended")
@@ -122,10 +135,57 @@ def _token_response(rt: Runtime, session: Session, kind: str, ura: str, notifica
     return response
 
 
-def _use_jti(rt: Runtime, claims: dict[str, Any] | None, error: str) -> None:
+def _use_jti(rt: Runtime, claims: dict[str, Any] | None, error: str, active: frozenset[str]) -> None:
+    if faults.ACCEPTS_REPLAYED_JTI in active:
+        return
     claims = claims or {}
     if not rt.store.use_jti(str(claims.get("iss")), str(claims.get("jti")), float(claims.get("exp", 0))):
         raise TokenRefusal(error, f"jti {claims.get('jti')!r} was used before by {claims.get('iss')!r}")
+
+
+def _judged(token: str, check: AssertionCheck, jwks: dict | None, active: frozenset[str]) -> tuple[list[Finding], bool]:
+    """The error findings that refuse an assertion, and whether its signature counts as verified.
+
+    Faultless: as check_assertion found them. Each sending-side fault of simulator.faults overlooks one defect.
+    """
+    found, verified = errors(check.findings), check.verified
+    alg = str((check.header or {}).get("alg", ""))
+    overlooked: set[str] = set()
+    if faults.ACCEPTS_WRONG_AUD in active:
+        overlooked.add(jwt_rules.AUD.id)
+    if faults.ACCEPTS_EXPIRED_ASSERTION in active:
+        overlooked.add(jwt_rules.EXPIRED.id)
+    if faults.ACCEPTS_UNKNOWN_KEY in active and any(f.rule == jwt_rules.KID_UNKNOWN.id for f in found):
+        overlooked.add(jwt_rules.KID_UNKNOWN.id)
+        verified = True  # nothing to verify with: taken on trust
+    if faults.ACCEPTS_ALG_NONE in active and alg.lower() == "none":
+        overlooked.add(jwt_rules.ALG.id)
+        verified = True
+    if faults.ACCEPTS_ALG_HMAC in active and alg.upper().startswith("HS") and _hmac_with_public_key(token, check, jwks):
+        overlooked.add(jwt_rules.ALG.id)
+        verified = True
+    return [f for f in found if f.rule not in overlooked], verified
+
+
+_HMAC_DIGESTS = {"HS256": hashlib.sha256, "HS384": hashlib.sha384, "HS512": hashlib.sha512}
+
+
+def _hmac_with_public_key(token: str, check: AssertionCheck, jwks: dict | None) -> bool:
+    """The key-confusion bug: an HS* signature checked with the registered public key (PEM) as the secret."""
+    header = check.header or {}
+    digest = _HMAC_DIGESTS.get(str(header.get("alg", "")).upper())
+    keys = jwks.get("keys") if isinstance(jwks, dict) else None
+    jwk = next((k for k in keys if isinstance(k, dict) and k.get("kid") == header.get("kid")), None) \
+        if isinstance(keys, list) else None
+    if digest is None or jwk is None:
+        return False
+    try:
+        secret = hmac_secret(jwk)
+    except (ValueError, TypeError, KeyError, jwt.PyJWTError):
+        return False
+    signing_input, _, signature = token.rpartition(".")
+    expected = base64.urlsafe_b64encode(hmac.new(secret, signing_input.encode(), digest).digest()).rstrip(b"=")
+    return hmac.compare_digest(expected, signature.encode())
 
 
 def _describe(found: list) -> str:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import time
 import uuid
 from datetime import datetime, timezone
@@ -10,10 +11,12 @@ from typing import Any
 from flask import Blueprint, Response, request
 from werkzeug.routing import BaseConverter
 
-from simulator.endpoints.bearer import authenticate
+from simulator import faults
+from simulator.endpoints.bearer import authenticate, bearer_token
 from simulator.endpoints.http_errors import FhirError, fhir_response, invalid_token
-from simulator.fhir.format import is_fhir_media, wanted_format
+from simulator.fhir.format import JSON_CONTENT_TYPE, is_fhir_media, wanted_format
 from simulator.fhir.search import SearchError, read, search
+from simulator.lenient import latest_live_notification
 from simulator.runtime import Runtime, runtime
 from speeltuin.records import Notification, Role, Session
 from validators.spec import BSN_SYSTEM
@@ -61,7 +64,7 @@ def read_resource(session_id: str, resource_type: str, resource_id: str) -> Resp
     rt, _session, notification = _authorised(session_id)
     workflow = notification.workflow_task
     if resource_type == "Task" and workflow and workflow.get("id") == resource_id:
-        return fhir_response(workflow)
+        return _respond(rt, workflow)
     own = rt.patients.resources(notification.patient_bsn)
     resource = read(own, resource_type, resource_id) or read(rt.patients.shared(), resource_type, resource_id)
     if resource is None:
@@ -69,21 +72,32 @@ def read_resource(session_id: str, resource_type: str, resource_id: str) -> Resp
     if resource_type == "Binary" and _wants_raw():
         raw = base64.b64decode(resource.get("content", ""))
         return Response(raw, status=200, content_type=resource.get("contentType", "application/octet-stream"))
-    return fhir_response(resource)
+    return _respond(rt, resource)
 
 
 def _search(session_id: str, resource_type: str, *, lastn: bool) -> Response:
     rt, session, notification = _authorised(session_id)
     params = [(k, v) for k, v in request.args.items(multi=True) if k not in IGNORED_SEARCH_PARAMS]
-    other = _other_patient(resource_type, params, notification.patient_bsn)
-    if other:
+    patient = notification.patient_bsn
+    other = _other_patient(resource_type, params, patient)
+    if other and rt.config.has_fault(faults.LEAKS_OTHER_PATIENT):
+        patient = other  # the fault: the query's patient, not the token's
+    elif other:
         raise FhirError(403, f"this token gives access to one patient only, not to BSN {other}")
     try:
-        result = search(rt.patients.resources(notification.patient_bsn), rt.patients.shared(),
-                        resource_type, params, lastn=lastn)
+        result = search(rt.patients.resources(patient), rt.patients.shared(), resource_type, params, lastn=lastn)
     except SearchError as exc:
+        if rt.config.has_fault(faults.MALFORMED_QUERY_NOT_400):
+            return _respond(rt, _searchset(rt, session, [], []))
         raise FhirError(400, str(exc)) from exc
-    return fhir_response(_searchset(rt, session, result.matches, result.includes))
+    return _respond(rt, _searchset(rt, session, result.matches, result.includes))
+
+
+def _respond(rt: Runtime, resource: dict[str, Any]) -> Response:
+    """A resource in the format asked; with the ignores-accept-xml fault, JSON unless _format says otherwise."""
+    if rt.config.has_fault(faults.IGNORES_ACCEPT_XML) and "_format" not in request.args:
+        return Response(json.dumps(resource, ensure_ascii=False), status=200, content_type=JSON_CONTENT_TYPE)
+    return fhir_response(resource)
 
 
 def _searchset(rt: Runtime, session: Session, matches: list[dict], includes: list[dict]) -> dict[str, Any]:
@@ -116,6 +130,9 @@ def _authorised(session_id: str) -> tuple[Runtime, Session, Notification]:
     """Session, token and the notification it is bound to; raises the error to answer (SPEC §5.3-§5.4)."""
     rt = runtime()
     session = _sender_session(session_id)
+    lenient = _lenient_notification(rt, session)
+    if lenient is not None:
+        return rt, session, lenient
     token = authenticate(rt, session, "pull")
     notification = rt.store.get_notification(token["notification_id"])
     if notification is None or notification.status != "requested":
@@ -123,6 +140,17 @@ def _authorised(session_id: str) -> tuple[Runtime, Session, Notification]:
     if notification.period_end <= time.time():
         raise invalid_token("the notification's availability period has ended")
     return rt, session, notification
+
+
+def _lenient_notification(rt: Runtime, session: Session) -> Notification | None:
+    """With serves-without-token (no bearer token) or accepts-unknown-token (a token never issued): the session's
+    latest live notification, as if the request carried its token. None: the token is judged as usual."""
+    value = bearer_token()
+    if value is None:
+        lenient = rt.config.has_fault(faults.SERVES_WITHOUT_TOKEN)
+    else:
+        lenient = rt.config.has_fault(faults.ACCEPTS_UNKNOWN_TOKEN) and rt.store.get_token(value) is None
+    return latest_live_notification(rt.store, session.id) if lenient else None
 
 
 def _other_patient(resource_type: str, params: list[tuple[str, str]], bsn: str) -> str | None:

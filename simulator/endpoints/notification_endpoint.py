@@ -3,20 +3,22 @@ from __future__ import annotations
 
 import json
 import threading
-from datetime import datetime
+import time
 from typing import Any
 
 from flask import Blueprint, Response, current_app, request
 
+from simulator import faults
 from simulator.endpoints.bearer import authenticate
 from simulator.endpoints.http_errors import FhirError, fhir_response
 from simulator.outbound.puller import pull
 from simulator.runtime import Runtime, runtime
 from speeltuin.records import Notification, NotificationOrigin, PullStatus, Role, Session, new_id
 from validators import spec
-from validators.findings import errors
+from validators.findings import Finding, errors
 from validators.json_walk import dig
-from validators.rules.notification import check_notification_task
+from validators.rules.notification import END_PAST, NOT_TASK, check_notification_task, parse_datetime_tz
+from validators.rules.token_request import check_pull_grant
 from validators.stu3 import FHIR_JSON
 from validators.task_reader import authorization_bases, identifier_pairs, identifier_value
 
@@ -25,8 +27,8 @@ notification_endpoint = Blueprint("notification_endpoint", __name__)
 
 @notification_endpoint.post("/s/<session_id>/notify/Task")
 def create_task(session_id: str) -> Response:
-    rt, session, task = _incoming_task(session_id, "requested")
-    _check_organisations(session, task)
+    rt, session, task = _incoming_task(session_id, "requested", creating=True)
+    _check_organisations(rt, session, task)
     notification = rt.store.add_notification(_received(session, task))
     location = f"{rt.public_base()}/s/{session.id}/notify/Task/{notification.id}"
     if rt.config.auto_pull:
@@ -44,6 +46,11 @@ def cancel_task(session_id: str) -> Response:
     existing = rt.store.find_notification(session.id, NotificationOrigin.RECEIVED, identifier=value)
     if existing is None:
         raise FhirError(404, f"no notification with identifier {value}")
+    if rt.config.has_fault(faults.IGNORES_CANCELLATION):
+        # The fault: "200, cancelled", yet the notification stays live and is pulled again as if it were new data.
+        if rt.config.auto_pull:
+            _start_pull(rt, session, existing)
+        return fhir_response({**task, "id": existing.id}, 200)
     rt.store.update_notification(existing.id, status="cancelled", task={**task, "id": existing.id})
     return fhir_response({**task, "id": existing.id}, 200)
 
@@ -66,8 +73,12 @@ def _receiver_context(session_id: str) -> tuple[Runtime, Session]:
     return rt, session
 
 
-def _incoming_task(session_id: str, status: str) -> tuple[Runtime, Session, dict[str, Any]]:
-    """Session, token and a valid Task with the expected status; else the error to answer (nothing stored)."""
+def _incoming_task(session_id: str, status: str, *, creating: bool = False) -> tuple[Runtime, Session, dict[str, Any]]:
+    """Session, token and a valid Task with the expected status; else the error to answer (nothing stored).
+
+    `creating`: a new notification, where the receiving-side faults accepts-defective-task and
+    accepts-expired-period let through the Task errors they name.
+    """
     rt, session = _receiver_context(session_id)
     mimetype = request.mimetype or ""
     if mimetype not in (FHIR_JSON, "application/json"):
@@ -79,6 +90,8 @@ def _incoming_task(session_id: str, status: str) -> tuple[Runtime, Session, dict
     if not isinstance(task, dict):
         raise FhirError(400, "the body must be a JSON object (a FHIR Task)")
     bad = errors(check_notification_task(task))
+    if creating:
+        bad = _overlooked_by_faults(rt, bad)
     if bad:
         raise FhirError(400, "the Task is not valid; nothing was stored or changed", bad)
     if task.get("status") != status:
@@ -86,25 +99,58 @@ def _incoming_task(session_id: str, status: str) -> tuple[Runtime, Session, dict
     return rt, session, task
 
 
-def _check_organisations(session: Session, task: dict[str, Any]) -> None:
+def _overlooked_by_faults(rt: Runtime, bad: list[Finding]) -> list[Finding]:
+    """The Task errors that still refuse a new notification under the receiving-side faults."""
+    if rt.config.has_fault(faults.ACCEPTS_EXPIRED_PERIOD):
+        bad = [f for f in bad if f.rule != END_PAST.id]
+    if rt.config.has_fault(faults.ACCEPTS_DEFECTIVE_TASK):
+        # Every defect but the two that have faults of their own: not a Task at all, and an ended period.
+        bad = [f for f in bad if f.rule in (NOT_TASK.id, END_PAST.id)]
+    return bad
+
+
+def _check_organisations(rt: Runtime, session: Session, task: dict[str, Any]) -> None:
     owner, requester = identifier_value(task, "owner"), identifier_value(task, "requester", "onBehalfOf")
-    if owner != session.config.own_ura:
-        raise FhirError(403, f"Task.owner URA {owner} is not this receiving organisation ({session.config.own_ura})")
+    # Judged as the sender's AS will judge our pull-token request (TOK-011): a Task for another organisation is
+    # one we could never get a pull token for.
+    not_ours = check_pull_grant({"sub": session.config.own_ura}, task)
+    if not_ours and not rt.config.has_fault(faults.ACCEPTS_OTHER_OWNER):
+        raise FhirError(403, f"Task.owner URA {owner} is not this receiving organisation ({session.config.own_ura})",
+                        not_ours)
     if requester != session.config.vendor_ura:
         raise FhirError(403, f"Task.requester.onBehalfOf URA {requester} is not the session's vendor "
                              f"({session.config.vendor_ura})")
 
 
 def _received(session: Session, task: dict[str, Any]) -> Notification:
-    """The record of a Task that passed the Notification Task rules (so every element read here is there)."""
-    period_end = datetime.fromisoformat(dig(task, "restriction", "period", "end")).timestamp()
+    """The record of an accepted Task: it passed the Notification Task rules, unless a fault let a defective one in,
+    so every element is read leniently (a missing one reads as empty, a missing period end as a year from now)."""
+    end = parse_datetime_tz(dig(task, "restriction", "period", "end"))
+    period_end = end.timestamp() if end else time.time() + 365 * 86400
     notification_id = new_id("t-")
+    identifiers = [value for _system, value in identifier_pairs(task)]
     return Notification(
         id=notification_id, session_id=session.id, origin=NotificationOrigin.RECEIVED,
-        identifier=identifier_pairs(task)[0][1], group_identifier=dig(task, "groupIdentifier", "value"),
-        authorization_base=authorization_bases(task)[0], patient_bsn=identifier_value(task, "for"),
-        owner_ura=identifier_value(task, "owner"), period_end=period_end, status=spec.TASK_STATUS_REQUESTED,
-        task={**task, "id": notification_id}, pull_status=PullStatus.PENDING)
+        identifier=_text(identifiers[0] if identifiers else None, 200),
+        group_identifier=_text(dig(task, "groupIdentifier", "value"), 200),
+        authorization_base=_text(_authorization_base(task), 200), patient_bsn=_text(identifier_value(task, "for"), 16),
+        owner_ura=_text(identifier_value(task, "owner"), 16), period_end=period_end,
+        status=spec.TASK_STATUS_REQUESTED, task={**task, "id": notification_id}, pull_status=PullStatus.PENDING)
+
+
+def _authorization_base(task: dict[str, Any]) -> object:
+    """The Task's authorization base; from a bare `value` too (a known defect a lenient receiver reads anyway)."""
+    bases = [b for b in authorization_bases(task) if isinstance(b, str)]
+    if bases:
+        return bases[0]
+    for item in task.get("input") or []:
+        if isinstance(item, dict) and spec.INPUT_AUTHORIZATION_BASE in json.dumps(item.get("type")):
+            return item.get("value")
+    return None
+
+
+def _text(value: object, limit: int) -> str:
+    return value[:limit] if isinstance(value, str) else ""
 
 
 def _start_pull(rt: Runtime, session: Session, notification: Notification) -> None:

@@ -18,7 +18,8 @@ from speeltuin.store import Store
 from validators.json_walk import dig
 from validators.spec import TASK_STATUS_REQUESTED
 from validators.stu3 import FHIR_JSON
-from validators.task_reader import identifier_pairs
+from validators.rules.identifiers import is_valid_ura
+from validators.task_reader import identifier_pairs, identifier_value
 
 
 class NotifyError(Exception):
@@ -58,11 +59,17 @@ def notify(store: Store, signer: Signer, patients: PatientData, session: Session
     notification = store.add_notification(Notification(
         id=new_id("n-"), session_id=session.id, origin=NotificationOrigin.SENT,
         identifier=identifier_pairs(task)[0][1], group_identifier=dig(task, "groupIdentifier", "value"),
-        authorization_base=authorization_base, patient_bsn=bsn, owner_ura=session.config.vendor_ura,
+        authorization_base=authorization_base, patient_bsn=bsn, owner_ura=_owner(sent, session),
         period_end=period_end.timestamp(), status=TASK_STATUS_REQUESTED, task=sent, workflow_task=workflow))
     delivery = _deliver(signer, session, token_url, "POST", task_url, sent, timeout=timeout, tls=tls)
     store.update_notification(notification.id, delivery=delivery)
     return {"notification_id": notification.id, "task": sent, "delivery": delivery}
+
+
+def _owner(sent: dict[str, Any], session: Session) -> str:
+    """The receiving organisation the sent Task names (a defect may name another): pull tokens are bound to it."""
+    owner = identifier_value(sent, "owner")
+    return owner if is_valid_ura(owner) else session.config.vendor_ura
 
 
 def cancel(store: Store, signer: Signer, session: Session, notification_id: str, *,

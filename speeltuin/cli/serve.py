@@ -16,12 +16,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from werkzeug.serving import make_server
 
     from simulator.app import create_app
+    from simulator.faults import UnknownFault, check_faults
     from simulator.mtls import server_context
     from simulator.runtime import SimulatorConfig
 
+    try:
+        faults = check_faults(args.fault or ())
+    except UnknownFault as exc:
+        raise UserError(f"--fault: {exc}") from exc
     admin_key = os.environ.get(defaults.ADMIN_KEY_ENV)
     config = SimulatorConfig(database_url=args.db, public_url=args.public_url, ura=args.ura,
-                             client_id=args.client_id, name=args.name)
+                             client_id=args.client_id, name=args.name, faults=faults)
     config.tls = tls_files(args)
     if args.trusted_ca:
         try:
@@ -40,6 +45,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, _interrupt)  # stop like Ctrl-C: finish cleanly, keep what was stored
     scheme = "https" if context else "http"
     print(f"speeltuin simulator '{args.name}' on {scheme}://{args.host}:{server.port}", flush=True)
+    if faults:
+        print(f"faults switched on (misbehaves on purpose): {', '.join(sorted(faults))}", flush=True)
     if not admin_key:
         print(f"admin key (X-Admin-Key): {config.admin_key}", flush=True)
     try:
@@ -75,5 +82,14 @@ def register(sub: Subcommands) -> None:
     serve.add_argument("--client-id", default=defaults.OWN_CLIENT_ID)
     serve.add_argument("--name", default=defaults.SIMULATOR_NAME)
     serve.add_argument("--trusted-ca", help="PEM of the test CA: assertions may carry an x5c chain to it")
+    serve.add_argument("--fault", action="append", metavar="NAME",
+                       help="misbehave on purpose in one way (repeatable), for the reference vendor; one of: "
+                            + ", ".join(_fault_names()))
     add_tls_options(serve)
     serve.set_defaults(func=cmd_serve)
+
+
+def _fault_names() -> list[str]:
+    from simulator.faults import FAULTS
+
+    return sorted(FAULTS)
