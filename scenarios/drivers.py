@@ -54,6 +54,8 @@ class ReferenceVendor:
 
     node: Node
     label: str = "the built-in reference vendor"
+    # which fault switches the reference vendor has in a scenario's session (none: it is conformant)
+    faults_for: Callable[[Scenario], tuple[str, ...]] = lambda scenario: ()
     _notified: dict[str, list[str]] = field(default_factory=dict)  # mirror session -> notification ids
 
     def open_session(self, h: Harness, scenario: Scenario) -> ScenarioSession:
@@ -61,7 +63,7 @@ class ReferenceVendor:
         simulator_id, mirror = f"{scenario.session_prefix}-sim-{suffix}", f"{scenario.session_prefix}-ref-{suffix}"
         try:
             endpoints = pair_sessions(h.simulator, self.node, vendor_role=scenario.vendor_role, sim_id=simulator_id,
-                                      ven_id=mirror, name=scenario.title)
+                                      ven_id=mirror, name=scenario.title, ven_faults=self.faults_for(scenario))
         except PairingError as exc:
             raise DriverError(str(exc)) from exc
         return ScenarioSession(simulator_id, endpoints, mirror)

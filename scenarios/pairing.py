@@ -21,10 +21,11 @@ class PairingError(Exception):
 
 
 def pair_sessions(sim: NodeLike, ven: NodeLike, *, vendor_role: str, sim_id: str, ven_id: str,
-                  name: str = "") -> dict[str, str]:
+                  name: str = "", ven_faults: tuple[str, ...] = ()) -> dict[str, str]:
     """Create the simulator's session for `ven` playing `vendor_role`, and its mirror on `ven`.
 
     The reference vendor is configured the way a vendor would be: with the simulator's endpoints.
+    `ven_faults`: fault switches of the reference vendor in its session (simulator/faults.py).
     Returns the simulator session's endpoints.
     """
     ven_base = f"{ven.public_url}/s/{ven_id}"
@@ -43,6 +44,8 @@ def pair_sessions(sim: NodeLike, ven: NodeLike, *, vendor_role: str, sim_id: str
         ven_request["vendor_fhir_base"] = endpoints["fhir_base"]
     else:
         ven_request["vendor_notification_base"] = endpoints["notification_base"]
+    if ven_faults:
+        ven_request["faults"] = list(ven_faults)
     _create(ven, ven_request)
     return endpoints
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from typing import Any, ClassVar
 
 from scenarios.base import Scenario
 from scenarios.runner import Harness, StepFailed
@@ -106,21 +106,22 @@ class VendorAsReceiver(Scenario, kind="happy"):
         return f"{len(grants)} token request(s), granted"
 
 
-class DefectiveTaskRefused(VendorAsReceiver, kind="negative"):
-    id = "RCV-11"
-    title = "Vendor as receiving node: refuses a Notification Task whose identifier is an object"
-    description = ("The simulator sends a Task whose identifier is a JSON object instead of an array (a defect of "
-                   "published examples, SPEC §4). The vendor must answer 4xx with an OperationOutcome and not pull.")
+def _sent_on_purpose(defect: str, *rules: str) -> tuple[ExpectedFinding, ...]:
+    """What the proxy finds in a Task the simulator damaged on purpose: the vendor is not to blame for it."""
+    reason = f"the simulator sent the defect '{defect}' on purpose"
+    return tuple(ExpectedFinding("to-vendor", "notification", rule, reason) for rule in rules)
+
+
+class DefectiveTaskRefused(VendorAsReceiver):
+    """The simulator sends a Task with one known defect (simulator/outbound/defects.py); the vendor must refuse it
+    with 4xx and an OperationOutcome, and not pull. Each defect is a scenario of its own (no kind here)."""
+
     outcome = "4xx with an OperationOutcome on the defective Task, and no request for it afterwards."
-    rules = ("NOTIF-002",)
     spec = "SPEC §4, §5.4"
     catches = ("accepts-defective-task",)
-    session_prefix = "defect"
-    defect = "identifier-object"  # one of the simulator's known defects (simulator/outbound/defects.py)
-    # What validators.rules.notification.check_notification_task finds in a Task with that defect (checked in
-    # the step against the Task the simulator actually sent): the vendor is not to blame for them.
-    expected = (ExpectedFinding("to-vendor", "notification", "NOTIF-002",
-                                f"the simulator sent the defect '{defect}' on purpose"),)
+    defect: ClassVar[str] = ""  # one of the simulator's known defects
+    # `expected`: what validators.rules.notification.check_notification_task finds in a Task with that defect;
+    # the step checks it against the Task the simulator actually sent
 
     def steps(self) -> Steps:
         notify = StepDef("notify-defective", "Simulator sends a defective Task; the vendor refuses it",
@@ -135,16 +136,102 @@ class DefectiveTaskRefused(VendorAsReceiver, kind="negative"):
         result = self.send_notification(h, defect=self.defect)
         provoked = {f.rule for f in check_notification_task(result["task"])}
         declared = {e.rule for e in self.expected}
-        if not provoked or not provoked <= declared:
+        if provoked != declared:
             raise StepFailed(f"the Task with the defect '{self.defect}' provokes {sorted(provoked) or 'no finding'}; "
                              f"the scenario declares {sorted(declared)}")
+        what = f"the Task with the defect '{self.defect}' ({', '.join(self.rules)})"
         delivery = result["delivery"]
         status, body = delivery.get("status"), delivery.get("body") or ""
         if not isinstance(status, int) or not 400 <= status < 500:
-            raise StepFailed(f"the vendor answered the defective Task with {status}; expected 4xx")
+            raise StepFailed(f"the vendor answered {what} with {status}; expected 4xx")
         if "OperationOutcome" not in body:
-            raise StepFailed(f"the vendor's {status} carries no OperationOutcome: {body[:300]}")
-        return f"vendor refused with {status} and an OperationOutcome"
+            raise StepFailed(f"the vendor's {status} to {what} carries no OperationOutcome: {body[:300]}")
+        return f"vendor refused {what} with {status} and an OperationOutcome"
+
+
+class OtherOwnerRefused(DefectiveTaskRefused, kind="negative"):
+    id = "RCV-04"
+    title = "Vendor as receiving node: refuses a Notification Task owned by another organisation"
+    description = ("The Task is valid in itself, but its `owner` names another organisation's URA than the "
+                   "vendor's: it is not for this receiver (SPEC §4: owner is the receiving organisation).")
+    rules = ("TOK-011",)
+    catches = ("accepts-other-owner",)
+    session_prefix = "owner"
+    defect = "owner-other-organisation"
+    expected = ()
+
+
+class EndedPeriodRefused(DefectiveTaskRefused, kind="negative"):
+    id = "RCV-05"
+    title = "Vendor as receiving node: refuses a Notification Task whose period has ended"
+    description = "The Task's `restriction.period.end` lies in the past: there is nothing left to pull."
+    rules = ("NOTIF-016",)
+    catches = ("accepts-expired-period",)
+    session_prefix = "ended"
+    defect = "period-end-in-the-past"
+    expected = _sent_on_purpose(defect, *rules)
+
+
+class BadBsnRefused(DefectiveTaskRefused, kind="negative"):
+    id = "RCV-06"
+    title = "Vendor as receiving node: refuses a Notification Task whose BSN fails the 11-check"
+    description = "The Task's `for.identifier` is a 9-digit BSN that fails the 11-check (SPEC §6.3)."
+    rules = ("ID-BSN-002",)
+    spec = "SPEC §4, §6.3, §5.4"
+    session_prefix = "badbsn"
+    defect = "bsn-fails-11-check"
+    expected = _sent_on_purpose(defect, *rules)
+
+
+class WrongTaskCodeRefused(DefectiveTaskRefused, kind="negative"):
+    id = "RCV-07"
+    title = "Vendor as receiving node: refuses a Notification Task with another Task code"
+    description = "The Task's `code` is not `pull-notification` of the TaskCode system."
+    rules = ("NOTIF-010",)
+    session_prefix = "taskcode"
+    defect = "wrong-task-code"
+    expected = _sent_on_purpose(defect, *rules)
+
+
+class IntentRefused(DefectiveTaskRefused, kind="negative"):
+    id = "RCV-08"
+    title = "Vendor as receiving node: refuses a Notification Task whose intent is not proposal"
+    description = "The Task's `intent` is `order` instead of `proposal`."
+    rules = ("NOTIF-009",)
+    session_prefix = "intent"
+    defect = "intent-not-proposal"
+    expected = _sent_on_purpose(defect, *rules)
+
+
+class NoAuthorizationBaseRefused(DefectiveTaskRefused, kind="negative"):
+    id = "RCV-09"
+    title = "Vendor as receiving node: refuses a Notification Task without an authorization base"
+    description = "The Task has no `authorization-base` input: the vendor could not ask for a pull token."
+    rules = ("NOTIF-024",)
+    session_prefix = "noauthbase"
+    defect = "no-authorization-base"
+    expected = _sent_on_purpose(defect, *rules)
+
+
+class QueryWithoutTypeRefused(DefectiveTaskRefused, kind="negative"):
+    id = "RCV-10"
+    title = "Vendor as receiving node: refuses a Notification Task with a query that names no resource type"
+    description = "One search input's query names no STU3 resource type (`?_include=…`)."
+    rules = ("NOTIF-030",)
+    session_prefix = "notype"
+    defect = "query-without-resource-type"
+    expected = _sent_on_purpose(defect, *rules)
+
+
+class IdentifierObjectRefused(DefectiveTaskRefused, kind="negative"):
+    id = "RCV-11"
+    title = "Vendor as receiving node: refuses a Notification Task whose identifier is an object"
+    description = ("The simulator sends a Task whose identifier is a JSON object instead of an array (a defect of "
+                   "published examples, SPEC §4).")
+    rules = ("NOTIF-002",)
+    session_prefix = "defect"
+    defect = "identifier-object"
+    expected = _sent_on_purpose(defect, *rules)
 
 
 class CancellationAccepted(VendorAsReceiver, kind="negative"):

@@ -86,17 +86,106 @@ class VendorAsSender(Scenario, kind="happy"):
         return f"{result['method']} {result['url']} → {result['status']}, as required"
 
 
-class ResourceServerRefusal(VendorAsSender):
-    """After a complete pull the simulator makes one request the vendor's FHIR server must refuse (SPEC §5.4)."""
+class ProbeRefused(VendorAsSender):
+    """After a complete pull the simulator makes requests on purpose that the vendor's authorization server or
+    FHIR server must refuse (simulator/outbound/probes.py): one step per probe, before the final check."""
 
-    probe_kind: ClassVar[str] = ""
-    probe_title: ClassVar[str] = ""
+    probes: ClassVar[tuple[tuple[str, str], ...]] = ()  # (probe kind, step title)
 
     def steps(self) -> Steps:
-        return super().steps().insert_before("no-errors", self.probe_step(self.probe_kind, self.probe_title))
+        probing = (self.probe_step(kind, title) for kind, title in self.probes)
+        return super().steps().insert_before("no-errors", *probing)
 
 
-class RefusesWithoutToken(ResourceServerRefusal, kind="negative"):
+def _probed_on_purpose(tag: str, probe: str, *rules: str) -> tuple[ExpectedFinding, ...]:
+    """What the proxy finds in the simulator's own deliberately bad request: the vendor is not to blame for it."""
+    return tuple(ExpectedFinding("to-vendor", tag, rule, f"the simulator's probe '{probe}' is wrong on purpose")
+                 for rule in rules)
+
+
+_TOKEN_REFUSAL = "400 `invalid_grant` (or 401 `invalid_client`) with an RFC 6749 §5.2 error body, and no token."
+
+
+class WrongAudienceRefused(ProbeRefused, kind="negative"):
+    id = "SND-04"
+    title = "Vendor as sending node: its authorization server refuses assertions with another aud"
+    description = "The simulator asks for a pull token with assertions whose `aud` is not the exact token URL."
+    outcome = _TOKEN_REFUSAL
+    rules = ("JWT-013",)
+    spec = "SPEC §5.2"
+    catches = ("accepts-wrong-aud",)
+    session_prefix = "wrongaud"
+    probes = (("wrong-aud", "Probe: assertions with another aud are refused"),)
+    expected = _probed_on_purpose("token-request", "wrong-aud", "JWT-013")
+
+
+class ExpiredAssertionRefused(ProbeRefused, kind="negative"):
+    id = "SND-05"
+    title = "Vendor as sending node: its authorization server refuses expired assertions"
+    description = "The simulator asks for a pull token with assertions whose `exp` has passed."
+    outcome = _TOKEN_REFUSAL
+    rules = ("JWT-015",)
+    spec = "SPEC §5.2"
+    catches = ("accepts-expired-assertion",)
+    session_prefix = "expired"
+    probes = (("expired-assertion", "Probe: expired assertions are refused"),)
+    expected = _probed_on_purpose("token-request", "expired-assertion", "JWT-015")
+
+
+class UnknownKeyRefused(ProbeRefused, kind="negative"):
+    id = "SND-06"
+    title = "Vendor as sending node: its authorization server refuses assertions signed with an unknown key"
+    description = "The simulator asks for a pull token with assertions signed by a key (`kid`) not in its JWKS."
+    outcome = _TOKEN_REFUSAL
+    rules = ("JWT-005",)
+    spec = "SPEC §5.2"
+    catches = ("accepts-unknown-key",)
+    session_prefix = "unknownkey"
+    probes = (("unknown-key", "Probe: assertions signed with an unknown key are refused"),)
+    expected = _probed_on_purpose("token-request", "unknown-key", "JWT-005")
+
+
+class UnsignedOrHmacRefused(ProbeRefused, kind="negative"):
+    id = "SND-07"
+    title = "Vendor as sending node: its authorization server refuses unsigned and HMAC assertions"
+    description = ("The simulator asks for a pull token with unsigned assertions (`alg` none), then with HS256 "
+                   "assertions keyed with its own public key (key confusion).")
+    outcome = _TOKEN_REFUSAL + " Both times."
+    rules = ("JWT-003",)
+    spec = "SPEC §5.2"
+    catches = ("accepts-alg-none", "accepts-alg-hmac")
+    session_prefix = "alg"
+    probes = (("alg-none", "Probe: unsigned assertions are refused"),
+              ("alg-hmac", "Probe: HMAC assertions keyed with the public key are refused"))
+    expected = _probed_on_purpose("token-request", "alg-none or alg-hmac", "JWT-003")
+
+
+class ReplayedJtiRefused(ProbeRefused, kind="negative"):
+    id = "SND-08"
+    title = "Vendor as sending node: its authorization server refuses a replayed assertion"
+    description = "The simulator sends the same token request twice: the second one's `jti` was used before."
+    outcome = "The first request may be granted; the second is refused. " + _TOKEN_REFUSAL
+    rules = ("JWT-024",)
+    spec = "SPEC §5.2"
+    catches = ("accepts-replayed-jti",)
+    session_prefix = "replay"
+    probes = (("replayed-jti", "Probe: a replayed assertion is refused"),)
+    expected = _probed_on_purpose("token-request", "replayed-jti", "JWT-024")
+
+
+class UnknownAuthorizationBaseRefused(ProbeRefused, kind="negative"):
+    id = "SND-09"
+    title = "Vendor as sending node: its authorization server refuses an authorization base it never issued"
+    description = "The simulator asks for a pull token with a random `authorization_base`."
+    outcome = "400 `invalid_grant`, and no token."
+    rules = ("TOK-015",)
+    spec = "SPEC §5.2, §5.3"
+    catches = ("accepts-unknown-authorization-base",)
+    session_prefix = "unknownbase"
+    probes = (("unknown-authorization-base", "Probe: an unknown authorization base is refused"),)
+
+
+class RefusesWithoutToken(ProbeRefused, kind="negative"):
     id = "SND-10"
     title = "Vendor as sending node: its FHIR server refuses a search without a token"
     description = "After a complete pull the simulator searches the vendor's FHIR server without a token."
@@ -105,11 +194,11 @@ class RefusesWithoutToken(ResourceServerRefusal, kind="negative"):
     spec = "SPEC §5.2, §5.4"
     catches = ("serves-without-token",)
     session_prefix = "notoken"
-    probe_kind, probe_title = "no-token", "Probe: a search without a token is refused"
+    probes = (("no-token", "Probe: a search without a token is refused"),)
     expected = (ExpectedFinding("to-vendor", "search", "BEAR-001", "the simulator probed without a token on purpose"),)
 
 
-class RefusesUnknownToken(ResourceServerRefusal, kind="negative"):
+class RefusesUnknownToken(ProbeRefused, kind="negative"):
     id = "SND-11"
     title = "Vendor as sending node: its FHIR server refuses a token it never issued"
     description = ("After a complete pull the simulator searches with a well-formed bearer token the vendor never "
@@ -119,10 +208,10 @@ class RefusesUnknownToken(ResourceServerRefusal, kind="negative"):
     spec = "SPEC §5.2, §5.4"
     catches = ("accepts-unknown-token",)
     session_prefix = "badtoken"
-    probe_kind, probe_title = "bad-token", "Probe: a search with an unknown token is refused"
+    probes = (("unknown-token", "Probe: a search with an unknown token is refused"),)
 
 
-class RefusesOtherPatient(ResourceServerRefusal, kind="negative"):
+class RefusesOtherPatient(ProbeRefused, kind="negative"):
     id = "SND-12"
     title = "Vendor as sending node: its FHIR server gives none of another patient's data"
     description = ("With this notification's token the simulator asks for another patient's data. SPEC §5.4 "
@@ -132,19 +221,32 @@ class RefusesOtherPatient(ResourceServerRefusal, kind="negative"):
     spec = "SPEC §5.4"
     catches = ("leaks-other-patient",)
     session_prefix = "otherpat"
-    probe_kind, probe_title = "other-patient", "Probe: another patient's data is refused"
+    probes = (("other-patient", "Probe: another patient's data is refused"),)
 
 
-class RefusesMalformedQuery(ResourceServerRefusal, kind="negative"):
+class RefusesMalformedQuery(ProbeRefused, kind="negative"):
     id = "SND-13"
     title = "Vendor as sending node: its FHIR server answers a malformed search with 400"
-    description = "With this notification's token the simulator sends a search with a malformed parameter."
+    description = ("With this notification's token the simulator sends a query the vendor's own Task offered, "
+                   "with a malformed parameter added.")
     outcome = "400 with an OperationOutcome."
     rules = ("HTTP-009", "HTTP-003")
     spec = "SPEC §5.4"
     catches = ("malformed-query-not-400",)
     session_prefix = "malformed"
-    probe_kind, probe_title = "malformed-query", "Probe: a malformed search is answered 400"
+    probes = (("malformed-query", "Probe: a malformed search is answered 400"),)
+
+
+class HonoursAcceptXml(ProbeRefused, kind="negative"):
+    id = "SND-14"
+    title = "Vendor as sending node: its FHIR server honours Accept: application/fhir+xml or answers 406"
+    description = "The simulator runs a query the vendor's Task offered with `Accept: application/fhir+xml` only."
+    outcome = "The answer in FHIR XML (`application/fhir+xml`), or 406."
+    rules = ("HTTP-005",)
+    spec = "SPEC §3 step 5, §5.4"
+    catches = ("ignores-accept-xml",)
+    session_prefix = "acceptxml"
+    probes = (("accept-xml", "Probe: Accept XML is honoured (or 406)"),)
 
 
 class TokensRefusedAfterCancellation(VendorAsSender, kind="negative"):

@@ -14,7 +14,7 @@ from simulator.fhir.patient_data import PatientData
 from speeltuin import defaults
 from speeltuin.jwks_cache import JwksCache
 from speeltuin.keys import Signer
-from speeltuin.records import TlsFiles
+from speeltuin.records import Session, TlsFiles
 from speeltuin.store import Store
 
 EXTENSION = "speeltuin"  # the key of the Runtime in app.extensions
@@ -49,6 +49,13 @@ class Runtime:
     patients: PatientData
     vendor_keys: JwksCache = field(default_factory=JwksCache)
     background: list[Any] = field(default_factory=list)
+
+    def faults_for(self, session: Session | None) -> frozenset[str]:
+        """The fault switches in force for a session: the node's (`serve --fault`) and the session's own."""
+        return self.config.faults | frozenset(session.config.faults if session is not None else ())
+
+    def has_fault(self, session: Session | None, name: str) -> bool:
+        return name in self.faults_for(session)
 
     def public_base(self) -> str:
         return (self.config.public_url or request.host_url).rstrip("/")

@@ -6,6 +6,7 @@ import time
 from typing import Any
 from urllib.parse import urlsplit
 
+from simulator.faults import UnknownFault, check_faults
 from speeltuin.records import SESSION_URL_FIELDS, Role, Session, SessionConfig, new_id
 from speeltuin.store import Store
 from validators.rules.identifiers import is_valid_ura
@@ -42,11 +43,18 @@ def create_session(store: Store, request: dict[str, Any], *, own_ura: str, own_c
             if parts.scheme not in ("http", "https") or not parts.netloc:
                 raise SessionError(f"{key} must be an absolute http(s) URL, got {value!r}")
             urls[key] = str(value).rstrip("/")
+    raw_faults = request.get("faults") or []  # the reference vendor misbehaving on purpose, in this session only
+    if not isinstance(raw_faults, list) or not all(isinstance(name, str) for name in raw_faults):
+        raise SessionError("faults must be a list of fault names (`speeltuin serve --help` lists them)")
+    try:
+        session_faults = tuple(sorted(check_faults(raw_faults)))
+    except UnknownFault as exc:
+        raise SessionError(f"faults: {exc}") from exc
     config = SessionConfig(
         vendor_ura=ura, vendor_jwks=jwks,
         vendor_client_id=request.get("vendor_client_id") or f"vendor-{session_id}",
         own_ura=request.get("own_ura") or own_ura, own_client_id=request.get("own_client_id") or own_client_id,
-        mtls=bool(request.get("mtls", False)), **urls)
+        mtls=bool(request.get("mtls", False)), faults=session_faults, **urls)
     name = str(request.get("name") or session_id)[:200]
     return store.create_session(Session(session_id, name, Role(role), config, time.time()))
 

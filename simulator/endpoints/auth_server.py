@@ -75,7 +75,7 @@ def _issue(rt: Runtime, session: Session) -> Response:
     trusted = rt.config.trusted_ca_pem
     vendor_keys = rt.vendor_keys.keys_for(session)
     # The sending side's assertion faults (simulator.faults) bend only the pull-token checks.
-    active = rt.config.faults if pull else frozenset()
+    active = rt.faults_for(session) if pull else frozenset()
     client = check_assertion(form["client_assertion"], kind="client", audience=token_url,
                              jwks=vendor_keys, now=now, trusted_ca_pem=trusted,
                              expected_client_id=session.config.vendor_client_id, location="client_assertion")
@@ -109,11 +109,11 @@ def _pull_token(rt: Runtime, session: Session, ura: str, authorization_base: Any
     if not isinstance(authorization_base, str) or not authorization_base:
         raise TokenRefusal("invalid_grant", "authorization_base is required for a pull token")
     notification = rt.store.find_notification(session.id, NotificationOrigin.SENT, authorization_base=authorization_base)
-    if notification is None and rt.config.has_fault(faults.ACCEPTS_UNKNOWN_AUTHORIZATION_BASE):
+    if notification is None and rt.has_fault(session, faults.ACCEPTS_UNKNOWN_AUTHORIZATION_BASE):
         notification = latest_live_notification(rt.store, session.id)
     if notification is None:
         raise TokenRefusal("invalid_grant", "unknown authorization_base")
-    if notification.status != "requested" and not rt.config.has_fault(faults.GRANTS_AFTER_CANCELLATION):
+    if notification.status != "requested" and not rt.has_fault(session, faults.GRANTS_AFTER_CANCELLATION):
         raise TokenRefusal("invalid_grant", f"the notification is {notification.status}")
     if notification.period_end <= now:
         raise TokenRefusal("invalid_grant", "the notification's availability period has ended")

@@ -61,10 +61,10 @@ def search_type(session_id: str, resource_type: str) -> Response:
 def read_resource(session_id: str, resource_type: str, resource_id: str) -> Response:
     if resource_id == "$lastn":
         return _search(session_id, resource_type, lastn=True)
-    rt, _session, notification = _authorised(session_id)
+    rt, session, notification = _authorised(session_id)
     workflow = notification.workflow_task
     if resource_type == "Task" and workflow and workflow.get("id") == resource_id:
-        return _respond(rt, workflow)
+        return _respond(rt, session, workflow)
     own = rt.patients.resources(notification.patient_bsn)
     resource = read(own, resource_type, resource_id) or read(rt.patients.shared(), resource_type, resource_id)
     if resource is None:
@@ -72,7 +72,7 @@ def read_resource(session_id: str, resource_type: str, resource_id: str) -> Resp
     if resource_type == "Binary" and _wants_raw():
         raw = base64.b64decode(resource.get("content", ""))
         return Response(raw, status=200, content_type=resource.get("contentType", "application/octet-stream"))
-    return _respond(rt, resource)
+    return _respond(rt, session, resource)
 
 
 def _search(session_id: str, resource_type: str, *, lastn: bool) -> Response:
@@ -80,22 +80,22 @@ def _search(session_id: str, resource_type: str, *, lastn: bool) -> Response:
     params = [(k, v) for k, v in request.args.items(multi=True) if k not in IGNORED_SEARCH_PARAMS]
     patient = notification.patient_bsn
     other = _other_patient(resource_type, params, patient)
-    if other and rt.config.has_fault(faults.LEAKS_OTHER_PATIENT):
+    if other and rt.has_fault(session, faults.LEAKS_OTHER_PATIENT):
         patient = other  # the fault: the query's patient, not the token's
     elif other:
         raise FhirError(403, f"this token gives access to one patient only, not to BSN {other}")
     try:
         result = search(rt.patients.resources(patient), rt.patients.shared(), resource_type, params, lastn=lastn)
     except SearchError as exc:
-        if rt.config.has_fault(faults.MALFORMED_QUERY_NOT_400):
-            return _respond(rt, _searchset(rt, session, [], []))
+        if rt.has_fault(session, faults.MALFORMED_QUERY_NOT_400):
+            return _respond(rt, session, _searchset(rt, session, [], []))
         raise FhirError(400, str(exc)) from exc
-    return _respond(rt, _searchset(rt, session, result.matches, result.includes))
+    return _respond(rt, session, _searchset(rt, session, result.matches, result.includes))
 
 
-def _respond(rt: Runtime, resource: dict[str, Any]) -> Response:
+def _respond(rt: Runtime, session: Session, resource: dict[str, Any]) -> Response:
     """A resource in the format asked; with the ignores-accept-xml fault, JSON unless _format says otherwise."""
-    if rt.config.has_fault(faults.IGNORES_ACCEPT_XML) and "_format" not in request.args:
+    if rt.has_fault(session, faults.IGNORES_ACCEPT_XML) and "_format" not in request.args:
         return Response(json.dumps(resource, ensure_ascii=False), status=200, content_type=JSON_CONTENT_TYPE)
     return fhir_response(resource)
 
@@ -147,9 +147,9 @@ def _lenient_notification(rt: Runtime, session: Session) -> Notification | None:
     latest live notification, as if the request carried its token. None: the token is judged as usual."""
     value = bearer_token()
     if value is None:
-        lenient = rt.config.has_fault(faults.SERVES_WITHOUT_TOKEN)
+        lenient = rt.has_fault(session, faults.SERVES_WITHOUT_TOKEN)
     else:
-        lenient = rt.config.has_fault(faults.ACCEPTS_UNKNOWN_TOKEN) and rt.store.get_token(value) is None
+        lenient = rt.has_fault(session, faults.ACCEPTS_UNKNOWN_TOKEN) and rt.store.get_token(value) is None
     return latest_live_notification(rt.store, session.id) if lenient else None
 
 

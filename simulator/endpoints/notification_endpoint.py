@@ -46,7 +46,7 @@ def cancel_task(session_id: str) -> Response:
     existing = rt.store.find_notification(session.id, NotificationOrigin.RECEIVED, identifier=value)
     if existing is None:
         raise FhirError(404, f"no notification with identifier {value}")
-    if rt.config.has_fault(faults.IGNORES_CANCELLATION):
+    if rt.has_fault(session, faults.IGNORES_CANCELLATION):
         # The fault: "200, cancelled", yet the notification stays live and is pulled again as if it were new data.
         if rt.config.auto_pull:
             _start_pull(rt, session, existing)
@@ -91,7 +91,7 @@ def _incoming_task(session_id: str, status: str, *, creating: bool = False) -> t
         raise FhirError(400, "the body must be a JSON object (a FHIR Task)")
     bad = errors(check_notification_task(task))
     if creating:
-        bad = _overlooked_by_faults(rt, bad)
+        bad = _overlooked_by_faults(rt, session, bad)
     if bad:
         raise FhirError(400, "the Task is not valid; nothing was stored or changed", bad)
     if task.get("status") != status:
@@ -99,11 +99,11 @@ def _incoming_task(session_id: str, status: str, *, creating: bool = False) -> t
     return rt, session, task
 
 
-def _overlooked_by_faults(rt: Runtime, bad: list[Finding]) -> list[Finding]:
+def _overlooked_by_faults(rt: Runtime, session: Session, bad: list[Finding]) -> list[Finding]:
     """The Task errors that still refuse a new notification under the receiving-side faults."""
-    if rt.config.has_fault(faults.ACCEPTS_EXPIRED_PERIOD):
+    if rt.has_fault(session, faults.ACCEPTS_EXPIRED_PERIOD):
         bad = [f for f in bad if f.rule != END_PAST.id]
-    if rt.config.has_fault(faults.ACCEPTS_DEFECTIVE_TASK):
+    if rt.has_fault(session, faults.ACCEPTS_DEFECTIVE_TASK):
         # Every defect but the two that have faults of their own: not a Task at all, and an ended period.
         bad = [f for f in bad if f.rule in (NOT_TASK.id, END_PAST.id)]
     return bad
@@ -114,7 +114,7 @@ def _check_organisations(rt: Runtime, session: Session, task: dict[str, Any]) ->
     # Judged as the sender's AS will judge our pull-token request (TOK-011): a Task for another organisation is
     # one we could never get a pull token for.
     not_ours = check_pull_grant({"sub": session.config.own_ura}, task)
-    if not_ours and not rt.config.has_fault(faults.ACCEPTS_OTHER_OWNER):
+    if not_ours and not rt.has_fault(session, faults.ACCEPTS_OTHER_OWNER):
         raise FhirError(403, f"Task.owner URA {owner} is not this receiving organisation ({session.config.own_ura})",
                         not_ours)
     if requester != session.config.vendor_ura:

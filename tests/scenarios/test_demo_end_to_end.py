@@ -30,7 +30,7 @@ def test_demo_passes_and_names_its_report(demo) -> None:
 
 
 HAPPY = ["RCV-01", "SND-01"]
-CATALOGUE = ["RCV-01", "RCV-02", "RCV-11", "SND-01", "SND-03", "SND-10", "SND-11", "SND-12", "SND-13"]
+CATALOGUE = [f"RCV-{n:02d}" for n in (1, 2, *range(4, 12))] + [f"SND-{n:02d}" for n in (1, *range(3, 15))]
 
 
 def _scenarios(out: Path) -> dict[str, dict]:
@@ -75,6 +75,19 @@ def test_negative_flows_provoke_and_observe_refusals(demo) -> None:
     assert revoked[-1]["status"] == 400 and '"invalid_grant"' in revoked[-1]["response_body"]
     cancelled = [ex for ex in scenarios["RCV-02"]["exchanges"] if ex["tag"] == "cancellation"]
     assert [ex["status"] for ex in cancelled] == [200]
+    for scenario_id in ("SND-04", "SND-05", "SND-06", "SND-07", "SND-08", "SND-09"):  # the AS refused each probe
+        asked = [ex for ex in scenarios[scenario_id]["exchanges"]
+                 if ex["direction"] == "to-vendor" and ex["tag"] == "token-request"]
+        assert asked[-1]["status"] in (400, 401) and '"error"' in asked[-1]["response_body"], scenario_id
+
+
+def test_every_finding_declared_as_provoked_on_purpose_was_provoked(demo) -> None:
+    """A scenario's `expected` declarations are not stale: each declared rule shows up in its own exchanges."""
+    _completed, out = demo
+    for scenario in _scenarios(out).values():
+        declared = {e["rule"] for e in scenario["excuses"]["expected"]}
+        seen = {f["rule"] for ex in scenario["exchanges"] for f in ex["findings"]}
+        assert declared <= seen, (scenario["id"], declared - seen)
 
 
 def test_reports_redact_tokens_and_render(demo) -> None:

@@ -11,17 +11,24 @@ from scenarios.catalogue import FAMILIES, all_scenarios, demo_scenarios, find
 from speeltuin.results import ExpectedFinding
 from scenarios.runner import Harness
 from scenarios.steps import StepDef, Steps, UnknownName
-from scenarios.vendor_receiver import CancellationAccepted, DefectiveTaskRefused, VendorAsReceiver
+from scenarios.vendor_receiver import (
+    CancellationAccepted,
+    DefectiveTaskRefused,
+    IdentifierObjectRefused,
+    OtherOwnerRefused,
+    VendorAsReceiver,
+)
 from scenarios.vendor_sender import (
     RefusesMalformedQuery,
     RefusesWithoutToken,
-    ResourceServerRefusal,
+    ProbeRefused,
+    UnsignedOrHmacRefused,
     TokensRefusedAfterCancellation,
     VendorAsSender,
 )
 
 SCENARIOS_DIR = Path(__file__).resolve().parents[2] / "scenarios"
-CATALOGUE = ["RCV-01", "RCV-02", "RCV-11", "SND-01", "SND-03", "SND-10", "SND-11", "SND-12", "SND-13"]
+CATALOGUE = [f"RCV-{n:02d}" for n in (1, 2, *range(4, 12))] + [f"SND-{n:02d}" for n in (1, *range(3, 15))]
 
 
 def _step(name: str) -> StepDef:
@@ -126,15 +133,19 @@ def test_happy_flows_name_their_steps() -> None:
 
 def test_negative_steps_are_the_happy_ones_with_the_declared_changes() -> None:
     receiver, sender = VendorAsReceiver().steps(), VendorAsSender().steps()
-    defective = DefectiveTaskRefused().steps()
+    defective = IdentifierObjectRefused().steps()
     assert defective.names == (receiver.replace("notify", _step("notify-defective"))
                                .replace("await-pull", _step("no-pull")).remove("token-granted").names)
     assert defective["no-errors"].title == "No unexpected error findings"
     assert CancellationAccepted().steps().names == (receiver.remove("token-granted").insert_before(
         "no-errors", _step("cancel"), _step("no-pull-after-cancel")).names)
-    for cls in (RefusesWithoutToken, RefusesMalformedQuery):
-        assert issubclass(cls, ResourceServerRefusal)
-        assert cls().steps().names == sender.insert_before("no-errors", _step(f"probe-{cls.probe_kind}")).names
+    for cls in (RefusesWithoutToken, RefusesMalformedQuery, UnsignedOrHmacRefused):
+        assert issubclass(cls, ProbeRefused)
+        probes = [_step(f"probe-{kind}") for kind, _title in cls.probes]
+        assert cls().steps().names == sender.insert_before("no-errors", *probes).names
+    assert [kind for kind, _title in UnsignedOrHmacRefused.probes] == ["alg-none", "alg-hmac"]
+    # every defect scenario is the same variation with its own defect
+    assert OtherOwnerRefused().steps().names == defective.names and issubclass(OtherOwnerRefused, DefectiveTaskRefused)
     assert TokensRefusedAfterCancellation().steps().names == sender.insert_before(
         "no-errors", _step("vendor-cancels"), _step("probe-token-after-cancellation")).names
     # the steps a variation keeps are its parent's, titles and all
@@ -152,12 +163,12 @@ def test_every_negative_scenario_is_a_variation_of_a_happy_one() -> None:
 
 
 def test_expected_findings_are_declared_on_the_class() -> None:
-    assert DefectiveTaskRefused.expected == (ExpectedFinding(
+    assert IdentifierObjectRefused.expected == (ExpectedFinding(
         "to-vendor", "notification", "NOTIF-002", "the simulator sent the defect 'identifier-object' on purpose"),)
     assert RefusesWithoutToken.expected == (ExpectedFinding(
         "to-vendor", "search", "BEAR-001", "the simulator probed without a token on purpose"),)
     assert VendorAsReceiver.expected == VendorAsSender.expected == CancellationAccepted.expected == ()
-    assert RefusesMalformedQuery.expected == ()
+    assert RefusesMalformedQuery.expected == () == OtherOwnerRefused.expected  # a valid Task, owned by another
 
 
 def test_no_list_slicing_and_no_expected_set_while_running() -> None:
@@ -191,7 +202,7 @@ def test_demo_scenarios_are_fresh_and_tell_their_sessions_apart() -> None:
     first, second = demo_scenarios(), demo_scenarios()
     assert all(s.session is None for s in first + second) and first[0] is not second[0]
     prefixes = [s.session_prefix for s in first]
-    assert len(set(prefixes)) == len(prefixes) and first[2].session_prefix == "defect"
+    assert len(set(prefixes)) == len(prefixes) and first[9].session_prefix == "defect"
 
 
 def test_find_an_unknown_scenario_names_the_known_ones() -> None:
