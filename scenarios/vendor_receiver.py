@@ -36,6 +36,7 @@ class VendorAsReceiver(Scenario, kind="happy"):
     spec = "SPEC §3 steps 2-6, §5.2-§5.3, §6"
     vendor_role = "receiver"
     session_prefix = "recv"
+    patient: ClassVar[str | None] = None  # a test patient of its own, else the run's (--patient)
 
     def __init__(self) -> None:
         super().__init__()
@@ -57,7 +58,7 @@ class VendorAsReceiver(Scenario, kind="happy"):
     def send_notification(self, h: Harness, **extra: Any) -> dict[str, Any]:
         """Make the simulator notify the vendor; its answer: the Task sent and the vendor's delivery answer."""
         response = h.simulator.api("POST", f"/sessions/{self.session_id}/notify",
-                                   json={"bsn": h.patient_bsn, **extra})
+                                   json={"bsn": self.patient or h.patient_bsn, **extra})
         if response.status_code != 200:
             raise StepFailed(f"notify failed: {response.status_code} {response.text[:300]}")
         return response.json()
@@ -104,6 +105,61 @@ class VendorAsReceiver(Scenario, kind="happy"):
         if not any(ex.status == 200 for ex in grants):
             raise StepFailed(f"no granted token request among {len(grants)}")
         return f"{len(grants)} token request(s), granted"
+
+
+class SparsePatientPulled(VendorAsReceiver, kind="happy"):
+    id = "RCV-14"
+    title = "Vendor as receiving node: pulls a sparse patient, empty answers and all"
+    description = ("The notification is for a test patient with little data (999991723: Patient, general "
+                   "practitioner, Coverage and the letter): most queries answer an empty searchset, which the "
+                   "vendor must take in its stride.")
+    outcome = "Every listed query answered 200 (most of them empty) and the letter fetched; no error findings."
+    rules = ("BUNDLE-001",)
+    spec = "SPEC §6, §6.1"
+    session_prefix = "sparse"
+    patient = "999991723"
+
+
+class WorkflowTaskFollowed(VendorAsReceiver, kind="happy"):
+    id = "RCV-15"
+    title = "Vendor as receiving node: reads the Workflow Task and pulls its queries"
+    description = ("The notification says `get-workflow-task` = true and points to a Workflow Task (BgZ "
+                   "referral Task) in `basedOn`: the vendor reads it with its pull token and pulls the queries "
+                   "it lists (SPEC §3 step 1).")
+    outcome = "The Workflow Task read (200) and every query it lists pulled; no error findings."
+    rules = ("WF-001", "NOTIF-028")
+    spec = "SPEC §3 step 1, §4"
+    session_prefix = "workflow"
+
+    def steps(self) -> Steps:
+        return (super().steps()
+                .replace("notify", StepDef("notify-workflow", "Simulator notifies with get-workflow-task",
+                                           self.notify_with_workflow_task))
+                .insert_after("await-pull", StepDef("workflow-pulled", "Vendor pulled every query of the Workflow "
+                                                                       "Task", self.workflow_pulled)))
+
+    def notify_with_workflow_task(self, h: Harness) -> str:
+        result = self.send_notification(h, workflow_task=True)
+        self.task = result["task"]
+        if result["delivery"].get("status") != 201:
+            raise StepFailed(f"the vendor answered the notification with {result['delivery']}")
+        return f"vendor answered 201; the Task points to {self.task.get('basedOn')}"
+
+    def workflow_pulled(self, h: Harness) -> str:
+        seen = [ex for ex in self.exchanges(h) if ex.direction == "to-simulator" and ex.status == 200]
+        reads = [ex for ex in seen if "/fhir/Task/" in ex.url]
+        if not reads:
+            raise StepFailed("the vendor did not read the Workflow Task")
+        try:
+            workflow = json.loads(reads[-1].response_body)
+        except ValueError as exc:
+            raise StepFailed(f"the Workflow Task read is not JSON: {exc}") from exc
+        targets = [path for _kind, path in pull_targets(workflow)]
+        missing = [path for path in targets if not any(same_request(ex.url, path) for ex in seen)]
+        if missing:
+            raise StepFailed(f"{len(missing)} of the Workflow Task's {len(targets)} queries not pulled: "
+                             + ", ".join(missing[:5]))
+        return f"the Workflow Task read; its {len(targets)} queries pulled"
 
 
 def _sent_on_purpose(defect: str, *rules: str) -> tuple[ExpectedFinding, ...]:

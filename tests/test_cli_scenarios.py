@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-IDS = [f"RCV-{n:02d}" for n in (1, 2, *range(4, 12))] + [f"SND-{n:02d}" for n in (1, *range(3, 15))]
+IDS = [f"RCV-{n:02d}" for n in (1, 2, *range(4, 12), 14, 15)] + [f"SND-{n:02d}" for n in (1, *range(3, 15))]
 
 
 def _run(*args: str) -> subprocess.CompletedProcess:
@@ -34,8 +34,8 @@ def test_scenarios_as_json() -> None:
     by_id = {s["id"]: s["steps"] for s in listed}
     assert by_id["RCV-01"] == ["create-sessions", "notify", "await-pull", "token-granted", "no-errors"]
     assert by_id["RCV-11"] == ["create-sessions", "notify-defective", "no-pull", "no-errors"]
-    assert [s["id"] for s in listed if s["kind"] == "happy"] == ["RCV-01", "SND-01"]
-    assert [s["vendor_role"] for s in listed] == ["receiver"] * 10 + ["sender"] * 13
+    assert [s["id"] for s in listed if s["kind"] == "happy"] == ["RCV-01", "RCV-14", "RCV-15", "SND-01"]
+    assert [s["vendor_role"] for s in listed] == ["receiver"] * 12 + ["sender"] * 13
     assert all(s["title"] and s["description"] and s["outcome"] and s["spec"].startswith("SPEC §") for s in listed)
     by_id = {s["id"]: s for s in listed}
     assert by_id["RCV-11"]["rules"] == ["NOTIF-002"] and by_id["RCV-11"]["catches"] == ["accepts-defective-task"]
