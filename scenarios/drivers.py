@@ -106,7 +106,6 @@ class ConfiguredVendor:
 
     config: VendorConfig
     proxy_back_url: str  # where the simulator reaches the vendor: the proxy's back listener
-    ask: Callable[[str], None]  # how a person is asked to act when an action has no trigger
     label: str = ""
 
     def __post_init__(self) -> None:
@@ -145,7 +144,9 @@ class ConfiguredVendor:
 
         context = TriggerContext(action=action, scenario_id=scenario.id, session_id=session.id,
                                  patient_bsn=h.patient_bsn, endpoints=dict(session.endpoints), extra=dict(extra))
-        outcome = trigger_for(self.config.triggers, action).fire(context, ask=self.ask)
+        # an action without a trigger is asked of a person: the terminal, the API (the step's instruction) show it
+        outcome = trigger_for(self.config.triggers, action).fire(
+            context, ask=lambda instruction: h.progress.asked(scenario.id, instruction))
         if not outcome.ok:
             raise DriverError(f"the {outcome.kind} trigger for {action!r} failed: {outcome.detail}")
         return f"{outcome.kind} trigger for {action!r}: {outcome.detail}"
@@ -156,6 +157,38 @@ class ConfiguredVendor:
         parts = urlsplit(url)
         back = urlsplit(self.proxy_back_url)
         return urlunsplit((back.scheme, back.netloc, parts.path, parts.query, parts.fragment))
+
+
+@dataclass
+class SessionVendor:
+    """A vendor system known only by the simulator session it was given (created over the API, no vendor.toml):
+    every scenario runs in that session, and whatever the vendor must do is asked of a person (the step's
+    instruction, shown by the API), but a pull: a receiver pulls by itself once notified."""
+
+    session_id: str
+    label: str = ""
+
+    def open_session(self, h: Harness, scenario: Scenario) -> ScenarioSession:
+        found = h.simulator.api("GET", f"/sessions/{self.session_id}")
+        if found.status_code != 200:
+            raise DriverError(f"no session {self.session_id!r} on the simulator ({found.status_code})")
+        view = found.json()
+        if view["vendor_role"] != scenario.vendor_role:
+            raise DriverError(f"{scenario.id} needs a vendor playing the {scenario.vendor_role}; in session "
+                              f"{self.session_id} it plays the {view['vendor_role']}")
+        return ScenarioSession(self.session_id, view["endpoints"])
+
+    def act(self, h: Harness, scenario: Scenario, action: str, **extra: str) -> str:
+        from scenarios.triggers import ManualTrigger, TriggerContext
+
+        if action == "pull":
+            return "the vendor pulls by itself when notified"
+        session = scenario.session
+        if session is None:
+            raise DriverError("the scenario has no session")
+        context = TriggerContext(action=action, scenario_id=scenario.id, session_id=session.id,
+                                 patient_bsn=h.patient_bsn, endpoints=dict(session.endpoints), extra=dict(extra))
+        return ManualTrigger().fire(context, ask=lambda instruction: h.progress.asked(scenario.id, instruction)).detail
 
 
 def vendor_origin(config: VendorConfig) -> str:

@@ -41,6 +41,8 @@ class Progress(Protocol):
 
     def waiting(self, scenario_id: str, what: str, until: float) -> None: ...  # until: epoch seconds
 
+    def asked(self, scenario_id: str, instruction: str) -> None: ...  # a person must act in the vendor's system
+
 
 class Fanout:
     """Tells every one of several watchers."""
@@ -59,6 +61,10 @@ class Fanout:
     def waiting(self, scenario_id: str, what: str, until: float) -> None:
         for watcher in self.watchers:
             watcher.waiting(scenario_id, what, until)
+
+    def asked(self, scenario_id: str, instruction: str) -> None:
+        for watcher in self.watchers:
+            watcher.asked(scenario_id, instruction)
 
 
 class StoredProgress:
@@ -89,6 +95,12 @@ class StoredProgress:
             self.store.record_step(self.run_id, scenario_id, step, status="waiting", waiting_for=what,
                                    wait_until=until, session_id=self._session(scenario_id))
 
+    def asked(self, scenario_id: str, instruction: str) -> None:
+        step = CURRENT_STEP.get()
+        if step:
+            self.store.record_step(self.run_id, scenario_id, step, status="running", instruction=instruction,
+                                   session_id=self._session(scenario_id))
+
 
 class Silent:
     """Progress nobody watches."""
@@ -100,6 +112,9 @@ class Silent:
         pass
 
     def waiting(self, scenario_id: str, what: str, until: float) -> None:
+        pass
+
+    def asked(self, scenario_id: str, instruction: str) -> None:
         pass
 
 

@@ -84,12 +84,13 @@ class Stack:
 
 
 def start_stack(workdir: Path, *, vendor_url: str | None = None, database_url: str | None = None,
-                ports: ProxyPorts | None = None) -> Stack:
+                ports: ProxyPorts | None = None, simulator_options: tuple[str, ...] = ()) -> Stack:
     """Start simulator, proxy and (without `vendor_url`) the reference vendor; return when all answer.
 
     With `vendor_url` (a real vendor system's origin) the proxy's back listener forwards there. The
     simulator keeps its store in `workdir` unless `database_url` names one; the proxy listens on free
-    ports unless `ports` are given (a real vendor configures its system with them once).
+    ports unless `ports` are given (a real vendor configures its system with them once). `simulator_options`
+    are added to the simulator's `speeltuin serve` (e.g. --test-manager).
     """
     workdir.mkdir(parents=True, exist_ok=True)
     sim_port, vendor_port = free_port(), free_port()
@@ -106,7 +107,7 @@ def start_stack(workdir: Path, *, vendor_url: str | None = None, database_url: s
     nodes = [(simulator, sim_port)] + ([(vendor, vendor_port)] if vendor else [])
     try:
         for node, port in nodes:
-            _spawn(stack, node.name, _serve_command(node, port))
+            _spawn(stack, node.name, _serve_command(node, port) + list(simulator_options if node is simulator else ()))
         _spawn(stack, "proxy", _proxy_command(stack))
         for node, _port in nodes:
             _wait_until(stack, node.name, lambda url=f"{node.url}/": _answers_http(url))

@@ -147,10 +147,12 @@ def run_progress(store: Store, run_id: str) -> dict[str, Any] | None:
     for step in steps:
         by_scenario.setdefault(step["scenario_id"], []).append(
             {key: step[key] for key in ("name", "title", "status", "detail", "waiting_for", "wait_until",
-                                        "session_id", "updated_at")})
+                                        "instruction", "session_id", "updated_at")})
     waiting = [{"scenario": s["scenario_id"], "step": s["name"], "waiting_for": s["waiting_for"],
-                "until": s["wait_until"]} for s in steps if s["status"] == "waiting"]
+                "until": s["wait_until"], "instruction": s["instruction"]} for s in steps if s["status"] == "waiting"]
     return {"id": run_id, "title": run.get("title", ""), "status": run.get("status", "running"),
             "started_at": run.get("started_at"), "finished_at": run.get("finished_at"),
-            "sessions": sorted({s["session_id"] for s in steps if s["session_id"]}), "waiting": waiting,
+            "sessions": sorted({s["session_id"] for s in steps if s["session_id"]} | set(run.get("sessions", []))
+                               | {session for session in [store.queued_session(run_id)] if session}),
+            "waiting": waiting, "error": run.get("error"),
             "scenarios": [{"id": scenario_id, "steps": found} for scenario_id, found in by_scenario.items()]}

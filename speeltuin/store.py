@@ -188,9 +188,20 @@ run_steps = Table(
     Column("detail", Text, nullable=False),
     Column("waiting_for", Text, nullable=True),
     Column("wait_until", Float, nullable=True),
+    Column("instruction", Text, nullable=True),  # what a person was asked to do in the vendor's system
     Column("updated_at", Float, nullable=False),
 )
 STEP_STATUSES = ("pending", "running", "waiting", "passed", "failed", "skipped")
+
+# Runs asked for over the API (POST /api/sessions/<id>/runs), until the test manager takes them.
+run_queue = Table(
+    "run_queue", metadata,
+    Column("run_id", String(64), primary_key=True),
+    Column("session_id", String(64), nullable=False, index=True),
+    Column("scenario_ids", Text, nullable=False),  # JSON list; empty: every scenario of the session's role
+    Column("queued_at", Float, nullable=False),
+    Column("taken_at", Float, nullable=True),
+)
 
 
 def hash_token(token: str) -> str:
@@ -485,17 +496,47 @@ class Store:
             row = c.execute(select(runs).where(runs.c.id == run_id)).first()
         return json.loads(row.result) if row else None
 
+    def queue_run(self, run_id: str, session_id: str, scenario_ids: list[str], title: str) -> None:
+        """A run asked for over the API: queued for the test manager, and shown as queued until it starts."""
+        now = time.time()
+        with self.engine.begin() as c:
+            c.execute(insert(run_queue).values(run_id=run_id, session_id=session_id,
+                                               scenario_ids=json.dumps(scenario_ids), queued_at=now))
+            c.execute(insert(runs).values(id=run_id, started_at=now, finished_at=None, result=json.dumps(
+                {"id": run_id, "title": title, "status": "queued", "sessions": [session_id],
+                 "scenarios": scenario_ids})))
+
+    def queued_session(self, run_id: str) -> str | None:
+        """The session a run was asked for in (over the API), if it was."""
+        with self.engine.connect() as c:
+            return c.execute(select(run_queue.c.session_id).where(run_queue.c.run_id == run_id)).scalar()
+
+    def take_queued_run(self) -> dict[str, Any] | None:
+        """The oldest queued run, taken (so no other test manager takes it too); None when none waits."""
+        with self.engine.begin() as c:
+            for row in c.execute(select(run_queue).where(run_queue.c.taken_at.is_(None))
+                                 .order_by(run_queue.c.queued_at).limit(5)).all():
+                taken = c.execute(update(run_queue).where((run_queue.c.run_id == row.run_id)
+                                                          & run_queue.c.taken_at.is_(None))
+                                  .values(taken_at=time.time())).rowcount
+                if taken:
+                    return {"run_id": row.run_id, "session_id": row.session_id,
+                            "scenario_ids": json.loads(row.scenario_ids)}
+        return None
+
     def record_step(self, run_id: str, scenario_id: str, name: str, *, status: str, title: str | None = None,
                     position: int | None = None, session_id: str | None = None, detail: str = "",
-                    waiting_for: str | None = None, wait_until: float | None = None) -> None:
-        """Store how a step of a run stands now; a step first recorded needs its title and position."""
+                    waiting_for: str | None = None, wait_until: float | None = None,
+                    instruction: str | None = None) -> None:
+        """Store how a step of a run stands now; a step first recorded needs its title and position. An
+        instruction, once given, stays with the step."""
         if status not in STEP_STATUSES:
             raise ValueError(f"unknown step status {status!r}")
         key = (run_steps.c.run_id == run_id) & (run_steps.c.scenario_id == scenario_id) & (run_steps.c.name == name)
         values: dict[str, Any] = {"status": status, "detail": detail, "waiting_for": waiting_for,
                                   "wait_until": wait_until, "updated_at": time.time()}
-        values.update({k: v for k, v in (("title", title), ("position", position), ("session_id", session_id))
-                       if v is not None})
+        values.update({k: v for k, v in (("title", title), ("position", position), ("session_id", session_id),
+                                         ("instruction", instruction)) if v is not None})
         with self.engine.begin() as c:
             if c.execute(update(run_steps).where(key).values(**values)).rowcount == 0:
                 c.execute(insert(run_steps).values(run_id=run_id, scenario_id=scenario_id, name=name, **values))

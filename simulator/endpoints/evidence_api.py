@@ -14,6 +14,7 @@ from flask import Blueprint, Response, jsonify, request
 
 from simulator.endpoints.admin_api import ADMIN_KEY_HEADER
 from simulator.runtime import runtime
+from speeltuin.records import new_id
 from speeltuin.reports import WRITERS
 from speeltuin.session_report import (
     SESSION_KEY_HEADER,
@@ -109,6 +110,26 @@ def report(session_id: str, kind: str) -> Any:
     writer, content_type = REPORTS[kind]
     run = session_report(runtime().store, session_id)
     return Response(WRITERS[writer][1](run), status=200, content_type=content_type)
+
+
+@evidence_api.post("/sessions/<session_id>/runs")
+@session_access
+def queue_run(session_id: str) -> Any:
+    """Ask the test manager to take the session's vendor system through scenarios (`{"scenarios": [ids]}`, default
+    every scenario of its role). 202 with the run's id; GET /api/runs/<id> follows it. A test manager must be
+    running next to the simulator (`speeltuin serve --test-manager`)."""
+    if runtime().store.get_session(session_id) is None:
+        raise UnknownSession(f"no session {session_id!r}")
+    body = request.get_json(silent=True)
+    body = {} if body is None and not request.get_data() else body
+    if not isinstance(body, dict):
+        raise EvidenceError(400, 'the body must be a JSON object, e.g. {"scenarios": ["RCV-01"]}')
+    wanted = body.get("scenarios", [])
+    if not isinstance(wanted, list) or not all(isinstance(s, str) and s for s in wanted):
+        raise EvidenceError(400, "scenarios: must be a list of scenario ids (`speeltuin scenarios` lists them)")
+    run_id = new_id("run-")
+    runtime().store.queue_run(run_id, session_id, wanted, title=f"asked for in session {session_id}")
+    return jsonify({"run": run_id, "status": "queued", "status_url": f"/api/runs/{run_id}"}), 202
 
 
 @evidence_api.get("/runs/<run_id>")

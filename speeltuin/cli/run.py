@@ -35,10 +35,9 @@ class TerminalProgress:
         clock = time.strftime("%H:%M:%S", time.localtime(until))
         print(f"  {scenario_id}: waiting for {what} ({left} s left, until {clock})", flush=True)
 
-
-def _ask(prompt: str) -> None:
-    """Guided mode: an action without a trigger is asked of the person at the terminal."""
-    print(f"\n>>> {prompt}\n    (the run continues as soon as your system's traffic arrives)", flush=True)
+    def asked(self, scenario_id: str, instruction: str) -> None:
+        """Guided mode: an action without a trigger is asked of the person at the terminal."""
+        print(f"\n>>> {instruction}\n    (the run continues as soon as your system's traffic arrives)", flush=True)
 
 
 def _expected_failures(path: str | None) -> set[str]:
@@ -136,7 +135,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UserError(str(exc)) from exc
     with stack:
         store = Store(stack.simulator.database_url)
-        driver = ConfiguredVendor(config, stack.proxy.back_url, _ask) if config else None
+        driver = ConfiguredVendor(config, stack.proxy.back_url) if config else None
         harness = stack_harness(stack, store, vendor=driver, patient_bsn=args.patient, wait_s=args.timeout,
                                 quiet_s=args.quiet_period, progress=TerminalProgress())
         title = f"{len(scenarios)} scenario(s) against {driver.label if driver else 'the reference vendor'}"

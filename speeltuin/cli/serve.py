@@ -5,10 +5,15 @@ import argparse
 import os
 import signal
 import socket
+import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from speeltuin import defaults
 from speeltuin.cli.common import ExitCode, Subcommands, UserError, add_store_option, add_tls_options, tls_files
+
+if TYPE_CHECKING:
+    from simulator.runtime import SimulatorConfig
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -49,13 +54,35 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"faults switched on (misbehaves on purpose): {', '.join(sorted(faults))}", flush=True)
     if not admin_key:
         print(f"admin key (X-Admin-Key): {config.admin_key}", flush=True)
+    stop_manager = _start_test_manager(args, config, f"{scheme}://{_local(args.host)}:{server.port}") \
+        if args.test_manager else None
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
+        if stop_manager is not None:
+            stop_manager.set()
         server.server_close()
     return ExitCode.OK
+
+
+def _local(host: str) -> str:
+    return "127.0.0.1" if host in ("0.0.0.0", "") else f"[{host}]" if ":" in host else host
+
+
+def _start_test_manager(args: argparse.Namespace, config: "SimulatorConfig", url: str) -> threading.Event:
+    """The test manager next to the simulator: it runs what POST /api/sessions/<id>/runs queues."""
+    from scenarios.manager import work
+    from scenarios.stack import Node
+    from speeltuin.store import Store
+
+    node = Node("simulator", url, config.public_url or url, config.admin_key, args.db, config.ura, config.client_id)
+    stop = threading.Event()
+    threading.Thread(target=work, args=(Store(args.db), node, stop), kwargs={"wait_s": args.manager_timeout},
+                     name="test-manager", daemon=True).start()
+    print("test manager: runs the scenarios asked for over POST /api/sessions/<id>/runs", flush=True)
+    return stop
 
 
 def _check_can_listen(host: str, port: int) -> None:
@@ -85,6 +112,11 @@ def register(sub: Subcommands) -> None:
     serve.add_argument("--fault", action="append", metavar="NAME",
                        help="misbehave on purpose in one way (repeatable), for the reference vendor; one of: "
                             + ", ".join(_fault_names()))
+    serve.add_argument("--test-manager", action="store_true",
+                       help="also run the scenarios asked for over POST /api/sessions/<id>/runs (vendors behind "
+                            "the proxy, whose --public-url this is)")
+    serve.add_argument("--manager-timeout", type=float, default=60.0,
+                       help="with --test-manager: seconds a step waits for the vendor (default 60)")
     add_tls_options(serve)
     serve.set_defaults(func=cmd_serve)
 

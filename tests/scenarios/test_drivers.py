@@ -27,7 +27,7 @@ notification_base = "https://gtk.acme.test:8443/twiin"
 def _driver(tmp_path: Path, text: str = TOML) -> ConfiguredVendor:
     path = tmp_path / "vendor.toml"
     path.write_text(text)
-    return ConfiguredVendor(load_vendor_config(path), "http://127.0.0.1:8082", ask=lambda prompt: None)
+    return ConfiguredVendor(load_vendor_config(path), "http://127.0.0.1:8082")
 
 
 def test_the_session_is_named_after_the_vendor_and_its_role(tmp_path: Path) -> None:
