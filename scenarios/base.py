@@ -85,13 +85,22 @@ class Scenario:
                     failed = status == "failed"
                 harness.progress.step_ended(self.id, step.name, step.title, status, detail)
                 result.steps.append(Step(step.title, status, detail, ms))
-        finally:
+        finally:  # also on Ctrl-C: a vendor's session is kept across runs, so nothing may stay switched on
+            if self.session is not None:
+                try:
+                    self.teardown(harness)
+                except Exception as exc:  # evidence, not a crash
+                    result.steps.append(Step("Undo what the scenario switched on", "failed",
+                                             f"{type(exc).__name__}: {exc}"))
             CURRENT_SCENARIO.reset(current)
         if self.session is not None:
             result.session_id = self.session.id
             result.exchanges = self.exchanges(harness)
             result.excuses = self.excuses(harness, self.session.id)
         return result
+
+    def teardown(self, harness: Harness) -> None:
+        """After the steps, also when one failed: undo what the scenario switched on in its session."""
 
     @staticmethod
     def _run_step(step: StepDef, harness: Harness) -> tuple[str, str, float]:

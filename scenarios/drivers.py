@@ -75,7 +75,11 @@ class ReferenceVendor:
         if action == "pull":
             return "the reference vendor pulls by itself when notified"
         if action in ("notify", "update"):
-            response = self.node.api("POST", f"/sessions/{mirror}/notify", json={"bsn": h.patient_bsn})
+            sent = self._notified.get(mirror, [])
+            if action == "update" and not sent:
+                raise DriverError("the reference vendor has sent no notification to update")
+            body = {"update_of": sent[-1]} if action == "update" else {"bsn": h.patient_bsn}
+            response = self.node.api("POST", f"/sessions/{mirror}/notify", json=body)
             if response.status_code != 200:
                 raise DriverError(f"could not make the reference vendor notify: {response.status_code} "
                                   f"{response.text[:300]}")

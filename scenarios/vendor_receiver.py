@@ -63,6 +63,15 @@ class VendorAsReceiver(Scenario, kind="happy"):
             raise StepFailed(f"notify failed: {response.status_code} {response.text[:300]}")
         return response.json()
 
+    def provoke(self, h: Harness, *names: str) -> str:
+        """Make the simulator provoke the vendor in this session from now on (simulator/provocations.py)."""
+        response = h.simulator.api("PUT", f"/sessions/{self.session_id}/provoke", json={"provoke": list(names)})
+        if response.status_code != 200:
+            raise StepFailed(f"could not switch on {', '.join(names) or 'nothing'}: {response.status_code} "
+                             f"{response.text[:300]}")
+        switched = ", ".join(names) or "nothing any more"
+        return f"the simulator provokes {switched} in session {self.session_id}"
+
     def notify(self, h: Harness) -> str:
         result = self.send_notification(h)
         self.task = result["task"]
@@ -105,6 +114,111 @@ class VendorAsReceiver(Scenario, kind="happy"):
         if not any(ex.status == 200 for ex in grants):
             raise StepFailed(f"no granted token request among {len(grants)}")
         return f"{len(grants)} token request(s), granted"
+
+
+class NoTokenNotificationRefused(VendorAsReceiver, kind="negative"):
+    id = "RCV-03"
+    title = "Vendor as receiving node: refuses a notification without a token"
+    description = "The simulator POSTs a valid Notification Task without an Authorization header."
+    outcome = ("401 with `WWW-Authenticate: Bearer error=\"invalid_token\"` and an OperationOutcome, and no pull.")
+    rules = ("HTTP-006", "HTTP-004", "HTTP-003")
+    spec = "SPEC §3 step 3, §5.2, §5.4"
+    catches = ("accepts-notification-without-token",)
+    session_prefix = "notifynotoken"
+    expected = (ExpectedFinding("to-vendor", "notification", "BEAR-001",
+                                "the simulator notified without a token on purpose"),)
+
+    def steps(self) -> Steps:
+        return (super().steps()
+                .replace("notify", StepDef("notify-without-token", "Simulator notifies without a token; the vendor "
+                                                                    "refuses", self.notify_without_token))
+                .replace("await-pull", StepDef("no-pull", "Vendor does not pull for the refused Task", self.no_pull))
+                .remove("token-granted"))
+
+    def notify_without_token(self, h: Harness) -> str:
+        delivery = self.send_notification(h, without_token=True)["delivery"]
+        status = delivery.get("status")
+        problems = [f"{f['rule']}: {f['message']}" for f in delivery.get("findings", [])]
+        if status != 401 or problems:
+            raise StepFailed(f"the vendor answered a Task without a token with {status}"
+                             + (": " + "; ".join(problems) if problems else "; expected 401"))
+        return f"vendor refused with 401, {delivery.get('www_authenticate')}, and an OperationOutcome"
+
+
+MAX_TOKEN_TRIES = 3  # SPEC: a receiver refused a pull token stops after a bounded number of tries
+
+
+class StopsAfterRefusedToken(VendorAsReceiver, kind="negative"):
+    id = "RCV-12"
+    title = "Vendor as receiving node: stops asking for a pull token the simulator refuses"
+    description = ("The simulator's authorization server answers every pull-token request with `invalid_grant`. "
+                   f"The vendor must give up after a bounded number of tries (here: at most {MAX_TOKEN_TRIES}) and "
+                   "pull nothing.")
+    outcome = f"At most {MAX_TOKEN_TRIES} token requests, none granted, and no FHIR request."
+    rules = ("TOKR-006",)
+    spec = "SPEC §5.2; RFC 6749 §5.2"
+    catches = ("retries-refused-token",)
+    session_prefix = "refused"
+
+    def steps(self) -> Steps:
+        return (super().steps()
+                .insert_before("notify", StepDef("provoke", "Simulator will refuse pull tokens",
+                                                 lambda h: self.provoke(h, "refuse-pull-tokens")))
+                .replace("await-pull", StepDef("bounded-tries", "Vendor stops after a few refused token requests",
+                                               self.bounded_tries))
+                .remove("token-granted"))
+
+    def bounded_tries(self, h: Harness) -> str:
+        h.wait_for("the vendor's first token request", lambda: self._token_requests(h) or None)
+        h.pause(h.quiet_s)
+        tries, pulls = self._token_requests(h), [ex for ex in self.exchanges(h) if ex.direction == "to-simulator"
+                                                 and ex.tag in ("search", "read", "binary")]
+        if len(tries) > MAX_TOKEN_TRIES:
+            raise StepFailed(f"the vendor asked {len(tries)} times for a refused pull token (at most "
+                             f"{MAX_TOKEN_TRIES})")
+        if pulls:
+            raise StepFailed(f"the vendor made {len(pulls)} FHIR request(s) without a token it was granted")
+        return f"{len(tries)} token request(s), all refused, then no more in {h.quiet_s:g} s"
+
+    def _token_requests(self, h: Harness) -> list:
+        return [ex for ex in self.exchanges(h) if ex.direction == "to-simulator" and ex.tag == "token-request"]
+
+    def teardown(self, h: Harness) -> None:
+        self.provoke(h)
+
+
+class RetriesWhenUnavailable(VendorAsReceiver, kind="negative"):
+    id = "RCV-13"
+    title = "Vendor as receiving node: retries after 503 with Retry-After and completes its pull"
+    description = ("The simulator's FHIR server answers the vendor's first request 503 with `Retry-After: 1`. The "
+                   "vendor must wait and retry, and complete its pull.")
+    outcome = "The 503 answered request asked again after the Retry-After, and every query and the letter pulled."
+    rules = ("HTTP-003",)
+    spec = "SPEC §3 steps 5-6; RFC 9110 §10.2.3"
+    catches = ("ignores-retry-after",)
+    session_prefix = "unavailable"
+
+    def steps(self) -> Steps:
+        return (super().steps()
+                .insert_before("notify", StepDef("provoke", "Simulator will answer the first request 503",
+                                                 lambda h: self.provoke(h, "unavailable-once")))
+                .insert_after("await-pull", StepDef("retried", "Vendor retried what was answered 503",
+                                                    self.retried)))
+
+    def retried(self, h: Harness) -> str:
+        seen = [ex for ex in self.exchanges(h) if ex.direction == "to-simulator"]
+        unavailable = [ex for ex in seen if ex.status == 503]
+        if not unavailable:
+            raise StepFailed("no request of the vendor was answered 503: nothing to retry")
+        first = unavailable[0]
+        again = [ex for ex in seen if ex.url == first.url and ex.status == 200 and ex.started_at > first.started_at]
+        if not again:
+            raise StepFailed(f"{first.method} {first.url} was answered 503 and never asked again")
+        waited = again[0].started_at - first.started_at
+        return f"{first.method} {first.url}: 503, asked again {waited:.1f} s later and answered 200"
+
+    def teardown(self, h: Harness) -> None:
+        self.provoke(h)
 
 
 class SparsePatientPulled(VendorAsReceiver, kind="happy"):

@@ -86,6 +86,50 @@ class VendorAsSender(Scenario, kind="happy"):
         return f"{result['method']} {result['url']} → {result['status']}, as required"
 
 
+class UpdatePulledAgain(VendorAsSender, kind="happy"):
+    id = "SND-02"
+    title = "Vendor as sending node: sends an update with the same groupIdentifier, pulled again"
+    description = ("After the first notification and its pull, the vendor sends an updated data set: a new "
+                   "Notification Task with the same `groupIdentifier` (SPEC §3 step 7). The simulator pulls again.")
+    outcome = "A second notification accepted (201) with the first's groupIdentifier, and pulled completely."
+    rules = ("NOTIF-006", "NOTIF-007")
+    spec = "SPEC §3 step 7, §4"
+    catches = ("update-with-new-group",)
+    session_prefix = "update"
+
+    def steps(self) -> Steps:
+        return super().steps().insert_before(
+            "no-errors",
+            StepDef("vendor-updates", "Vendor sends an update", self.vendor_updates),
+            StepDef("same-group", "The update keeps the groupIdentifier", self.same_group),
+            StepDef("await-second-pull", "Simulator pulls the update", self.await_second_pull))
+
+    def vendor_updates(self, h: Harness) -> str:
+        first = self._received(h)[0]
+        acted = self.act(h, "update", task_identifier=first.identifier, group_identifier=first.group_identifier)
+        waited = h.wait_for("the vendor's update", lambda: "update received" if len(self._received(h)) > 1 else None)
+        return f"{acted}; {waited}"
+
+    def same_group(self, h: Harness) -> str:
+        first, update = self._received(h)[:2]
+        if update.group_identifier != first.group_identifier:
+            raise StepFailed(f"the update has groupIdentifier {update.group_identifier}; the first notification "
+                             f"{first.group_identifier}")
+        if update.identifier == first.identifier:
+            raise StepFailed(f"the update repeats the first notification's identifier {first.identifier}")
+        return f"groupIdentifier {first.group_identifier} kept, new identifier {update.identifier}"
+
+    def await_second_pull(self, h: Harness) -> str:
+        def done() -> str | None:
+            update = self._received(h)[1]
+            return None if update.pull_status in (None, PullStatus.PENDING, PullStatus.PULLING) else update.pull_status
+
+        status = h.wait_for("the simulator's pull of the update", done)
+        if status != "done":
+            raise StepFailed(f"pull of the update {status}: {self._received(h)[1].pull_summary}")
+        return "the update pulled completely"
+
+
 class ProbeRefused(VendorAsSender):
     """After a complete pull the simulator makes requests on purpose that the vendor's authorization server or
     FHIR server must refuse (simulator/outbound/probes.py): one step per probe, before the final check."""

@@ -3,7 +3,8 @@
 The test manager proves each negative scenario on the built-in reference vendor twice: faultless (a faultless
 simulator is conformant, so the scenario passes) and with the fault the scenario exists to catch (it fails). A
 fault changes exactly one behaviour and only in the role it names: receiving-side faults act where the simulator
-is the receiving node of a session, sending-side faults where it is the sending node (its AS and FHIR server).
+is the receiving node of a session (its notification endpoint and puller), sending-side faults where it is the
+sending node (its AS and FHIR server, and its notifier).
 
 A leaf that imports nothing (the CLI lists FAULTS in its help): the switches are read from
 `SimulatorConfig.faults` at request time, and what a faulty behaviour needs lives in simulator/lenient.py.
@@ -17,6 +18,9 @@ ACCEPTS_DEFECTIVE_TASK = "accepts-defective-task"
 ACCEPTS_OTHER_OWNER = "accepts-other-owner"
 ACCEPTS_EXPIRED_PERIOD = "accepts-expired-period"
 IGNORES_CANCELLATION = "ignores-cancellation"
+ACCEPTS_NOTIFICATION_WITHOUT_TOKEN = "accepts-notification-without-token"
+RETRIES_REFUSED_TOKEN = "retries-refused-token"
+IGNORES_RETRY_AFTER = "ignores-retry-after"
 # --- sending side (the simulator plays the sending node: its authorization server and FHIR server) ----------
 ACCEPTS_WRONG_AUD = "accepts-wrong-aud"
 ACCEPTS_EXPIRED_ASSERTION = "accepts-expired-assertion"
@@ -31,6 +35,13 @@ ACCEPTS_UNKNOWN_TOKEN = "accepts-unknown-token"
 LEAKS_OTHER_PATIENT = "leaks-other-patient"
 MALFORMED_QUERY_NOT_400 = "malformed-query-not-400"
 IGNORES_ACCEPT_XML = "ignores-accept-xml"
+# --- sending side, where the simulator notifies (simulator/outbound/notifier.py) ---------------------------------
+UPDATE_WITH_NEW_GROUP = "update-with-new-group"
+
+# How often the puller asks for a pull token that is refused: faultless once (invalid_grant is no transient error,
+# SPEC §5.2), with retries-refused-token this often, this far apart (bounded, so nothing runs forever).
+REFUSED_TOKEN_TRIES = 8
+REFUSED_TOKEN_INTERVAL_S = 0.1
 
 FAULTS: dict[str, str] = {
     ACCEPTS_DEFECTIVE_TASK: "receiver: answers 201 to a Notification Task with error findings (except an ended "
@@ -38,6 +49,11 @@ FAULTS: dict[str, str] = {
     ACCEPTS_OTHER_OWNER: "receiver: accepts a Notification Task whose owner URA is not its own",
     ACCEPTS_EXPIRED_PERIOD: "receiver: accepts a Notification Task whose restriction.period.end has passed",
     IGNORES_CANCELLATION: "receiver: answers the cancellation 200 but keeps the notification live and pulls it again",
+    ACCEPTS_NOTIFICATION_WITHOUT_TOKEN: "receiver: answers 201 to a Notification Task POSTed without an "
+                                        "Authorization header (and pulls it)",
+    RETRIES_REFUSED_TOKEN: f"receiver: when its pull-token request is refused, asks again and again "
+                           f"({REFUSED_TOKEN_TRIES} tries, {REFUSED_TOKEN_INTERVAL_S} s apart) instead of once",
+    IGNORES_RETRY_AFTER: "receiver: its puller does not retry a 5xx answer (nor wait for Retry-After): the pull fails",
     ACCEPTS_WRONG_AUD: "sender AS: grants a pull token to assertions whose aud is not its exact token URL",
     ACCEPTS_EXPIRED_ASSERTION: "sender AS: grants a pull token to expired assertions",
     ACCEPTS_UNKNOWN_KEY: "sender AS: grants a pull token to assertions signed with a key (kid) it does not know",
@@ -53,6 +69,8 @@ FAULTS: dict[str, str] = {
     LEAKS_OTHER_PATIENT: "sender FHIR server: a search naming another patient returns that patient's data",
     MALFORMED_QUERY_NOT_400: "sender FHIR server: answers a malformed search 200 with an empty searchset",
     IGNORES_ACCEPT_XML: "sender FHIR server: answers JSON when Accept asks for FHIR XML only",
+    UPDATE_WITH_NEW_GROUP: "sender notifier: an update (notify with update_of) gets a new groupIdentifier instead "
+                           "of the updated notification's",
 }
 
 # The rule id the failure is reported with, when the faulty node meets the probe (simulator/outbound/probes.py)
@@ -66,6 +84,12 @@ FAULT_RULES: dict[str, str] = {
     ACCEPTS_EXPIRED_PERIOD: "NOTIF-016",
     # IGNORES_CANCELLATION has no rule: the catalogue has none for "the receiver pulls after the cancellation";
     # RCV-02's step no-pull-after-cancel sees the requests it makes afterwards.
+    # The Task came without a token: the notification endpoint's answer is judged as a resource server's (SPEC §5.4)
+    ACCEPTS_NOTIFICATION_WITHOUT_TOKEN: "HTTP-006",
+    # RETRIES_REFUSED_TOKEN has no rule: the catalogue has none for "the receiver stops asking after a bounded
+    # number of tries"; RCV-12 counts the token requests it makes after the refusal.
+    # IGNORES_RETRY_AFTER has no rule: the catalogue has none for "the receiver retries a 503"; RCV-13 sees the pull
+    # end without the resource that was unavailable once.
     ACCEPTS_WRONG_AUD: "JWT-013",
     ACCEPTS_EXPIRED_ASSERTION: "JWT-015",
     ACCEPTS_UNKNOWN_KEY: "JWT-005",
@@ -79,15 +103,23 @@ FAULT_RULES: dict[str, str] = {
     LEAKS_OTHER_PATIENT: "HTTP-008",
     MALFORMED_QUERY_NOT_400: "HTTP-009",
     IGNORES_ACCEPT_XML: "HTTP-005",
+    # UPDATE_WITH_NEW_GROUP has no rule: each Task is valid on its own (NOTIF-035 compares a cancellation, not an
+    # update, with its original); SND-02 compares the update's groupIdentifier with the first notification's.
 }
 
 # What provokes each fault: a probe of simulator/outbound/probes.py (the vendor is the sender), a defect of
-# simulator/outbound/defects.py sent in a notification, or "cancel" (the simulator cancels its notification).
+# simulator/outbound/defects.py sent in a notification, "cancel" (the simulator cancels its notification),
+# "notify:<option>" (an option of the admin API's notify: the simulator notifies that way), "update" (the vendor,
+# as sender, is asked to send an update) or "provoke:<name>" (a provocation of simulator/provocations.py in the
+# simulator's session).
 FAULT_TRIGGERS: dict[str, str] = {
     ACCEPTS_DEFECTIVE_TASK: "defect:identifier-object",
     ACCEPTS_OTHER_OWNER: "defect:owner-other-organisation",
     ACCEPTS_EXPIRED_PERIOD: "defect:period-end-in-the-past",
     IGNORES_CANCELLATION: "cancel",
+    ACCEPTS_NOTIFICATION_WITHOUT_TOKEN: "notify:without_token",
+    RETRIES_REFUSED_TOKEN: "provoke:refuse-pull-tokens",
+    IGNORES_RETRY_AFTER: "provoke:unavailable-once",
     ACCEPTS_WRONG_AUD: "probe:wrong-aud",
     ACCEPTS_EXPIRED_ASSERTION: "probe:expired-assertion",
     ACCEPTS_UNKNOWN_KEY: "probe:unknown-key",
@@ -101,6 +133,7 @@ FAULT_TRIGGERS: dict[str, str] = {
     LEAKS_OTHER_PATIENT: "probe:other-patient",
     MALFORMED_QUERY_NOT_400: "probe:malformed-query",
     IGNORES_ACCEPT_XML: "probe:accept-xml",
+    UPDATE_WITH_NEW_GROUP: "update",
 }
 
 

@@ -5,6 +5,7 @@ A leaf: endpoints import `runtime()` from here; the factory (app.py) builds the 
 from __future__ import annotations
 
 import secrets
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,6 +40,25 @@ class SimulatorConfig:
         return name in self.faults
 
 
+class FirstTimes:
+    """Keys met before, thread-safe: `first(key)` is True for the first call with a key and False ever after."""
+
+    def __init__(self) -> None:
+        self._seen: set[str] = set()
+        self._lock = threading.Lock()
+
+    def first(self, key: str) -> bool:
+        with self._lock:
+            if key in self._seen:
+                return False
+            self._seen.add(key)
+            return True
+
+    def __contains__(self, key: object) -> bool:
+        with self._lock:
+            return key in self._seen
+
+
 @dataclass
 class Runtime:
     """Everything a request handler needs, built once per app (no module-level state)."""
@@ -49,6 +69,8 @@ class Runtime:
     patients: PatientData
     vendor_keys: JwksCache = field(default_factory=JwksCache)
     background: list[Any] = field(default_factory=list)
+    # The notifications whose first FHIR request was answered 503 (provocation unavailable-once)
+    made_unavailable: FirstTimes = field(default_factory=FirstTimes)
 
     def faults_for(self, session: Session | None) -> frozenset[str]:
         """The fault switches in force for a session: the node's (`serve --fault`) and the session's own."""

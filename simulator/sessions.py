@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import re
 import time
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit
 
 from simulator.faults import UnknownFault, check_faults
+from simulator.provocations import PROVOCATIONS, UnknownProvocation, check_provocations
 from speeltuin.records import SESSION_URL_FIELDS, Role, Session, SessionConfig, new_id
 from speeltuin.store import Store
 from validators.rules.identifiers import is_valid_ura
@@ -50,13 +52,33 @@ def create_session(store: Store, request: dict[str, Any], *, own_ura: str, own_c
         session_faults = tuple(sorted(check_faults(raw_faults)))
     except UnknownFault as exc:
         raise SessionError(f"faults: {exc}") from exc
+    provoke = provocations(request.get("provoke"), role)  # what the simulator does to the vendor on purpose
     config = SessionConfig(
         vendor_ura=ura, vendor_jwks=jwks,
         vendor_client_id=request.get("vendor_client_id") or f"vendor-{session_id}",
         own_ura=request.get("own_ura") or own_ura, own_client_id=request.get("own_client_id") or own_client_id,
-        mtls=bool(request.get("mtls", False)), faults=session_faults, **urls)
+        mtls=bool(request.get("mtls", False)), faults=session_faults, provoke=provoke,
+        **urls)
     name = str(request.get("name") or session_id)[:200]
     return store.create_session(Session(session_id, name, Role(role), config, time.time()))
+
+
+def provocations(raw: object, vendor_role: str) -> tuple[str, ...]:
+    """A session's provocations (simulator/provocations.py) from a request; SessionError for a bad list."""
+    raw = raw or []
+    if not isinstance(raw, list) or not all(isinstance(name, str) for name in raw):
+        raise SessionError(f"provoke must be a list of provocation names; known: {', '.join(sorted(PROVOCATIONS))}")
+    try:
+        return check_provocations(raw, vendor_role=vendor_role)
+    except UnknownProvocation as exc:
+        raise SessionError(f"provoke: {exc}") from exc
+
+
+def set_provocations(store: Store, session: Session, raw: object) -> Session:
+    """Change what the simulator provokes in a running session (a scenario switches it on, then off again)."""
+    config = replace(session.config, provoke=provocations(raw, session.vendor_role))
+    store.update_session_config(session.id, config)
+    return replace(session, config=config)
 
 
 def session_endpoints(session: Session, public_base: str) -> dict[str, str]:

@@ -119,23 +119,27 @@ class SessionConfig:
     vendor_fhir_base: str | None = None
     vendor_jwks_url: str | None = None
     faults: tuple[str, ...] = ()  # the reference vendor's fault switches for this session (simulator/faults.py)
+    provoke: tuple[str, ...] = ()  # what the simulator does to the vendor on purpose (simulator/provocations.py)
 
     def to_dict(self) -> dict[str, Any]:
-        """The stored and shown form: the URLs and fault switches only when they are set."""
+        """The stored and shown form: the URLs, fault switches and provocations only when they are set."""
         data: dict[str, Any] = {"vendor_ura": self.vendor_ura, "vendor_jwks": self.vendor_jwks,
                                 "vendor_client_id": self.vendor_client_id, "own_ura": self.own_ura,
                                 "own_client_id": self.own_client_id, "mtls": self.mtls}
         data.update({key: getattr(self, key) for key in SESSION_URL_FIELDS if getattr(self, key) is not None})
         if self.faults:
             data["faults"] = list(self.faults)
+        if self.provoke:
+            data["provoke"] = list(self.provoke)
         return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "SessionConfig":
         known = {f.name for f in fields(cls)}
         values = {key: value for key, value in data.items() if key in known}
-        if "faults" in values:
-            values["faults"] = tuple(values["faults"])
+        for key in ("faults", "provoke"):
+            if key in values:
+                values[key] = tuple(values[key])
         return cls(**values)
 
 

@@ -250,6 +250,11 @@ class Store:
                 config=json.dumps(session.config.to_dict()), created_at=session.created_at))
         return session
 
+    def update_session_config(self, session_id: str, config: SessionConfig) -> bool:
+        with self.engine.begin() as c:
+            return c.execute(update(sessions).where(sessions.c.id == session_id)
+                             .values(config=json.dumps(config.to_dict()))).rowcount > 0
+
     def get_session(self, session_id: str) -> Session | None:
         with self.engine.connect() as c:
             row = c.execute(select(sessions).where(sessions.c.id == session_id)).first()

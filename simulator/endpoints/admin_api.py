@@ -1,4 +1,17 @@
-"""The JSON admin API (sessions, notify, notifications), protected by the admin key."""
+"""The JSON admin API (sessions, notify, notifications), protected by the admin key.
+
+- `POST /api/sessions`: a session; besides the vendor's facts, `faults` (the reference vendor's fault switches in
+  this session, simulator/faults.py) and `provoke` (what the simulator does to the vendor on purpose in this
+  session, simulator/provocations.py: `refuse-pull-tokens`, `unavailable-once`).
+- `POST /api/sessions/<id>/notify`: the simulator (sending node) notifies the vendor. Body: `bsn`, `period_days`
+  (1-3650, default 365), `workflow_task` (true/false), `defect` (a known Task defect, simulator/outbound/defects.py),
+  `without_token` (true: no notification token, no Authorization header; the delivery shows the vendor's answer
+  and its findings), `update_of` (a notification id sent in this session: a new Task with the same
+  groupIdentifier, SPEC §3 step 7; `bsn` may be left out). Answers 200 with `notification_id`, `task`, `delivery`
+  whenever the attempt was made; 400 with `{"error"}` for a request that cannot be made.
+- `POST /api/sessions/<id>/notifications/<notification id>/cancel`, `GET /api/sessions/<id>/notifications`,
+  suppressions, patients and probes: see each route.
+"""
 from __future__ import annotations
 
 import hmac
@@ -10,7 +23,7 @@ from flask import Blueprint, Response, jsonify, request
 from simulator.outbound.notifier import NotifyError, cancel, notify
 from simulator.outbound.probes import ProbeError, probe
 from simulator.runtime import runtime
-from simulator.sessions import SessionError, create_session, session_view
+from simulator.sessions import SessionError, create_session, session_view, set_provocations
 from speeltuin.records import Session
 from speeltuin.session_report import ACCESS_KEY_NOTE
 from testdata.patient_import import PatientImportError, parse_patients_json, patient_to_dict
@@ -80,20 +93,44 @@ def sessions_delete(session_id: str) -> Any:
 
 @admin_api.post("/sessions/<session_id>/notify")
 def sessions_notify(session_id: str) -> Any:
+    """Notify the vendor; the options are listed in this module's docstring."""
     rt = runtime()
     session = _session(session_id)
     body = request.get_json(silent=True) or {}
+    if not isinstance(body, dict):
+        raise AdminError(400, "the body must be a JSON object")
     period_days = body.get("period_days", 365)
     if not isinstance(period_days, int) or not 0 < period_days <= 3650:
         raise AdminError(400, "period_days must be a whole number of days from 1 to 3650")
+    without_token = body.get("without_token", False)
+    if not isinstance(without_token, bool):
+        raise AdminError(400, "without_token must be true or false (true: the Task is sent without a token)")
+    update_of = body.get("update_of")
+    if update_of is not None and (not isinstance(update_of, str) or not update_of):
+        raise AdminError(400, "update_of must be the notification_id (a string) of a notification the simulator "
+                              "sent in this session")
     try:
-        result = notify(rt.store, rt.signer, rt.patients, session, str(body.get("bsn", "")),
+        result = notify(rt.store, rt.signer, rt.patients, session, str(body.get("bsn") or ""),
                         period_days=period_days, timeout=rt.config.http_timeout_s, sender_name=rt.config.name,
                         workflow_task=bool(body.get("workflow_task", False)), tls=rt.config.tls,
-                        defect=body.get("defect"))
+                        defect=body.get("defect"), without_token=without_token, update_of=update_of,
+                        faults=rt.faults_for(session))
     except NotifyError as exc:
         raise AdminError(400, str(exc)) from exc
     return jsonify(result), 200
+
+
+@admin_api.put("/sessions/<session_id>/provoke")
+def sessions_provoke(session_id: str) -> Any:
+    """What the simulator provokes in this session from now on: `{"provoke": ["refuse-pull-tokens"]}` ([] ends it)."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise AdminError(400, 'the body must be a JSON object: {"provoke": [...]}')
+    try:
+        session = set_provocations(runtime().store, _session(session_id), body.get("provoke"))
+    except SessionError as exc:
+        raise AdminError(400, str(exc)) from exc
+    return jsonify({"provoke": list(session.config.provoke)})
 
 
 @admin_api.get("/sessions/<session_id>/notifications")

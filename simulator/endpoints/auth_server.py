@@ -12,7 +12,7 @@ from typing import Any
 import jwt
 from flask import Blueprint, Response, request
 
-from simulator import faults
+from simulator import faults, provocations
 from simulator.endpoints.http_errors import oauth_error
 from simulator.lenient import hmac_secret, latest_live_notification
 from simulator.runtime import Runtime, runtime
@@ -106,6 +106,11 @@ def _issue(rt: Runtime, session: Session) -> Response:
 
 
 def _pull_token(rt: Runtime, session: Session, ura: str, authorization_base: Any, now: float) -> Response:
+    if provocations.REFUSE_PULL_TOKENS in session.config.provoke:
+        # On purpose (RCV-12): a request that is fine in every other respect is refused as a grant the AS will not
+        # honour; the vendor must give up after a bounded number of tries.
+        raise TokenRefusal("invalid_grant", "pull tokens are refused in this session (provocation "
+                                            f"{provocations.REFUSE_PULL_TOKENS})")
     if not isinstance(authorization_base, str) or not authorization_base:
         raise TokenRefusal("invalid_grant", "authorization_base is required for a pull token")
     notification = rt.store.find_notification(session.id, NotificationOrigin.SENT, authorization_base=authorization_base)

@@ -11,7 +11,7 @@ from typing import Any
 from flask import Blueprint, Response, request
 from werkzeug.routing import BaseConverter
 
-from simulator import faults
+from simulator import faults, provocations
 from simulator.endpoints.bearer import authenticate, bearer_token
 from simulator.endpoints.http_errors import FhirError, fhir_response, invalid_token
 from simulator.fhir.format import JSON_CONTENT_TYPE, is_fhir_media, wanted_format
@@ -130,16 +130,24 @@ def _authorised(session_id: str) -> tuple[Runtime, Session, Notification]:
     """Session, token and the notification it is bound to; raises the error to answer (SPEC §5.3-§5.4)."""
     rt = runtime()
     session = _sender_session(session_id)
-    lenient = _lenient_notification(rt, session)
-    if lenient is not None:
-        return rt, session, lenient
-    token = authenticate(rt, session, "pull")
-    notification = rt.store.get_notification(token["notification_id"])
-    if notification is None or notification.status != "requested":
-        raise invalid_token("the notification behind this token was cancelled")
-    if notification.period_end <= time.time():
-        raise invalid_token("the notification's availability period has ended")
+    notification = _lenient_notification(rt, session)
+    if notification is None:
+        token = authenticate(rt, session, "pull")
+        notification = rt.store.get_notification(token["notification_id"])
+        if notification is None or notification.status != "requested":
+            raise invalid_token("the notification behind this token was cancelled")
+        if notification.period_end <= time.time():
+            raise invalid_token("the notification's availability period has ended")
+    _unavailable_once(rt, session, notification)
     return rt, session, notification
+
+
+def _unavailable_once(rt: Runtime, session: Session, notification: Notification) -> None:
+    """Provocation unavailable-once (RCV-13): the first request for each notification is answered 503."""
+    if provocations.UNAVAILABLE_ONCE in session.config.provoke and rt.made_unavailable.first(notification.id):
+        raise FhirError(503, f"temporarily unavailable, try again in {provocations.RETRY_AFTER_S} s (provocation "
+                             f"{provocations.UNAVAILABLE_ONCE})",
+                        headers={"Retry-After": str(provocations.RETRY_AFTER_S)})
 
 
 def _lenient_notification(rt: Runtime, session: Session) -> Notification | None:

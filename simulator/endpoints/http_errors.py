@@ -12,7 +12,7 @@ from validators.findings import Finding
 # FHIR issue codes by HTTP status, for errors that are not validator findings.
 _ISSUE_CODE = {400: "invalid", 401: "login", 403: "forbidden", 404: "not-found", 405: "not-supported",
                406: "not-supported", 409: "conflict", 412: "conflict", 413: "too-costly", 415: "not-supported",
-               500: "exception", 502: "transient"}
+               500: "exception", 502: "transient", 503: "transient"}
 
 
 def fhir_response(resource: dict, status: int = 200, headers: dict[str, str] | None = None) -> Response:

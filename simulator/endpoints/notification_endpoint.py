@@ -9,7 +9,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, request
 
 from simulator import faults
-from simulator.endpoints.bearer import authenticate
+from simulator.endpoints.bearer import authenticate, bearer_token
 from simulator.endpoints.http_errors import FhirError, fhir_response
 from simulator.outbound.puller import pull
 from simulator.runtime import Runtime, runtime
@@ -64,12 +64,19 @@ def read_task(session_id: str, notification_id: str) -> Response:
     return fhir_response(found.task)
 
 
-def _receiver_context(session_id: str) -> tuple[Runtime, Session]:
+def _receiver_context(session_id: str, *, creating: bool = False) -> tuple[Runtime, Session]:
+    """The session and the request's notification token; raises the error to answer (401 without a valid token).
+
+    `creating`: a new notification, which the accepts-notification-without-token fault lets in without any
+    Authorization header (a bad token is still refused).
+    """
     rt = runtime()
     session = rt.store.get_session(session_id)
     if session is None or session.simulator_role != Role.RECEIVER:
         raise FhirError(404, f"no session {session_id!r} in which the simulator is the receiving node")
-    authenticate(rt, session, "notification")
+    if not (creating and bearer_token() is None
+            and rt.has_fault(session, faults.ACCEPTS_NOTIFICATION_WITHOUT_TOKEN)):
+        authenticate(rt, session, "notification")
     return rt, session
 
 
@@ -77,9 +84,10 @@ def _incoming_task(session_id: str, status: str, *, creating: bool = False) -> t
     """Session, token and a valid Task with the expected status; else the error to answer (nothing stored).
 
     `creating`: a new notification, where the receiving-side faults accepts-defective-task and
-    accepts-expired-period let through the Task errors they name.
+    accepts-expired-period let through the Task errors they name (and accepts-notification-without-token a
+    request without a token).
     """
-    rt, session = _receiver_context(session_id)
+    rt, session = _receiver_context(session_id, creating=creating)
     mimetype = request.mimetype or ""
     if mimetype not in (FHIR_JSON, "application/json"):
         raise FhirError(415, f"expected Content-Type {FHIR_JSON}, got {mimetype or 'none'}")
@@ -158,7 +166,8 @@ def _start_pull(rt: Runtime, session: Session, notification: Notification) -> No
 
     def run() -> None:
         try:
-            pull(rt.store, rt.signer, session, notification, timeout=rt.config.http_timeout_s, tls=rt.config.tls)
+            pull(rt.store, rt.signer, session, notification, timeout=rt.config.http_timeout_s, tls=rt.config.tls,
+                 faults=rt.faults_for(session))
         except Exception:  # a crash in the background must be visible, never silent
             app.logger.exception("pull for %s failed", notification.id)
             rt.store.update_notification(notification.id, pull_status=PullStatus.FAILED)

@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import time
 from email.utils import parsedate_to_datetime
+from functools import partial
 from typing import Any, Callable
 from urllib.parse import urljoin
 
 import requests
 
+from simulator import faults as fault_names
 from simulator.outbound.client import OutboundError, client_for, fetch_token, require
 from speeltuin.keys import Signer
 from speeltuin.records import Notification, PullStatus, Session, TlsFiles
@@ -20,14 +22,25 @@ class PullStopped(Exception):
     """The notification was cancelled or its period ended: no further request may be made."""
 
 
+# A refused pull-token request is asked once: invalid_grant is no transient error (SPEC §5.2), so asking again is
+# pointless. (The retries-refused-token fault asks fault_names.REFUSED_TOKEN_TRIES times.)
+TOKEN_TRIES = 1
+
+
 def pull(store: Store, signer: Signer, session: Session, notification: Notification, *,
-         timeout: float = 15.0, tls: TlsFiles | None = None) -> dict[str, Any]:
+         timeout: float = 15.0, tls: TlsFiles | None = None, faults: frozenset[str] = frozenset()) -> dict[str, Any]:
     """Run the whole pull for one received notification and record its outcome on the notification.
 
     Before every request the notification is read again: after a cancellation or after
-    restriction.period.end nothing more is fetched (SPEC §3 step 8).
+    restriction.period.end nothing more is fetched (SPEC §3 step 8). `faults`: the receiving-side fault switches
+    in force (simulator/faults.py): retries-refused-token and ignores-retry-after bend this pull.
+    The summary counts the pull-token requests made (`token_requests`).
     """
-    summary: dict[str, Any] = {"started_at": time.time(), "results": [], "documents": []}
+    summary: dict[str, Any] = {"started_at": time.time(), "results": [], "documents": [], "token_requests": 0}
+    retry = fault_names.IGNORES_RETRY_AFTER not in faults
+    token_tries, token_interval = TOKEN_TRIES, 0.0
+    if fault_names.RETRIES_REFUSED_TOKEN in faults:
+        token_tries, token_interval = fault_names.REFUSED_TOKEN_TRIES, fault_names.REFUSED_TOKEN_INTERVAL_S
     store.update_notification(notification.id, pull_status=PullStatus.PULLING, pull_summary=summary)
     status = PullStatus.DONE
 
@@ -40,19 +53,20 @@ def pull(store: Store, signer: Signer, session: Session, notification: Notificat
         token_url = require(session, "vendor_token_url")
         fhir_base = require(session, "vendor_fhir_base") + "/"
         http = client_for(session, tls)
-        token = fetch_token(http, token_url, signer.token_request_form(
-            session.config.own_client_id, session.config.own_ura, token_url, notification.authorization_base),
-            timeout)
+        form = partial(signer.token_request_form,  # fresh assertions (a fresh jti) for each try
+                       session.config.own_client_id, session.config.own_ura, token_url, notification.authorization_base)
+        token = _pull_token(http, token_url, form, timeout, summary, tries=token_tries, interval=token_interval,
+                            check_allowed=check_allowed)
         http.headers["Authorization"] = f"Bearer {token}"
         for kind, path in pull_targets(notification.task):
             check_allowed()
-            result, bundle = _get_json(http, urljoin(fhir_base, path), timeout)
+            result, bundle = _get_json(http, urljoin(fhir_base, path), timeout, retry=retry)
             summary["results"].append({"kind": kind, "path": path, **result})
             if result["status"] != 200:
                 status = PullStatus.FAILED
             for url in _document_urls(bundle, fhir_base):
                 check_allowed()
-                summary["documents"].append(_get_document(http, url, timeout))
+                summary["documents"].append(_get_document(http, url, timeout, retry=retry))
         if any(d["status"] != 200 or not d.get("pdf") for d in summary["documents"]):
             status = PullStatus.FAILED
     except PullStopped as exc:
@@ -64,6 +78,24 @@ def pull(store: Store, signer: Signer, session: Session, notification: Notificat
     summary["finished_at"] = time.time()
     store.update_notification(notification.id, pull_status=status, pull_summary=summary)
     return summary
+
+
+def _pull_token(http: requests.Session, token_url: str, form: Callable[[], dict[str, str]], timeout: float,
+                summary: dict[str, Any], *, tries: int, interval: float, check_allowed: Callable[[], None]) -> str:
+    """The pull token, asked at most `tries` times `interval` s apart; counts the requests in the summary.
+
+    Raises OutboundError with the last refusal (PullStopped if the notification ends while waiting).
+    """
+    for attempt in range(1, tries + 1):
+        summary["token_requests"] = attempt
+        try:
+            return fetch_token(http, token_url, form(), timeout)
+        except OutboundError:
+            if attempt == tries:
+                raise
+        time.sleep(interval)
+        check_allowed()
+    raise AssertionError("unreachable")
 
 
 def _still_allowed(store: Store, notification_id: str) -> bool:
@@ -91,8 +123,11 @@ def retry_delay(response: requests.Response | None, attempt: int) -> float:
 
 
 def get_with_retry(http: requests.Session, url: str, *, headers: dict[str, str], timeout: float,
-                   sleep: Callable[[float], None] = time.sleep) -> requests.Response:
-    """GET, retrying 5xx answers and refused connections a bounded number of times."""
+                   sleep: Callable[[float], None] = time.sleep, retry_server_errors: bool = True) -> requests.Response:
+    """GET, retrying 5xx answers and refused connections a bounded number of times.
+
+    `retry_server_errors=False` (the ignores-retry-after fault): a 5xx answer is final.
+    """
     for attempt in range(1, MAX_ATTEMPTS + 1):
         try:
             response = http.get(url, timeout=timeout, headers=headers)
@@ -101,14 +136,15 @@ def get_with_retry(http: requests.Session, url: str, *, headers: dict[str, str],
                 raise
             sleep(retry_delay(None, attempt))
             continue
-        if response.status_code not in RETRY_STATUSES or attempt == MAX_ATTEMPTS:
+        if response.status_code not in RETRY_STATUSES or attempt == MAX_ATTEMPTS or not retry_server_errors:
             return response
         sleep(retry_delay(response, attempt))
     raise AssertionError("unreachable")
 
 
-def _get_json(http: requests.Session, url: str, timeout: float) -> tuple[dict[str, Any], dict | None]:
-    response = get_with_retry(http, url, timeout=timeout, headers={"Accept": FHIR_JSON})
+def _get_json(http: requests.Session, url: str, timeout: float, *,
+              retry: bool = True) -> tuple[dict[str, Any], dict | None]:
+    response = get_with_retry(http, url, timeout=timeout, headers={"Accept": FHIR_JSON}, retry_server_errors=retry)
     result: dict[str, Any] = {"status": response.status_code}
     try:
         body = response.json()
@@ -132,7 +168,8 @@ def _document_urls(bundle: dict | None, fhir_base: str) -> list[str]:
     return urls
 
 
-def _get_document(http: requests.Session, url: str, timeout: float) -> dict[str, Any]:
-    response = get_with_retry(http, url, timeout=timeout, headers={"Accept": "application/pdf"})
+def _get_document(http: requests.Session, url: str, timeout: float, *, retry: bool = True) -> dict[str, Any]:
+    response = get_with_retry(http, url, timeout=timeout, headers={"Accept": "application/pdf"},
+                              retry_server_errors=retry)
     return {"url": url, "status": response.status_code, "content_type": response.headers.get("Content-Type"),
             "bytes": len(response.content), "pdf": response.content.startswith(b"%PDF-")}

@@ -49,7 +49,8 @@ def matrix(stack: Stack) -> tuple[RunResult, list[tuple[str, type[Scenario], boo
     faults = {id(instance): (fault,) for instance, (fault, _cls, _fails) in zip(instances, CASES)}
     driver = ReferenceVendor(stack.vendor, faults_for=lambda scenario: faults[id(scenario)])
     store = Store(stack.simulator.database_url)
-    harness = stack_harness(stack, store, vendor=driver, patient_bsn="999993653", wait_s=30, quiet_s=1)
+    # quiet_s: long enough for a faulty vendor to show what it must not do, also on a busy 2-core machine
+    harness = stack_harness(stack, store, vendor=driver, patient_bsn="999993653", wait_s=30, quiet_s=3)
     run = run_scenarios(harness, instances, title="fault matrix", workers=8)
     store.close()
     return run, CASES

@@ -63,6 +63,15 @@ def test_waits_are_capped_and_dates_understood(flaky_vendor) -> None:
     assert retry_delay(None, 1) == 0.5 and retry_delay(None, 2) == 1.0
 
 
+def test_without_retries_a_5xx_is_final(flaky_vendor) -> None:
+    """The ignores-retry-after fault: the first 503 is the answer, nothing waited for."""
+    base, seen = flaky_vendor
+    waits: list[float] = []
+    response = get_with_retry(requests.Session(), f"{base}/once", headers={}, timeout=5, sleep=waits.append,
+                              retry_server_errors=False)
+    assert response.status_code == 503 and waits == [] and seen == ["/once"]
+
+
 def test_refused_connection_is_retried_then_raised() -> None:
     waits: list[float] = []
     with pytest.raises(requests.ConnectionError):

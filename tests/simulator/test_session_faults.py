@@ -1,5 +1,6 @@
-"""Fault switches per session: the reference vendor misbehaves in one session only (the matrix test runs every
-fault side by side on one node); a bad name is refused with a message that names the known ones."""
+"""Fault switches and provocations per session: the reference vendor misbehaves in one session only (the matrix test
+runs every fault side by side on one node), the simulator provokes in one session only; a bad name is refused with a
+message that names the known ones."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -43,4 +44,53 @@ def test_unknown_or_malformed_faults_are_refused(tmp_path: Path, faults: object,
     with pytest.raises(SessionError, match=message):
         _create(store, "bad", faults=faults)
     assert store.get_session("bad") is None
+    store.close()
+
+
+def test_a_session_keeps_its_provocations_and_shows_them_only_when_set(tmp_path: Path) -> None:
+    store = Store(sqlite_url(tmp_path / "s.sqlite"))
+    body = {"vendor_role": "receiver", "vendor_ura": "90000101"}
+    create_session(store, {**body, "id": "provoking", "provoke": ["unavailable-once", "refuse-pull-tokens"]},
+                   own_ura="90000202", own_client_id="ref")
+    create_session(store, {**body, "id": "calm"}, own_ura="90000202", own_client_id="ref")
+    stored = store.get_session("provoking")
+    assert stored is not None and stored.config.provoke == ("refuse-pull-tokens", "unavailable-once")
+    assert stored.config.to_dict()["provoke"] == ["refuse-pull-tokens", "unavailable-once"]
+    calm = store.get_session("calm")
+    assert calm is not None and calm.config.provoke == () and "provoke" not in calm.config.to_dict()
+    store.close()
+
+
+@pytest.mark.parametrize("provoke, role, message", [
+    (["no-such-provocation"], "receiver", "provoke: unknown provocation 'no-such-provocation'; known: "
+                                          "refuse-pull-tokens, unavailable-once"),
+    ({"refuse-pull-tokens": True}, "receiver", "provoke must be a list of provocation names"),
+    (["refuse-pull-tokens"], "sender", "provoke: refuse-pull-tokens needs vendor_role 'receiver'"),
+])
+def test_unknown_or_misplaced_provocations_are_refused(tmp_path: Path, provoke: object, role: str,
+                                                       message: str) -> None:
+    store = Store(sqlite_url(tmp_path / "s.sqlite"))
+    with pytest.raises(SessionError, match=message):
+        create_session(store, {"vendor_role": role, "vendor_ura": "90000101", "id": "bad", "provoke": provoke},
+                       own_ura="90000202", own_client_id="ref")
+    assert store.get_session("bad") is None
+    store.close()
+
+
+def test_a_running_session_switches_its_provocations_on_and_off(tmp_path: Path) -> None:
+    from simulator.sessions import set_provocations
+
+    store = Store(sqlite_url(tmp_path / "s.sqlite"))
+    receiver = create_session(store, {"id": "recv", "vendor_role": "receiver", "vendor_ura": "90000101"},
+                              own_ura="90000202", own_client_id="ref")
+    switched = set_provocations(store, receiver, ["unavailable-once", "refuse-pull-tokens"])
+    assert switched.config.provoke == ("refuse-pull-tokens", "unavailable-once")
+    assert store.get_session("recv").config.provoke == ("refuse-pull-tokens", "unavailable-once")  # type: ignore
+    assert set_provocations(store, switched, []).config.provoke == ()
+    assert store.get_session("recv").config.provoke == ()  # type: ignore[union-attr]
+    with pytest.raises(SessionError, match="unknown provocation 'nap'"):
+        set_provocations(store, receiver, ["nap"])
+    sender = _create(store, "send")
+    with pytest.raises(SessionError, match="needs vendor_role 'receiver'"):
+        set_provocations(store, sender, ["refuse-pull-tokens"])
     store.close()
