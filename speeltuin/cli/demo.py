@@ -11,7 +11,7 @@ from speeltuin.cli.common import ExitCode, Subcommands, UserError
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from scenarios.catalogue import demo_scenarios
-    from speeltuin.reports import write_reports
+    from speeltuin.reports import WRITERS, write_reports
     from scenarios.runner import run_scenarios, stack_harness
     from scenarios.stack import StackError, start_stack
     from speeltuin.store import Store
@@ -32,7 +32,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         run = run_scenarios(harness, scenarios, workers=len(scenarios),  # each has its own pair of sessions
                             title="happy and non-happy flows against the reference vendor")
         store.close()
-    written = write_reports(run, out)
+    written = write_reports(run, out, tuple(WRITERS))  # html, json, junit and the FHIR TestReport
     for scenario in run.scenarios:
         counts = scenario.counts()
         print(f"  [{scenario.status}] {scenario.title}: {len(scenario.exchanges)} exchanges, "

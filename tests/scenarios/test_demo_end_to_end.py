@@ -11,6 +11,8 @@ from xml.etree import ElementTree as ET
 
 import pytest
 
+from validators.rules.structure import check_structure
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -97,6 +99,9 @@ def test_reports_redact_tokens_and_render(demo) -> None:
     # no bearer token or access token is ever shown whole
     assert not re.search(r"Bearer [A-Za-z0-9_-]{20,}", html)
     assert not re.search(r'"access_token": "[A-Za-z0-9_-]{20,}"', html)
+    testreport = json.loads((out / "testreport.json").read_text())
+    assert testreport["resourceType"] == "TestReport" and testreport["result"] == "pass"
+    assert check_structure(testreport) == [] and len(testreport["test"]) == len(CATALOGUE)
     suite = ET.parse(out / "junit.xml").getroot()
     assert [s.get("name").split()[0] for s in suite.findall("testsuite")] == CATALOGUE
     assert suite.get("failures") == "0" and int(suite.get("tests")) == len(suite.findall("testsuite/testcase")) > 30
