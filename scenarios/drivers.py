@@ -20,6 +20,7 @@ from speeltuin.records import new_id
 if TYPE_CHECKING:
     from scenarios.base import Scenario
     from scenarios.runner import Harness
+    from scenarios.triggers import Trigger, TriggerOutcome
     from scenarios.vendor_config import VendorConfig
 
 
@@ -141,16 +142,9 @@ class ConfiguredVendor:
     def act(self, h: Harness, scenario: Scenario, action: str, **extra: str) -> str:
         if action == "pull" and "pull" not in self.config.triggers:
             return "no pull trigger in the vendor.toml: the vendor pulls by itself when notified"
-        session = scenario.session
-        if session is None:
-            raise DriverError("the scenario has no session")
-        from scenarios.triggers import TriggerContext, trigger_for
+        from scenarios.triggers import trigger_for
 
-        context = TriggerContext(action=action, scenario_id=scenario.id, session_id=session.id,
-                                 patient_bsn=h.patient_bsn, endpoints=dict(session.endpoints), extra=dict(extra))
-        # an action without a trigger is asked of a person: the terminal, the API (the step's instruction) show it
-        outcome = trigger_for(self.config.triggers, action).fire(
-            context, ask=lambda instruction: h.progress.asked(scenario.id, instruction))
+        outcome = _fire(trigger_for(self.config.triggers, action), h, scenario, action, extra)
         if not outcome.ok:
             raise DriverError(f"the {outcome.kind} trigger for {action!r} failed: {outcome.detail}")
         return f"{outcome.kind} trigger for {action!r}: {outcome.detail}"
@@ -183,16 +177,24 @@ class SessionVendor:
         return ScenarioSession(self.session_id, view["endpoints"])
 
     def act(self, h: Harness, scenario: Scenario, action: str, **extra: str) -> str:
-        from scenarios.triggers import ManualTrigger, TriggerContext
+        from scenarios.triggers import ManualTrigger
 
         if action == "pull":
             return "the vendor pulls by itself when notified"
-        session = scenario.session
-        if session is None:
-            raise DriverError("the scenario has no session")
-        context = TriggerContext(action=action, scenario_id=scenario.id, session_id=session.id,
-                                 patient_bsn=h.patient_bsn, endpoints=dict(session.endpoints), extra=dict(extra))
-        return ManualTrigger().fire(context, ask=lambda instruction: h.progress.asked(scenario.id, instruction)).detail
+        return _fire(ManualTrigger(), h, scenario, action, extra).detail
+
+
+def _fire(trigger: Trigger, h: Harness, scenario: Scenario, action: str, extra: dict[str, str]) -> TriggerOutcome:
+    """Make the vendor act through `trigger`, with everything the scenario's session tells; a person who must act
+    is told through the run's progress (the terminal, and the step's instruction in the store and the API)."""
+    from scenarios.triggers import TriggerContext
+
+    session = scenario.session
+    if session is None:
+        raise DriverError("the scenario has no session")
+    context = TriggerContext(action=action, scenario_id=scenario.id, session_id=session.id,
+                             patient_bsn=h.patient_bsn, endpoints=dict(session.endpoints), extra=dict(extra))
+    return trigger.fire(context, ask=lambda instruction: h.progress.asked(scenario.id, instruction))
 
 
 def vendor_origin(config: VendorConfig) -> str:
