@@ -63,3 +63,24 @@ def test_jti_replay_detected(url: str) -> None:
     assert not store.use_jti("client-a", "j1", time.time() + 60)
     assert store.use_jti("client-b", "j1", time.time() + 60)
     store.close()
+
+
+def test_run_steps_and_the_run_queue_on_both_backends(url: str) -> None:
+    """The stored waiting state and the API's run queue, on SQLite and PostgreSQL, across a restart."""
+    store = Store(url)
+    store.create_session(Session("q-1", "Q", Role.RECEIVER, SessionConfig("12345678", "v", "90000101", "s"), 1.0))
+    store.queue_run("run-a", "q-1", ["RCV-01"], title="asked")
+    store.queue_run("run-b", "q-1", [], title="asked again")
+    store.record_step("run-a", "RCV-01", "notify", status="pending", title="Notify", position=0)
+    store.record_step("run-a", "RCV-01", "notify", status="waiting", waiting_for="the pull", wait_until=9.5,
+                      instruction="pull now")
+    store.close()
+    store = Store(url)
+    [step] = store.run_steps("run-a")
+    assert (step["status"], step["waiting_for"], step["wait_until"], step["instruction"]) == (
+        "waiting", "the pull", 9.5, "pull now")
+    assert store.get_run("run-a")["status"] == "queued" and store.queued_session("run-a") == "q-1"  # type: ignore
+    first, second, none = store.take_queued_run(), store.take_queued_run(), store.take_queued_run()
+    assert (first["run_id"], first["scenario_ids"]) == ("run-a", ["RCV-01"])  # type: ignore[index]
+    assert (second["run_id"], second["scenario_ids"]) == ("run-b", []) and none is None  # type: ignore[index]
+    store.close()
