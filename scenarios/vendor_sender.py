@@ -80,10 +80,12 @@ class VendorAsSender(Scenario, kind="happy"):
         if response.status_code != 200:
             raise StepFailed(f"probe {kind} could not be made: {response.text[:300]}")
         result = response.json()
-        if result["findings"]:
-            shown = "; ".join(f"{f['rule']}: {f['message']}" for f in result["findings"])
+        errors = [f for f in result["findings"] if f["severity"] == "error"]
+        shown = "; ".join(f"{f['rule']}: {f['message']}" for f in errors or result["findings"])
+        if errors:
             raise StepFailed(f"{result['method']} {result['url']} → {result['status']}: {shown}")
-        return f"{result['method']} {result['url']} → {result['status']}, as required"
+        noted = f" (noted: {shown})" if result["findings"] else ""
+        return f"{result['method']} {result['url']} → {result['status']}, as required{noted}"
 
 
 class UpdatePulledAgain(VendorAsSender, kind="happy"):
@@ -260,8 +262,9 @@ class RefusesOtherPatient(ProbeRefused, kind="negative"):
     title = "Vendor as sending node: its FHIR server gives none of another patient's data"
     description = ("With this notification's token the simulator asks for another patient's data. SPEC §5.4 "
                    "wants 403 (or 404); another 4xx without the data is noted, not failed.")
-    outcome = "403 or 404 with an OperationOutcome, and no resource of the other patient."
-    rules = ("HTTP-008", "HTTP-003")
+    outcome = ("403 or 404 with an OperationOutcome, and no resource of the other patient (another 4xx without "
+               "their data is noted, HTTP-011, not failed).")
+    rules = ("HTTP-008", "HTTP-011", "HTTP-003")
     spec = "SPEC §5.4"
     catches = ("leaks-other-patient",)
     session_prefix = "otherpat"

@@ -34,7 +34,13 @@ from speeltuin.keys import ASSERTION_LIFETIME_S, Signer
 from speeltuin.records import Notification, NotificationOrigin, Role, Session, TlsFiles
 from speeltuin.store import Store
 from validators.findings import Finding, errors
-from validators.rules.http import check_accept_honoured, check_bearer_challenge, check_error_status, check_fhir_response
+from validators.rules.http import (
+    check_accept_honoured,
+    check_bearer_challenge,
+    check_error_status,
+    check_fhir_response,
+    check_other_patient_answer,
+)
 from validators.rules.jwt_assertion import check_assertion, check_jti_replay
 from validators.rules.token_request import check_grant_refused, check_token_response
 from validators.spec import BSN_SYSTEM, CLIENT_ASSERTION_TYPE, GRANT_JWT_BEARER
@@ -148,9 +154,9 @@ def _search(http: requests.Session, kind: str, url: str, token: str | None, time
         # SPEC §3 step 5: the search in XML; a server that cannot write XML says so with 406
         if response.status_code != 406:
             findings += check_accept_honoured(accept, None, response.headers.get("Content-Type"))
-    elif response.status_code != 200 or _leaks(response, other_bsn or ""):
-        # Search narrowing may answer 200 with nothing of that patient; anything of theirs is a leak.
-        findings += check_error_status("other-patient", response.status_code)
+    else:  # other-patient: search narrowing may answer 200 with nothing of theirs; anything of theirs is a leak
+        findings += check_other_patient_answer(response.status_code,
+                                               leaked=response.status_code == 200 and _leaks(response, other_bsn or ""))
     return _result(kind, "GET", url, response, findings)
 
 

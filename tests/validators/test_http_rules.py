@@ -11,6 +11,7 @@ from validators.rules.http import (
     check_created,
     check_error_status,
     check_fhir_response,
+    check_other_patient_answer,
 )
 from validators.spec import BGZ_QUERIES, DOCUMENTS_QUERY, find_query
 
@@ -116,6 +117,13 @@ CASES = [
     quiet("HTTP-008", "404-by-choice", lambda: check_error_status("other-patient", 404)),
     fires("HTTP-008", "200", lambda: check_error_status("other-patient", 200)),
     fires("HTTP-008", "404-when-403-chosen", lambda: check_error_status("other-patient", 404, allowed=(403,))),
+    fires("HTTP-008", "leaked", lambda: check_other_patient_answer(200, leaked=True)),
+    fires("HTTP-008", "server-error", lambda: check_other_patient_answer(500, leaked=False)),
+    quiet("HTTP-008", "other-4xx-is-only-noted", lambda: check_other_patient_answer(400, leaked=False)),
+    quiet("HTTP-011", "403", lambda: check_other_patient_answer(403, leaked=False)),
+    quiet("HTTP-011", "narrowed-200", lambda: check_other_patient_answer(200, leaked=False)),
+    fires("HTTP-011", "400-without-data", lambda: check_other_patient_answer(400, leaked=False)),
+    fires("HTTP-011", "401-without-data", lambda: check_other_patient_answer(401, leaked=False)),
     quiet("HTTP-009", "400", lambda: check_error_status("malformed-query", 400)),
     fires("HTTP-009", "500", lambda: check_error_status("malformed-query", 500)),
     fires("HTTP-009", "200", lambda: check_error_status("malformed-query", 200)),

@@ -185,3 +185,19 @@ def check_error_status(situation: ErrorSituation, status: int, *, allowed: Colle
     wanted = " or ".join(str(s) for s in expected)
     return [situation_rules[situation].finding(f"{situation}: answered {status}; expected {wanted}",
                                                "response.status")]
+OTHER_PATIENT_OTHER_REFUSAL = rule("HTTP-011", "warning", "request for another patient's data refused with another "
+                                  "4xx than 403 or 404 (noted)", "SPEC §5.4")
+
+
+@emits(OTHER_PATIENT_OTHER_REFUSAL)
+def check_other_patient_answer(status: int, *, leaked: bool) -> list[Finding]:
+    """A request for another patient's data (SPEC §5.4): 403 (or 404); a 200 narrowed to nothing of theirs is
+    fine too; another 4xx without their data is noted, not failed; anything else is HTTP-008."""
+    if status in (403, 404) or (status == 200 and not leaked):
+        return []
+    if 400 <= status < 500:
+        return [OTHER_PATIENT_OTHER_REFUSAL.finding(f"answered {status}, without the other patient's data; SPEC "
+                                                    "§5.4 wants 403 (or 404)", "response.status")]
+    return check_error_status("other-patient", status)
+
+
