@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Flask, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, InternalServerError
 
 from simulator.endpoints.admin_api import admin_api
 from simulator.endpoints.auth_server import auth_server
@@ -17,6 +17,7 @@ from simulator.fhir.format import UnsupportedFormat
 from simulator.fhir.patient_data import PatientData
 from simulator.mtls import client_certificate_problem
 from simulator.runtime import EXTENSION, Runtime, SimulatorConfig, runtime
+from simulator.web import TEMPLATE_DIR, error_page, init_web, is_web_path
 from speeltuin.keys import Signer
 from speeltuin.store import Store
 
@@ -27,13 +28,16 @@ _VENDOR_FACING = {"auth_server", "fhir_server", "notification_endpoint"}  # what
 def create_app(config: SimulatorConfig) -> Flask:
     """Build the runtime, register the endpoints, and answer every error in the caller's format."""
     config.faults = check_faults(config.faults)  # UnknownFault (a ValueError) for a name not in FAULTS
-    app = Flask("speeltuin.simulator")
+    # templates/ is the package's, never the working directory's; static files only under /ui/static (web UI)
+    app = Flask("speeltuin.simulator", template_folder=str(TEMPLATE_DIR), static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
     app.url_map.converters["fhirtype"] = ResourceTypeConverter
     store = Store(config.database_url)
     app.extensions[EXTENSION] = Runtime(config, store, Signer.load_or_create(store), PatientData(store))
     for blueprint in (admin_api, evidence_api, auth_server, fhir_server, notification_endpoint):
         app.register_blueprint(blueprint)
+    # The web UI under /ui/ (its cookie, and CSRF for its forms only: the APIs and vendor endpoints take none)
+    init_web(app, store, https=config.tls is not None or (config.public_url or "").startswith("https://"))
 
     @app.before_request
     def require_client_certificate() -> Any:
@@ -66,8 +70,10 @@ def create_app(config: SimulatorConfig) -> Flask:
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Any:
-        # Client mistakes get the error format of the endpoint they called, never an HTML page.
+        # Client mistakes get the error format of the endpoint they called: a page only in the web UI (/ui).
         message = exc.description or exc.name
+        if is_web_path(request.path):  # the web UI answers with a page
+            return error_page(exc)
         if request.path.startswith("/api/"):
             return {"error": message}, exc.code
         if request.path.endswith("/token"):
@@ -77,6 +83,8 @@ def create_app(config: SimulatorConfig) -> Flask:
     @app.errorhandler(Exception)
     def unexpected(exc: Exception) -> Any:
         app.logger.exception("unexpected error on %s %s", request.method, request.path)
+        if is_web_path(request.path):
+            return error_page(InternalServerError())
         return operation_outcome(500, f"internal error: {type(exc).__name__}")
 
     return app

@@ -1,19 +1,23 @@
-"""The store: sessions, notifications, tokens, exchanges, findings and runs (SQLAlchemy Core).
+"""The store: sessions, notifications, tokens, exchanges, findings, runs and the web UI's accounts (SQLAlchemy Core).
 
 SQLite file by default; any SQLAlchemy URL works (PostgreSQL by `postgresql+psycopg://...`).
 Times are epoch seconds (float) so they compare the same on every backend.
-Tokens are stored only as SHA-256 hashes: a leaked database leaks no usable token.
+Tokens are stored only as SHA-256 hashes: a leaked database leaks no usable token. Case managers' passwords
+are stored only as argon2id hashes.
 """
 from __future__ import annotations
 
 import hashlib
 import hmac
 import json
+import re
 import secrets
 import time
 from pathlib import Path
 from typing import Any, Iterable
 
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import (
     Column,
     Float,
@@ -28,6 +32,7 @@ from sqlalchemy import (
     delete,
     event,
     exists,
+    func,
     insert,
     select,
     update,
@@ -92,6 +97,24 @@ session_keys = Table(
     Column("key_hash", String(64), nullable=False, index=True),
     Column("created_at", Float, nullable=False),
 )
+
+# Secrets of this installation that must survive a restart, by name (e.g. the web UI's cookie signing key).
+instance_secrets = Table(
+    "instance_secrets", metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+# Case managers' accounts for the web UI: only an argon2id hash of the password is kept.
+users = Table(
+    "users", metadata,
+    Column("username", String(64), primary_key=True),
+    Column("password_hash", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+USERNAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
+MIN_PASSWORD_LENGTH = 12
 
 tokens = Table(
     "tokens", metadata,
@@ -208,6 +231,22 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+class AccountError(ValueError):
+    """An account that cannot be added or removed as asked; the message says why."""
+
+
+def check_new_user(username: str, password: str) -> None:
+    """Refuse a username that is not 1-64 of A-Z, a-z, 0-9, '.', '_', '@', '-' (starting with a letter or digit),
+    and a password shorter than MIN_PASSWORD_LENGTH characters."""
+    if not USERNAME_PATTERN.match(username):
+        raise AccountError(f"the username must be 1-64 characters of letters, digits, '.', '_', '@' and '-', starting "
+                        f"with a letter or digit, got {username!r}")
+    if not password:
+        raise AccountError("the password is empty")
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise AccountError(f"the password must be at least {MIN_PASSWORD_LENGTH} characters long")
+
+
 def _set_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # WAL lets the proxy and the simulator write the same file from two processes.
     cursor = dbapi_connection.cursor()
@@ -228,9 +267,76 @@ class Store:
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _set_sqlite_pragmas)
         metadata.create_all(self.engine)
+        self._hasher = PasswordHasher()  # argon2id with argon2-cffi's current recommended parameters
+        self._dummy_hash: str | None = None  # verified against for unknown users, so they take as long
 
     def close(self) -> None:
         self.engine.dispose()
+
+    # --- secrets of the installation ------------------------------------------------------------
+    def instance_secret(self, name: str) -> str:
+        """The named secret of this installation, made (random, 48 bytes) the first time it is asked for and kept,
+        so that what it signs stays valid across restarts and between processes sharing the store."""
+        with self.engine.connect() as c:
+            value = c.execute(select(instance_secrets.c.value).where(instance_secrets.c.name == name)).scalar()
+        if value is not None:
+            return value
+        try:
+            with self.engine.begin() as c:
+                c.execute(insert(instance_secrets).values(name=name, value=secrets.token_urlsafe(48),
+                                                          created_at=time.time()))
+        except IntegrityError:
+            pass  # another process made it first: use theirs
+        with self.engine.connect() as c:
+            return c.execute(select(instance_secrets.c.value).where(instance_secrets.c.name == name)).scalar_one()
+
+    # --- case managers' accounts (web UI) -------------------------------------------------------
+    def add_user(self, username: str, password: str) -> None:
+        """Add a case manager; AccountError for a bad username, a short password or a username taken already."""
+        check_new_user(username, password)
+        try:
+            with self.engine.begin() as c:
+                c.execute(insert(users).values(username=username, password_hash=self._hasher.hash(password),
+                                               created_at=time.time()))
+        except IntegrityError as exc:
+            raise AccountError(f"a user {username!r} exists already") from exc
+
+    def verify_user(self, username: str, password: str) -> bool:
+        """Whether the password is this user's. argon2 compares in constant time; an unknown user is checked
+        against a dummy hash, so the answer takes as long either way. A hash made with older parameters is
+        renewed on a successful check."""
+        if self._dummy_hash is None:  # made before the lookup, so the first answer is not slower for one case
+            self._dummy_hash = self._hasher.hash(secrets.token_urlsafe(16))
+        with self.engine.connect() as c:
+            stored = c.execute(select(users.c.password_hash).where(users.c.username == username)).scalar()
+        known = stored is not None
+        if stored is None:
+            stored = self._dummy_hash
+        try:
+            self._hasher.verify(stored, password)
+        except (VerificationError, InvalidHashError):
+            return False
+        if known and self._hasher.check_needs_rehash(stored):
+            with self.engine.begin() as c:
+                c.execute(update(users).where(users.c.username == username)
+                          .values(password_hash=self._hasher.hash(password)))
+        return known
+
+    def get_user(self, username: str) -> dict[str, Any] | None:
+        """The account's `username` and `created_at` (never the hash); None when there is no such user."""
+        with self.engine.connect() as c:
+            row = c.execute(select(users.c.username, users.c.created_at).where(users.c.username == username)).first()
+        return {"username": row.username, "created_at": row.created_at} if row else None
+
+    def list_users(self) -> list[dict[str, Any]]:
+        """The accounts by username: `username` and `created_at` (never the hash)."""
+        with self.engine.connect() as c:
+            rows = c.execute(select(users.c.username, users.c.created_at).order_by(users.c.username)).all()
+        return [{"username": r.username, "created_at": r.created_at} for r in rows]
+
+    def remove_user(self, username: str) -> bool:
+        with self.engine.begin() as c:
+            return c.execute(delete(users).where(users.c.username == username)).rowcount > 0
 
     # --- instance key ---------------------------------------------------------------------------
     def load_instance_key(self) -> tuple[str, str] | None:
@@ -291,6 +397,12 @@ class Store:
             stored = c.execute(select(session_keys.c.key_hash)
                                .where(session_keys.c.session_id == session_id)).scalar()
         return stored is not None and hmac.compare_digest(hash_token(key).encode(), stored.encode())
+
+    def session_key_hash(self, session_id: str) -> str | None:
+        """The SHA-256 hash of the session's current access key (None when it has none): changes when the key is
+        replaced, so what was opened with the old key can be closed."""
+        with self.engine.connect() as c:
+            return c.execute(select(session_keys.c.key_hash).where(session_keys.c.session_id == session_id)).scalar()
 
     def session_of_key(self, key: str) -> str | None:
         """The session whose access key this is, if any (looked up by hash, never by the key itself)."""
@@ -412,6 +524,30 @@ class Store:
             page = page[:limit]
             return page, page[-1].id
         return page, None
+
+    def get_exchange(self, exchange_id: int) -> Exchange | None:
+        """One exchange with its findings."""
+        found = self._exchanges(select(exchanges).where(exchanges.c.id == exchange_id))
+        return found[0] if found else None
+
+    def session_activity(self, session_ids: Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
+        """Per session with recorded exchanges (all, or those named): `exchanges` (how many), `errors` (error
+        findings, rules suppressed for the session not counted) and `last` (the newest exchange's start, epoch
+        seconds); counted in SQL."""
+        not_suppressed = ~exists().where((suppressions.c.session_id == findings.c.session_id)
+                                         & (suppressions.c.rule == findings.c.rule))
+        of_exchanges, of_findings = exchanges.c.session_id.isnot(None), findings.c.session_id.isnot(None)
+        if session_ids is not None:
+            wanted = list(session_ids)
+            of_exchanges, of_findings = exchanges.c.session_id.in_(wanted), findings.c.session_id.in_(wanted)
+        with self.engine.connect() as c:
+            counted = c.execute(select(exchanges.c.session_id, func.count(), func.max(exchanges.c.started_at))
+                                .where(of_exchanges).group_by(exchanges.c.session_id)).all()
+            errors = dict(c.execute(select(findings.c.session_id, func.count())
+                                    .where(of_findings & (findings.c.severity == "error") & not_suppressed)
+                                    .group_by(findings.c.session_id)).all())
+        return {session_id: {"exchanges": count, "errors": errors.get(session_id, 0), "last": last}
+                for session_id, count, last in counted}
 
     def _exchanges(self, query: Any) -> list[Exchange]:
         """The exchanges a query selects, each with its findings (one more query for all of them)."""

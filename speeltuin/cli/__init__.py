@@ -21,12 +21,13 @@ from speeltuin.cli import (
     scenarios,
     serve,
     sessions,
+    users,
     validate,
     vendor,
 )
 from speeltuin.cli.common import ExitCode, UserError, resolve_defaults
 
-GROUPS = (serve, proxy, demo, run, vendor, scenarios, sessions, notify, evidence, patients, pki, validate)
+GROUPS = (serve, proxy, demo, run, vendor, scenarios, sessions, notify, evidence, patients, pki, validate, users)
 
 
 def build_parser() -> argparse.ArgumentParser:
