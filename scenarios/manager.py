@@ -49,8 +49,16 @@ def run_queued(store: Store, simulator: Node, request: dict[str, Any], *, wait_s
                   f"{session.id}", run_id=request["run_id"])
 
 
+def publish_catalogue(store: Store) -> None:
+    """Tell the simulator (its web UI) which scenarios this test manager can run."""
+    store.publish_scenarios([{"id": cls.id, "vendor_role": cls.vendor_role, "kind": cls.kind, "title": cls.title,
+                              "outcome": cls.outcome} for cls in all_scenarios()])
+
+
 def work(store: Store, simulator: Node, stop: threading.Event, **options: float) -> None:
-    """Take queued runs until `stop` is set; a run that breaks is recorded as failed, the manager goes on."""
+    """Publish the catalogue, then take queued runs until `stop` is set; a run that breaks is recorded as failed,
+    the manager goes on."""
+    publish_catalogue(store)
     while not stop.is_set():
         request = store.take_queued_run()
         if request is None:

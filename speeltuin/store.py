@@ -216,6 +216,18 @@ run_steps = Table(
 )
 STEP_STATUSES = ("pending", "running", "waiting", "passed", "failed", "skipped")
 
+# The scenario catalogue as the test manager published it when it started (the simulator cannot import it):
+# what the web UI offers to run.
+published_scenarios = Table(
+    "published_scenarios", metadata,
+    Column("id", String(16), primary_key=True),
+    Column("position", Integer, nullable=False),
+    Column("vendor_role", String(16), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("title", Text, nullable=False),
+    Column("outcome", Text, nullable=False),
+)
+
 # Runs asked for over the API (POST /api/sessions/<id>/runs), until the test manager takes them.
 run_queue = Table(
     "run_queue", metadata,
@@ -636,6 +648,20 @@ class Store:
         with self.engine.connect() as c:
             row = c.execute(select(runs).where(runs.c.id == run_id)).first()
         return json.loads(row.result) if row else None
+
+    def publish_scenarios(self, scenarios: list[dict[str, str]]) -> None:
+        """Replace the published catalogue (each: id, vendor_role, kind, title, outcome), in this order."""
+        with self.engine.begin() as c:
+            c.execute(delete(published_scenarios))
+            if scenarios:
+                c.execute(insert(published_scenarios), [{**s, "position": n} for n, s in enumerate(scenarios)])
+
+    def published_scenarios(self, vendor_role: str | None = None) -> list[dict[str, Any]]:
+        query = select(published_scenarios).order_by(published_scenarios.c.position)
+        if vendor_role is not None:
+            query = query.where(published_scenarios.c.vendor_role == vendor_role)
+        with self.engine.connect() as c:
+            return [dict(row._mapping) for row in c.execute(query).all()]
 
     def queue_run(self, run_id: str, session_id: str, scenario_ids: list[str], title: str) -> None:
         """A run asked for over the API: queued for the test manager, and shown as queued until it starts."""

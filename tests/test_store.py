@@ -84,3 +84,18 @@ def test_run_steps_and_the_run_queue_on_both_backends(url: str) -> None:
     assert (first["run_id"], first["scenario_ids"]) == ("run-a", ["RCV-01"])  # type: ignore[index]
     assert (second["run_id"], second["scenario_ids"]) == ("run-b", []) and none is None  # type: ignore[index]
     store.close()
+
+
+def test_the_published_catalogue_is_replaced_whole(tmp_path) -> None:
+    from scenarios.catalogue import all_scenarios
+    from scenarios.manager import publish_catalogue
+
+    store = Store(sqlite_url(tmp_path / "s.sqlite"))
+    store.publish_scenarios([{"id": "X-01", "vendor_role": "sender", "kind": "happy", "title": "t", "outcome": "o"}])
+    publish_catalogue(store)
+    published = store.published_scenarios()
+    assert [s["id"] for s in published] == [cls.id for cls in all_scenarios()]
+    assert [s["id"] for s in store.published_scenarios("sender")] == [cls.id for cls in all_scenarios()
+                                                                     if cls.vendor_role == "sender"]
+    assert all(s["title"] and s["outcome"] for s in published)
+    store.close()
