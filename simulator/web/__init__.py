@@ -1,5 +1,6 @@
 """The web UI under /ui/: case managers (accounts) and vendors (their session's access key) look at sessions, their
-endpoints, exchanges, findings and reports. Server-rendered Jinja2 pages (templates/web/), Pico CSS and htmx shipped
+endpoints, exchanges, findings and reports, make the simulator act in a session (notify, cancel, probe) and ask the
+test manager for runs, followed live. Server-rendered Jinja2 pages (templates/web/), Pico CSS and htmx shipped
 in templates/static/ (served at /ui/static/, nothing from the internet).
 
 `init_web(app, store)` is called by the app factory. It sets what the UI needs and nothing else needs:
@@ -16,6 +17,7 @@ from flask import Flask, request
 from flask.sessions import SecureCookieSessionInterface
 from flask_wtf.csrf import CSRFProtect
 
+from simulator.web import runs  # noqa: F401 - its routes join the blueprint
 from simulator.web.views import TEMPLATE_DIR, error_page, web
 from speeltuin.store import Store
 

@@ -1,5 +1,5 @@
-"""The web UI's pages: sign-in and sign-out, the sessions, one session (its endpoints and exchanges, live), one
-exchange, and the session's reports as downloads.
+"""The web UI's pages: sign-in and sign-out, the sessions, one session (its endpoints and exchanges, live, and its
+act panel), one exchange, and the session's reports as downloads. The runs of the test manager: runs.py.
 
 Routes (all under /ui):
 - GET  /sign-in; POST /sign-in/case-manager (username, password); POST /sign-in/vendor (access key); POST /sign-out
@@ -10,7 +10,12 @@ Routes (all under /ui):
                                               one shown (204 when there are none)
 - GET  /sessions/<id>/exchanges/<exchange id> one exchange: headers, bodies (redacted when recorded), findings
 - GET  /sessions/<id>/report.<kind>           the report (html, json, junit.xml, testreport.json)
+- POST /sessions/<id>/notify                  act now (actions.py): notify the vendor (patient or bsn, workflow_task)
+- POST /sessions/<id>/notifications/<notification id>/cancel   cancel a notification the simulator sent
+- POST /sessions/<id>/probe                   one probe of the vendor's servers (probe)
+- GET  /sessions/<id>/notifications/<notification id>/exchange  htmx fragment: the link to the recorded Task sent
 - GET  /static/<file>                         Pico CSS and htmx, shipped with the package
+- GET  /assets/<file>                         the UI's own scripts (templates/web/static/)
 """
 from __future__ import annotations
 
@@ -18,11 +23,9 @@ import json
 import secrets
 from collections import Counter
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
 from flask import (
-    Blueprint,
     Response,
     abort,
     current_app,
@@ -31,6 +34,7 @@ from flask import (
     redirect,
     render_template,
     request,
+    send_from_directory,
     url_for,
 )
 from flask_wtf import FlaskForm
@@ -39,19 +43,18 @@ from werkzeug.exceptions import HTTPException
 from wtforms import PasswordField, StringField
 from wtforms.validators import InputRequired, Length
 
-import templates
 from simulator.endpoints.evidence_api import REPORTS
 from simulator.runtime import runtime
 from simulator.sessions import session_endpoints
-from simulator.web import auth
+from simulator.web import actions, auth
+from simulator.web.common import TEMPLATE_DIR, visible_session, web
 from speeltuin.records import Exchange, Session, Tag
 from speeltuin.reports import WRITERS
+from speeltuin.results import RunResult
 from speeltuin.session_report import BadParameter, ExchangeQuery, UnknownSession, session_report
 from validators.findings import SEVERITIES
 
-TEMPLATE_DIR = Path(templates.__file__).resolve().parent  # the app's template folder (app.py); pages in web/
-web = Blueprint("web", __name__, url_prefix="/ui", static_folder=str(TEMPLATE_DIR / "static"),
-                static_url_path="/static")
+__all__ = ["TEMPLATE_DIR", "error_page", "web"]
 
 PAGE_SIZE = 50
 POLL_EVERY = "2s"
@@ -93,7 +96,7 @@ def protect_forms() -> None:
 
 @web.after_request
 def security_headers(response: Response) -> Response:
-    return secure(response, cache=request.endpoint == "web.static")
+    return secure(response, cache=request.endpoint in ("web.static", "web.asset"))
 
 
 def csp_nonce() -> str:
@@ -188,7 +191,8 @@ def sign_in_vendor() -> Any:
         return _sign_in_page(FAILED_SIGN_IN, 401)
     wanted = auth.safe_next(request.form.get("next"))
     own = url_for("web.session_page", session_id=session_id)
-    mine = wanted is not None and (wanted == own or wanted.startswith((own + "/", own + "?")))
+    # its own session's pages, or a run's page (which checks that the run worked in its session)
+    mine = wanted is not None and (wanted == own or wanted.startswith((own + "/", own + "?", "/ui/runs/")))
     return redirect(wanted if mine else own)
 
 
@@ -214,14 +218,6 @@ def dashboard() -> Any:
     return render_template("web/dashboard.html", rows=rows)
 
 
-def _visible_session(session_id: str) -> Session:
-    auth.may_see_session(session_id)
-    session = runtime().store.get_session(session_id)
-    if session is None:
-        abort(404)
-    return session
-
-
 def _filters() -> ExchangeQuery:
     """The exchange filters of the URL ('' from the filter form means: any)."""
     args = request.args
@@ -235,7 +231,11 @@ def _filters() -> ExchangeQuery:
 @web.get("/sessions/<session_id>")
 @auth.signed_in
 def session_page(session_id: str) -> Any:
-    session = _visible_session(session_id)
+    return _session_page(visible_session(session_id))
+
+
+def _session_page(session: Session, act: dict[str, Any] | None = None) -> Any:
+    """The session page; `act`: the act panel as an action left it (its outcome, a form with its errors)."""
     store = runtime().store
     query = _filters()
     page, cursor = store.query_exchanges(session.id, tag=query.tag, severity=query.severity, after=query.after,
@@ -250,7 +250,7 @@ def session_page(session_id: str) -> Any:
         "web/session.html", session=session, endpoints=shown_endpoints, query=query,
         rows=[_row(ex, suppressions) for ex in page], tags=[t.value for t in Tag], severities=SEVERITIES,
         counts=_counts(session.id), reports=REPORT_LABELS, suppressions=suppressions,
-        **_paging(session.id, query, page, cursor))
+        act=act or actions.act_panel(session), **_paging(session.id, query, page, cursor))
 
 
 def _paging(session_id: str, query: ExchangeQuery, page: list[Exchange], cursor: int | None,
@@ -282,7 +282,7 @@ def _row(ex: Exchange, suppressions: dict[str, str]) -> dict[str, Any]:
 @auth.signed_in
 def live_rows(session_id: str) -> Any:
     """The exchanges recorded after `after` (at most `room`, what is left of the page), for htmx to append."""
-    session = _visible_session(session_id)
+    session = visible_session(session_id)
     query = _filters()
     try:
         room = int(request.args.get("room", ""))
@@ -303,7 +303,7 @@ def live_rows(session_id: str) -> Any:
 @web.get("/sessions/<session_id>/exchanges/<int:exchange_id>")
 @auth.signed_in
 def exchange_page(session_id: str, exchange_id: int) -> Any:
-    session = _visible_session(session_id)
+    session = visible_session(session_id)
     store = runtime().store
     ex = store.get_exchange(exchange_id)
     if ex is None or ex.session_id != session.id:
@@ -328,16 +328,22 @@ def _shown_body(body: str) -> dict[str, Any]:
 @auth.signed_in
 def report(session_id: str, kind: str) -> Any:
     """The session's report as a download (the HTML one opens in the browser)."""
-    session = _visible_session(session_id)
+    session = visible_session(session_id)
     if kind not in REPORTS:
         abort(404)
-    writer, content_type = REPORTS[kind]
     try:
         run = session_report(runtime().store, session.id)
     except UnknownSession:
         abort(404)
+    return report_response(run, f"speeltuin-{session.id}-report", kind)
+
+
+def report_response(run: RunResult, stem: str, kind: str) -> Response:
+    """A report (`kind`: a key of REPORTS) as the UI serves it: the HTML one opens in the browser, the others are
+    downloads named `<stem>.<kind>`."""
+    writer, content_type = REPORTS[kind]
     response = Response(WRITERS[writer][1](run), status=200, content_type=content_type)
-    filename = f"speeltuin-{session.id}-report.{kind}"
+    filename = f"{stem}.{kind}"
     if kind == "html":
         response.headers["Content-Disposition"] = f'inline; filename="{filename}"'
         # the report is one self-contained page with its own <style> and no script
@@ -347,3 +353,65 @@ def report(session_id: str, kind: str) -> Any:
     else:
         response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
+
+
+# --- act now (simulator/web/actions.py): notify, cancel, probe ------------------------------------------------------
+# Each form posts to its own address. With htmx (HX-Request) the answer is the act panel alone, which replaces the
+# one on the page; without JavaScript it is the whole session page with the panel showing the outcome.
+@web.post("/sessions/<session_id>/notify")
+@auth.signed_in
+def act_notify(session_id: str) -> Any:
+    session = visible_session(session_id)
+    form = actions.notify_form(request.form)
+    result = actions.notify_now(session, form)
+    return _acted(session, actions.act_panel(session, notify=form, result=result))
+
+
+@web.post("/sessions/<session_id>/notifications/<notification_id>/cancel")
+@auth.signed_in
+def act_cancel(session_id: str, notification_id: str) -> Any:
+    session = visible_session(session_id)
+    return _acted(session, actions.act_panel(session, result=actions.cancel_now(session, notification_id)))
+
+
+@web.post("/sessions/<session_id>/probe")
+@auth.signed_in
+def act_probe(session_id: str) -> Any:
+    session = visible_session(session_id)
+    form = actions.probe_form(request.form)
+    result = actions.probe_now(session, form)
+    return _acted(session, actions.act_panel(session, probe=form, result=result))
+
+
+def _acted(session: Session, act: dict[str, Any]) -> Any:
+    if request.headers.get("HX-Request"):
+        return render_template("web/_act.html", session=session, act=act)
+    return _session_page(session, act)
+
+
+@web.get("/sessions/<session_id>/notifications/<notification_id>/exchange")
+@auth.signed_in
+def act_exchange(session_id: str, notification_id: str) -> Any:
+    """htmx fragment of the result panel: the link to the proxy's record of the Task sent (`kind` notify or cancel)
+    once it is there; asked again once a second, at most actions.EXCHANGE_TRIES times."""
+    session = visible_session(session_id)
+    notification = runtime().store.get_notification(notification_id)
+    if notification is None or notification.session_id != session.id:
+        abort(404)
+    kind = request.args.get("kind", "notify")
+    if kind not in ("notify", "cancel"):
+        abort(400, description="kind: must be notify or cancel")
+    try:
+        tries = int(request.args.get("tries", "0"))
+    except ValueError:
+        tries = actions.EXCHANGE_TRIES
+    result = {"kind": kind, "notification_id": notification.id, "tries": tries + 1,
+              "tag": "notification" if kind == "notify" else "cancellation",
+              "exchange": actions.recorded_exchange(session.id, notification, kind)}
+    return render_template("web/_act_exchange.html", session=session, r=result, max_tries=actions.EXCHANGE_TRIES)
+
+
+@web.get("/assets/<name>")
+def asset(name: str) -> Any:
+    """The UI's own scripts (templates/web/static/): the run page's countdown, focus after an htmx action."""
+    return send_from_directory(TEMPLATE_DIR / "web" / "static", name, max_age=300)

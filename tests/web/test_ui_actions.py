@@ -1,0 +1,280 @@
+"""Acting and running from the web UI, in a real browser against the whole stack: the simulator with its test manager
+(`speeltuin serve --test-manager`), the reference vendor and the real proxy between them (scenarios.stack), and a
+session pair per role (scenarios.pairing) so the reference vendor pulls by itself when notified.
+
+Case managers and vendors notify the vendor's system from the session page (the outcome, the Task and the recorded
+exchange shown inline), cancel, probe a sending vendor's servers, start runs and follow them live (a waiting step's
+instruction and countdown) to their reports; a vendor opens only its own session's runs. The new pages are
+screenshot at 1280x800 and 390x844 into test-artifacts/screenshots/ and checked with axe (check_page)."""
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import pytest
+
+from scenarios.pairing import pair_sessions
+from scenarios.stack import Stack, start_stack
+from speeltuin.store import Store
+from tests.web.test_ui_browser import CHROMIUM, CHROMIUM_ARGS, VIEWPORTS, check_page
+
+USER, PASSWORD = "casemanager", "a long enough password"
+RECEIVING, SENDING = "act-rcv", "act-snd"  # the simulator's sessions: the vendor receives / sends
+PATIENT = "999993653"
+
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+
+sync_api = pytest.importorskip("playwright.sync_api")
+expect = sync_api.expect
+
+
+@dataclass
+class Env:
+    stack: Stack
+    keys: dict[str, str]  # simulator session id -> its access key
+    runs: dict[str, str]  # what the tests started -> run id
+
+    @property
+    def ui(self) -> str:
+        return f"{self.stack.simulator.url}/ui"
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+    folder = tmp_path_factory.mktemp("ui-actions")
+    with start_stack(folder, simulator_options=("--test-manager", "--manager-timeout", "30")) as stack:
+        assert stack.vendor is not None
+        added = subprocess.run([sys.executable, "-m", "speeltuin.cli", "users", "add", "--password-stdin", "--db",
+                                stack.simulator.database_url, USER], input=PASSWORD + "\n", text=True,
+                               capture_output=True, timeout=60)
+        assert added.returncode == 0, added.stderr
+        pair_sessions(stack.simulator, stack.vendor, vendor_role="receiver", sim_id=RECEIVING, ven_id="ven-rcv",
+                      name="Acme receiving GtK")
+        pair_sessions(stack.simulator, stack.vendor, vendor_role="sender", sim_id=SENDING, ven_id="ven-snd",
+                      name="Bravo sending EPD")
+        store = Store(stack.simulator.database_url)  # the creation answers' keys were not kept: new ones
+        keys = {session_id: store.new_session_key(session_id) for session_id in (RECEIVING, SENDING)}
+        store.close()
+        yield Env(stack, keys, {})
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Any]:
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+def _page(chromium: Any, **options: Any) -> tuple[Any, Any, list[str]]:
+    context = chromium.new_context(viewport=VIEWPORTS[0], **options)
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    problems: list[str] = []  # script errors, and anything the Content-Security-Policy blocked
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    page.on("console", lambda message: problems.append(message.text) if message.type == "error" else None)
+    return context, page, problems
+
+
+@pytest.fixture
+def tab(chromium: Any) -> Iterator[Any]:
+    context, page, problems = _page(chromium)
+    yield page
+    context.close()
+    assert [p for p in problems if "status of 40" not in p] == []  # 400/403 answers asked for on purpose
+
+
+def sign_in_as_manager(page: Any, env: Env) -> None:
+    page.goto(f"{env.ui}/sign-in")
+    page.get_by_label("Username").fill(USER)
+    page.get_by_label("Password").fill(PASSWORD)
+    with page.expect_navigation():
+        page.get_by_role("button", name="Sign in as case manager").click()
+
+
+def sign_in_as_vendor(page: Any, env: Env, session_id: str) -> None:
+    page.goto(f"{env.ui}/sign-in")
+    page.get_by_label("Session access key").fill(env.keys[session_id])
+    with page.expect_navigation():
+        page.get_by_role("button", name="Sign in as vendor").click()
+    assert page.url == f"{env.ui}/sessions/{session_id}"
+
+
+def send_notification(page: Any, *, patient: str | None = PATIENT, bsn: str = "", workflow_task: bool = False) -> Any:
+    if patient is not None:
+        page.get_by_label("Test patient").select_option(patient)
+    page.get_by_label("Or type a BSN").fill(bsn)
+    page.get_by_label(re.compile("With a Workflow Task")).set_checked(workflow_task)
+    page.get_by_role("button", name="Send the notification").click()
+    return page.locator("#act-result")
+
+
+def test_a_case_manager_notifies_the_vendor_and_cancels(tab: Any, env: Env) -> None:
+    sign_in_as_manager(tab, env)
+    tab.goto(f"{env.ui}/sessions/{RECEIVING}")
+    expect(tab.get_by_role("heading", name="Send a notification to my system")).to_be_visible()
+    expect(tab.locator("#sent-notifications")).to_have_count(0)
+
+    # a BSN that is no BSN: a message at the field, nothing sent
+    send_notification(tab, patient="", bsn="12345")
+    bsn_field = tab.get_by_label("Or type a BSN")
+    expect(bsn_field).to_have_attribute("aria-invalid", "true")
+    expect(tab.locator("#notify-bsn-error")).to_contain_text("A BSN is 9 digits")
+    assert tab.evaluate("document.activeElement.id") == "notify-bsn"  # the field to correct has the focus
+    # one failing the 11-check would be sent as typed, but the simulator has no patient with it
+    send_notification(tab, patient="", bsn="999999245")
+    expect(tab.locator("#notify-bsn-error")).to_contain_text("fails the 11-check")
+    expect(tab.locator("#notify-bsn-error")).to_contain_text("no test patient with BSN 999999245")
+
+    # the vendor's answer, the Task, and the exchange the proxy recorded (live in the table too)
+    tab.evaluate("window.notReloaded = true")
+    outcome = send_notification(tab, patient=PATIENT)
+    expect(outcome.locator("#act-status")).to_contain_text("201", timeout=20_000)
+    expect(outcome).to_contain_text(f"notification for patient {PATIENT}")
+    expect(outcome.locator("#act-location")).to_contain_text("/Task/")
+    expect(outcome.locator("#act-task-id")).not_to_be_empty()
+    exchange_link = outcome.locator("#act-exchange a", has_text=re.compile(r"Exchange #\d+"))
+    expect(exchange_link).to_be_visible(timeout=12_000)
+    number = exchange_link.inner_text().split("#")[1]
+    expect(tab.locator(f"#exchange-{number}")).to_contain_text("notification", timeout=8_000)
+    expect(tab.locator(f"#exchange-{number}")).to_contain_text("to-vendor")
+    assert tab.evaluate("window.notReloaded") is True  # htmx: no page load
+    assert tab.evaluate("document.activeElement.id") == "act-result"  # the outcome has the focus
+    rows = tab.locator("#sent-notifications tbody tr")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("201")
+    check_page(tab, "act-notified")
+
+    # cancel it: a conditional update the vendor accepts; the notification is cancelled, no button any more
+    rows.first.get_by_role("button", name=re.compile("Cancel it")).click()
+    expect(outcome).to_contain_text(f"cancellation for patient {PATIENT}", timeout=20_000)
+    expect(outcome.locator("#act-status")).to_contain_text("200")
+    expect(rows.first).to_contain_text("cancelled")
+    expect(rows.first.get_by_role("button")).to_have_count(0)
+    expect(outcome.locator("#act-exchange a")).to_be_visible(timeout=12_000)
+
+
+def test_acting_works_without_javascript(chromium: Any, env: Env) -> None:
+    context, page, _problems = _page(chromium, java_script_enabled=False)
+    try:
+        sign_in_as_manager(page, env)
+        page.goto(f"{env.ui}/sessions/{RECEIVING}")
+        with page.expect_navigation():
+            send_notification(page, patient="999990639", workflow_task=True)
+        assert page.url == f"{env.ui}/sessions/{RECEIVING}/notify"  # the whole page, with the outcome
+        outcome = page.locator("#act-result")
+        expect(outcome.locator("#act-status")).to_contain_text("201")
+        expect(outcome).to_contain_text("Workflow Task")
+        expect(outcome.locator("#act-exchange")).to_contain_text(re.compile(r"Exchange #\d+|notification exchanges"))
+    finally:
+        context.close()
+
+
+def test_a_run_is_followed_live_to_its_report(tab: Any, env: Env) -> None:
+    sign_in_as_manager(tab, env)
+    tab.goto(f"{env.ui}/sessions/{RECEIVING}")
+    tab.get_by_role("link", name="Run scenarios in this session").click()
+    expect(tab.get_by_role("heading", level=1)).to_have_text("Run scenarios in session Acme receiving GtK")
+    # the catalogue the test manager published: the receiver's scenarios only
+    catalogue = tab.locator("table.catalogue")
+    expect(catalogue.locator("tbody tr").first).to_contain_text("RCV-01")
+    assert "SND-01" not in catalogue.inner_text() and "RCV-15" in catalogue.inner_text()
+    check_page(tab, "runs-form")
+
+    # an id of the other role is refused at the field
+    tab.get_by_label("Scenario ids").fill("SND-01")
+    with tab.expect_navigation() as refused:
+        tab.get_by_role("button", name="Start the run").click()
+    assert refused.value.status == 400
+    expect(tab.locator("#run-scenarios-error")).to_contain_text("your system is the receiver")
+
+    # an id of the right form that the test manager does not know: the run ends at once, saying which it knows
+    tab.get_by_label("Scenario ids").fill("RCV-99")
+    tab.get_by_role("button", name="Start the run").click()
+    tab.wait_for_url(re.compile(r".*/ui/runs/run-[0-9a-f]+$"))
+    expect(tab.locator("#run-error")).to_contain_text("no scenario RCV-99; known: RCV-01", timeout=20_000)
+    expect(tab.locator("#run-reports")).to_have_count(0)
+
+    tab.goto(f"{env.ui}/sessions/{RECEIVING}/runs")
+    tab.get_by_label("Scenario ids").fill("rcv-01")
+    tab.get_by_role("button", name="Start the run").click()
+    tab.wait_for_url(re.compile(r".*/ui/runs/run-[0-9a-f]+$"))
+    run_id = tab.url.rsplit("/", 1)[1]
+    env.runs["receiving"] = run_id
+    expect(tab.get_by_role("heading", level=1)).to_contain_text(run_id)
+    expect(tab.locator("#run-link")).to_have_attribute("href", f"/ui/runs/{run_id}")
+    expect(tab.locator("#scenario-RCV-01")).to_be_visible()
+    tab.evaluate("window.notReloaded = true")
+    expect(tab.locator("#run-status")).to_contain_text("passed", timeout=60_000)
+    assert tab.evaluate("window.notReloaded") is True  # followed by htmx, not reloaded
+    steps = tab.locator("#steps-RCV-01 tbody tr")
+    expect(steps).to_have_count(5)
+    for n in range(5):
+        expect(steps.nth(n)).to_contain_text("passed")
+    expect(tab.locator("#step-RCV-01-notify")).to_contain_text("vendor answered 201")
+    expect(tab.locator("#scenario-RCV-01")).to_contain_text("accepts a notification and pulls")
+    check_page(tab, "run-done")
+
+    tab.locator("#run-report-html").click()
+    tab.wait_for_url(f"{env.ui}/runs/{run_id}/report.html")
+    expect(tab.locator("body")).to_contain_text(f"1 scenario(s) in session {RECEIVING} · run {run_id}")
+    expect(tab.locator("body")).to_contain_text("passed Vendor as receiving node: accepts a notification and pulls")
+
+
+def test_a_vendor_notifies_itself_and_sees_only_its_own_runs(tab: Any, env: Env) -> None:
+    sign_in_as_vendor(tab, env, RECEIVING)
+    outcome = send_notification(tab, patient="999993872", workflow_task=True)
+    expect(outcome.locator("#act-status")).to_contain_text("201", timeout=20_000)
+    expect(outcome).to_contain_text("Workflow Task")
+    answer = tab.goto(f"{env.ui}/runs/{env.runs['receiving']}")
+    assert answer.status == 200  # a run of its own session
+
+    tab.context.clear_cookies()
+    sign_in_as_vendor(tab, env, SENDING)
+    for path in (f"/runs/{env.runs['receiving']}", f"/runs/{env.runs['receiving']}/report.json",
+                 f"/runs/{env.runs['receiving']}/progress", "/runs/run-unknown", f"/sessions/{RECEIVING}/runs"):
+        assert tab.goto(f"{env.ui}{path}").status == 403, path
+    expect(tab.get_by_role("heading", level=1)).to_have_text("Not your session")
+
+
+def test_a_sending_vendor_is_asked_to_act_then_probed(tab: Any, env: Env) -> None:
+    assert env.stack.vendor is not None
+    sign_in_as_vendor(tab, env, SENDING)
+    expect(tab.locator("#probe-unavailable")).to_be_visible()  # nothing notified yet: nothing to probe
+
+    # SND-01 waits for the vendor to notify: the instruction, and what it waits for with the time left
+    tab.get_by_role("link", name="Run scenarios in this session").click()
+    tab.get_by_label("Scenario ids").fill("SND-01")
+    tab.get_by_role("button", name="Start the run").click()
+    tab.wait_for_url(re.compile(r".*/ui/runs/run-[0-9a-f]+$"))
+    turn = tab.locator(".your-turn").first
+    expect(turn.locator(".instruction")).to_contain_text(
+        f"In your system, send a notification (Notification Task) for patient {PATIENT}", timeout=20_000)
+    expect(turn.locator(".instruction")).to_contain_text(f"/s/{SENDING}/notify/Task")
+    countdown = turn.locator(".countdown")
+    expect(countdown).to_have_text(re.compile(r"\d+ seconds? left"))
+    first = int(countdown.inner_text().split()[0])
+    tab.wait_for_timeout(2_100)
+    assert int(countdown.inner_text().split()[0]) < first  # counts down in the browser
+    check_page(tab, "run-waiting")
+
+    # the vendor's system does it (here: the reference vendor, through its admin API); the run goes on
+    notified = env.stack.vendor.api("POST", "/sessions/ven-snd/notify", json={"bsn": PATIENT})
+    assert notified.status_code == 200 and notified.json()["delivery"]["status"] == 201, notified.text
+    expect(tab.locator("#step-SND-01-vendor-notifies")).to_contain_text("passed", timeout=20_000)
+    expect(tab.locator("#step-SND-01-await-pull")).to_contain_text("passed", timeout=30_000)
+    expect(tab.locator("#scenario-SND-01 .badge")).to_have_text("passed", timeout=20_000)
+
+    # now there is a notification to build on: probe the vendor's FHIR server
+    tab.goto(f"{env.ui}/sessions/{SENDING}")
+    expect(tab.locator("#received-notifications tbody tr")).to_have_count(1)
+    tab.get_by_label("Which probe").select_option("no-token")
+    tab.get_by_role("button", name="Run the probe").click()
+    outcome = tab.locator("#act-result")
+    expect(outcome.locator("#act-status")).to_contain_text("401", timeout=20_000)
+    expect(outcome.locator("#act-status")).to_contain_text("as required")
+    expect(outcome).to_contain_text("FHIR search without an access token")
+    check_page(tab, "act-probed")
