@@ -133,8 +133,8 @@ class Harness:
     progress: Progress = field(default_factory=Silent)
 
     def exchanges(self, session_id: str, since: float | None = None) -> list[Exchange]:
-        found = self.store.list_exchanges([session_id])
-        return found if since is None else [ex for ex in found if ex.started_at >= since]
+        # in SQL: a vendor's session is kept across runs, and steps poll this while they wait
+        return self.store.list_exchanges([session_id], since=since)
 
     def wait_for(self, what: str, until: Callable[[], Arrived | None]) -> Arrived:
         """Waiting is a state: told to `progress` (and again every REMIND_EVERY_S), it ends when `until` gives

@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 from scenarios.base import Scenario
 from scenarios.runner import Harness, StepFailed
 from scenarios.steps import StepDef, Steps
+from speeltuin.records import Exchange
 from speeltuin.results import ExpectedFinding
 from validators.query import same_request
 from validators.rules.notification import check_notification_task
@@ -101,12 +102,15 @@ class VendorAsReceiver(Scenario, kind="happy"):
 
     def no_pull(self, h: Harness) -> str:
         """For the variations: the vendor makes no request at all (it refused what it was sent)."""
-        h.pause(h.quiet_s)
-        asked = [ex for ex in self.exchanges(h) if ex.direction == "to-simulator"]
+        asked = self.asked_while_quiet(h, since=self.started_at)
         if asked:
-            raise StepFailed(f"the vendor made {len(asked)} request(s) for a Task it refused: "
-                             + ", ".join(f"{ex.method} {ex.url}" for ex in asked[:5]))
+            raise StepFailed(f"the vendor made {len(asked)} request(s) for a Task it refused: {_listed(asked)}")
         return f"no request from the vendor in {h.quiet_s:g} s"
+
+    def asked_while_quiet(self, h: Harness, *, since: float) -> list[Exchange]:
+        """Watch the vendor for the quiet period; what it asked the simulator from `since` on."""
+        h.pause(h.quiet_s)
+        return [ex for ex in self.exchanges(h) if ex.direction == "to-simulator" and ex.started_at >= since]
 
     def token_granted(self, h: Harness) -> str:
         grants = [ex for ex in self.exchanges(h)
@@ -276,6 +280,10 @@ class WorkflowTaskFollowed(VendorAsReceiver, kind="happy"):
         return f"the Workflow Task read; its {len(targets)} queries pulled"
 
 
+def _listed(asked: list[Exchange]) -> str:
+    return ", ".join(f"{ex.method} {ex.url}" for ex in asked[:5])
+
+
 def _sent_on_purpose(defect: str, *rules: str) -> tuple[ExpectedFinding, ...]:
     """What the proxy finds in a Task the simulator damaged on purpose: the vendor is not to blame for it."""
     reason = f"the simulator sent the defect '{defect}' on purpose"
@@ -425,12 +433,10 @@ class CancellationAccepted(VendorAsReceiver, kind="negative"):
                                StepDef("no-pull-after-cancel", "Vendor pulls no more", self.no_pull_after_cancel)))
 
     def no_pull_after_cancel(self, h: Harness) -> str:
-        since = self.cancel_sent_at  # a vendor that ignores the cancellation may pull again at once, even before
-        h.pause(h.quiet_s)  # this step starts
-        asked = [ex for ex in self.exchanges(h) if ex.direction == "to-simulator" and ex.started_at >= since]
+        # from when the cancellation was sent: a vendor that ignores it may pull again at once, before this step
+        asked = self.asked_while_quiet(h, since=self.cancel_sent_at)
         if asked:
-            raise StepFailed(f"the vendor made {len(asked)} request(s) after the cancellation: "
-                             + ", ".join(f"{ex.method} {ex.url}" for ex in asked[:5]))
+            raise StepFailed(f"the vendor made {len(asked)} request(s) after the cancellation: {_listed(asked)}")
         return f"no request from the vendor in {h.quiet_s:g} s after the cancellation"
 
     def cancel(self, h: Harness) -> str:

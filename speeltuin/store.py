@@ -503,12 +503,15 @@ class Store:
         ex.id = ex_id
         return ex_id
 
-    def list_exchanges(self, session_ids: Iterable[str | None]) -> list[Exchange]:
+    def list_exchanges(self, session_ids: Iterable[str | None], *, since: float | None = None) -> list[Exchange]:
+        """The sessions' exchanges (None: unmatched ones), oldest first; `since`: started at or after it."""
         wanted = list(session_ids)
         named = [s for s in wanted if s is not None]
         cond = exchanges.c.session_id.in_(named)
         if None in wanted:
             cond = cond | exchanges.c.session_id.is_(None)
+        if since is not None:
+            cond = cond & (exchanges.c.started_at >= since)
         return self._exchanges(select(exchanges).where(cond).order_by(exchanges.c.started_at, exchanges.c.id))
 
     def query_exchanges(self, session_id: str, *, tag: str | None = None, severity: str | None = None,
