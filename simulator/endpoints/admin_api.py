@@ -44,10 +44,15 @@ def admin_error(exc: AdminError) -> tuple[Response, int]:
     return jsonify({"error": exc.message}), exc.status
 
 
+def admin_key_given() -> bool:
+    """Whether the request carries this node's admin key (compared in constant time)."""
+    given = request.headers.get(ADMIN_KEY_HEADER)
+    return given is not None and hmac.compare_digest(given.encode(), runtime().config.admin_key.encode())
+
+
 @admin_api.before_request
 def require_admin_key() -> None:
-    given = request.headers.get(ADMIN_KEY_HEADER, "")
-    if not hmac.compare_digest(given.encode(), runtime().config.admin_key.encode()):
+    if not admin_key_given():
         raise AdminError(401, f"missing or wrong {ADMIN_KEY_HEADER} header")
 
 
