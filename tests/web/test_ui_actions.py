@@ -8,7 +8,6 @@ instruction and countdown) to their reports; a vendor opens only its own session
 screenshot at 1280x800 and 390x844 into test-artifacts/screenshots/ and checked with axe (check_page)."""
 from __future__ import annotations
 
-import os
 
 import re
 import subprocess
@@ -21,15 +20,13 @@ import pytest
 from scenarios.pairing import pair_sessions
 from scenarios.stack import Stack, start_stack
 from speeltuin.store import Store
-from tests.web.test_ui_browser import CHROMIUM, CHROMIUM_ARGS, VIEWPORTS, check_page
+from tests.web.browser import check_page, launch_chromium, needs_chromium, new_page, tab_for
 
 USER, PASSWORD = "casemanager", "a long enough password"
 RECEIVING, SENDING = "act-rcv", "act-snd"  # the simulator's sessions: the vendor receives / sends
 PATIENT = "999993653"
 
-# In CI (.ci/run installs Chromium) a missing browser is a failure, never a skip.
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists() and not os.environ.get("CI"),
-                                reason=f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+pytestmark = needs_chromium
 
 sync_api = pytest.importorskip("playwright.sync_api")
 expect = sync_api.expect
@@ -67,28 +64,12 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
 
 @pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-def _page(chromium: Any, **options: Any) -> tuple[Any, Any, list[str]]:
-    context = chromium.new_context(viewport=VIEWPORTS[0], **options)
-    context.set_default_timeout(15_000)
-    page = context.new_page()
-    problems: list[str] = []  # script errors, and anything the Content-Security-Policy blocked
-    page.on("pageerror", lambda error: problems.append(str(error)))
-    page.on("console", lambda message: problems.append(message.text) if message.type == "error" else None)
-    return context, page, problems
+    yield from launch_chromium()
 
 
 @pytest.fixture
 def tab(chromium: Any) -> Iterator[Any]:
-    context, page, problems = _page(chromium)
-    yield page
-    context.close()
-    assert [p for p in problems if "status of 40" not in p] == []  # 400/403 answers asked for on purpose
+    yield from tab_for(chromium)
 
 
 def sign_in_as_manager(page: Any, env: Env) -> None:
@@ -162,7 +143,7 @@ def test_a_case_manager_notifies_the_vendor_and_cancels(tab: Any, env: Env) -> N
 
 
 def test_acting_works_without_javascript(chromium: Any, env: Env) -> None:
-    context, page, _problems = _page(chromium, java_script_enabled=False)
+    context, page, _problems = new_page(chromium, java_script_enabled=False)
     try:
         sign_in_as_manager(page, env)
         page.goto(f"{env.ui}/sessions/{RECEIVING}")

@@ -4,7 +4,6 @@ and reports; a vendor sees only its own session; forms need their CSRF token; ev
 1280x800 and 390x844 into test-artifacts/screenshots/ and checked with axe (no critical or serious violations)."""
 from __future__ import annotations
 
-import os
 
 import json
 import re
@@ -19,21 +18,15 @@ import requests
 from speeltuin.defaults import sqlite_url
 from speeltuin.records import Exchange
 from tests.conftest import LiveNode, start_live_node
+from tests.web.browser import check_page, launch_chromium, needs_chromium, tab_for
 from validators.findings import Finding
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-SHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
-VIEWPORTS = ({"width": 1280, "height": 800}, {"width": 390, "height": 844})
 USER, PASSWORD = "casemanager", "a long enough password"
 GENERIC_FAILURE = "Sign-in failed: these credentials are not valid."
 ERROR = Finding("BUNDLE-009", "error", "Coding without system", "Bundle.entry[0].resource.code.coding[0]")
 WARNING = Finding("BUNDLE-010", "warning", "CodeableConcept without display or text", "Bundle.entry[1].resource.code")
 
-# In CI (.ci/run installs Chromium) a missing browser is a failure, never a skip.
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists() and not os.environ.get("CI"),
-                                reason=f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+pytestmark = needs_chromium
 
 sync_api = pytest.importorskip("playwright.sync_api")
 expect = sync_api.expect
@@ -88,25 +81,12 @@ def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UI]:
 
 @pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
-    """One browser for the module (Debian's Chromium, kept off the internet)."""
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
+    yield from launch_chromium()
 
 
 @pytest.fixture
 def tab(chromium: Any) -> Iterator[Any]:
-    """A fresh browser context (no cookies) and page for one test."""
-    context = chromium.new_context(viewport=VIEWPORTS[0], accept_downloads=True)
-    context.set_default_timeout(10_000)
-    page = context.new_page()
-    problems: list[str] = []  # script errors, and anything the Content-Security-Policy blocked
-    page.on("pageerror", lambda error: problems.append(str(error)))
-    page.on("console", lambda message: problems.append(message.text) if message.type == "error" else None)
-    yield page
-    context.close()
-    assert [p for p in problems if "status of 40" not in p] == []  # 401/403/404 pages asked for on purpose
+    yield from tab_for(chromium, accept_downloads=True, timeout_ms=10_000)
 
 
 def sign_in_as_manager(page: Any, ui: UI, *, there_already: bool = False) -> Any:
@@ -125,35 +105,6 @@ def sign_in_as_vendor(page: Any, ui: UI, key: str) -> Any:
     with page.expect_navigation() as navigation:
         page.get_by_role("button", name="Sign in as vendor").click()
     return navigation.value
-
-
-def check_page(page: Any, name: str) -> None:
-    """Screenshots at both sizes, and the accessibility basics: axe finds nothing critical or serious, every input
-    has a label, a lang attribute, a skip link, one h1 and headings in order."""
-    from axe_playwright_python.sync_playwright import Axe
-
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    for viewport in VIEWPORTS:
-        page.set_viewport_size(viewport)
-        page.screenshot(path=str(SHOTS / f"{name}-{viewport['width']}x{viewport['height']}.png"), full_page=True)
-    page.set_viewport_size(VIEWPORTS[0])
-
-    violations = Axe().run(page).response["violations"]
-    bad = [(v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3]) for v in violations
-           if v["impact"] in ("critical", "serious")]
-    assert bad == [], f"{name}: {bad}"
-    facts = page.evaluate("""() => ({
-        lang: document.documentElement.lang,
-        unlabelled: [...document.querySelectorAll('input:not([type=hidden]), select, textarea')]
-            .filter(el => el.labels.length === 0 && !el.getAttribute('aria-label')
-                          && !el.getAttribute('aria-labelledby')).map(el => el.outerHTML),
-        skip: document.querySelector('a.skip-link')?.getAttribute('href'),
-        headings: [...document.querySelectorAll('h1, h2, h3, h4, h5, h6')].map(h => Number(h.tagName[1])),
-    })""")
-    assert facts["lang"] == "en" and facts["unlabelled"] == [] and facts["skip"] == "#main", (name, facts)
-    levels = facts["headings"]
-    assert levels.count(1) == 1 and levels[0] == 1, (name, levels)
-    assert all(b - a <= 1 for a, b in zip(levels, levels[1:])), (name, levels)  # never skips a level down
 
 
 def test_a_case_manager_follows_a_session(tab: Any, ui: UI) -> None:
