@@ -28,7 +28,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import requests
 
-ACTIONS = ("notify", "update", "cancel", "pull")
+from speeltuin.vendor_config import ACTIONS  # noqa: F401 - the actions a trigger may be named for
+
 DEFAULT_TIMEOUT = 60.0  # seconds a command or URL trigger may take
 _TAIL = 900  # characters kept of stdout and of stderr each, so a detail stays near 2000 characters
 _BODY_EXCERPT = 1500

@@ -11,14 +11,24 @@ from simulator.faults import UnknownFault, check_faults
 from simulator.provocations import PROVOCATIONS, UnknownProvocation, check_provocations
 from speeltuin.records import SESSION_URL_FIELDS, Role, Session, SessionConfig, new_id
 from speeltuin.store import Store
+from validators.catalogue import load_all
 from validators.rules.identifiers import is_valid_ura
 
 VENDOR_ROLES = tuple(Role)
 _SESSION_ID = re.compile(r"^[a-z0-9][a-z0-9-]{2,63}$")
+MAX_SUPPRESSION_REASON = 500  # characters: the reason is shown beside the rule in every report
 
 
 class SessionError(ValueError):
     """A session request that cannot be honoured; the message says what to fix."""
+
+
+class SuppressionError(SessionError):
+    """A suppression that cannot be recorded; `problems`: what to fix, by field (`rule`, `reason`)."""
+
+    def __init__(self, problems: dict[str, str]) -> None:
+        super().__init__(" ".join(problems.values()))
+        self.problems = problems
 
 
 def create_session(store: Store, request: dict[str, Any], *, own_ura: str, own_client_id: str) -> Session:
@@ -79,6 +89,25 @@ def set_provocations(store: Store, session: Session, raw: object) -> Session:
     config = replace(session.config, provoke=provocations(raw, session.vendor_role))
     store.update_session_config(session.id, config)
     return replace(session, config=config)
+
+
+def suppress_rule(store: Store, session: Session, rule_id: str, reason: object) -> str:
+    """Suppress a rule of the catalogue for a session, with the reason why (the admin API and the web UI alike);
+    returns the reason as stored (stripped). SuppressionError names every problem at once."""
+    problems = {}
+    if not rule_id:
+        problems["rule"] = "Name the rule to suppress, e.g. BUNDLE-010."
+    elif rule_id not in load_all():
+        problems["rule"] = f"No rule {rule_id[:40]!r} in the catalogue (see `speeltuin rules`)."
+    text = reason.strip() if isinstance(reason, str) else ""
+    if not text:
+        problems["reason"] = "A suppression needs a reason: it is shown in every report."
+    elif len(text) > MAX_SUPPRESSION_REASON:
+        problems["reason"] = f"A reason is at most {MAX_SUPPRESSION_REASON} characters; this one has {len(text)}."
+    if problems:
+        raise SuppressionError(problems)
+    store.set_suppression(session.id, rule_id, text)
+    return text
 
 
 def session_endpoints(session: Session, public_base: str) -> dict[str, str]:

@@ -3,10 +3,10 @@ simulator serves reports of its sessions, the test manager writes them)."""
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
-from speeltuin.records import Exchange
+from speeltuin.records import Exchange, FlowDirection, Tag
 from validators.findings import Finding
 
 Status = Literal["passed", "failed", "skipped"]
@@ -103,6 +103,14 @@ class RunResult:
                 total[key] += value
         return total
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "RunResult":
+        """A run as `to_dict` stored it (the derived status and counts are computed again); KeyError, TypeError or
+        ValueError when `data` is not of that shape."""
+        return cls(id=data["id"], title=data.get("title", ""), started_at=data["started_at"],
+                   finished_at=data.get("finished_at"), environment=dict(data.get("environment") or {}),
+                   scenarios=[_scenario_from_dict(s) for s in data["scenarios"]])
+
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["status"] = self.status
@@ -111,3 +119,21 @@ class RunResult:
             raw["status"] = scenario.status
             raw["counts"] = scenario.counts()
         return data
+
+
+def _scenario_from_dict(raw: dict[str, Any]) -> ScenarioResult:
+    excuses = raw.get("excuses") or {}
+    return ScenarioResult(
+        id=raw["id"], title=raw.get("title", ""), description=raw.get("description", ""),
+        vendor_role=raw.get("vendor_role", ""), session_id=raw.get("session_id"),
+        steps=[Step(s["title"], s["status"], s.get("detail", ""), s.get("duration_ms", 0.0)) for s in raw["steps"]],
+        exchanges=[_exchange_from_dict(e) for e in raw.get("exchanges", [])],
+        excuses=Excuses(suppressions=dict(excuses.get("suppressions") or {}),
+                        expected=[ExpectedFinding(**e) for e in excuses.get("expected") or []]))
+
+
+def _exchange_from_dict(raw: dict[str, Any]) -> Exchange:
+    known = {f.name for f in fields(Exchange)} - {"tag", "direction", "findings"}
+    return Exchange(tag=Tag(raw["tag"]), direction=FlowDirection(raw["direction"]),
+                    findings=[Finding(**f) for f in raw.get("findings", [])],
+                    **{key: value for key, value in raw.items() if key in known})

@@ -2,17 +2,19 @@
 
 The kernel of what the simulator's evidence API and `speeltuin report` / `speeltuin exchanges` show, so the
 API and the CLI give the same answers: the report is the result model every writer in speeltuin/reports/
-renders, built from the session's exchanges and suppressions.
+renders, built from the session's exchanges and suppressions. A session may hold tens of thousands of exchanges
+with their bodies, so the report is counted in SQL and holds one page of them at most (REPORT_PAGE_SIZE);
+`session_exchanges` hands out all of them a batch at a time for the writers that stream.
 """
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import InitVar, dataclass
+from typing import Any, Iterator
 
-from speeltuin.records import Exchange, Tag
-from speeltuin.results import Excuses, RunResult, ScenarioResult, Step, error_findings
+from speeltuin.records import Exchange, Session, Tag
+from speeltuin.results import COUNT_KEYS, Excuses, RunResult, ScenarioResult, Step
 from speeltuin.store import Store
 from validators.findings import SEVERITIES
 
@@ -22,6 +24,7 @@ ACCESS_KEY_NOTE = (f"Keep this access key: it is shown only this once. Send it a
 NO_ERRORS_STEP = "No error findings in the recorded exchanges"
 MAX_EVIDENCE_LINES = 20  # error findings listed in the step's evidence; the report lists every exchange
 DEFAULT_LIMIT, MAX_LIMIT = 100, 1000
+REPORT_PAGE_SIZE = 200  # exchanges on a page of the HTML report (a megabyte or two with their bodies)
 MAX_EXCHANGE_ID = 2**31 - 1  # exchange ids are SQL INTEGERs: a larger cursor is no exchange's
 
 
@@ -102,29 +105,81 @@ def exchange_view(ex: Exchange, suppressions: dict[str, str]) -> dict[str, Any]:
             "findings": [{**f.to_dict(), "suppressed": suppressions.get(f.rule)} for f in ex.findings]}
 
 
-def session_report(store: Store, session_id: str) -> RunResult:
+@dataclass
+class SessionScenario(ScenarioResult):
+    """A session's recorded traffic as one scenario: its findings counted in SQL over the whole session (`counted`,
+    by COUNT_KEYS), its `exchanges` one page of them at most."""
+
+    counted: InitVar[dict[str, int] | None] = None  # not a field: the JSON report has them as "counts"
+
+    def __post_init__(self, counted: dict[str, int] | None) -> None:
+        self._counted = counted or dict.fromkeys(COUNT_KEYS, 0)
+
+    def counts(self) -> dict[str, int]:
+        return dict(self._counted)
+
+
+@dataclass(frozen=True)
+class ReportPage:
+    """Page `number` of `count` of a session's report: the report (`run`) with the page's exchanges, which come
+    after the first `offset` of the `total` recorded."""
+
+    run: RunResult
+    number: int
+    count: int
+    offset: int
+    total: int
+
+
+def parse_page(value: str | None) -> int:
+    """The page of a report as given on a URL (None: the first)."""
+    return 1 if value is None else _whole(value, "page", 1)
+
+
+def session_report(store: Store, session_id: str, *, page: int = 1, page_size: int = REPORT_PAGE_SIZE) -> RunResult:
     """The session's report: one scenario for its recorded traffic, one step that passes when no exchange has
-    an error finding (suppressed rules are shown with their reason, not counted)."""
+    an error finding (suppressed rules are shown with their reason, not counted). The scenario holds the
+    exchanges of one page (`page_size` 0: none, for the writers that need only the counts and the evidence)."""
+    return report_page(store, session_id, page, page_size).run
+
+
+def report_page(store: Store, session_id: str, number: int = 1, size: int = REPORT_PAGE_SIZE) -> ReportPage:
+    """Page `number` of the session's report, `size` exchanges a page (0: a page without them). BadParameter
+    for a page the session does not have."""
     session = store.get_session(session_id)
     if session is None:
         raise UnknownSession(f"no session {session_id!r}")
-    exchanges = store.list_exchanges([session.id])
+    total = store.session_activity([session.id]).get(session.id, {}).get("exchanges", 0)
+    count = max(1, math.ceil(total / size)) if size else 1
+    if not 1 <= number <= count:
+        raise BadParameter("page", f"must be a whole number from 1 to {count}, got {str(number)!r}")
+    offset = (number - 1) * size
+    exchanges = store.exchange_page(session.id, offset, size) if size else []
+    return ReportPage(_report(store, session, total, exchanges), number, count, offset, total)
+
+
+def session_exchanges(store: Store, session_id: str, batch: int = REPORT_PAGE_SIZE) -> Iterator[Exchange]:
+    """Every exchange of the session with its findings, in the order they were recorded, read `batch` at a time
+    (for the writers that stream a whole session)."""
+    after = None
+    while True:
+        page, after = store.query_exchanges(session_id, after=after, limit=batch)
+        yield from page
+        if after is None:
+            return
+
+
+def _report(store: Store, session: Session, total: int, exchanges: list[Exchange]) -> RunResult:
     excuses = Excuses(store.list_suppressions(session.id))
-    bad = error_findings(exchanges, excuses)
-    if bad:
-        more = f"\n… and {len(bad) - MAX_EVIDENCE_LINES} more" if len(bad) > MAX_EVIDENCE_LINES else ""
-        step = Step(NO_ERRORS_STEP, "failed", f"{len(bad)} error finding(s) in {len(exchanges)} exchanges:\n"
-                    + "\n".join(bad[:MAX_EVIDENCE_LINES]) + more)
-    else:
-        noted = f" ({len(excuses.suppressions)} rule(s) suppressed for this session)" if excuses.suppressions else ""
-        step = Step(NO_ERRORS_STEP, "passed", f"{len(exchanges)} exchanges recorded, no error findings{noted}"
-                    if exchanges else "no exchanges recorded yet, so no error findings")
-    scenario = ScenarioResult(
+    counted = dict.fromkeys(COUNT_KEYS, 0)
+    for (rule, severity), count in store.finding_counts(session.id).items():
+        counted["suppressed" if rule in excuses.suppressions else severity] += count
+    scenario = SessionScenario(
         id=f"session-{session.id}", title=f"Recorded traffic of session {session.name}",
         description="Every exchange recorded for this validation session, judged by the validators as it "
                     "happened. Rules suppressed for the session are shown with the recorded reason, not counted.",
-        vendor_role=session.vendor_role.value, session_id=session.id, steps=[step], exchanges=exchanges,
-        excuses=excuses)
+        vendor_role=session.vendor_role.value, session_id=session.id, exchanges=exchanges, excuses=excuses,
+        steps=[_verdict(store, session.id, total, counted["error"], excuses)], counted=counted)
     config = session.config
     environment = {"session": f"{session.id} ({session.name})", "vendor role": session.vendor_role.value,
                    "vendor URA": config.vendor_ura, "vendor client id": config.vendor_client_id,
@@ -134,6 +189,19 @@ def session_report(store: Store, session_id: str) -> RunResult:
     return RunResult(id=f"session-{session.id}", title=f"session {session.name} ({session.id})",
                      started_at=session.created_at, finished_at=time.time(), scenarios=[scenario],
                      environment=environment)
+
+
+def _verdict(store: Store, session_id: str, total: int, errors: int, excuses: Excuses) -> Step:
+    """The report's one step: failed with the first error findings as evidence, or passed."""
+    if errors:
+        first = store.first_findings(session_id, "error", leave_out=excuses.suppressions, limit=MAX_EVIDENCE_LINES)
+        lines = [f"{method} {url} → {rule}: {message}" for method, url, rule, message in first]  # as error_findings
+        more = f"\n… and {errors - len(lines)} more" if errors > len(lines) else ""
+        return Step(NO_ERRORS_STEP, "failed", f"{errors} error finding(s) in {total} exchanges:\n"
+                    + "\n".join(lines) + more)
+    noted = f" ({len(excuses.suppressions)} rule(s) suppressed for this session)" if excuses.suppressions else ""
+    return Step(NO_ERRORS_STEP, "passed", f"{total} exchanges recorded, no error findings{noted}"
+                if total else "no exchanges recorded yet, so no error findings")
 
 
 def run_progress(store: Store, run_id: str) -> dict[str, Any] | None:

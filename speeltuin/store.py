@@ -14,7 +14,7 @@ import re
 import secrets
 import time
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -22,6 +22,7 @@ from sqlalchemy import (
     Column,
     Float,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -35,10 +36,12 @@ from sqlalchemy import (
     func,
     insert,
     select,
+    union,
     update,
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.schema import CreateIndex
 
 from speeltuin.records import (
     Exchange,
@@ -153,6 +156,11 @@ exchanges = Table(
     Column("started_at", Float, nullable=False),
     Column("duration_ms", Float, nullable=True),
 )
+# A session's exchanges in the order they were recorded (its page in the UI, its report's pages); with started_at in
+# it, counting them and finding the newest (the dashboard, the session page) read this index alone, not the bodies.
+ix_exchanges_session_recorded = Index("ix_exchanges_session_recorded", exchanges.c.session_id, exchanges.c.id,
+                                      exchanges.c.started_at)
+LATER_INDEXES = (ix_exchanges_session_recorded,)  # added to tables that stores made by earlier versions have already
 
 findings = Table(
     "findings", metadata,
@@ -279,6 +287,9 @@ class Store:
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _set_sqlite_pragmas)
         metadata.create_all(self.engine)
+        with self.engine.begin() as c:  # create_all makes a table's indexes only with the table: older stores get
+            for index in LATER_INDEXES:  # those added since here (IF NOT EXISTS: a no-op once they have them)
+                c.execute(CreateIndex(index, if_not_exists=True))
         self._hasher = PasswordHasher()  # argon2id with argon2-cffi's current recommended parameters
         self._dummy_hash: str | None = None  # verified against for unknown users, so they take as long
 
@@ -489,19 +500,27 @@ class Store:
 
     # --- exchanges and findings -----------------------------------------------------------------
     def add_exchange(self, ex: Exchange) -> int:
+        return self.add_exchanges([ex])[0]
+
+    def add_exchanges(self, batch: Sequence[Exchange]) -> list[int]:
+        """Record exchanges with their findings in one transaction (a burst, or a benchmark's fill); sets and
+        returns their ids, in the order given."""
+        if not batch:
+            return []
         with self.engine.begin() as c:
-            ex_id = c.execute(insert(exchanges).values(
+            ids = list(c.execute(insert(exchanges).returning(exchanges.c.id, sort_by_parameter_order=True), [dict(
                 session_id=ex.session_id, source=ex.source, tag=ex.tag, direction=ex.direction,
                 method=ex.method, url=ex.url, status=ex.status,
                 request_headers=json.dumps(ex.request_headers), request_body=ex.request_body,
                 response_headers=json.dumps(ex.response_headers), response_body=ex.response_body,
-                error=ex.error, started_at=ex.started_at, duration_ms=ex.duration_ms)).inserted_primary_key[0]
-            if ex.findings:
-                c.execute(insert(findings), [
-                    dict(exchange_id=ex_id, session_id=ex.session_id, rule=f.rule, severity=f.severity,
-                         message=f.message, location=f.location) for f in ex.findings])
-        ex.id = ex_id
-        return ex_id
+                error=ex.error, started_at=ex.started_at, duration_ms=ex.duration_ms) for ex in batch]).scalars())
+            found = [dict(exchange_id=ex_id, session_id=ex.session_id, rule=f.rule, severity=f.severity,
+                          message=f.message, location=f.location) for ex, ex_id in zip(batch, ids) for f in ex.findings]
+            if found:
+                c.execute(insert(findings), found)
+        for ex, ex_id in zip(batch, ids):
+            ex.id = ex_id
+        return ids
 
     def list_exchanges(self, session_ids: Iterable[str | None], *, since: float | None = None) -> list[Exchange]:
         """The sessions' exchanges (None: unmatched ones), oldest first; `since`: started at or after it."""
@@ -514,18 +533,19 @@ class Store:
             cond = cond & (exchanges.c.started_at >= since)
         return self._exchanges(select(exchanges).where(cond).order_by(exchanges.c.started_at, exchanges.c.id))
 
-    def query_exchanges(self, session_id: str, *, tag: str | None = None, severity: str | None = None,
-                        since: float | None = None, after: int | None = None,
-                        limit: int = 100) -> tuple[list[Exchange], int | None]:
-        """One page of a session's exchanges in the order they were recorded (by id), filtered in SQL.
+    def query_exchanges(self, session_id: str | None, *, tag: str | None = None, severity: str | None = None,
+                        since: float | None = None, after: int | None = None, limit: int = 100,
+                        newest_first: bool = False) -> tuple[list[Exchange], int | None]:
+        """One page of a session's exchanges (None: the unmatched ones, recorded for no session) in the order
+        they were recorded (by id; `newest_first`: the reverse), filtered in SQL.
 
         `tag`: exchanges of that kind; `severity`: exchanges with at least one finding of it; `since`: started
-        after that epoch time; `after`: recorded after the exchange with that id (the cursor). Returns the page
-        and the cursor of the next page (None on the last page).
+        after that epoch time; `after`: recorded after the exchange with that id (`newest_first`: before it), the
+        cursor. Returns the page and the cursor of the next page (None on the last page).
         """
         if limit < 1:
             raise ValueError(f"limit must be at least 1, got {limit}")
-        cond = exchanges.c.session_id == session_id
+        cond = exchanges.c.session_id.is_(None) if session_id is None else exchanges.c.session_id == session_id
         if tag is not None:
             cond &= exchanges.c.tag == tag
         if severity is not None:
@@ -533,8 +553,9 @@ class Store:
         if since is not None:
             cond &= exchanges.c.started_at > since
         if after is not None:
-            cond &= exchanges.c.id > after
-        page = self._exchanges(select(exchanges).where(cond).order_by(exchanges.c.id).limit(limit + 1))
+            cond &= exchanges.c.id < after if newest_first else exchanges.c.id > after
+        order = exchanges.c.id.desc() if newest_first else exchanges.c.id
+        page = self._exchanges(select(exchanges).where(cond).order_by(order).limit(limit + 1))
         if len(page) > limit:
             page = page[:limit]
             return page, page[-1].id
@@ -563,6 +584,35 @@ class Store:
                                     .group_by(findings.c.session_id)).all())
         return {session_id: {"exchanges": count, "errors": errors.get(session_id, 0), "last": last}
                 for session_id, count, last in counted}
+
+    def exchange_page(self, session_id: str, offset: int, limit: int) -> list[Exchange]:
+        """At most `limit` of the session's exchanges in the order they were recorded (by id), from the one at
+        `offset` (0: the first) on: a numbered page of them. The page's first is found by skipping through the
+        session's index, not its rows, so a page deep in a big session is as quick as the first."""
+        mine = exchanges.c.session_id == session_id
+        first = select(exchanges.c.id).where(mine).order_by(exchanges.c.id).offset(offset).limit(1).scalar_subquery()
+        return self._exchanges(select(exchanges).where(mine & (exchanges.c.id >= first)).order_by(exchanges.c.id)
+                               .limit(limit))
+
+    def finding_counts(self, session_id: str) -> dict[tuple[str, str], int]:
+        """How many findings the session's exchanges have, by (rule, severity); counted in SQL."""
+        with self.engine.connect() as c:
+            rows = c.execute(select(findings.c.rule, findings.c.severity, func.count())
+                             .where(findings.c.session_id == session_id)
+                             .group_by(findings.c.rule, findings.c.severity)).all()
+        return {(rule, severity): count for rule, severity, count in rows}
+
+    def first_findings(self, session_id: str, severity: str, *, leave_out: Iterable[str],
+                       limit: int) -> list[tuple[str, str, str, str]]:
+        """The session's first `limit` findings of a severity (in the order they were recorded), leaving out those
+        of the rules named: (method, url, rule, message) of each."""
+        query = (select(exchanges.c.method, exchanges.c.url, findings.c.rule, findings.c.message)
+                 .join(exchanges, exchanges.c.id == findings.c.exchange_id)
+                 .where((findings.c.session_id == session_id) & (findings.c.severity == severity)
+                        & findings.c.rule.not_in(list(leave_out)))
+                 .order_by(findings.c.id).limit(limit))
+        with self.engine.connect() as c:
+            return [(r.method, r.url, r.rule, r.message) for r in c.execute(query)]
 
     def _exchanges(self, query: Any) -> list[Exchange]:
         """The exchanges a query selects, each with its findings (one more query for all of them)."""
@@ -693,6 +743,18 @@ class Store:
                     return {"run_id": row.run_id, "session_id": row.session_id,
                             "scenario_ids": json.loads(row.scenario_ids)}
         return None
+
+    def session_runs(self, session_id: str, limit: int = 50) -> list[dict[str, Any]]:
+        """The runs that worked in a session (asked for in it, or with a step in it), newest first: each as
+        stored (its result once finished; id, title, status and scenarios while queued or running)."""
+        asked = select(run_queue.c.run_id.label("run_id")).where(run_queue.c.session_id == session_id)
+        stepped = select(run_steps.c.run_id.label("run_id")).where(run_steps.c.session_id == session_id)
+        ids = union(asked, stepped).subquery()
+        query = (select(runs.c.id, runs.c.started_at, runs.c.result).join(ids, ids.c.run_id == runs.c.id)
+                 .order_by(runs.c.started_at.desc()).limit(limit))
+        with self.engine.connect() as c:
+            return [{**json.loads(row.result), "id": row.id, "started_at": row.started_at}
+                    for row in c.execute(query).all()]
 
     def record_step(self, run_id: str, scenario_id: str, name: str, *, status: str, title: str | None = None,
                     position: int | None = None, session_id: str | None = None, detail: str = "",

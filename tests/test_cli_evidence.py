@@ -129,3 +129,28 @@ def test_a_bad_filter_is_one_line(db: str) -> None:
     done = speeltuin("exchanges", "--db", db, "--session", "cli-ev", "--severity", "fatal")
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert done.stderr.strip() == "speeltuin: --severity must be one of error, warning, info, got 'fatal'"
+
+
+def test_a_big_session_s_html_report_is_written_as_linked_pages(tmp_path) -> None:
+    from tests.test_report_pages import EXCHANGES, SESSION, fill
+
+    url = sqlite_url(tmp_path / "big.sqlite")
+    store = Store(url)
+    fill(store)
+    store.close()
+    out = tmp_path / "out" / "big.html"
+    out.parent.mkdir()
+    done = speeltuin("report", "--db", url, "--session", SESSION, "--out", str(out))
+    assert done.returncode == 1, done.stderr
+    assert done.stdout.strip() == (f"failed: html report of session {SESSION} written to {out} and 2 more page(s) "
+                                   "next to it, big-2.html to big-3.html")
+    assert sorted(p.name for p in out.parent.iterdir()) == ["big-2.html", "big-3.html", "big.html"]
+    middle = (out.parent / "big-2.html").read_text(encoding="utf-8")
+    assert 'href="big.html" rel="first"' in middle and 'href="big-3.html" rel="last"' in middle
+    assert "page 2 of 3</strong>" in middle and f"of {EXCHANGES})" in middle
+    printed = speeltuin("report", "--db", url, "--session", SESSION)
+    assert (printed.returncode, printed.stdout) == (2, "")
+    assert printed.stderr.strip() == (f"speeltuin: the HTML report of session {SESSION} has 3 pages of 200 exchanges: "
+                                      "write them to files with --out FILE")
+    streamed = speeltuin("report", "--db", url, "--session", SESSION, "--format", "json")
+    assert len(json.loads(streamed.stdout)["scenarios"][0]["exchanges"]) == EXCHANGES

@@ -99,3 +99,23 @@ def test_the_published_catalogue_is_replaced_whole(tmp_path) -> None:
                                                                      if cls.vendor_role == "sender"]
     assert all(s["title"] and s["outcome"] for s in published)
     store.close()
+
+
+def test_unmatched_exchanges_are_paged_newest_or_oldest_first(url: str) -> None:
+    store = Store(url)
+    store.create_session(Session("s-1", "one", Role.RECEIVER, CONFIG, time.time()))
+
+    def add(session_id: str | None) -> int:
+        return store.add_exchange(Exchange(source="proxy", tag="search", direction="to-simulator", method="GET",
+                                           url="http://x/s/nowhere/fhir/Condition", status=404, request_headers={},
+                                           request_body="", response_headers={}, response_body="",
+                                           started_at=time.time(), session_id=session_id))
+
+    first, _, second, third = add(None), add("s-1"), add(None), add(None)
+    page, cursor = store.query_exchanges(None, limit=2, newest_first=True)
+    assert [ex.id for ex in page] == [third, second] and cursor == second
+    rest, end = store.query_exchanges(None, limit=2, after=cursor, newest_first=True)
+    assert [ex.id for ex in rest] == [first] and end is None
+    oldest, _ = store.query_exchanges(None)
+    assert [ex.id for ex in oldest] == [first, second, third]
+    store.close()

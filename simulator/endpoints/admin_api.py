@@ -23,11 +23,17 @@ from flask import Blueprint, Response, jsonify, request
 from simulator.outbound.notifier import NotifyError, cancel, notify
 from simulator.outbound.probes import ProbeError, probe
 from simulator.runtime import runtime
-from simulator.sessions import SessionError, create_session, session_view, set_provocations
+from simulator.sessions import (
+    SessionError,
+    SuppressionError,
+    create_session,
+    session_view,
+    set_provocations,
+    suppress_rule,
+)
 from speeltuin.records import Session
 from speeltuin.session_report import ACCESS_KEY_NOTE
 from testdata.patient_import import PatientImportError, parse_patients_json, patient_to_dict
-from validators.catalogue import load_all
 
 admin_api = Blueprint("admin_api", __name__, url_prefix="/api")
 ADMIN_KEY_HEADER = "X-Admin-Key"
@@ -150,15 +156,14 @@ def suppressions_list(session_id: str) -> Any:
 
 @admin_api.put("/sessions/<session_id>/suppressions/<rule_id>")
 def suppressions_set(session_id: str, rule_id: str) -> Any:
-    """Suppress one rule for this session; the reason is recorded and shown in every report."""
+    """Suppress one rule for this session; the reason (at most sessions.MAX_SUPPRESSION_REASON characters) is
+    recorded and shown in every report."""
     session = _session(session_id)
-    body = request.get_json(silent=True) or {}
-    reason = body.get("reason")
-    if rule_id not in load_all():
-        raise AdminError(400, f"no rule {rule_id!r} in the catalogue (see `speeltuin rules`)")
-    if not isinstance(reason, str) or not reason.strip():
-        raise AdminError(400, "a suppression needs a reason: {\"reason\": \"...\"}")
-    runtime().store.set_suppression(session.id, rule_id, reason.strip())
+    body = request.get_json(silent=True)
+    try:  # the body: {"reason": "..."}
+        suppress_rule(runtime().store, session, rule_id, body.get("reason") if isinstance(body, dict) else None)
+    except SuppressionError as exc:
+        raise AdminError(400, str(exc)) from exc
     return jsonify(runtime().store.list_suppressions(session.id))
 
 

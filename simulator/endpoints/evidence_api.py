@@ -7,23 +7,27 @@ apply here: Flask runs a blueprint's before_request handlers only for that bluep
 from __future__ import annotations
 
 from functools import wraps
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from flask import Blueprint, Response, jsonify, request
 
 from simulator.endpoints.admin_api import ADMIN_KEY_HEADER, admin_key_given
 from simulator.runtime import runtime
 from speeltuin.records import new_id
-from speeltuin.reports import WRITERS
+from speeltuin.reports import WRITERS, html, json_report
 from speeltuin.session_report import (
     SESSION_KEY_HEADER,
     BadParameter,
     ExchangeQuery,
+    ReportPage,
     UnknownSession,
+    parse_page,
     query_exchanges,
+    report_page,
     run_progress,
-    session_report,
+    session_exchanges,
 )
+from speeltuin.store import Store
 
 evidence_api = Blueprint("evidence_api", __name__, url_prefix="/api")
 
@@ -98,12 +102,28 @@ def exchanges(session_id: str) -> Any:
 @evidence_api.get("/sessions/<session_id>/report.<kind>")
 @session_access
 def report(session_id: str, kind: str) -> Any:
+    """The session's report; the HTML one a page of its exchanges at a time (`page`, default 1)."""
     if kind not in REPORTS:
         raise EvidenceError(404, f"no report format {kind!r}; known: "
                                  + ", ".join(f"report.{name}" for name in REPORTS))
     writer, content_type = REPORTS[kind]
-    run = session_report(runtime().store, session_id)
-    return Response(WRITERS[writer][1](run), status=200, content_type=content_type)
+    _page, body = session_document(runtime().store, session_id, writer, parse_page(request.args.get("page")))
+    return Response(body, status=200, content_type=content_type)
+
+
+def session_document(store: Store, session_id: str, writer: str, page: int = 1,
+                     link: Callable[[int], str] = html.query_link) -> tuple[ReportPage, str | Iterator[str]]:
+    """The session's report as the writer (a key of WRITERS) writes it, in bounded memory however big the session
+    (the API, the web UI and `speeltuin report` serve it alike): the HTML one page `page` of its exchanges (`link`
+    gives the other pages' addresses), the JSON one streamed a batch of exchanges at a time, the others made from
+    the summary alone. UnknownSession, or BadParameter for a page the report does not have."""
+    if writer == "html":
+        found = report_page(store, session_id, page)
+        return found, html.render(found.run, found, link)
+    found = report_page(store, session_id, size=0)
+    if writer == "json":
+        return found, json_report.stream(found.run, session_exchanges(store, session_id))
+    return found, WRITERS[writer][1](found.run)
 
 
 @evidence_api.post("/sessions/<session_id>/runs")

@@ -17,7 +17,7 @@ from flask import Flask, request
 from flask.sessions import SecureCookieSessionInterface
 from flask_wtf.csrf import CSRFProtect
 
-from simulator.web import runs  # noqa: F401 - its routes join the blueprint
+from simulator.web import catalogue, new_session, runs, unmatched  # noqa: F401 - their routes join the blueprint
 from simulator.web.views import TEMPLATE_DIR, error_page, web
 from speeltuin.store import Store
 

@@ -118,6 +118,13 @@ def signed_in(view: Callable[..., Any]) -> Callable[..., Any]:
     return checked
 
 
+def managers_only(why: str) -> None:
+    """403 with `why` (the error page shows it) unless the viewer is a case manager."""
+    viewer = current_viewer()
+    if viewer is None or not viewer.is_manager:
+        abort(403, description=why)
+
+
 def may_see_session(session_id: str) -> None:
     """403 when the viewer may not see this session (a vendor and another session, known or not)."""
     viewer = current_viewer()

@@ -1,8 +1,9 @@
 """What the page modules of the web UI share: the blueprint, the template folder, and the checks of what a viewer
 may see (a session, a run).
 
-views.py (sessions, exchanges, reports), actions.py (act now: notify, cancel, probe) and runs.py (the test manager's
-runs) each add their routes to the one blueprint `web`.
+views.py (sessions, exchanges, reports), actions.py (act now: notify, cancel, probe), runs.py (the test manager's
+runs), catalogue.py (rules and suppressions, test patients) and unmatched.py (traffic of no session) each add their
+routes to the one blueprint `web`.
 """
 from __future__ import annotations
 

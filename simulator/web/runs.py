@@ -1,7 +1,8 @@
 """Runs of the test manager in the web UI: ask for one in a session, and follow it live to its reports.
 
 Routes (under /ui; case managers and the session's vendor alike):
-- GET  /sessions/<id>/runs            the form: scenario ids (empty: every scenario of the vendor's role)
+- GET  /sessions/<id>/runs            the form: the published scenarios to tick, or ids typed (none: every
+                                      scenario of the vendor's role); and the session's runs, newest first
 - POST /sessions/<id>/runs            queues the run as POST /api/sessions/<id>/runs does (store.queue_run), then
                                       303 to the run's page
 - GET  /runs/<run id>                 the run, live: each scenario and step with its status; what a waiting step
@@ -14,9 +15,9 @@ Routes (under /ui; case managers and the session's vendor alike):
 A vendor opens only the runs that worked in its own session (403 for any other, as for sessions).
 
 The web package may not import scenarios/ (the layers of pyproject.toml): the page lists the catalogue the test
-manager published into the store when it started; the form takes ids as typed and checks only their form and role
-(RCV-nn: the vendor receives, SND-nn: it sends); the test manager refuses an unknown id, and the run's page then
-shows its answer with the known ids. Next: offer the published scenarios as checkboxes instead of the text field.
+manager published into the store when it started, each with a checkbox; ids typed are checked for their form and role
+only (RCV-nn: the vendor receives, SND-nn: it sends); the test manager refuses an unknown id, and the run's page then
+shows its answer with the known ids.
 """
 from __future__ import annotations
 
@@ -24,12 +25,11 @@ import hashlib
 import json
 import re
 import time
-from dataclasses import fields
 from typing import Any
 
 from flask import abort, redirect, render_template, request, url_for
 from flask_wtf import FlaskForm
-from wtforms import TextAreaField
+from wtforms import SelectMultipleField, TextAreaField
 from wtforms.validators import Length
 
 from simulator.endpoints.evidence_api import REPORTS
@@ -37,9 +37,8 @@ from simulator.runtime import runtime
 from simulator.web import auth
 from simulator.web.common import visible_run, visible_session, web
 from simulator.web.views import REPORT_LABELS, report_response
-from speeltuin.records import Exchange, FlowDirection, Role, Session, Tag, new_id
-from speeltuin.results import Excuses, ExpectedFinding, RunResult, ScenarioResult, Step
-from validators.findings import Finding
+from speeltuin.records import Role, Session, new_id
+from speeltuin.results import RunResult
 
 POLL_EVERY = "1s"
 SCENARIO_ID = re.compile(r"(RCV|SND)-[0-9]{2,3}")
@@ -49,7 +48,11 @@ FINISHED = ("passed", "failed")
 ACTIVE = ("running", "waiting")
 
 
+SHOWN_RUNS = 50  # the session's runs listed on its runs page, newest first
+
+
 class RunForm(FlaskForm):
+    picked = SelectMultipleField("Scenarios", validate_choice=False)  # the checkboxes of the published catalogue
     scenarios = TextAreaField("Scenario ids", validators=[Length(max=2000)])
 
 
@@ -58,10 +61,11 @@ def _run_form(formdata: Any = None) -> RunForm:
 
 
 def wanted_scenarios(form: RunForm, session: Session) -> list[str] | None:
-    """The scenario ids typed (upper-cased, each once, in order; [] for every scenario of the role), or None with
-    the field's error set."""
+    """The scenario ids ticked and typed (upper-cased, each once, in order; [] for every scenario of the role), or
+    None with the field's error set."""
+    ticked = [str(part).upper() for part in form.picked.data or []][:MAX_SCENARIOS + 1]
     typed = [part.upper() for part in re.split(r"[\s,;]+", form.scenarios.data or "") if part]
-    wanted = list(dict.fromkeys(typed))
+    wanted = list(dict.fromkeys(ticked + typed))
     malformed = [s for s in wanted if not SCENARIO_ID.fullmatch(s)]
     prefix = PREFIX[session.vendor_role]
     if malformed:
@@ -89,9 +93,22 @@ def runs_form(session_id: str) -> Any:
 
 def _runs_page(session: Session, form: RunForm, status: int = 200) -> Any:
     # the catalogue as the test manager published it (scenarios/manager.py); empty until one has started
-    catalogue = runtime().store.published_scenarios(session.vendor_role.value)
-    return render_template("web/runs.html", session=session, form=form, catalogue=catalogue,
-                           prefix=PREFIX[session.vendor_role]), status
+    store = runtime().store
+    catalogue = store.published_scenarios(session.vendor_role.value)
+    ticked = set(form.picked.data or [])
+    return render_template("web/runs.html", session=session, form=form, catalogue=catalogue, ticked=ticked,
+                           prefix=PREFIX[session.vendor_role],
+                           runs=[_run_row(run) for run in store.session_runs(session.id, SHOWN_RUNS)]), status
+
+
+def _run_row(stored: dict[str, Any]) -> dict[str, Any]:
+    """A run as the session's list of runs shows it: its status, and how many of its scenarios passed."""
+    scenarios = [s for s in stored.get("scenarios", []) if isinstance(s, dict)]
+    status = "failed" if stored.get("error") else stored.get("status", "running")
+    return {"id": stored["id"], "title": stored.get("title", ""), "status": status,
+            "started_at": stored.get("started_at"), "finished_at": stored.get("finished_at"),
+            "passed": sum(1 for s in scenarios if s.get("status") == "passed"), "scenarios": len(scenarios),
+            "counts": stored.get("counts") or {}}
 
 
 @web.post("/sessions/<session_id>/runs")
@@ -192,33 +209,11 @@ def _scenario_status(steps: list[dict[str, Any]]) -> str:
 
 
 def stored_result(stored: dict[str, Any]) -> RunResult | None:
-    """A finished run as the test manager stored it (RunResult.to_dict) made a RunResult again, for the report
-    writers; None for a run that is not finished or was refused before it ran."""
-    scenarios = stored.get("scenarios")
-    if stored.get("status") not in FINISHED or stored.get("error") or not isinstance(scenarios, list) \
-            or not all(isinstance(s, dict) for s in scenarios):
+    """A finished run as the test manager stored it, for the report writers; None for a run that is not finished,
+    was refused before it ran, or is not of the stored shape."""
+    if stored.get("status") not in FINISHED or stored.get("error") or not isinstance(stored.get("scenarios"), list):
         return None
     try:
-        return RunResult(id=stored["id"], title=stored.get("title", ""), started_at=stored["started_at"],
-                         finished_at=stored.get("finished_at"), environment=dict(stored.get("environment") or {}),
-                         scenarios=[_scenario(s) for s in scenarios])
-    except (KeyError, TypeError, ValueError):
+        return RunResult.from_dict(stored)
+    except (KeyError, TypeError, ValueError, AttributeError):
         return None
-
-
-def _scenario(raw: dict[str, Any]) -> ScenarioResult:
-    excuses = raw.get("excuses") or {}
-    return ScenarioResult(
-        id=raw["id"], title=raw.get("title", ""), description=raw.get("description", ""),
-        vendor_role=raw.get("vendor_role", ""), session_id=raw.get("session_id"),
-        steps=[Step(s["title"], s["status"], s.get("detail", ""), s.get("duration_ms", 0.0)) for s in raw["steps"]],
-        exchanges=[_exchange(e) for e in raw.get("exchanges", [])],
-        excuses=Excuses(suppressions=dict(excuses.get("suppressions") or {}),
-                        expected=[ExpectedFinding(**e) for e in excuses.get("expected") or []]))
-
-
-def _exchange(raw: dict[str, Any]) -> Exchange:
-    known = {f.name for f in fields(Exchange)} - {"tag", "direction", "findings"}
-    return Exchange(tag=Tag(raw["tag"]), direction=FlowDirection(raw["direction"]),
-                    findings=[Finding(**f) for f in raw.get("findings", [])],
-                    **{key: value for key, value in raw.items() if key in known})

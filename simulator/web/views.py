@@ -23,7 +23,7 @@ import json
 import secrets
 from collections import Counter
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Iterator
 
 from flask import (
     Response,
@@ -39,11 +39,11 @@ from flask import (
 )
 from flask_wtf import FlaskForm
 from flask_wtf.csrf import CSRFError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import Forbidden, HTTPException
 from wtforms import PasswordField, StringField
 from wtforms.validators import InputRequired, Length
 
-from simulator.endpoints.evidence_api import REPORTS
+from simulator.endpoints.evidence_api import REPORTS, session_document
 from simulator.runtime import runtime
 from simulator.sessions import session_endpoints
 from simulator.web import actions, auth
@@ -51,7 +51,7 @@ from simulator.web.common import TEMPLATE_DIR, visible_session, web
 from speeltuin.records import Exchange, Session, Tag
 from speeltuin.reports import WRITERS
 from speeltuin.results import RunResult
-from speeltuin.session_report import BadParameter, ExchangeQuery, UnknownSession, session_report
+from speeltuin.session_report import BadParameter, ExchangeQuery, UnknownSession, parse_page
 from validators.findings import SEVERITIES
 
 __all__ = ["TEMPLATE_DIR", "error_page", "web"]
@@ -144,6 +144,8 @@ def error_page(exc: HTTPException) -> Response:
     title, text = ERROR_TEXT.get(status, (exc.name, exc.description or exc.name))
     if status == 400 and exc.description:
         text = exc.description
+    if status == 403 and exc.description != Forbidden.description:  # the page said why (e.g. case managers only)
+        title, text = "Not allowed", exc.description
     if isinstance(exc, CSRFError):
         title = "Form refused"
         text = ("This form was sent without a valid security token (it may be from an old page, or from another "
@@ -248,7 +250,7 @@ def _session_page(session: Session, act: dict[str, Any] | None = None) -> Any:
                         ("own_ura", "The simulator's URA (the organisation it plays)", session.config.own_ura)]
     return render_template(
         "web/session.html", session=session, endpoints=shown_endpoints, query=query,
-        rows=[_row(ex, suppressions) for ex in page], tags=[t.value for t in Tag], severities=SEVERITIES,
+        rows=[exchange_row(ex, suppressions) for ex in page], tags=[t.value for t in Tag], severities=SEVERITIES,
         counts=_counts(session.id), reports=REPORT_LABELS, suppressions=suppressions,
         act=act or actions.act_panel(session), **_paging(session.id, query, page, cursor))
 
@@ -272,7 +274,7 @@ def _counts(session_id: str) -> dict[str, Any]:
     return runtime().store.session_activity([session_id]).get(session_id, {"exchanges": 0, "errors": 0, "last": None})
 
 
-def _row(ex: Exchange, suppressions: dict[str, str]) -> dict[str, Any]:
+def exchange_row(ex: Exchange, suppressions: dict[str, str]) -> dict[str, Any]:
     counted = Counter(f.severity for f in ex.findings if f.rule not in suppressions)
     return {"ex": ex, "counts": [(s, counted[s]) for s in SEVERITIES if counted[s]],
             "suppressed": sum(1 for f in ex.findings if f.rule in suppressions)}
@@ -296,7 +298,7 @@ def live_rows(session_id: str) -> Any:
     if not page:
         return "", 204  # htmx swaps nothing and keeps polling
     suppressions = store.list_suppressions(session.id)
-    return render_template("web/_live_rows.html", session=session, rows=[_row(ex, suppressions) for ex in page],
+    return render_template("web/_live_rows.html", session=session, rows=[exchange_row(ex, suppressions) for ex in page],
                            counts=_counts(session.id), **_paging(session.id, query, page, cursor, room))
 
 
@@ -308,8 +310,12 @@ def exchange_page(session_id: str, exchange_id: int) -> Any:
     ex = store.get_exchange(exchange_id)
     if ex is None or ex.session_id != session.id:
         abort(404)
-    return render_template("web/exchange.html", session=session, ex=ex,
-                           suppressions=store.list_suppressions(session.id),
+    return exchange_detail(ex, session, store.list_suppressions(session.id))
+
+
+def exchange_detail(ex: Exchange, session: Session | None, suppressions: dict[str, str]) -> str:
+    """The page of one exchange, of a session or unmatched (`session` None: recorded for no session)."""
+    return render_template("web/exchange.html", session=session, ex=ex, suppressions=suppressions,
                            request_body=_shown_body(ex.request_body), response_body=_shown_body(ex.response_body))
 
 
@@ -327,22 +333,26 @@ def _shown_body(body: str) -> dict[str, Any]:
 @web.get("/sessions/<session_id>/report.<kind>")
 @auth.signed_in
 def report(session_id: str, kind: str) -> Any:
-    """The session's report as a download (the HTML one opens in the browser)."""
+    """The session's report as a download (the HTML one opens in the browser, a page of its exchanges at a time:
+    `page`, default 1)."""
     session = visible_session(session_id)
     if kind not in REPORTS:
         abort(404)
     try:
-        run = session_report(runtime().store, session.id)
+        found, body = session_document(runtime().store, session.id, REPORTS[kind][0],
+                                       parse_page(request.args.get("page")))
     except UnknownSession:
         abort(404)
-    return report_response(run, f"speeltuin-{session.id}-report", kind)
+    except BadParameter as exc:
+        abort(400, description=f"{exc.name}: {exc}")
+    return report_response(found.run, f"speeltuin-{session.id}-report", kind, body)
 
 
-def report_response(run: RunResult, stem: str, kind: str) -> Response:
+def report_response(run: RunResult, stem: str, kind: str, body: str | Iterator[str] | None = None) -> Response:
     """A report (`kind`: a key of REPORTS) as the UI serves it: the HTML one opens in the browser, the others are
-    downloads named `<stem>.<kind>`."""
+    downloads named `<stem>.<kind>`. `body`: the report written already (or streamed), else written from `run`."""
     writer, content_type = REPORTS[kind]
-    response = Response(WRITERS[writer][1](run), status=200, content_type=content_type)
+    response = Response(WRITERS[writer][1](run) if body is None else body, status=200, content_type=content_type)
     filename = f"{stem}.{kind}"
     if kind == "html":
         response.headers["Content-Disposition"] = f'inline; filename="{filename}"'

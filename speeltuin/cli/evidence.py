@@ -5,9 +5,10 @@ The same answers as the simulator's evidence API (`/api/sessions/<id>/report.*`,
 from __future__ import annotations
 
 import argparse
+import sys
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from speeltuin.cli.common import (
     ExitCode,
@@ -23,23 +24,56 @@ REPORT_FORMATS = ("html", "json", "junit", "testreport")
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from speeltuin.reports import WRITERS
-    from speeltuin.session_report import UnknownSession, session_report
+    from simulator.endpoints.evidence_api import session_document
+    from speeltuin.session_report import REPORT_PAGE_SIZE, ReportPage, UnknownSession
+
+    store, out = open_store(args), Path(args.out) if args.out else None
+
+    def document(number: int = 1) -> tuple[ReportPage, str | Iterable[str]]:  # HTML pages link by file name
+        return session_document(store, args.session, args.format, number, lambda n: page_file(out, n).name)
 
     try:
-        run = session_report(open_store(args), args.session)
+        first, body = document()
     except UnknownSession as exc:
         raise UserError(str(exc)) from exc
-    text = WRITERS[args.format][1](run)
-    if args.out:
-        try:
-            Path(args.out).write_text(text, encoding="utf-8")
-        except OSError as exc:
-            raise UserError(f"cannot write {args.out}: {exc.strerror or exc}") from exc
-        print(f"{run.status}: {args.format} report of session {args.session} written to {args.out}")
-    else:
-        print(text)
-    return ExitCode.FAILED if run.status == "failed" else ExitCode.OK
+    if out is None:
+        if first.count > 1:
+            raise UserError(f"the HTML report of session {args.session} has {first.count} pages of "
+                            f"{REPORT_PAGE_SIZE} exchanges: write them to files with --out FILE")
+        _write(sys.stdout, body)
+        print()
+        return _exit(first.run.status)
+    _save(out, body)
+    for number in range(2, first.count + 1):
+        _save(page_file(out, number), document(number)[1])
+    more = (f" and {first.count - 1} more page(s) next to it, {page_file(out, 2).name} to "
+            f"{page_file(out, first.count).name}") if first.count > 1 else ""
+    print(f"{first.run.status}: {args.format} report of session {args.session} written to {out}{more}")
+    return _exit(first.run.status)
+
+
+def page_file(out: Path | None, number: int) -> Path:
+    """Where page `number` of an HTML report written to `out` goes: `out` itself, then report-2.html, ..."""
+    base = out or Path("report.html")
+    return base if number == 1 else base.with_name(f"{base.stem}-{number}{base.suffix}")
+
+
+def _save(path: Path, body: str | Iterable[str]) -> None:
+    try:
+        with path.open("w", encoding="utf-8") as file:
+            _write(file, body)
+    except OSError as exc:
+        raise UserError(f"cannot write {path}: {exc.strerror or exc}") from exc
+
+
+def _write(file: Any, body: str | Iterable[str]) -> None:
+    """Write a report as it comes (a streamed one piece by piece)."""
+    for piece in [body] if isinstance(body, str) else body:
+        file.write(piece)
+
+
+def _exit(status: str) -> int:
+    return ExitCode.FAILED if status == "failed" else ExitCode.OK
 
 
 def _time(epoch: float) -> str:
@@ -89,7 +123,11 @@ def register(sub: Subcommands) -> None:
     report.add_argument("--session", required=True)
     report.add_argument("--format", choices=REPORT_FORMATS, default="html",
                         help="html, json, junit (JUnit XML) or testreport (FHIR STU3 TestReport)")
-    report.add_argument("--out", metavar="FILE", help="write the report there (default: print it)")
+    report.add_argument("--out", metavar="FILE",
+                        help="write the report there (default: print it). The HTML report of a session with more "
+                             "exchanges than one page holds comes in pages, each with the summary and linked to the "
+                             "others: FILE, then FILE-2, FILE-3, ... next to it (report.html, report-2.html, ...); "
+                             "such a report needs --out. The other formats are one file, written as they are read")
     report.set_defaults(func=cmd_report)
 
     exchanges = sub.add_parser("exchanges", help="a session's recorded exchanges with their findings, newest last")

@@ -50,7 +50,7 @@ def cmd_session_create(args: argparse.Namespace) -> int:
 def _jwks_from_certificate(path: str) -> dict[str, Any]:
     from cryptography import x509
 
-    from testdata.pki import jwks_for
+    from speeltuin.vendor_config import jwks_from_certificates
 
     try:
         chain = x509.load_pem_x509_certificates(Path(path).read_bytes())
@@ -58,7 +58,10 @@ def _jwks_from_certificate(path: str) -> dict[str, Any]:
         raise UserError(f"cannot read certificate {path}: {exc.strerror or exc}") from exc
     except ValueError as exc:
         raise UserError(f"{path} holds no PEM certificate") from exc
-    return jwks_for(chain[0], *chain[1:])
+    try:
+        return jwks_from_certificates(chain)
+    except ValueError as exc:
+        raise UserError(f"{path}: {exc}") from exc
 
 
 def _session_text(view: dict[str, Any]) -> str:

@@ -73,6 +73,8 @@ def test_rule_suppression_needs_a_known_rule_and_a_reason(node_pair) -> None:
     pair_sessions(sim, ven, vendor_role="receiver")
     assert sim.api("PUT", "/sessions/sim-1/suppressions/NOPE-1", json={"reason": "x"}).status_code == 400
     assert sim.api("PUT", "/sessions/sim-1/suppressions/BUNDLE-010", json={}).status_code == 400
+    too_long = sim.api("PUT", "/sessions/sim-1/suppressions/BUNDLE-010", json={"reason": "x" * 501})
+    assert too_long.status_code == 400 and "at most 500 characters" in too_long.json()["error"]
     done = sim.api("PUT", "/sessions/sim-1/suppressions/BUNDLE-010", json={"reason": " local codes "})
     assert done.status_code == 200 and done.json() == {"BUNDLE-010": "local codes"}
     assert sim.api("GET", "/sessions/sim-1/suppressions").json() == {"BUNDLE-010": "local codes"}

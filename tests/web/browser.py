@@ -3,6 +3,7 @@ fresh context per test that fails the test on any script error or blocked resour
 at 1280x800 and 390x844 into test-artifacts/screenshots/ and the accessibility basics checked with axe."""
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any, Iterator
@@ -53,7 +54,8 @@ def tab_for(chromium: Any, **options: Any) -> Iterator[Any]:
 
 def check_page(page: Any, name: str) -> None:
     """Screenshots at both sizes, and the accessibility basics: axe finds nothing critical or serious, every input
-    has a label, a lang attribute, a skip link, one h1 and headings in order."""
+    has a label, a lang attribute, a skip link, one h1 and headings in order, and Tab reaches every control
+    (check_keyboard)."""
     from axe_playwright_python.sync_playwright import Axe
 
     SHOTS.mkdir(parents=True, exist_ok=True)
@@ -78,3 +80,69 @@ def check_page(page: Any, name: str) -> None:
     levels = facts["headings"]
     assert levels.count(1) == 1 and levels[0] == 1, (name, levels)
     assert all(b - a <= 1 for a, b in zip(levels, levels[1:])), (name, levels)  # never skips a level down
+    check_keyboard(page, name)
+
+
+def sign_in_as_manager(page: Any, ui_url: str, username: str, password: str, *, there_already: bool = False) -> None:
+    """Sign in on the UI's sign-in page (`ui_url`: the UI's base, ending in /ui) with a case manager's account;
+    `there_already`: the page shows the sign-in form (a page asked for sent the visitor there)."""
+    if not there_already:
+        page.goto(f"{ui_url}/sign-in")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(password)
+    with page.expect_navigation():
+        page.get_by_role("button", name="Sign in as case manager").click()
+
+
+def sign_in_as_vendor(page: Any, ui_url: str, access_key: str) -> Any:
+    """Sign in with a session's access key; the response of the page it leads to."""
+    page.goto(f"{ui_url}/sign-in")
+    page.get_by_label("Session access key").fill(access_key)
+    with page.expect_navigation() as navigation:
+        page.get_by_role("button", name="Sign in as vendor").click()
+    return navigation.value
+
+
+FOCUSABLE = ("a[href], button:not([disabled]), input:not([type=hidden]):not([disabled]), select:not([disabled]), "
+             "textarea:not([disabled]), [tabindex]:not([tabindex='-1'])")
+
+
+def check_keyboard(page: Any, name: str) -> None:
+    """Full keyboard navigation: pressing Tab from the top of the page reaches every visible control and link, in
+    turn, and each shows where the focus is (an outline or a box shadow)."""
+    page.evaluate("() => { document.activeElement?.blur(); window.scrollTo(0, 0); }")
+    wanted = page.evaluate(f"""() => {{
+        const visible = (el) => !!(el.offsetWidth || el.offsetHeight || el.getClientRects().length)
+                                && getComputedStyle(el).visibility !== 'hidden';
+        // a radio group is one Tab stop; its other options are reached with the arrow keys
+        const seen = new Set();
+        return [...document.querySelectorAll({json.dumps(FOCUSABLE)})].filter(visible).filter((el) => {{
+            if (el.type !== 'radio') return true;
+            if (seen.has(el.name)) return false;
+            seen.add(el.name);
+            return true;
+        }}).map((el, n) => {{ el.dataset.tabStop = String(n); return n; }}).length;
+    }}""")
+    reached: set[str] = set()
+    unmarked: list[str] = []
+    for _ in range(wanted + 5):
+        page.keyboard.press("Tab")
+        focused = page.evaluate("""() => {
+            const el = document.activeElement;
+            if (!el || el === document.body) return null;
+            const style = getComputedStyle(el);
+            const marked = style.outlineStyle !== 'none' && parseFloat(style.outlineWidth) > 0
+                           || style.boxShadow !== 'none';
+            const stop = el.type === 'radio' ? document.querySelector(`[name="${el.name}"][data-tab-stop]`) : el;
+            return {stop: stop?.dataset.tabStop ?? null, marked, what: el.outerHTML.slice(0, 80)};
+        }""")
+        if focused is None or focused["stop"] is None:
+            continue
+        reached.add(focused["stop"])
+        if not focused["marked"]:
+            unmarked.append(focused["what"])
+    missing = page.evaluate("""(reached) => [...document.querySelectorAll('[data-tab-stop]')]
+        .filter((el) => !reached.includes(el.dataset.tabStop)).map((el) => el.outerHTML.slice(0, 80))""",
+                            sorted(reached))
+    assert missing == [], f"{name}: not reached with Tab: {missing[:5]}"
+    assert unmarked == [], f"{name}: focus not shown on: {unmarked[:5]}"

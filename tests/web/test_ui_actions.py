@@ -9,10 +9,12 @@ screenshot at 1280x800 and 390x844 into test-artifacts/screenshots/ and checked 
 from __future__ import annotations
 
 
+import json
 import re
 import subprocess
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
@@ -20,10 +22,12 @@ import pytest
 from scenarios.pairing import pair_sessions
 from scenarios.stack import Stack, start_stack
 from speeltuin.store import Store
-from tests.web.browser import check_page, launch_chromium, needs_chromium, new_page, tab_for
+from tests.web import browser
+from tests.web.browser import check_page, needs_chromium, new_page
 
 USER, PASSWORD = "casemanager", "a long enough password"
 RECEIVING, SENDING = "act-rcv", "act-snd"  # the simulator's sessions: the vendor receives / sends
+MADE = "made-in-ui"  # the session a case manager makes with the form
 PATIENT = "999993653"
 
 pytestmark = needs_chromium
@@ -62,29 +66,12 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
         yield Env(stack, keys, {})
 
 
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Any]:
-    yield from launch_chromium()
-
-
-@pytest.fixture
-def tab(chromium: Any) -> Iterator[Any]:
-    yield from tab_for(chromium)
-
-
 def sign_in_as_manager(page: Any, env: Env) -> None:
-    page.goto(f"{env.ui}/sign-in")
-    page.get_by_label("Username").fill(USER)
-    page.get_by_label("Password").fill(PASSWORD)
-    with page.expect_navigation():
-        page.get_by_role("button", name="Sign in as case manager").click()
+    browser.sign_in_as_manager(page, env.ui, USER, PASSWORD)
 
 
 def sign_in_as_vendor(page: Any, env: Env, session_id: str) -> None:
-    page.goto(f"{env.ui}/sign-in")
-    page.get_by_label("Session access key").fill(env.keys[session_id])
-    with page.expect_navigation():
-        page.get_by_role("button", name="Sign in as vendor").click()
+    browser.sign_in_as_vendor(page, env.ui, env.keys[session_id])
     assert page.url == f"{env.ui}/sessions/{session_id}"
 
 
@@ -263,3 +250,125 @@ def test_a_sending_vendor_is_asked_to_act_then_probed(tab: Any, env: Env) -> Non
     expect(outcome.locator("#act-status")).to_contain_text("as required")
     expect(outcome).to_contain_text("FHIR search without an access token")
     check_page(tab, "act-probed")
+
+
+def test_a_case_manager_creates_a_session_and_runs_the_happy_flow_in_it(tab: Any, env: Env, tmp_path: Path) -> None:
+    """The whole way a case manager takes a new vendor: the form (its field errors first), the access key shown once,
+    the happy scenario ticked and run against the (reference) vendor, the exchanges appearing live on the session
+    page, the report downloaded; then the session's vendor.toml, downloaded and uploaded again as a new session."""
+    vendor = env.stack.vendor
+    assert vendor is not None
+    sim_base = f"{env.stack.simulator.public_url}/s/{MADE}"
+    ven_base = f"{vendor.public_url}/s/ven-made"
+    # the vendor's own system knows the simulator's endpoints of the session about to be made (as a vendor would)
+    made = vendor.api("POST", "/sessions", json={
+        "id": "ven-made", "vendor_role": "sender", "vendor_ura": env.stack.simulator.ura,
+        "vendor_jwks": env.stack.simulator.jwks(), "vendor_client_id": env.stack.simulator.client_id,
+        "own_client_id": vendor.client_id, "vendor_token_url": f"{sim_base}/token", "vendor_fhir_base": f"{sim_base}/fhir"})
+    assert made.status_code == 201, made.text
+    jwks_file = tmp_path / "acme-jwks.json"
+    jwks_file.write_text(json.dumps(vendor.jwks()))
+
+    sign_in_as_manager(tab, env)
+    tab.get_by_role("link", name="New session").click()
+    expect(tab.get_by_role("heading", level=1)).to_have_text("New validation session")
+    check_page(tab, "new-session")
+
+    # mistakes are shown at their fields, and what was typed stays
+    tab.get_by_label("Name of the vendor's system").fill("Made in the browser")
+    tab.get_by_label("Session id").first.fill(MADE)
+    tab.get_by_label("Receiver: it is notified").first.check()
+    tab.get_by_label("Vendor URA").fill("1234")
+    tab.get_by_label("Vendor keys").set_input_files({"name": "notes.txt", "mimeType": "text/plain", "buffer": b"hello"})
+    with tab.expect_navigation() as refused:
+        tab.get_by_role("button", name="Create the session", exact=True).click()
+    assert refused.value.status == 400
+    expect(tab.locator("#form-errors")).to_be_visible()
+    expect(tab.locator("#new-vendor_ura-error")).to_have_text("A URA is 8 digits, e.g. 12345678.")
+    expect(tab.locator("#new-keys-error")).to_contain_text("Not a JWKS (JSON) nor a PEM certificate")
+    expect(tab.locator("#new-vendor_notification_base-error")).to_have_text(
+        "Needed when the vendor's system is the receiver.")
+    expect(tab.get_by_label("Name of the vendor's system")).to_have_value("Made in the browser")
+    assert tab.get_by_label("Vendor URA").get_attribute("aria-invalid") == "true"
+    check_page(tab, "new-session-errors")
+
+    tab.get_by_label("Vendor URA").fill(vendor.ura)
+    tab.get_by_label("Vendor client id").fill(vendor.client_id)
+    tab.get_by_label("Vendor keys").set_input_files(str(jwks_file))
+    tab.get_by_label("Its token endpoint").fill(f"{ven_base}/token")
+    tab.get_by_label("Its notification base").fill(f"{ven_base}/notify")
+    with tab.expect_navigation() as created:
+        tab.get_by_role("button", name="Create the session", exact=True).click()
+    assert created.value.status == 201
+    expect(tab.locator("#created")).to_contain_text(MADE)
+    access_key = tab.get_by_label(f"Access key of session {MADE}").input_value()
+    assert len(access_key) >= 20
+    expect(tab.locator("#created-endpoints")).to_contain_text(f"{sim_base}/fhir")
+    check_page(tab, "session-created")
+
+    # tick the happy flow of the receiving vendor and run it
+    tab.get_by_role("link", name="Open the session").click()
+    tab.get_by_role("link", name="Run scenarios in this session").click()
+    expect(tab.locator("#no-runs")).to_be_visible()
+    tab.get_by_label(re.compile("^Run RCV-01")).check()
+    tab.get_by_role("button", name="Start the run").click()
+    tab.wait_for_url(re.compile(r".*/ui/runs/run-[0-9a-f]+$"))
+    run_id = tab.url.rsplit("/", 1)[1]
+
+    # meanwhile the session page shows the exchanges as they come, without a reload
+    tab.goto(f"{env.ui}/sessions/{MADE}")
+    tab.evaluate("window.notReloaded = true")
+    rows = tab.locator("#exchange-rows tr.exchange")
+    expect(rows.filter(has_text="notification").first).to_be_visible(timeout=30_000)
+    expect(rows.filter(has_text="search").first).to_be_visible(timeout=30_000)
+    assert tab.evaluate("window.notReloaded") is True
+
+    tab.goto(f"{env.ui}/runs/{run_id}")
+    expect(tab.locator("#run-status")).to_contain_text("passed", timeout=60_000)
+    tab.goto(f"{env.ui}/sessions/{MADE}/runs")
+    expect(tab.locator(f"#run-row-{run_id}")).to_contain_text("passed")
+    expect(tab.locator(f"#run-row-{run_id}")).to_contain_text("1 of 1")
+    check_page(tab, "session-runs")
+
+    # the session's report, downloaded from its page
+    tab.goto(f"{env.ui}/sessions/{MADE}")
+    with tab.expect_download() as download:
+        tab.locator("#report-json").click()
+    report = json.loads(Path(download.value.path()).read_text())
+    exchanges = report["scenarios"][0]["exchanges"]
+    assert {"notification", "token-request", "search"} <= {ex["tag"] for ex in exchanges}
+
+    # its vendor.toml and JWKS, as `speeltuin vendor check` reads them, and uploaded again as a new session
+    from scenarios.vendor_config import load_vendor_config
+
+    for link in ("#download-vendor-toml", "#download-vendor-jwks"):
+        with tab.expect_download() as download:
+            tab.locator(link).click()
+        download.value.save_as(tmp_path / download.value.suggested_filename)
+    config = load_vendor_config(tmp_path / "vendor.toml")
+    assert (config.roles, config.ura, config.client_id, config.jwks) == (("receiver",), vendor.ura,
+                                                                          vendor.client_id, vendor.jwks())
+    assert (config.token_url, config.notification_base) == (f"{ven_base}/token", f"{ven_base}/notify")
+
+    tab.goto(f"{env.ui}/sessions/new")
+    tab.get_by_label("vendor.toml", exact=True).set_input_files(str(tmp_path / "vendor.toml"))
+    tab.get_by_label("Session id").nth(1).fill(f"{MADE}-again")
+    with tab.expect_navigation() as refused:
+        tab.get_by_role("button", name="Create the session from the vendor.toml").click()
+    assert refused.value.status == 400  # its [keys] names a file that was not chosen too
+    expect(tab.locator("#toml-keys_file-error")).to_contain_text(f"names its keys in {MADE}-jwks.json")
+    tab.get_by_label("vendor.toml", exact=True).set_input_files(str(tmp_path / "vendor.toml"))
+    tab.get_by_label("The keys file it names").set_input_files(str(tmp_path / f"{MADE}-jwks.json"))
+    with tab.expect_navigation() as created:
+        tab.get_by_role("button", name="Create the session from the vendor.toml").click()
+    assert created.value.status == 201
+    expect(tab.locator("#created")).to_contain_text(f"{MADE}-again")
+
+
+def test_only_case_managers_create_sessions(tab: Any, env: Env) -> None:
+    sign_in_as_vendor(tab, env, RECEIVING)
+    assert tab.goto(f"{env.ui}/sessions/new").status == 403
+    expect(tab.locator("#new-session")).to_have_count(0)
+    answer = tab.request.post(f"{env.ui}/sessions/new", multipart={"new-name": "x"})
+    assert answer.status in (400, 403)  # no CSRF token, and no right to create one either
+    assert tab.goto(f"{env.ui}/sessions/{SENDING}/vendor.toml").status == 403

@@ -18,7 +18,8 @@ import requests
 from speeltuin.defaults import sqlite_url
 from speeltuin.records import Exchange
 from tests.conftest import LiveNode, start_live_node
-from tests.web.browser import check_page, launch_chromium, needs_chromium, tab_for
+from tests.web import browser
+from tests.web.browser import check_page, needs_chromium
 from validators.findings import Finding
 
 USER, PASSWORD = "casemanager", "a long enough password"
@@ -79,32 +80,12 @@ def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UI]:
     node.runtime.store.close()
 
 
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Any]:
-    yield from launch_chromium()
-
-
-@pytest.fixture
-def tab(chromium: Any) -> Iterator[Any]:
-    yield from tab_for(chromium, accept_downloads=True, timeout_ms=10_000)
-
-
-def sign_in_as_manager(page: Any, ui: UI, *, there_already: bool = False) -> Any:
-    if not there_already:
-        page.goto(f"{ui.url}/sign-in")
-    page.get_by_label("Username").fill(USER)
-    page.get_by_label("Password").fill(PASSWORD)
-    with page.expect_navigation():
-        page.get_by_role("button", name="Sign in as case manager").click()
-    return page
+def sign_in_as_manager(page: Any, ui: UI, *, there_already: bool = False) -> None:
+    browser.sign_in_as_manager(page, ui.url, USER, PASSWORD, there_already=there_already)
 
 
 def sign_in_as_vendor(page: Any, ui: UI, key: str) -> Any:
-    page.goto(f"{ui.url}/sign-in")
-    page.get_by_label("Session access key").fill(key)
-    with page.expect_navigation() as navigation:
-        page.get_by_role("button", name="Sign in as vendor").click()
-    return navigation.value
+    return browser.sign_in_as_vendor(page, ui.url, key)
 
 
 def test_a_case_manager_follows_a_session(tab: Any, ui: UI) -> None:

@@ -4,6 +4,7 @@
 //   counts down once a second from the moment it appeared. Without JavaScript it shows the server's number.
 // - After an action of the act panel (an htmx POST) the first field with an error gets the focus, else the outcome:
 //   it is read out and scrolled to.
+// - A button with data-copy="<input id>" copies that input's value (the session's endpoints, an access key).
 (() => {
   "use strict";
   const tick = () => {
@@ -25,5 +26,13 @@
     if (!config || config.verb !== "post") return;
     const target = document.querySelector("#act [aria-invalid=true]") || document.querySelector("#act-result.filled");
     if (target) target.focus();
+  });
+  document.addEventListener("click", (event) => {
+    const button = event.target.closest("button[data-copy]");
+    if (!button) return;
+    const input = document.getElementById(button.dataset.copy);
+    input.select();
+    const done = () => { button.classList.add("copied"); setTimeout(() => button.classList.remove("copied"), 1500); };
+    if (navigator.clipboard) navigator.clipboard.writeText(input.value).then(done, () => {});
   });
 })();
