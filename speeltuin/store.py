@@ -14,7 +14,7 @@ import re
 import secrets
 import time
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -244,6 +244,21 @@ run_queue = Table(
     Column("scenario_ids", Text, nullable=False),  # JSON list; empty: every scenario of the session's role
     Column("queued_at", Float, nullable=False),
     Column("taken_at", Float, nullable=True),
+)
+
+# What lists of runs show (a session's runs, each session's latest on the dashboard), kept beside the run's
+# result so a list never parses whole results (a finished run's holds every exchange it recorded).
+run_summaries = Table(
+    "run_summaries", metadata,
+    Column("run_id", String(64), primary_key=True),
+    Column("title", Text, nullable=False),
+    Column("status", String(16), nullable=False),  # queued | running | passed | failed
+    Column("started_at", Float, nullable=False),
+    Column("finished_at", Float, nullable=True),
+    Column("scenarios", Integer, nullable=False),
+    Column("passed", Integer, nullable=False),  # scenarios that passed
+    Column("errors", Integer, nullable=False),  # error findings counted (neither suppressed nor provoked)
+    Column("warnings", Integer, nullable=False),
 )
 
 
@@ -696,6 +711,7 @@ class Store:
             c.execute(delete(runs).where(runs.c.id == run_id))
             c.execute(insert(runs).values(id=run_id, started_at=started_at, finished_at=finished_at,
                                           result=json.dumps(result)))
+            _save_summary(c, run_id, started_at, finished_at, result)
 
     def get_run(self, run_id: str) -> dict[str, Any] | None:
         with self.engine.connect() as c:
@@ -722,9 +738,10 @@ class Store:
         with self.engine.begin() as c:
             c.execute(insert(run_queue).values(run_id=run_id, session_id=session_id,
                                                scenario_ids=json.dumps(scenario_ids), queued_at=now))
-            c.execute(insert(runs).values(id=run_id, started_at=now, finished_at=None, result=json.dumps(
-                {"id": run_id, "title": title, "status": "queued", "sessions": [session_id],
-                 "scenarios": scenario_ids})))
+            result = {"id": run_id, "title": title, "status": "queued", "sessions": [session_id],
+                      "scenarios": scenario_ids}
+            c.execute(insert(runs).values(id=run_id, started_at=now, finished_at=None, result=json.dumps(result)))
+            _save_summary(c, run_id, now, None, result)
 
     def queued_session(self, run_id: str) -> str | None:
         """The session a run was asked for in (over the API), if it was."""
@@ -745,16 +762,39 @@ class Store:
         return None
 
     def session_runs(self, session_id: str, limit: int = 50) -> list[dict[str, Any]]:
-        """The runs that worked in a session (asked for in it, or with a step in it), newest first: each as
-        stored (its result once finished; id, title, status and scenarios while queued or running)."""
-        asked = select(run_queue.c.run_id.label("run_id")).where(run_queue.c.session_id == session_id)
-        stepped = select(run_steps.c.run_id.label("run_id")).where(run_steps.c.session_id == session_id)
-        ids = union(asked, stepped).subquery()
-        query = (select(runs.c.id, runs.c.started_at, runs.c.result).join(ids, ids.c.run_id == runs.c.id)
+        """The runs that worked in a session (asked for in it, or with a step in it), newest first, summarised:
+        run_id, title, status, started_at, finished_at, scenarios, passed, errors, warnings."""
+        ids = _session_run_ids().subquery()
+        query = (select(runs.c.id).join(ids, ids.c.run_id == runs.c.id).where(ids.c.session_id == session_id)
                  .order_by(runs.c.started_at.desc()).limit(limit))
         with self.engine.connect() as c:
-            return [{**json.loads(row.result), "id": row.id, "started_at": row.started_at}
-                    for row in c.execute(query).all()]
+            run_ids = list(c.execute(query).scalars())
+        summaries = self._summaries(run_ids)
+        return [summaries[run_id] for run_id in run_ids if run_id in summaries]
+
+    def latest_runs(self) -> dict[str, dict[str, Any]]:
+        """Each session's latest run (by start), summarised as in session_runs."""
+        pairs = _session_run_ids().subquery()
+        ranked = (select(pairs.c.session_id, pairs.c.run_id, func.row_number().over(
+            partition_by=pairs.c.session_id, order_by=runs.c.started_at.desc()).label("n"))
+            .join(runs, runs.c.id == pairs.c.run_id)).subquery()
+        with self.engine.connect() as c:
+            latest = {row.session_id: row.run_id for row in c.execute(
+                select(ranked.c.session_id, ranked.c.run_id).where(ranked.c.n == 1)).all()}
+        summaries = self._summaries(list(set(latest.values())))
+        return {session_id: summaries[run_id] for session_id, run_id in latest.items() if run_id in summaries}
+
+    def _summaries(self, run_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """The runs' summaries; made from the stored result, once, for a run saved before summaries were kept."""
+        found: dict[str, dict[str, Any]] = {}
+        with self.engine.begin() as c:
+            for chunk in _chunks(run_ids):
+                found.update({row.run_id: dict(row._mapping) for row in c.execute(
+                    select(run_summaries).where(run_summaries.c.run_id.in_(chunk))).all()})
+            for chunk in _chunks([run_id for run_id in run_ids if run_id not in found]):
+                for row in c.execute(select(runs).where(runs.c.id.in_(chunk))).all():
+                    found[row.id] = _save_summary(c, row.id, row.started_at, row.finished_at, json.loads(row.result))
+        return found
 
     def record_step(self, run_id: str, scenario_id: str, name: str, *, status: str, title: str | None = None,
                     position: int | None = None, session_id: str | None = None, detail: str = "",
@@ -779,6 +819,34 @@ class Store:
             rows = c.execute(select(run_steps).where(run_steps.c.run_id == run_id)
                              .order_by(run_steps.c.scenario_id, run_steps.c.position)).all()
         return [dict(row._mapping) for row in rows]
+
+
+def _session_run_ids() -> Any:
+    """(session_id, run_id) of every run that worked in a session: asked for in it, or with a step in it."""
+    asked = select(run_queue.c.session_id.label("session_id"), run_queue.c.run_id.label("run_id"))
+    stepped = select(run_steps.c.session_id.label("session_id"), run_steps.c.run_id.label("run_id")) \
+        .where(run_steps.c.session_id.isnot(None))
+    return union(asked, stepped)
+
+
+def _save_summary(c: Any, run_id: str, started_at: float, finished_at: float | None,
+                  result: dict[str, Any]) -> dict[str, Any]:
+    scenarios = [s for s in result.get("scenarios", []) if isinstance(s, dict)]
+    counts = result.get("counts") if isinstance(result.get("counts"), dict) else {}
+    summary = {"run_id": run_id, "title": str(result.get("title", "")), "started_at": started_at,
+               "finished_at": finished_at,
+               "status": "failed" if result.get("error") else str(result.get("status", "running")),
+               "scenarios": len(scenarios) if scenarios else len(result.get("scenarios", [])),
+               "passed": sum(1 for s in scenarios if s.get("status") == "passed"),
+               "errors": int(counts.get("error", 0)), "warnings": int(counts.get("warning", 0))}
+    c.execute(delete(run_summaries).where(run_summaries.c.run_id == run_id))
+    c.execute(insert(run_summaries).values(**summary))
+    return summary
+
+
+def _chunks(values: list[str], size: int = 500) -> Iterator[list[str]]:
+    for start in range(0, len(values), size):
+        yield values[start:start + size]
 
 
 def _dump(value: Any) -> str | None:

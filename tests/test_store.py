@@ -119,3 +119,32 @@ def test_unmatched_exchanges_are_paged_newest_or_oldest_first(url: str) -> None:
     oldest, _ = store.query_exchanges(None)
     assert [ex.id for ex in oldest] == [first, second, third]
     store.close()
+
+
+def test_runs_are_listed_per_session_from_their_summaries(url: str) -> None:
+    store = Store(url)
+    try:
+        store.queue_run("run-a", "s-1", ["RCV-01"], title="asked in s-1")
+        result = {"id": "run-b", "title": "catalogue", "status": "failed", "counts": {"error": 3, "warning": 1},
+                  "scenarios": [{"id": "RCV-01", "status": "passed"}, {"id": "RCV-02", "status": "failed"}]}
+        store.save_run("run-b", time.time() + 1, time.time() + 2, result)
+        store.record_step("run-b", "RCV-01", "notify", status="passed", title="t", position=0, session_id="s-1")
+        store.record_step("run-b", "RCV-02", "notify", status="passed", title="t", position=0, session_id="s-2")
+        store.save_run("run-c", time.time() - 5, time.time() - 4, {**result, "id": "run-c", "title": "older"})
+        store.record_step("run-c", "RCV-01", "notify", status="passed", title="t", position=0, session_id="s-2")
+
+        listed = store.session_runs("s-1")
+        assert [r["run_id"] for r in listed] == ["run-b", "run-a"]  # newest first; asked for in it, or stepped in it
+        assert {k: listed[0][k] for k in ("title", "status", "scenarios", "passed", "errors", "warnings")} == {
+            "title": "catalogue", "status": "failed", "scenarios": 2, "passed": 1, "errors": 3, "warnings": 1}
+        assert listed[1]["status"] == "queued" and listed[1]["finished_at"] is None
+        assert {s: r["run_id"] for s, r in store.latest_runs().items()} == {"s-1": "run-b", "s-2": "run-b"}
+
+        # a run saved before summaries were kept gets one, from its result, when it is first listed
+        with store.engine.begin() as c:
+            from speeltuin.store import run_summaries
+            c.execute(run_summaries.delete())
+        assert [r["title"] for r in store.session_runs("s-2")] == ["catalogue", "older"]
+        assert store.session_runs("s-3") == []
+    finally:
+        store.close()

@@ -98,17 +98,7 @@ def _runs_page(session: Session, form: RunForm, status: int = 200) -> Any:
     ticked = set(form.picked.data or [])
     return render_template("web/runs.html", session=session, form=form, catalogue=catalogue, ticked=ticked,
                            prefix=PREFIX[session.vendor_role],
-                           runs=[_run_row(run) for run in store.session_runs(session.id, SHOWN_RUNS)]), status
-
-
-def _run_row(stored: dict[str, Any]) -> dict[str, Any]:
-    """A run as the session's list of runs shows it: its status, and how many of its scenarios passed."""
-    scenarios = [s for s in stored.get("scenarios", []) if isinstance(s, dict)]
-    status = "failed" if stored.get("error") else stored.get("status", "running")
-    return {"id": stored["id"], "title": stored.get("title", ""), "status": status,
-            "started_at": stored.get("started_at"), "finished_at": stored.get("finished_at"),
-            "passed": sum(1 for s in scenarios if s.get("status") == "passed"), "scenarios": len(scenarios),
-            "counts": stored.get("counts") or {}}
+                           runs=store.session_runs(session.id, SHOWN_RUNS)), status
 
 
 @web.post("/sessions/<session_id>/runs")

@@ -216,7 +216,9 @@ def dashboard() -> Any:
     store = runtime().store
     activity = store.session_activity()
     sessions = sorted(store.list_sessions(), key=lambda s: s.created_at, reverse=True)
-    rows = [{"session": s, **activity.get(s.id, {"exchanges": 0, "errors": 0, "last": None})} for s in sessions]
+    latest = store.latest_runs()
+    rows = [{"session": s, "run": latest.get(s.id), **activity.get(s.id, {"exchanges": 0, "errors": 0, "last": None})}
+            for s in sessions]
     return render_template("web/dashboard.html", rows=rows)
 
 

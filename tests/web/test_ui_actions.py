@@ -329,6 +329,10 @@ def test_a_case_manager_creates_a_session_and_runs_the_happy_flow_in_it(tab: Any
     expect(tab.locator(f"#run-row-{run_id}")).to_contain_text("passed")
     expect(tab.locator(f"#run-row-{run_id}")).to_contain_text("1 of 1")
     check_page(tab, "session-runs")
+    tab.get_by_role("navigation", name="Site").get_by_role("link", name="Sessions").click()
+    latest = tab.locator("#sessions tr", has_text="Made in the browser").locator(".latest-run")
+    expect(latest).to_contain_text("passed 1 of 1 scenarios passed")
+    expect(latest).to_have_attribute("href", f"/ui/runs/{run_id}")
 
     # the session's report, downloaded from its page
     tab.goto(f"{env.ui}/sessions/{MADE}")

@@ -102,7 +102,8 @@ def test_a_case_manager_follows_a_session(tab: Any, ui: UI) -> None:
     expect(acme).to_contain_text("ui-a")
     expect(acme).to_contain_text("receiver")
     expect(acme).to_contain_text("90000202")
-    assert [c.strip() for c in acme.locator("td").all_inner_texts()[-2:]] == ["3", "1"]  # exchanges, error findings
+    # exchanges, error findings, latest run
+    assert [c.strip() for c in acme.locator("td").all_inner_texts()[-3:]] == ["3", "1", "none yet"]
     expect(bravo).to_contain_text("ui-b")
     cookie = next(c for c in tab.context.cookies() if c["name"] == "speeltuin_ui")
     assert (cookie["httpOnly"], cookie["sameSite"], cookie["path"], cookie["secure"]) == (True, "Lax", "/ui", False)
