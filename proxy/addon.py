@@ -1,138 +1,154 @@
-"""The mitmproxy addon: classify each flow, run the validators on it, record exchange and findings.
+"""The mitmproxy addon: records every flow, and has it judged by the validators, off the flow's path.
 
 Run it with the real mitmdump (see proxy/launcher.py):
     mitmdump -s proxy/addon.py --set speeltuin_db=sqlite:///... --set speeltuin_public_url=http://...
+
+The hooks do little: `request` takes the simulator's session mark off its own outbound calls, `response` and `error`
+take a snapshot of the flow (proxy.judge.CapturedFlow) and hand it to the writer process (proxy/writer.py), which
+classifies, validates, redacts and stores it. So the vendor's round trip does not wait for validation or the
+database. `GET PROXY_FLUSH_PATH` on any listener answers once every flow answered before it is recorded (scenarios ask
+it before they read the evidence); it is answered by the proxy itself, never forwarded, never recorded.
 """
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 import time
+from urllib.parse import urlsplit
 
-from mitmproxy import ctx, http
+from mitmproxy import ctx, exceptions, http
+from mitmproxy.net import encoding
 
 # mitmdump loads this file as a script; the project's packages come from the environment it is installed in.
-from proxy.classify import classify, session_in_path
-from proxy.inspection import FlowContext, FlowRecord, header, inspect
-from proxy.redaction import redact_body, redact_headers, redact_text
-from speeltuin.jwks_cache import JwksCache
-from speeltuin.keys import Signer
-from speeltuin.records import SESSION_HEADER, Exchange, FlowDirection, Role, Session, Tag
+from proxy.judge import CapturedFlow
+from proxy.writer import Writer
+from speeltuin.records import PROXY_FLUSH_PATH, SESSION_HEADER
 from speeltuin.store import Store
 
 log = logging.getLogger(__name__)
 
+FLUSH_TIMEOUT_S = 30.0
+INTERNAL = "speeltuin_internal"  # flow.metadata key: answered by the proxy itself, not recorded
+
 
 class Recorder:
     def __init__(self) -> None:
-        self.store: Store | None = None
-        self._sessions: dict[str, Session] = {}
-        self._simulator_jwks: dict | None = None
-        self._vendor_keys = JwksCache()
-        self._jtis: dict[tuple[str, str], float] = {}  # (iss, jti) -> exp, to see replays in flight
+        self.writer: Writer | None = None
 
     def load(self, loader) -> None:  # type: ignore[no-untyped-def]
         loader.add_option("speeltuin_db", str, "", "SQLAlchemy URL of the speeltuin store")
         loader.add_option("speeltuin_public_url", str, "",
                           "base URL at which vendors reach the simulator through this proxy")
+        loader.add_option("speeltuin_simulator", str, "",
+                          "URL where the simulator listens: its web UI and JSON API are passed on, not recorded")
 
     def configure(self, updated: set[str]) -> None:
-        if "speeltuin_db" in updated and ctx.options.speeltuin_db:
-            self.store = Store(ctx.options.speeltuin_db)
-            self._sessions.clear()
-            self._simulator_jwks = None
+        if not {"speeltuin_db", "speeltuin_public_url"} & updated or not ctx.options.speeltuin_db:
+            return
+        url = ctx.options.speeltuin_db
+        try:  # fail at the start, with a clear message, rather than in the writer at the first flow
+            Store(url).close()
+        except Exception as exc:
+            raise exceptions.OptionsError(store_problem(url, exc)) from None
+        self._stop_writer()
+        self.writer = Writer(url, ctx.options.speeltuin_public_url)
 
-    def request(self, flow: http.HTTPFlow) -> None:
+    async def request(self, flow: http.HTTPFlow) -> None:
+        if flow.request.path.split("?", 1)[0] == PROXY_FLUSH_PATH:
+            await self._answer_flush(flow)
+            return
+        if _to_simulator_ui(flow, ctx.options.speeltuin_simulator):
+            flow.metadata[INTERNAL] = True  # people and programs using the UI and API: not the exchange under test
+            return
         # The simulator marks its own outbound calls; the vendor never needs to see the mark.
         marked = flow.request.headers.pop(SESSION_HEADER, None)
         if marked:
             flow.metadata["speeltuin_session"] = marked
 
     def response(self, flow: http.HTTPFlow) -> None:
-        self._record(flow)
+        self._hand_over(flow)
 
     def error(self, flow: http.HTTPFlow) -> None:
-        self._record(flow)
+        self._hand_over(flow)
 
-    def _record(self, flow: http.HTTPFlow) -> None:
-        if self.store is None:
+    def done(self) -> None:
+        self._stop_writer()
+
+    def _hand_over(self, flow: http.HTTPFlow) -> None:
+        if self.writer is None or flow.metadata.get(INTERNAL):
             return
         try:
-            self.store.add_exchange(self._exchange(flow))
+            self.writer.submit(capture(flow))
         except Exception:  # recording must never break the traffic it watches
             log.exception("could not record %s %s", flow.request.method, flow.request.pretty_url)
 
-    def _session(self, session_id: str | None) -> Session | None:
-        if not session_id or self.store is None:
-            return None
-        if session_id not in self._sessions:
-            found = self.store.get_session(session_id)
-            if found is None:
-                return None
-            self._sessions[session_id] = found
-        return self._sessions[session_id]
+    async def _answer_flush(self, flow: http.HTTPFlow) -> None:
+        flow.metadata[INTERNAL] = True
+        writer, deadline = self.writer, time.monotonic() + FLUSH_TIMEOUT_S
+        target = writer.submitted if writer else 0
+        while writer is not None and not writer.has_written(target) and time.monotonic() < deadline:
+            await asyncio.sleep(0.005)
+        done = writer is None or writer.has_written(target)
+        flow.response = http.Response.make(200 if done else 503, json.dumps(
+            {"flushed": done, "recorded": writer.written.value if writer else 0}), {"Content-Type": "application/json"})
 
-    def _exchange(self, flow: http.HTTPFlow) -> Exchange:
-        request, response = flow.request, flow.response
-        tag = classify(request.method, request.path)
-        session, direction = self._attribute(flow)
-        # Validators judge decoded (un-gzipped) bodies; the store keeps redacted text of the same.
-        record = FlowRecord(
-            tag=tag, method=request.method, url=called_url(flow), request_headers=dict(request.headers),
-            request_body=request.get_content(strict=False) or b"",
-            status=response.status_code if response else None,
-            response_headers=dict(response.headers) if response else {},
-            response_body=(response.get_content(strict=False) or b"") if response else b"",
-            started_at=request.timestamp_start)
-        findings = inspect(record, self._context(session, direction, tag)) if session else []
-        ended = response.timestamp_end if response and response.timestamp_end else None
-        return Exchange(
-            source="proxy", tag=tag, direction=direction, method=record.method, url=record.url,
-            status=record.status, request_headers=redact_headers(record.request_headers),
-            request_body=redact_body(record.request_body, header(record.request_headers, "Content-Type")),
-            response_headers=redact_headers(record.response_headers),
-            response_body=redact_body(record.response_body, header(record.response_headers, "Content-Type")),
-            started_at=record.started_at,
-            duration_ms=(ended - record.started_at) * 1000 if ended else None,
-            error=redact_text(str(flow.error)) if flow.error else None,
-            session_id=session.id if session else None, findings=findings)
+    def _stop_writer(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
 
-    def _attribute(self, flow: http.HTTPFlow) -> tuple[Session | None, FlowDirection]:
-        """A path under /s/<id>/ of ours is a call to the simulator; a marked call comes from it."""
-        inbound = self._session(session_in_path(flow.request.path))
-        if inbound:
-            return inbound, FlowDirection.TO_SIMULATOR
-        outbound = self._session(flow.metadata.get("speeltuin_session"))
-        if outbound:
-            return outbound, FlowDirection.TO_VENDOR
-        return None, FlowDirection.UNKNOWN
 
-    def _context(self, session: Session, direction: FlowDirection, tag: Tag) -> FlowContext:
-        if tag != Tag.TOKEN_REQUEST:
-            return FlowContext()
-        if direction == FlowDirection.TO_SIMULATOR:
-            base = ctx.options.speeltuin_public_url.rstrip("/")
-            return FlowContext(
-                token_url=f"{base}/s/{session.id}/token" if base else None,
-                caller_jwks=self._vendor_keys.keys_for(session), caller_client_id=session.config.vendor_client_id,
-                purpose="pull" if session.simulator_role == Role.SENDER else "notification", seen_jti=self._seen_jti)
-        return FlowContext(
-            token_url=session.config.vendor_token_url, caller_jwks=self._own_jwks(),
-            caller_client_id=session.config.own_client_id,
-            purpose="pull" if session.simulator_role == Role.RECEIVER else "notification", seen_jti=self._seen_jti)
+def _to_simulator_ui(flow: http.HTTPFlow, simulator: str) -> bool:
+    """A request for the simulator's web UI or JSON API (its pages carry the UI's cookie)."""
+    if not simulator:
+        return False
+    path = flow.request.path
+    if not (path == "/ui" or path.startswith(("/ui/", "/ui?", "/api/"))):
+        return False
+    upstream = urlsplit(simulator)
+    return (flow.request.host, flow.request.port) == (upstream.hostname, upstream.port or 80)
 
-    def _seen_jti(self, issuer: str, jti: str, expires_at: float) -> bool:
-        now = time.time()
-        if len(self._jtis) > 10_000:  # forget what has expired long ago; bounded memory for a 24/7 proxy
-            self._jtis = {k: v for k, v in self._jtis.items() if v > now - 3600}
-        seen = (issuer, jti) in self._jtis
-        self._jtis[(issuer, jti)] = max(expires_at, now)
-        return seen
 
-    def _own_jwks(self) -> dict | None:
-        if self._simulator_jwks is None and self.store is not None:
-            found = self.store.load_instance_key()
-            self._simulator_jwks = Signer(*found).jwks() if found else None
-        return self._simulator_jwks
+def store_problem(url: str, exc: Exception) -> str:
+    """Why the store cannot be opened, in one line without the URL's password."""
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"speeltuin_db: cannot open the store at {shown_url(url)}: {type(exc).__name__}: {reason}"
+
+
+def shown_url(url: str) -> str:
+    """A database URL fit for a message: without its password."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - not a URL at all: it is shown as given
+        return repr(url)
+
+
+def capture(flow: http.HTTPFlow) -> CapturedFlow:
+    """The snapshot of a flow the writer judges (bodies without their content-encoding)."""
+    request, response = flow.request, flow.response
+    return CapturedFlow(
+        method=request.method, url=called_url(flow), path=request.path, request_headers=dict(request.headers),
+        request_body=_content(request), status=response.status_code if response else None,
+        response_headers=dict(response.headers) if response else {},
+        response_body=_content(response) if response else b"", started_at=request.timestamp_start,
+        ended_at=response.timestamp_end if response and response.timestamp_end else None,
+        error=str(flow.error) if flow.error else None, marked_session=flow.metadata.get("speeltuin_session"))
+
+
+def _content(message: http.Message) -> bytes:
+    """The body without its content-encoding (gzip, br, ...); as received when it cannot be decoded."""
+    raw = message.raw_content or b""
+    coding = message.headers.get("content-encoding", "").strip().lower()
+    if not raw or not coding or coding == "identity":
+        return raw
+    try:
+        decoded = encoding.decode(raw, coding)
+    except ValueError:
+        return raw
+    return decoded if isinstance(decoded, bytes) else raw
 
 
 def called_url(flow: http.HTTPFlow) -> str:

@@ -1,7 +1,10 @@
-"""Builds the mitmdump command that puts the proxy between vendor and simulator (reverse mode).
+"""Builds the mitmdump commands that put the validating proxy between vendors and the simulator.
 
-Two listeners: vendors reach the simulator through `front`, the simulator reaches the vendor through
-`back`. Both record into the same store, so every exchange of a session is seen in one place.
+`speeltuin proxy` (mitmdump_command): two reverse listeners, vendors reach the simulator through `front`, the
+simulator reaches one vendor through `back`. `speeltuin service` (service_command): vendors reach the simulator
+through one public reverse listener (HTTP, and HTTPS with a certificate of the test CA), and the simulator reaches
+any vendor through a forward (regular) listener on loopback only. Every listener records into the same store, so
+every exchange of a session is seen in one place.
 """
 from __future__ import annotations
 
@@ -34,10 +37,45 @@ def mitmdump_command(plan: ProxyPlan) -> list[str]:
         "--listen-host", plan.ports.host,
         "--mode", f"reverse:{plan.simulator_url}@{plan.ports.front_port}",
         "--mode", f"reverse:{plan.vendor_url}@{plan.ports.back_port}",
-        "--set", f"confdir={plan.confdir}",
+        *_common(plan.confdir, plan.database_url, plan.ports.front_url, plan.simulator_url),
+    ]
+
+
+@dataclass(frozen=True)
+class ServicePlan:
+    simulator_url: str  # where the simulator really listens (loopback)
+    public_host: str
+    public_port: int  # vendors reach the simulator here
+    public_url: str  # ... and know it by this address
+    forward_port: int  # the simulator's calls to vendors go through here (127.0.0.1 only: never an open proxy)
+    database_url: str
+    confdir: Path
+    certificate: Path | None = None  # PEM of the public listener's key and certificate chain (test CA): HTTPS
+
+
+def service_command(plan: ServicePlan) -> list[str]:
+    command = [
+        mitmdump_executable(), "-q",
+        "--mode", f"reverse:{plan.simulator_url}@{_listen(plan.public_host)}:{plan.public_port}",
+        "--mode", f"regular@127.0.0.1:{plan.forward_port}",
+        *_common(plan.confdir, plan.database_url, plan.public_url, plan.simulator_url),
+    ]
+    if plan.certificate is not None:  # TLS to vendors with the test CA's certificate instead of mitmproxy's own
+        command += ["--set", f"certs=*={plan.certificate}"]
+    return command
+
+
+def _listen(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def _common(confdir: Path, database_url: str, public_url: str, simulator_url: str) -> list[str]:
+    return [
+        "--set", f"confdir={confdir}",
         "--set", "termlog_verbosity=warn",
         "--set", f"body_size_limit={8 * 1024 * 1024}",
         "-s", str(ADDON),
-        "--set", f"speeltuin_db={plan.database_url}",
-        "--set", f"speeltuin_public_url={plan.ports.front_url}",
+        "--set", f"speeltuin_db={database_url}",
+        "--set", f"speeltuin_public_url={public_url}",
+        "--set", f"speeltuin_simulator={simulator_url}",
     ]

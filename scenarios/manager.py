@@ -44,7 +44,7 @@ def run_queued(store: Store, simulator: Node, request: dict[str, Any], *, wait_s
     driver = SessionVendor(session.id, label=f"{session.name} (session {session.id})")
     harness = Harness(simulator, driver, store, environment={"simulator": simulator.public_url,
                                                                "vendor system": driver.label},
-                      wait_s=wait_s, quiet_s=quiet_s)
+                      wait_s=wait_s, quiet_s=quiet_s, proxy_url=simulator.public_url)
     run_scenarios(harness, [catalogue[s]() for s in wanted], title=f"{len(wanted)} scenario(s) in session "
                   f"{session.id}", run_id=request["run_id"])
 

@@ -11,10 +11,12 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Callable, Protocol, TypeVar
 
+import requests
+
 from scenarios.drivers import ReferenceVendor, VendorDriver
 from scenarios.stack import Node, Stack
 from speeltuin.results import RunResult, ScenarioResult, Step
-from speeltuin.records import Exchange, new_id
+from speeltuin.records import PROXY_FLUSH_PATH, Exchange, new_id
 from speeltuin.store import Store
 
 if TYPE_CHECKING:
@@ -131,10 +133,25 @@ class Harness:
     quiet_s: float = 3.0  # how long a vendor is watched for a request it must not make
     stopping: threading.Event = field(default_factory=threading.Event)  # set by Ctrl-C: every wait ends
     progress: Progress = field(default_factory=Silent)
+    proxy_url: str | None = None  # a listener of the proxy that records the traffic; None: the simulator's own
 
     def exchanges(self, session_id: str, since: float | None = None) -> list[Exchange]:
-        # in SQL: a vendor's session is kept across runs, and steps poll this while they wait
+        """What was recorded in the session (since a time), once the proxy has written every flow answered so far.
+        In SQL: a vendor's session is kept across runs, and steps poll this while they wait."""
+        self.settle()
         return self.store.list_exchanges([session_id], since=since)
+
+    def settle(self) -> None:
+        """Wait for the proxy's writer: it records flows off their path, so an answered flow may not be in the
+        store yet. A listener that is not the proxy (no flush path: the simulator itself) has nothing to wait for."""
+        if not self.proxy_url:
+            return
+        try:
+            answer = requests.get(f"{self.proxy_url.rstrip('/')}{PROXY_FLUSH_PATH}", timeout=40)
+        except requests.RequestException as exc:
+            raise StepFailed(f"the proxy at {self.proxy_url} did not answer: {exc}") from exc
+        if answer.status_code == 503:
+            raise StepFailed(f"the proxy at {self.proxy_url} could not record the traffic in time: {answer.text}")
 
     def wait_for(self, what: str, until: Callable[[], Arrived | None]) -> Arrived:
         """Waiting is a state: told to `progress` (and again every REMIND_EVERY_S), it ends when `until` gives
@@ -171,7 +188,7 @@ def stack_harness(stack: Stack, store: Store, *, vendor: VendorDriver | None = N
     environment = {"simulator": stack.simulator.url, **who, "proxy (vendor → simulator)": stack.proxy.front_url,
                    "proxy (simulator → vendor)": stack.proxy.back_url}
     return Harness(stack.simulator, vendor, store, environment, patient_bsn, wait_s, quiet_s,
-                   progress=progress or Silent())
+                   progress=progress or Silent(), proxy_url=stack.proxy.front_url)
 
 
 def run_scenarios(harness: Harness, scenarios: list[Scenario], *, title: str, workers: int = 1,

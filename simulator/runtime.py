@@ -12,6 +12,7 @@ from typing import Any
 from flask import current_app, request
 
 from simulator.fhir.patient_data import PatientData
+from simulator.outbound.client import Transport
 from speeltuin import defaults
 from speeltuin.jwks_cache import JwksCache
 from speeltuin.keys import Signer
@@ -35,6 +36,11 @@ class SimulatorConfig:
     trusted_ca_pem: bytes | None = None  # the test CA: assertions may carry an x5c chain to it (SPEC §5.1)
     tls: TlsFiles | None = None  # serve HTTPS; sessions may then require mutual TLS
     faults: frozenset[str] = frozenset()  # misbehave on purpose (simulator.faults.FAULTS): the reference vendor
+    outbound_proxy: str | None = None  # the validating proxy the calls to http:// vendors go through (the service)
+
+    @property
+    def transport(self) -> Transport:
+        return Transport(self.tls, self.outbound_proxy)
 
     def has_fault(self, name: str) -> bool:
         return name in self.faults

@@ -17,6 +17,9 @@ from validators.findings import Finding
 # The simulator marks its own outbound calls with this header so the proxy can attribute them to a
 # session; the proxy strips it before the vendor sees the request.
 SESSION_HEADER = "X-Speeltuin-Session"
+# GET on any of the proxy's listeners: answered by the proxy itself once every flow answered before it is recorded
+# (its writer works off the flows' path); 200 {"flushed": true, ...}, or 503 when that takes too long.
+PROXY_FLUSH_PATH = "/_speeltuin/flushed"
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,38 @@ class PullStatus(StrEnum):
 class TokenKind(StrEnum):
     NOTIFICATION = "notification"  # lets the holder POST a Notification Task
     PULL = "pull"  # lets the holder pull what one notification offers
+
+
+BYTES_MARK = "[base64] "  # a stored body that was not UTF-8 text: its bytes, base64-encoded, after this mark
+
+
+def body_from_bytes(data: bytes) -> str:
+    """How a body that is not UTF-8 text (a PDF, an image) is stored: kept whole, as base64 after BYTES_MARK."""
+    import base64
+
+    return BYTES_MARK + base64.b64encode(data).decode("ascii")
+
+
+def stored_bytes(body: str) -> bytes | None:
+    """The bytes of a body stored by body_from_bytes; None for a text body."""
+    import base64
+    import binascii
+
+    if not body.startswith(BYTES_MARK):
+        return None
+    try:
+        return base64.b64decode(body[len(BYTES_MARK):], validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def shown_body(body: str) -> str:
+    """A stored body as a person reads it: text as it is, bytes described (the UI offers them as a download)."""
+    data = stored_bytes(body)
+    if data is None:
+        return body
+    kind = "a PDF" if data.startswith(b"%PDF-") else "binary data"
+    return f"[{len(data):,} bytes of {kind}, not text]"
 
 
 def new_id(prefix: str = "") -> str:

@@ -102,6 +102,16 @@ session_keys = Table(
 )
 
 # Secrets of this installation that must survive a restart, by name (e.g. the web UI's cookie signing key).
+# Facts of this installation that every process sharing the store should know, e.g. the public address the
+# service announces (so `speeltuin session create` names it without being told).
+instance_settings = Table(
+    "instance_settings", metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+PUBLIC_URL_SETTING = "public-url"
+
 instance_secrets = Table(
     "instance_secrets", metadata,
     Column("name", String(64), primary_key=True),
@@ -327,6 +337,15 @@ class Store:
             pass  # another process made it first: use theirs
         with self.engine.connect() as c:
             return c.execute(select(instance_secrets.c.value).where(instance_secrets.c.name == name)).scalar_one()
+
+    def set_setting(self, name: str, value: str) -> None:
+        with self.engine.begin() as c:
+            c.execute(delete(instance_settings).where(instance_settings.c.name == name))
+            c.execute(insert(instance_settings).values(name=name, value=value, updated_at=time.time()))
+
+    def setting(self, name: str) -> str | None:
+        with self.engine.connect() as c:
+            return c.execute(select(instance_settings.c.value).where(instance_settings.c.name == name)).scalar()
 
     # --- case managers' accounts (web UI) -------------------------------------------------------
     def add_user(self, username: str, password: str) -> None:

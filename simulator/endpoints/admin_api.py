@@ -123,7 +123,7 @@ def sessions_notify(session_id: str) -> Any:
     try:
         result = notify(rt.store, rt.signer, rt.patients, session, str(body.get("bsn") or ""),
                         period_days=period_days, timeout=rt.config.http_timeout_s, sender_name=rt.config.name,
-                        workflow_task=bool(body.get("workflow_task", False)), tls=rt.config.tls,
+                        workflow_task=bool(body.get("workflow_task", False)), transport=rt.config.transport,
                         defect=body.get("defect"), without_token=without_token, update_of=update_of,
                         faults=rt.faults_for(session))
     except NotifyError as exc:
@@ -179,7 +179,7 @@ def notifications_cancel(session_id: str, notification_id: str) -> Any:
     rt = runtime()
     try:
         result = cancel(rt.store, rt.signer, _session(session_id), notification_id,
-                        timeout=rt.config.http_timeout_s, tls=rt.config.tls)
+                        timeout=rt.config.http_timeout_s, transport=rt.config.transport)
     except NotifyError as exc:
         raise AdminError(400, str(exc)) from exc
     return jsonify(result), 200
@@ -208,7 +208,7 @@ def sessions_probe(session_id: str, kind: str) -> Any:
     rt = runtime()
     try:
         result = probe(rt.store, rt.signer, _session(session_id), kind, timeout=rt.config.http_timeout_s,
-                       tls=rt.config.tls)
+                       transport=rt.config.transport)
     except ProbeError as exc:
         raise AdminError(400, str(exc)) from exc
     return jsonify(result), 200

@@ -166,7 +166,7 @@ def _start_pull(rt: Runtime, session: Session, notification: Notification) -> No
 
     def run() -> None:
         try:
-            pull(rt.store, rt.signer, session, notification, timeout=rt.config.http_timeout_s, tls=rt.config.tls,
+            pull(rt.store, rt.signer, session, notification, timeout=rt.config.http_timeout_s, transport=rt.config.transport,
                  faults=rt.faults_for(session))
         except Exception:  # a crash in the background must be visible, never silent
             app.logger.exception("pull for %s failed", notification.id)

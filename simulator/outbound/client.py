@@ -1,20 +1,37 @@
 """HTTP client for the simulator's own calls to the vendor (notify, token, pull)."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import requests
 
 from speeltuin.records import SESSION_HEADER, Session, TlsFiles
+
+
+@dataclass(frozen=True)
+class Transport:
+    """How the simulator reaches vendors: its TLS files (a client certificate of the test CA for mTLS sessions) and
+    the validating proxy its calls to http:// vendors go through (the service), if any."""
+
+    tls: TlsFiles | None = None
+    proxy: str | None = None
+
+
+DIRECT = Transport()
 
 
 class OutboundError(Exception):
     """The vendor could not be reached or answered something unusable; the message says which."""
 
 
-def client_for(session: Session, tls: TlsFiles | None = None) -> requests.Session:
+def client_for(session: Session, transport: Transport = DIRECT) -> requests.Session:
     """An HTTP client for calls to this session's vendor; with mTLS, presenting our certificate."""
     http = requests.Session()
-    http.trust_env = False  # never wander off to an environment proxy: the session's URLs are the route
+    http.trust_env = False  # never wander off to an environment proxy: the session's URLs (and ours) are the route
+    if transport.proxy:
+        http.proxies = {"http": transport.proxy}  # the proxy records and judges the call (and removes the mark)
     http.headers.update({SESSION_HEADER: session.id, "User-Agent": "speeltuin-simulator"})
+    tls = transport.tls
     if session.config.mtls and tls is not None:
         http.cert = (str(tls.cert), str(tls.key))
         http.verify = str(tls.ca)  # the vendor's server certificate must come from the test CA too

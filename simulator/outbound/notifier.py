@@ -10,11 +10,11 @@ import requests
 
 from simulator import faults as fault_names
 from simulator.fhir.patient_data import PatientData
-from simulator.outbound.client import OutboundError, client_for, fetch_token, require
+from simulator.outbound.client import DIRECT, OutboundError, Transport, client_for, fetch_token, require
 from simulator.outbound.defects import DEFECTS, with_defect
 from simulator.outbound.task_builder import build_notification_task, build_workflow_task
 from speeltuin.keys import Signer
-from speeltuin.records import Notification, NotificationOrigin, Role, Session, TlsFiles, new_id
+from speeltuin.records import Notification, NotificationOrigin, Role, Session, new_id
 from speeltuin.store import Store
 from validators.findings import Finding
 from validators.json_walk import dig
@@ -31,7 +31,7 @@ class NotifyError(Exception):
 
 def notify(store: Store, signer: Signer, patients: PatientData, session: Session, bsn: str, *,
            period_days: int = 365, timeout: float = 15.0, sender_name: str = "speeltuin",
-           workflow_task: bool = False, tls: TlsFiles | None = None, defect: str | None = None,
+           workflow_task: bool = False, transport: Transport = DIRECT, defect: str | None = None,
            without_token: bool = False, update_of: str | None = None,
            faults: frozenset[str] = frozenset()) -> dict[str, Any]:
     """Notify the vendor (receiving node) of data for `bsn`; returns what was sent and what came back.
@@ -86,7 +86,7 @@ def notify(store: Store, signer: Signer, patients: PatientData, session: Session
         identifier=identifier_pairs(task)[0][1], group_identifier=dig(task, "groupIdentifier", "value"),
         authorization_base=authorization_base, patient_bsn=bsn, owner_ura=_owner(sent, session),
         period_end=period_end.timestamp(), status=TASK_STATUS_REQUESTED, task=sent, workflow_task=workflow))
-    delivery = _deliver(signer, session, token_url, "POST", task_url, sent, timeout=timeout, tls=tls,
+    delivery = _deliver(signer, session, token_url, "POST", task_url, sent, timeout=timeout, transport=transport,
                         without_token=without_token)
     store.update_notification(notification.id, delivery=delivery)
     result: dict[str, Any] = {"notification_id": notification.id, "task": sent, "delivery": delivery}
@@ -102,7 +102,7 @@ def _owner(sent: dict[str, Any], session: Session) -> str:
 
 
 def cancel(store: Store, signer: Signer, session: Session, notification_id: str, *,
-           timeout: float = 15.0, tls: TlsFiles | None = None) -> dict[str, Any]:
+           timeout: float = 15.0, transport: Transport = DIRECT) -> dict[str, Any]:
     """Cancel a notification we sent: refuse its tokens from now on, then tell the receiver (SPEC §3 step 8).
 
     The receiver is told with a conditional update, PUT [base]/Task?identifier=<system>|<value>.
@@ -120,20 +120,20 @@ def cancel(store: Store, signer: Signer, session: Session, notification_id: str,
     task = {**notification.task, "status": "cancelled"}
     store.update_notification(notification.id, status="cancelled", task=task)
     identifier = task["identifier"][0]
-    delivery = _deliver(signer, session, token_url, "PUT", task_url, task, timeout=timeout, tls=tls,
+    delivery = _deliver(signer, session, token_url, "PUT", task_url, task, timeout=timeout, transport=transport,
                         params={"identifier": f"{identifier['system']}|{identifier['value']}"})
     store.update_notification(notification.id, delivery={**(notification.delivery or {}), "cancellation": delivery})
     return {"notification_id": notification.id, "task": task, "delivery": delivery}
 
 
 def _deliver(signer: Signer, session: Session, token_url: str, method: str, url: str, task: dict[str, Any], *,
-             timeout: float, tls: TlsFiles | None, params: dict[str, str] | None = None,
+             timeout: float, transport: Transport, params: dict[str, str] | None = None,
              without_token: bool = False) -> dict[str, Any]:
     """Get a notification token from the receiver's AS, then send the Task; what came back, or the error.
 
     `without_token`: skip the token and send no Authorization header at all.
     """
-    http = client_for(session, tls)
+    http = client_for(session, transport)
     headers = {"Content-Type": FHIR_JSON, "Accept": FHIR_JSON}
     try:
         if not without_token:

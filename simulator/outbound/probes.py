@@ -29,9 +29,9 @@ import requests
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from simulator.lenient import hmac_secret
-from simulator.outbound.client import OutboundError, client_for, fetch_token, require
+from simulator.outbound.client import DIRECT, OutboundError, Transport, client_for, fetch_token, require
 from speeltuin.keys import ASSERTION_LIFETIME_S, Signer
-from speeltuin.records import Notification, NotificationOrigin, Role, Session, TlsFiles
+from speeltuin.records import Notification, NotificationOrigin, Role, Session
 from speeltuin.store import Store
 from validators.findings import Finding, errors
 from validators.rules.http import (
@@ -74,7 +74,7 @@ class ProbeError(Exception):
 
 
 def probe(store: Store, signer: Signer, session: Session, kind: str, *, timeout: float = 15.0,
-          tls: TlsFiles | None = None) -> dict[str, Any]:
+          transport: Transport = DIRECT) -> dict[str, Any]:
     if kind not in PROBES:
         raise ProbeError(f"unknown probe {kind!r}; known: {', '.join(PROBES)}")
     if session.simulator_role != Role.RECEIVER:
@@ -88,7 +88,7 @@ def probe(store: Store, signer: Signer, session: Session, kind: str, *, timeout:
     except OutboundError as exc:
         raise ProbeError(str(exc)) from exc
     notification = received[-1]
-    http = client_for(session, tls)
+    http = client_for(session, transport)
     asker = _Asker(http, signer, session, token_url, timeout)
     try:
         if kind == "token-after-cancellation":

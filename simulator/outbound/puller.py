@@ -10,9 +10,9 @@ from urllib.parse import urljoin
 import requests
 
 from simulator import faults as fault_names
-from simulator.outbound.client import OutboundError, client_for, fetch_token, require
+from simulator.outbound.client import DIRECT, OutboundError, Transport, client_for, fetch_token, require
 from speeltuin.keys import Signer
-from speeltuin.records import Notification, PullStatus, Session, TlsFiles
+from speeltuin.records import Notification, PullStatus, Session
 from speeltuin.store import Store
 from validators.stu3 import FHIR_JSON
 from validators.task_reader import pull_targets
@@ -28,7 +28,7 @@ TOKEN_TRIES = 1
 
 
 def pull(store: Store, signer: Signer, session: Session, notification: Notification, *,
-         timeout: float = 15.0, tls: TlsFiles | None = None, faults: frozenset[str] = frozenset()) -> dict[str, Any]:
+         timeout: float = 15.0, transport: Transport = DIRECT, faults: frozenset[str] = frozenset()) -> dict[str, Any]:
     """Run the whole pull for one received notification and record its outcome on the notification.
 
     Before every request the notification is read again: after a cancellation or after
@@ -52,7 +52,7 @@ def pull(store: Store, signer: Signer, session: Session, notification: Notificat
         check_allowed()
         token_url = require(session, "vendor_token_url")
         fhir_base = require(session, "vendor_fhir_base") + "/"
-        http = client_for(session, tls)
+        http = client_for(session, transport)
         form = partial(signer.token_request_form,  # fresh assertions (a fresh jti) for each try
                        session.config.own_client_id, session.config.own_ura, token_url, notification.authorization_base)
         token = _pull_token(http, token_url, form, timeout, summary, tries=token_tries, interval=token_interval,

@@ -142,7 +142,7 @@ def notify_now(session: Session, form: NotifyForm) -> dict[str, Any] | None:
     rt = runtime()
     try:
         sent = notify(rt.store, rt.signer, rt.patients, session, bsn, timeout=rt.config.http_timeout_s,
-                      sender_name=rt.config.name, workflow_task=bool(form.workflow_task.data), tls=rt.config.tls,
+                      sender_name=rt.config.name, workflow_task=bool(form.workflow_task.data), transport=rt.config.transport,
                       faults=rt.faults_for(session))
     except NotifyError as exc:
         message = str(exc)
@@ -161,7 +161,7 @@ def cancel_now(session: Session, notification_id: str) -> dict[str, Any]:
     rt = runtime()
     try:
         sent = cancel(rt.store, rt.signer, session, notification_id, timeout=rt.config.http_timeout_s,
-                      tls=rt.config.tls)
+                      transport=rt.config.transport)
     except NotifyError as exc:
         return {"kind": "error", "title": "The notification could not be cancelled", "text": str(exc)}
     return _delivered("cancel", session, sent)
@@ -211,7 +211,7 @@ def probe_now(session: Session, form: ProbeForm) -> dict[str, Any] | None:
     kind = str(form.probe.data)
     rt = runtime()
     try:
-        found = probe(rt.store, rt.signer, session, kind, timeout=rt.config.http_timeout_s, tls=rt.config.tls)
+        found = probe(rt.store, rt.signer, session, kind, timeout=rt.config.http_timeout_s, transport=rt.config.transport)
     except ProbeError as exc:
         return {"kind": "error", "title": f"The probe “{PROBE_LABELS.get(kind, kind)}” could not be made",
                 "text": str(exc)}

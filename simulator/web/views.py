@@ -48,7 +48,7 @@ from simulator.runtime import runtime
 from simulator.sessions import session_endpoints
 from simulator.web import actions, auth
 from simulator.web.common import TEMPLATE_DIR, visible_session, web
-from speeltuin.records import Exchange, Session, Tag
+from speeltuin.records import Exchange, Session, Tag, shown_body
 from speeltuin.reports import WRITERS
 from speeltuin.results import RunResult
 from speeltuin.session_report import BadParameter, ExchangeQuery, UnknownSession, parse_page
@@ -322,8 +322,8 @@ def exchange_detail(ex: Exchange, session: Session | None, suppressions: dict[st
 
 
 def _shown_body(body: str) -> dict[str, Any]:
-    """A body as shown: JSON indented, long ones cut (the report has them whole)."""
-    text = body
+    """A body as shown: JSON indented, bytes described, long ones cut (the report has them whole)."""
+    text = shown_body(body)
     if body[:1] in "{[":
         try:
             text = json.dumps(json.loads(body), indent=2, ensure_ascii=False)

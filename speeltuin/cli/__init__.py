@@ -13,6 +13,7 @@ from speeltuin import defaults
 from speeltuin.cli import (
     demo,
     evidence,
+    har,
     notify,
     patients,
     pki,
@@ -20,6 +21,7 @@ from speeltuin.cli import (
     run,
     scenarios,
     serve,
+    service,
     sessions,
     users,
     validate,
@@ -27,7 +29,7 @@ from speeltuin.cli import (
 )
 from speeltuin.cli.common import ExitCode, UserError, resolve_defaults
 
-GROUPS = (serve, proxy, demo, run, vendor, scenarios, sessions, notify, evidence, patients, pki, validate, users)
+GROUPS = (serve, service, proxy, demo, run, vendor, scenarios, sessions, notify, evidence, har, patients, pki, validate, users)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -92,3 +92,21 @@ def tls_files(args: argparse.Namespace) -> TlsFiles | None:
         if not path.is_file():
             raise UserError(f"cannot read {path}: no such file")
     return files
+
+
+def check_can_listen(host: str, port: int) -> None:
+    """A UserError now, rather than a server's own advice later, when the address is taken or not ours."""
+    import socket
+
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except OSError as exc:
+        raise UserError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+
+
+def local_host(host: str) -> str:
+    """The address to reach a listener on `host` from this machine (a wildcard means: on loopback)."""
+    return "127.0.0.1" if host in ("0.0.0.0", "") else "::1" if host == "::" else host

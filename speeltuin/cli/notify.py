@@ -54,6 +54,7 @@ def _delivery_text(result: dict[str, Any]) -> str:
 
 def cmd_notify(args: argparse.Namespace) -> int:
     from simulator.fhir.patient_data import PatientData
+    from simulator.outbound.client import Transport
     from simulator.outbound.notifier import NotifyError, notify
 
     store, signer, session = _notifier_parts(args)
@@ -61,7 +62,7 @@ def cmd_notify(args: argparse.Namespace) -> int:
         raise UserError("--period-days must be from 1 to 3650")
     try:
         result = notify(store, signer, PatientData(store), session, args.patient, period_days=args.period_days,
-                        workflow_task=args.workflow_task, tls=tls_files(args))
+                        workflow_task=args.workflow_task, transport=Transport(tls_files(args)))
     except NotifyError as exc:
         raise UserError(str(exc)) from exc
     print_as(args, result, _delivery_text)
@@ -69,11 +70,12 @@ def cmd_notify(args: argparse.Namespace) -> int:
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
+    from simulator.outbound.client import Transport
     from simulator.outbound.notifier import NotifyError, cancel
 
     store, signer, session = _notifier_parts(args)
     try:
-        result = cancel(store, signer, session, args.notification, tls=tls_files(args))
+        result = cancel(store, signer, session, args.notification, transport=Transport(tls_files(args)))
     except NotifyError as exc:
         raise UserError(str(exc)) from exc
     print_as(args, result, _delivery_text)

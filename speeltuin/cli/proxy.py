@@ -11,8 +11,15 @@ from speeltuin.cli.common import Subcommands, UserError, add_store_option
 
 
 def cmd_proxy(args: argparse.Namespace) -> int:
+    from proxy.addon import store_problem
     from proxy.launcher import ProxyPlan, mitmdump_command
     from speeltuin.records import ProxyPorts
+    from speeltuin.store import Store
+
+    try:  # said here in one line, before mitmdump would say it with a traceback
+        Store(args.db).close()
+    except Exception as exc:  # noqa: BLE001 - any failure to open it is the user's to fix
+        raise UserError(store_problem(args.db, exc)) from None
 
     confdir = Path(args.confdir) if args.confdir else defaults.mitmproxy_confdir(args.instance_dir)
     ports = ProxyPorts(args.front_port, args.back_port, args.host)

@@ -4,13 +4,20 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import socket
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from speeltuin import defaults
-from speeltuin.cli.common import ExitCode, Subcommands, UserError, add_store_option, add_tls_options, tls_files
+from speeltuin.cli.common import (
+    ExitCode,
+    Subcommands,
+    UserError,
+    add_store_option,
+    add_tls_options,
+    check_can_listen,
+    tls_files,
+)
 
 if TYPE_CHECKING:
     from simulator.runtime import SimulatorConfig
@@ -24,6 +31,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from simulator.faults import UnknownFault, check_faults
     from simulator.mtls import server_context
     from simulator.runtime import SimulatorConfig
+    from speeltuin.store import PUBLIC_URL_SETTING
 
     try:
         faults = check_faults(args.fault or ())
@@ -31,7 +39,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise UserError(f"--fault: {exc}") from exc
     admin_key = os.environ.get(defaults.ADMIN_KEY_ENV)
     config = SimulatorConfig(database_url=args.db, public_url=args.public_url, ura=args.ura,
-                             client_id=args.client_id, name=args.name, faults=faults)
+                             client_id=args.client_id, name=args.name, faults=faults,
+                             outbound_proxy=args.outbound_proxy)
     config.tls = tls_files(args)
     if args.trusted_ca:
         try:
@@ -44,11 +53,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
         app = create_app(config)
     except SQLAlchemyError as exc:
         raise UserError(f"cannot open the database {args.db!r}: {exc.__class__.__name__}: {str(exc).splitlines()[0]}") from exc
-    _check_can_listen(args.host, args.port)  # werkzeug would print its own advice and exit instead
+    check_can_listen(args.host, args.port)  # werkzeug would print its own advice and exit instead
     context = server_context(config.tls) if config.tls else None
     server = make_server(args.host, args.port, app, threaded=True, ssl_context=context)
     signal.signal(signal.SIGTERM, _interrupt)  # stop like Ctrl-C: finish cleanly, keep what was stored
     scheme = "https" if context else "http"
+    # what `speeltuin session create/show` announce when not told: where vendors reach this simulator
+    app.extensions["speeltuin"].store.set_setting(
+        PUBLIC_URL_SETTING, (config.public_url or f"{scheme}://{_local(args.host)}:{server.port}").rstrip("/"))
     print(f"speeltuin simulator '{args.name}' on {scheme}://{args.host}:{server.port}", flush=True)
     if faults:
         print(f"faults switched on (misbehaves on purpose): {', '.join(sorted(faults))}", flush=True)
@@ -85,16 +97,6 @@ def _start_test_manager(args: argparse.Namespace, config: "SimulatorConfig", url
     return stop
 
 
-def _check_can_listen(host: str, port: int) -> None:
-    try:
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        with socket.socket(family, socket.SOCK_STREAM) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            probe.bind((host, port))
-    except OSError as exc:
-        raise UserError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
-
-
 def _interrupt(*_args: object) -> None:
     raise KeyboardInterrupt
 
@@ -108,6 +110,9 @@ def register(sub: Subcommands) -> None:
     serve.add_argument("--ura", default=defaults.OWN_URA, help="URA of the organisation the simulator plays")
     serve.add_argument("--client-id", default=defaults.OWN_CLIENT_ID)
     serve.add_argument("--name", default=defaults.SIMULATOR_NAME)
+    serve.add_argument("--outbound-proxy", metavar="URL",
+                       help="send the calls to http:// vendors through this proxy (the validating proxy's forward "
+                            "listener, as `speeltuin service` sets it)")
     serve.add_argument("--trusted-ca", help="PEM of the test CA: assertions may carry an x5c chain to it")
     serve.add_argument("--fault", action="append", metavar="NAME",
                        help="misbehave on purpose in one way (repeatable), for the reference vendor; one of: "

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from speeltuin import defaults
 from speeltuin.cli.common import (
@@ -18,6 +18,9 @@ from speeltuin.cli.common import (
     print_as,
     read_json_file,
 )
+
+if TYPE_CHECKING:
+    from speeltuin.store import Store
 
 
 def cmd_session_create(args: argparse.Namespace) -> int:
@@ -41,10 +44,18 @@ def cmd_session_create(args: argparse.Namespace) -> int:
     except SessionError as exc:
         raise UserError(str(exc)) from exc
     # The session's own access key (X-Session-Key: its exchanges and report): printed this once only.
-    view = session_view(session, args.public_url)
+    view = session_view(session, _public_url(args, store))
     view.update(access_key=store.new_session_key(session.id), access_key_note=ACCESS_KEY_NOTE)
     print_as(args, view, _session_text)
     return ExitCode.OK
+
+
+def _public_url(args: argparse.Namespace, store: "Store") -> str:
+    """Where vendors reach the simulator: as given, else as the service (or `speeltuin serve`) last announced it in
+    the store, else the default."""
+    from speeltuin.store import PUBLIC_URL_SETTING
+
+    return args.public_url or store.setting(PUBLIC_URL_SETTING) or defaults.PUBLIC_URL
 
 
 def _jwks_from_certificate(path: str) -> dict[str, Any]:
@@ -76,7 +87,8 @@ def _session_text(view: dict[str, Any]) -> str:
 def cmd_session_list(args: argparse.Namespace) -> int:
     from simulator.sessions import session_view
 
-    views = [session_view(s, args.public_url) for s in open_store(args).list_sessions()]
+    store = open_store(args)
+    views = [session_view(s, _public_url(args, store)) for s in store.list_sessions()]
     print_as(args, views, lambda vs: "\n".join(f"{v['id']}\t{v['vendor_role']}\t{v['name']}" for v in vs)
              or "no sessions")
     return ExitCode.OK
@@ -85,10 +97,11 @@ def cmd_session_list(args: argparse.Namespace) -> int:
 def cmd_session_show(args: argparse.Namespace) -> int:
     from simulator.sessions import session_view
 
-    session = open_store(args).get_session(args.session)
+    store = open_store(args)
+    session = store.get_session(args.session)
     if session is None:
         raise UserError(f"no session {args.session!r}")
-    print_as(args, session_view(session, args.public_url), _session_text)
+    print_as(args, session_view(session, _public_url(args, store)), _session_text)
     return ExitCode.OK
 
 
@@ -117,7 +130,8 @@ def register(sub: Subcommands) -> None:
     create.add_argument("--vendor-notification-url", dest="vendor_notification_base",
                         help="the vendor's notification base: the simulator POSTs to <this>/Task")
     create.add_argument("--vendor-fhir-base")
-    create.add_argument("--public-url", default=defaults.PUBLIC_URL, help="where vendors reach the simulator")
+    create.add_argument("--public-url", help="where vendors reach the simulator (default: what the running service "
+                                             f"announced in the store, else {defaults.PUBLIC_URL})")
     create.add_argument("--ura", default=defaults.OWN_URA, help="URA of the organisation the simulator plays")
     create.add_argument("--client-id", default=defaults.OWN_CLIENT_ID)
     create.add_argument("--mtls", action="store_true", help="require the vendor's client certificate (test CA)")
@@ -130,5 +144,5 @@ def register(sub: Subcommands) -> None:
         if name != "list":
             parser.add_argument("session")
         if name != "delete":
-            parser.add_argument("--public-url", default=defaults.PUBLIC_URL)
+            parser.add_argument("--public-url", help="where vendors reach the simulator (default: as announced)")
         parser.set_defaults(func=func)

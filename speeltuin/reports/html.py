@@ -13,6 +13,7 @@ from typing import Callable, Protocol
 from jinja2 import Environment, FileSystemLoader, Template, select_autoescape
 
 import templates
+from speeltuin.records import shown_body
 from speeltuin.results import RunResult
 
 TEMPLATE_DIR = Path(templates.__file__).resolve().parent
@@ -43,6 +44,7 @@ def _template() -> Template:
     """Compiled once: a paged report renders it once a page."""
     env = Environment(loader=FileSystemLoader(TEMPLATE_DIR), autoescape=select_autoescape(["html"]))
     env.filters["time"] = _time
+    env.filters["shown_body"] = shown_body
     return env.get_template("report.html")
 
 

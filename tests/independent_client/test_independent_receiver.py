@@ -1,9 +1,11 @@
 """Acceptance test: a vendor that knows only SPEC.md and README.md can use the
 simulator as the *sending* node while the vendor plays the *receiving* node.
 
-The simulator runs as a real process (`speeltuin serve`); the vendor
-(vendor.py) is an in-process HTTP server on loopback. Nothing from the
-simulator's packages is imported.
+The simulator runs as a real process: `speeltuin serve`, and `speeltuin service`
+(the simulator behind the validating proxy, started without any public URL:
+the vendor uses the endpoints it announces); the vendor (vendor.py) is an
+in-process HTTP server on loopback. Nothing from the simulator's packages is
+imported.
 """
 
 from __future__ import annotations
@@ -78,9 +80,10 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def simulator(tmp_path_factory):
-    """`speeltuin serve` as a real process on a free loopback port with a temp SQLite store."""
+@pytest.fixture(scope="module", params=["serve", "service"])
+def simulator(request, tmp_path_factory):
+    """`speeltuin serve` or `speeltuin service` as a real process on a free loopback port with a temp SQLite
+    store; the service is given no public URL."""
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     workdir = tmp_path_factory.mktemp("speeltuin")
@@ -90,11 +93,10 @@ def simulator(tmp_path_factory):
     env = dict(os.environ, SPEELTUIN_ADMIN_KEY=admin_key)
     env.pop("SPEELTUIN_DATABASE_URL", None)
     log = open(workdir / "serve.log", "wb")
-    proc = subprocess.Popen(
-        [str(exe), "serve", "--host", "127.0.0.1", "--port", str(port),
-         "--db", f"sqlite:///{db}", "--public-url", base],
-        env=env, cwd=workdir, stdout=log, stderr=subprocess.STDOUT,
-    )
+    command = [str(exe), request.param, "--host", "127.0.0.1", "--port", str(port), "--db", f"sqlite:///{db}"]
+    if request.param == "serve":
+        command += ["--public-url", base]
+    proc = subprocess.Popen(command, env=env, cwd=workdir, stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 15
         while True:
@@ -109,7 +111,7 @@ def simulator(tmp_path_factory):
             if time.monotonic() > deadline:
                 pytest.fail("simulator did not answer within 15 s")
             time.sleep(0.1)
-        yield {"base": base, "admin_key": admin_key, "log": workdir / "serve.log"}
+        yield {"base": base, "admin_key": admin_key, "log": workdir / "serve.log", "kind": request.param}
     finally:
         proc.terminate()
         try:
@@ -121,7 +123,8 @@ def simulator(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def vendor():
+def vendor(simulator):
+    """Our receiving node: a fresh one for each kind of simulator process."""
     node = VendorNode().start()
     yield node
     node.stop()
@@ -187,6 +190,27 @@ def pull(vendor, session, notified):
 
 
 # --------------------------------------------------------------------------- tests
+def test_the_announced_endpoints_are_where_it_listens(simulator, session):
+    """README: the session's answer names the endpoints to use; the service was told no address."""
+    for name in ("token_url", "jwks_url", "fhir_base"):
+        assert session["endpoints"][name].startswith(simulator["base"] + "/s/"), session["endpoints"]
+
+
+def test_the_service_records_both_directions(simulator, session, pull):
+    """README (the session's evidence): behind the proxy, the simulator's notification to us and our pull
+    token request are both recorded."""
+    if simulator["kind"] != "service":
+        pytest.skip("`speeltuin serve` alone has no proxy that records")
+    headers = {"X-Session-Key": session["access_key"]}
+    deadline, tags = time.monotonic() + 10, set()
+    while time.monotonic() < deadline and not {("notification", "to-vendor"), ("token-request", "to-simulator")} <= tags:
+        r = requests.get(f"{simulator['base']}/api/sessions/{session['id']}/exchanges", headers=headers, timeout=10)
+        assert r.status_code == 200, r.text
+        tags = {(ex["tag"], ex["direction"]) for ex in r.json()["exchanges"]}
+        time.sleep(0.2)
+    assert {("notification", "to-vendor"), ("token-request", "to-simulator")} <= tags, tags
+
+
 def test_session_created_with_own_jwks(session, vendor):
     assert session["vendor_role"] == "receiver"
     ep = session["endpoints"]

@@ -6,6 +6,7 @@ import pytest
 
 from proxy.classify import classify, session_in_path
 from proxy.redaction import redact_body, redact_headers, redact_jwt, redact_text
+from speeltuin.records import shown_body, stored_bytes
 from validators.query import search_target
 
 
@@ -33,24 +34,58 @@ def test_session_and_search_target() -> None:
     assert search_target("/base/Condition") == ("Condition", None)
 
 
+TOKEN = "A" * 43
+JWS = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJlLXNpZ25hdHVyZQ"
+
+
 def test_tokens_and_signatures_never_stored_whole() -> None:
-    token = "A" * 43
-    headers = redact_headers({"Authorization": f"Bearer {token}", "Accept": "application/fhir+json"})
-    assert token not in headers["Authorization"] and headers["Authorization"].startswith("Bearer AAAAAA")
+    headers = redact_headers({"Authorization": f"Bearer {TOKEN}", "Accept": "application/fhir+json"})
+    assert TOKEN not in headers["Authorization"] and headers["Authorization"].startswith("Bearer AAAAAA")
     assert headers["Accept"] == "application/fhir+json"
-    body = redact_body(json.dumps({"access_token": token, "token_type": "Bearer"}).encode(), "application/json")
-    assert token not in body and '"token_type": "Bearer"' in body
-    jws = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJlLXNpZ25hdHVyZQ"
-    form = redact_body(f"grant_type=x&client_assertion={jws}".encode(), "application/x-www-form-urlencoded")
-    assert "c2lnbmF0dXJl" not in form and "eyJzdWIiOiIxIn0" in form
+    received = json.dumps({"access_token": TOKEN, "token_type": "Bearer", "expires_in": 300}).encode()
+    body = redact_body(received)
+    assert TOKEN not in body and body == received.decode().replace(TOKEN, "AAAAAA…[redacted]")  # nothing else
+    form = redact_body(f"grant_type=x&client_assertion={JWS}&scope=a%20b".encode())
+    assert form == "grant_type=x&client_assertion=eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiIxIn0.[signature redacted]&scope=a%20b"
     assert redact_jwt("not-a-jwt-at-all").endswith("[redacted]")
-    assert token not in redact_text(f"upstream said Bearer {token}")
-    assert redact_body(b"%PDF-1.4 binary", "application/pdf") == "[15 bytes of application/pdf]"
+    assert TOKEN not in redact_text(f"upstream said Bearer {TOKEN}")
+
+
+@pytest.mark.parametrize("body", [
+    f"access_token={TOKEN}&token_type=Bearer",  # a token response as a form, or a token request as text/plain
+    f"<token><access_token>{TOKEN}</access_token><token_type>Bearer</token_type></token>",
+    f'<Parameters xmlns="http://hl7.org/fhir"><access_token value="{TOKEN}"/></Parameters>',
+    f'{{ "data": {{ "id_token" : "{TOKEN}" }} }}',
+    f"grant_type=x&assertion={JWS}",
+])
+def test_secrets_are_found_by_what_the_body_is_not_by_its_content_type(body: str) -> None:
+    stored = redact_body(body.encode())
+    assert TOKEN not in stored and "c2lnbmF0dXJl" not in stored
+    assert "redacted]" in stored
+
+
+def test_a_body_that_is_not_text_is_kept_as_its_bytes() -> None:
+    pdf = b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<<>>\nendobj\n%%EOF\n"
+    stored = redact_body(pdf)
+    assert stored_bytes(stored) == pdf
+    assert shown_body(stored) == f"[{len(pdf)} bytes of a PDF, not text]"
+    assert stored_bytes(redact_body(b"plain text")) is None and redact_body(b"") == ""
 
 
 def test_session_access_keys_are_never_stored_whole() -> None:
     key = "K" * 43
     headers = redact_headers({"X-Session-Key": key, "X-Admin-Key": key})
     assert all(key not in value and value.endswith("[redacted]") for value in headers.values())
-    body = redact_body(json.dumps({"id": "s-1", "access_key": key}).encode(), "application/json")
+    body = redact_body(json.dumps({"id": "s-1", "access_key": key}).encode())
     assert key not in body and '"id": "s-1"' in body
+
+
+def test_every_cookie_is_shortened_and_its_attributes_kept() -> None:
+    headers = redact_headers({"Cookie": f"a={TOKEN}; speeltuin_ui={TOKEN}", "Set-Cookie":
+                              f"speeltuin_ui={TOKEN}; Path=/ui; HttpOnly; SameSite=Lax"})
+    assert TOKEN not in headers["Cookie"] and headers["Cookie"] == "a=AAAAAA…[redacted]; speeltuin_ui=AAAAAA…[redacted]"
+    assert headers["Set-Cookie"] == "speeltuin_ui=AAAAAA…[redacted]; Path=/ui; HttpOnly; SameSite=Lax"
+    assert redact_headers(headers) == headers  # redacting twice changes nothing
+    joined = redact_headers({"Set-Cookie": f"a={TOKEN}; Expires=Wed, 21 Oct 2026 07:28:00 GMT, b={TOKEN}; Path=/"})
+    assert joined["Set-Cookie"] == ("a=AAAAAA…[redacted]; Expires=Wed, 21 Oct 2026 07:28:00 GMT, "
+                                    "b=AAAAAA…[redacted]; Path=/")
