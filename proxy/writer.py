@@ -14,6 +14,7 @@ from __future__ import annotations
 import itertools
 import logging
 import multiprocessing
+import os
 import queue
 import time
 from multiprocessing.sharedctypes import Synchronized
@@ -29,11 +30,15 @@ log = logging.getLogger(__name__)
 BATCH = 200  # flows written in one transaction at most
 RETRY_S = (0.2, 0.5, 1.0, 2.0, 5.0)  # waits before writing a failed batch again (the last one repeats)
 STOP = None  # put in the queue: write what is queued, then stop
+NICENESS = 10
 
 
 def run(database_url: str, public_url: str, inbox: "multiprocessing.Queue[Any]", written: Synchronized) -> None:
     """The writer process's body."""
     logging.basicConfig(level=logging.WARNING, format="speeltuin proxy writer: %(message)s")
+    # Background work: when the machine is busy, the flows being answered come first and the writer catches up
+    # after (a burst is queued, not refused). NICENESS is relative to mitmdump's own.
+    os.nice(NICENESS)
     store = Store(database_url)
     judge = Judge(store, public_url)
     try:
