@@ -21,8 +21,11 @@ from mitmproxy import ctx, exceptions, http
 from mitmproxy.net import encoding
 
 # mitmdump loads this file as a script; the project's packages come from the environment it is installed in.
+from proxy.classify import classify
+from proxy.inspection import request_errors
 from proxy.judge import CapturedFlow
 from proxy.writer import Writer
+from speeltuin import error_bodies
 from speeltuin.records import PROXY_FLUSH_PATH, SESSION_HEADER
 from speeltuin.store import Store
 
@@ -40,6 +43,9 @@ class Recorder:
         loader.add_option("speeltuin_db", str, "", "SQLAlchemy URL of the speeltuin store")
         loader.add_option("speeltuin_public_url", str, "",
                           "base URL at which vendors reach the simulator through this proxy")
+        loader.add_option("speeltuin_block_on_error", bool, False,
+                          "answer a token request, notification or cancellation with errors in itself with an OAuth "
+                          "error or an OperationOutcome instead of forwarding it")
         loader.add_option("speeltuin_simulator", str, "",
                           "URL where the simulator listens: its web UI and JSON API are passed on, not recorded")
 
@@ -65,6 +71,8 @@ class Recorder:
         marked = flow.request.headers.pop(SESSION_HEADER, None)
         if marked:
             flow.metadata["speeltuin_session"] = marked
+        if ctx.options.speeltuin_block_on_error:
+            block_if_invalid(flow)
 
     def response(self, flow: http.HTTPFlow) -> None:
         self._hand_over(flow)
@@ -97,6 +105,28 @@ class Recorder:
         if self.writer is not None:
             self.writer.close()
             self.writer = None
+
+
+def block_if_invalid(flow: http.HTTPFlow) -> None:
+    """Answer the request in the proxy's stead when it carries errors in itself (proxy.inspection.request_errors):
+    its sender gets the error a careful server would give, and the message is recorded (with its findings) but never
+    forwarded."""
+    request = flow.request
+    tag = classify(request.method, request.path)
+    try:
+        errors = request_errors(tag, request.method, called_url(flow), dict(request.headers), _content(request))
+    except Exception:  # noqa: BLE001 - a failing check never stops the traffic; the writer records the failure
+        log.exception("could not judge %s %s before forwarding it", request.method, request.pretty_url)
+        return
+    if not errors:
+        return
+    said = f"the validating proxy did not forward this message: {'; '.join(f'{f.rule} {f.message}' for f in errors)}"
+    if tag == "token-request":
+        flow.response = http.Response.make(400, json.dumps(error_bodies.oauth_error("invalid_request", said)),
+                                           {"Content-Type": "application/json", **error_bodies.OAUTH_HEADERS})
+    else:
+        flow.response = http.Response.make(400, json.dumps(error_bodies.operation_outcome(400, said, errors)),
+                                           {"Content-Type": "application/fhir+json"})
 
 
 def _to_simulator_ui(flow: http.HTTPFlow, simulator: str) -> bool:

@@ -50,6 +50,23 @@ def header(headers: Mapping[str, str], name: str) -> str:
     return next((v for k, v in headers.items() if k.lower() == lowered), "")
 
 
+def request_errors(tag: str, method: str, url: str, headers: Mapping[str, str], body: bytes) -> list[Finding]:
+    """The error findings a request carries in itself, known before it is forwarded (block_on_error): a token
+    request's form, a notification's or cancellation's Task. What needs the session (keys, audience) or the
+    answer is judged afterwards."""
+    if tag == "token-request":
+        found = check_token_request(body, header(headers, "Content-Type"))[0]
+    elif tag in ("notification", "cancellation"):
+        task = _resource(body)
+        if task is None:
+            return []  # no Task to judge: the endpoint answers that itself
+        found = check_notification_task(task) if tag == "notification" else \
+            check_cancellation_task(task) + check_cancellation_request(url, task, method=method)
+    else:
+        return []
+    return [f for f in found if f.severity == "error"]
+
+
 def inspect(flow: FlowRecord, context: FlowContext) -> list[Finding]:
     if flow.status is None:
         return []

@@ -24,6 +24,7 @@ class ProxyPlan:
     ports: ProxyPorts  # where vendors call the simulator (front) and the simulator calls the vendor (back)
     database_url: str
     confdir: Path  # mitmproxy's own CA and settings, kept out of the user's home
+    block_on_error: bool = False  # answer invalid requests instead of forwarding them
 
 
 def mitmdump_executable() -> str:
@@ -38,6 +39,7 @@ def mitmdump_command(plan: ProxyPlan) -> list[str]:
         "--mode", f"reverse:{plan.simulator_url}@{plan.ports.front_port}",
         "--mode", f"reverse:{plan.vendor_url}@{plan.ports.back_port}",
         *_common(plan.confdir, plan.database_url, plan.ports.front_url, plan.simulator_url),
+        *(["--set", "speeltuin_block_on_error=true"] if plan.block_on_error else []),
     ]
 
 
@@ -51,6 +53,7 @@ class ServicePlan:
     database_url: str
     confdir: Path
     certificate: Path | None = None  # PEM of the public listener's key and certificate chain (test CA): HTTPS
+    block_on_error: bool = False
 
 
 def service_command(plan: ServicePlan) -> list[str]:
@@ -59,6 +62,7 @@ def service_command(plan: ServicePlan) -> list[str]:
         "--mode", f"reverse:{plan.simulator_url}@{_listen(plan.public_host)}:{plan.public_port}",
         "--mode", f"regular@127.0.0.1:{plan.forward_port}",
         *_common(plan.confdir, plan.database_url, plan.public_url, plan.simulator_url),
+        *(["--set", "speeltuin_block_on_error=true"] if plan.block_on_error else []),
     ]
     if plan.certificate is not None:  # TLS to vendors with the test CA's certificate instead of mitmproxy's own
         command += ["--set", f"certs=*={plan.certificate}"]

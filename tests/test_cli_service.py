@@ -2,12 +2,16 @@
 started and leaves nothing listening; a part that dies takes the service down with a message naming it."""
 from __future__ import annotations
 
+import http.server
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -15,6 +19,8 @@ import pytest
 import requests
 
 from speeltuin.defaults import sqlite_url
+from speeltuin.records import PROXY_FLUSH_PATH, Role, Session, SessionConfig
+from speeltuin.store import Store
 
 
 def _free_port() -> int:
@@ -140,3 +146,136 @@ def test_a_store_the_proxy_cannot_open_is_a_clear_error(tmp_path: Path) -> None:
     assert process.returncode == 2
     assert "speeltuin_db: cannot open the store at postgresql+psycopg://someone:***@127.0.0.1:1/none" in output
     assert "s3cret" not in output and "Traceback" not in output
+
+
+FAILING_VALIDATOR = '''
+# Loaded at the start of every Python process of this test (mitmdump and its writer): a searchset rule's helper
+# fails, as a bug in a validator would.
+import validators.rules.bundle as _bundle
+
+
+def _crash(*_args, **_kwargs):
+    raise RuntimeError("a bug in a validator")
+
+
+_bundle._build_index = _crash
+'''
+
+
+@dataclass
+class Upstream:
+    """A stand-in for the server behind the proxy: answers every request with a searchset, counts the requests."""
+
+    port: int
+    seen: list[str]
+
+
+BUNDLE = json.dumps({"resourceType": "Bundle", "type": "searchset", "entry": []}).encode()
+
+
+@pytest.fixture
+def upstream() -> Iterator[Upstream]:
+    seen: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def _answer(self) -> None:
+            seen.append(f"{self.command} {self.path}")
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/fhir+json")
+            self.send_header("Content-Length", str(len(BUNDLE)))
+            self.end_headers()
+            self.wfile.write(BUNDLE)
+
+        do_GET = do_POST = do_PUT = _answer  # noqa: N815 - the standard library's names
+
+        def log_message(self, *_args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield Upstream(server.server_port, seen)
+    server.shutdown()
+
+
+def _proxy_for(upstream: Upstream, tmp_path: Path, *options: str,
+               env: dict[str, str] | None = None) -> tuple[subprocess.Popen[bytes], int, Store]:
+    """`speeltuin proxy` in front of the upstream, with session proxied-1 in its store."""
+    db_file = tmp_path / "proxy.sqlite"
+    store = Store(sqlite_url(db_file))
+    store.create_session(Session("proxied-1", "proxied", Role.SENDER, SessionConfig(
+        vendor_ura="12345678", vendor_client_id="v", own_ura="90000101", own_client_id="sim"), time.time()))
+    front = _free_port()
+    process = subprocess.Popen([sys.executable, "-m", "speeltuin.cli", "proxy", "--simulator",
+                                f"http://127.0.0.1:{upstream.port}", "--vendor", "http://127.0.0.1:9",
+                                "--front-port", str(front), "--back-port", str(_free_port()),
+                                "--db", sqlite_url(db_file), *options],
+                               env=env, cwd=tmp_path, start_new_session=True)
+    _wait_for_port(process, front)  # type: ignore[arg-type]
+    return process, front, store
+
+
+def _recorded(front: int, store: Store) -> list:
+    assert requests.get(f"http://127.0.0.1:{front}{PROXY_FLUSH_PATH}", timeout=40).json()["flushed"] is True
+    return store.list_exchanges(["proxied-1"])
+
+
+def test_block_on_error_answers_invalid_requests_itself_and_records_them(upstream: Upstream, tmp_path: Path) -> None:
+    process, front, store = _proxy_for(upstream, tmp_path, "--block-on-error")
+    base = f"http://127.0.0.1:{front}/s/proxied-1"
+    try:
+        task = {"resourceType": "Task", "identifier": {"system": "urn:ietf:rfc:3986", "value": "x"},
+                "status": "requested", "intent": "proposal"}  # identifier as an object: a known defect
+        refused = requests.post(f"{base}/notify/Task", json=task, timeout=10,
+                                headers={"Content-Type": "application/fhir+json", "Authorization": "Bearer x" * 8})
+        outcome = refused.json()
+        assert refused.status_code == 400 and outcome["resourceType"] == "OperationOutcome"
+        assert outcome["issue"][0]["diagnostics"].startswith("the validating proxy did not forward this message")
+        assert any(issue["diagnostics"].startswith("NOTIF-") for issue in outcome["issue"][1:])
+        token = requests.post(f"{base}/token", data={"client_assertion": "x"}, timeout=10)  # no grant_type
+        assert token.status_code == 400 and token.json()["error"] == "invalid_request"
+        assert token.headers["Cache-Control"] == "no-store"
+        search = requests.get(f"{base}/fhir/Condition", timeout=10)  # nothing wrong in itself: forwarded
+        assert search.status_code == 200 and search.content == BUNDLE
+        assert upstream.seen == ["GET /s/proxied-1/fhir/Condition"]  # the invalid ones never left the proxy
+        recorded = {ex.tag: ex for ex in _recorded(front, store)}
+        assert recorded["notification"].status == 400
+        assert any(f.rule.startswith("NOTIF-") for f in recorded["notification"].findings)
+        assert recorded["token-request"].status == 400
+    finally:
+        process.terminate()
+        process.wait(30)
+        store.close()
+
+
+def test_without_block_on_error_invalid_requests_are_forwarded(upstream: Upstream, tmp_path: Path) -> None:
+    process, front, store = _proxy_for(upstream, tmp_path)
+    try:
+        answer = requests.post(f"http://127.0.0.1:{front}/s/proxied-1/token", data={"client_assertion": "x"},
+                               timeout=10)
+        assert answer.status_code == 200 and upstream.seen == ["POST /s/proxied-1/token"]
+        [exchange] = _recorded(front, store)
+        assert any(f.severity == "error" for f in exchange.findings)
+    finally:
+        process.terminate()
+        process.wait(30)
+        store.close()
+
+
+def test_a_validator_that_raises_in_the_real_proxy_leaves_the_exchange_recorded(upstream: Upstream,
+                                                                                 tmp_path: Path) -> None:
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "sitecustomize.py").write_text(FAILING_VALIDATOR)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path / "site"), str(Path.cwd())])}
+    process, front, store = _proxy_for(upstream, tmp_path, env=env)
+    try:
+        answer = requests.get(f"http://127.0.0.1:{front}/s/proxied-1/fhir/Condition", timeout=10)
+        assert answer.status_code == 200 and answer.content == BUNDLE  # the vendor's traffic goes on
+        [exchange] = _recorded(front, store)
+        [internal] = [f for f in exchange.findings if f.rule == "INTERNAL-001"]
+        assert internal.message == "validators.rules.bundle raised RuntimeError: a bug in a validator"
+        assert exchange.response_body == BUNDLE.decode() and exchange.tag == "search"
+    finally:
+        process.terminate()
+        process.wait(30)
+        store.close()

@@ -7,12 +7,8 @@ from typing import Iterable
 from flask import Response
 
 from simulator.fhir.format import UnsupportedFormat, content_type, to_xml, wanted_format
+from speeltuin import error_bodies
 from validators.findings import Finding
-
-# FHIR issue codes by HTTP status, for errors that are not validator findings.
-_ISSUE_CODE = {400: "invalid", 401: "login", 403: "forbidden", 404: "not-found", 405: "not-supported",
-               406: "not-supported", 409: "conflict", 412: "conflict", 413: "too-costly", 415: "not-supported",
-               500: "exception", 502: "transient", 503: "transient"}
 
 
 def fhir_response(resource: dict, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -27,11 +23,7 @@ def fhir_response(resource: dict, status: int = 200, headers: dict[str, str] | N
 
 def operation_outcome(status: int, message: str, findings: Iterable[Finding] = (),
                       headers: dict[str, str] | None = None) -> Response:
-    issues = [{"severity": "error", "code": _ISSUE_CODE.get(status, "processing"), "diagnostics": message}]
-    for f in findings:
-        issues.append({"severity": f.severity, "code": "invariant", "diagnostics": f"{f.rule}: {f.message}",
-                       "expression": [f.location] if f.location else []})
-    return fhir_response({"resourceType": "OperationOutcome", "issue": issues}, status, headers)
+    return fhir_response(error_bodies.operation_outcome(status, message, findings), status, headers)
 
 
 class FhirError(Exception):
@@ -56,15 +48,8 @@ def invalid_token(message: str) -> FhirError:
     return FhirError(401, message, headers={"WWW-Authenticate": challenge})
 
 
-def _oauth_text(text: str) -> str:
-    """RFC 6749 §5.2 allows only printable ASCII without '"' and '\\' in error_description."""
-    text = text.replace('"', "'").replace("\\", "/")
-    return "".join(ch if 0x20 <= ord(ch) <= 0x7E else "?" for ch in text)
-
-
 def oauth_error(error: str, description: str, status: int | None = None) -> Response:
     """RFC 6749 §5.2 error response; invalid_client is 401 per SPEC §5.2, the rest 400."""
-    code = status or (401 if error == "invalid_client" else 400)
-    body = json.dumps({"error": error, "error_description": _oauth_text(description)})
-    return Response(body, status=code, content_type="application/json",
-                    headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
+    return Response(json.dumps(error_bodies.oauth_error(error, description)),
+                    status=status or error_bodies.oauth_status(error), content_type="application/json",
+                    headers=error_bodies.OAUTH_HEADERS)

@@ -24,7 +24,7 @@ def cmd_proxy(args: argparse.Namespace) -> int:
     confdir = Path(args.confdir) if args.confdir else defaults.mitmproxy_confdir(args.instance_dir)
     ports = ProxyPorts(args.front_port, args.back_port, args.host)
     plan = ProxyPlan(simulator_url=args.simulator, vendor_url=args.vendor, ports=ports, database_url=args.db,
-                     confdir=confdir.resolve())
+                     confdir=confdir.resolve(), block_on_error=args.block_on_error)
     print(f"vendors reach the simulator at {ports.front_url}; the simulator reaches the vendor at {ports.back_url}",
           flush=True)
     command = mitmdump_command(plan)
@@ -47,5 +47,8 @@ def register(sub: Subcommands) -> None:
     proxy.add_argument("--back-port", type=int, default=defaults.PROXY_BACK_PORT,
                        help="the simulator calls the vendor here")
     add_store_option(proxy)
+    proxy.add_argument("--block-on-error", action="store_true",
+                       help="answer a token request, notification or cancellation that has errors in itself with an "
+                            "OAuth error or an OperationOutcome (recorded), instead of forwarding it")
     proxy.add_argument("--confdir", help="mitmproxy's settings (default: mitmproxy/ in the instance folder)")
     proxy.set_defaults(func=cmd_proxy)

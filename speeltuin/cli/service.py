@@ -45,7 +45,8 @@ def cmd_service(args: argparse.Namespace) -> int:
         certificate = _combined_certificate(args, Path(work)) if args.tls_cert else None
         plan = ServicePlan(simulator_url=f"http://127.0.0.1:{simulator_port}", public_host=args.host,
                            public_port=args.port, public_url=public_url, forward_port=forward_port,
-                           database_url=args.db, confdir=confdir, certificate=certificate)
+                           database_url=args.db, confdir=confdir, certificate=certificate,
+                           block_on_error=args.block_on_error)
         serve = [sys.executable, "-m", "speeltuin.cli", "serve", "--host", "127.0.0.1", "--port",
                  str(simulator_port), "--db", args.db, "--public-url", public_url,
                  "--outbound-proxy", f"http://127.0.0.1:{forward_port}", "--ura", args.ura,
@@ -185,6 +186,9 @@ def register(sub: Subcommands) -> None:
     service.add_argument("--name", default=defaults.SIMULATOR_NAME)
     service.add_argument("--test-manager", action="store_true",
                          help="run the scenarios asked for over POST /api/sessions/<id>/runs and the web UI")
+    service.add_argument("--block-on-error", action="store_true",
+                         help="answer a token request, notification or cancellation that has errors in itself "
+                              "instead of forwarding it (see `speeltuin proxy --help`)")
     service.add_argument("--confdir", help="mitmproxy's settings (default: mitmproxy/ in the instance folder)")
     add_store_option(service)
     service.set_defaults(func=cmd_service)
