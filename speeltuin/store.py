@@ -40,7 +40,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.schema import CreateIndex
 
 from speeltuin.records import (
@@ -311,12 +311,24 @@ class Store:
         self.engine: Engine = create_engine(url, future=True)
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _set_sqlite_pragmas)
-        metadata.create_all(self.engine)
+        self._create_tables()
         with self.engine.begin() as c:  # create_all makes a table's indexes only with the table: older stores get
             for index in LATER_INDEXES:  # those added since here (IF NOT EXISTS: a no-op once they have them)
                 c.execute(CreateIndex(index, if_not_exists=True))
         self._hasher = PasswordHasher()  # argon2id with argon2-cffi's current recommended parameters
         self._dummy_hash: str | None = None  # verified against for unknown users, so they take as long
+
+    def _create_tables(self) -> None:
+        """Make what is missing. Processes sharing a new store (the simulator, the proxy, the test manager) may start
+        at the same moment: a table another one made between the check and the CREATE is no error."""
+        for attempt in range(5):
+            try:
+                metadata.create_all(self.engine)
+                return
+            except (OperationalError, ProgrammingError, IntegrityError) as exc:
+                if "already exists" not in str(exc) and "duplicate" not in str(exc).lower() or attempt == 4:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
 
     def close(self) -> None:
         self.engine.dispose()

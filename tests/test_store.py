@@ -148,3 +148,23 @@ def test_runs_are_listed_per_session_from_their_summaries(url: str) -> None:
         assert store.session_runs("s-3") == []
     finally:
         store.close()
+
+
+def _open_and_close(url: str) -> None:
+    Store(url).close()
+
+
+def test_processes_opening_a_new_store_at_once_all_succeed(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The simulator, the proxy and the test manager start together on a new store: none fails because another
+    one made a table between its check and its CREATE."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    for round_ in range(3):
+        url = sqlite_url(tmp_path / f"new-{round_}.sqlite")
+        processes = [context.Process(target=_open_and_close, args=(url,)) for _ in range(4)]
+        for process in processes:
+            process.start()
+        for process in processes:
+            process.join(60)
+        assert [process.exitcode for process in processes] == [0, 0, 0, 0]
