@@ -11,6 +11,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from speeltuin.records import ProxyPorts
 
@@ -54,6 +55,8 @@ class ServicePlan:
     confdir: Path
     certificate: Path | None = None  # PEM of the public listener's key and certificate chain (test CA): HTTPS
     block_on_error: bool = False
+    vendor_ca: Path | None = None  # the test CA: vendors' server certificates must chain to it
+    client_certificate: Path | None = None  # PEM of the key and certificate the proxy presents to vendors (mTLS)
 
 
 def service_command(plan: ServicePlan) -> list[str]:
@@ -64,9 +67,32 @@ def service_command(plan: ServicePlan) -> list[str]:
         *_common(plan.confdir, plan.database_url, plan.public_url, plan.simulator_url),
         *(["--set", "speeltuin_block_on_error=true"] if plan.block_on_error else []),
     ]
-    if plan.certificate is not None:  # TLS to vendors with the test CA's certificate instead of mitmproxy's own
-        command += ["--set", f"certs=*={plan.certificate}"]
+    if plan.certificate is not None:
+        # TLS to vendors with the test CA's certificate, for the public name (mitmproxy also uses it for the other
+        # names the certificate carries); the hosts of the vendors the simulator calls through the forward listener
+        # get mitmproxy's own certificates. The simulator trusts both CAs (speeltuin service: trust_bundle).
+        command += ["--set", f"certs={urlsplit(plan.public_url).hostname}={plan.certificate}"]
+    if plan.vendor_ca is not None:
+        command += ["--set", f"ssl_verify_upstream_trusted_ca={plan.vendor_ca}"]
+    if plan.client_certificate is not None:
+        command += ["--set", f"client_certs={plan.client_certificate}"]
     return command
+
+
+def proxy_ca(confdir: Path) -> Path:
+    """mitmproxy's own CA certificate (made in its confdir when it first starts)."""
+    return confdir / "mitmproxy-ca-cert.pem"
+
+
+def write_trust_bundle(path: Path, confdir: Path, test_ca: Path | None) -> None:
+    """What the simulator trusts when it calls vendors through the forward listener: mitmproxy's CA (made now if
+    mitmproxy has not made it yet), and the test CA (whose certificate the proxy presents for the names of its
+    public certificate)."""
+    from mitmproxy.certs import CertStore
+
+    CertStore.from_store(confdir, "mitmproxy", 2048)  # mitmproxy's own key size for its CA
+    parts = [proxy_ca(confdir).read_text()] + ([test_ca.read_text()] if test_ca else [])
+    path.write_text("\n".join(parts))
 
 
 def _listen(host: str) -> str:

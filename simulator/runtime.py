@@ -36,11 +36,12 @@ class SimulatorConfig:
     trusted_ca_pem: bytes | None = None  # the test CA: assertions may carry an x5c chain to it (SPEC §5.1)
     tls: TlsFiles | None = None  # serve HTTPS; sessions may then require mutual TLS
     faults: frozenset[str] = frozenset()  # misbehave on purpose (simulator.faults.FAULTS): the reference vendor
-    outbound_proxy: str | None = None  # the validating proxy the calls to http:// vendors go through (the service)
+    outbound_proxy: str | None = None  # the validating proxy the calls to vendors go through (the service)
+    outbound_proxy_ca: str | None = None  # its CA: with it, calls to https:// vendors go through the proxy too
 
     @property
     def transport(self) -> Transport:
-        return Transport(self.tls, self.outbound_proxy)
+        return Transport(self.tls, self.outbound_proxy, self.outbound_proxy_ca)
 
     def has_fault(self, name: str) -> bool:
         return name in self.faults

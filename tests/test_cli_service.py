@@ -279,3 +279,56 @@ def test_a_validator_that_raises_in_the_real_proxy_leaves_the_exchange_recorded(
         process.terminate()
         process.wait(30)
         store.close()
+
+
+def test_the_service_reaches_an_https_vendor_over_mutual_tls_through_the_proxy(tmp_path: Path) -> None:
+    """The simulator's calls to an https:// vendor go through the proxy's forward listener: the proxy checks the
+    vendor's certificate against the test CA, presents the service's certificate (mutual TLS), and records them."""
+    from speeltuin.records import TlsFiles
+    from testdata.pki import init_ca, issue
+    from tests.conftest import start_live_node
+
+    ca = init_ca(tmp_path / "pki")
+    sim_cert, ven_cert = (issue(tmp_path / "pki", name=name, ura=ura) for name, ura in
+                          (("sim", "90000101"), ("ven", "90000202")))
+    vendor, vendor_server = start_live_node(sqlite_url(tmp_path / "vendor.sqlite"), ura="90000202", client_id="ven",
+                                            name="ven", tls=TlsFiles(ven_cert.cert_path, ven_cert.key_path, ca))
+    port, db_file = _free_port(), tmp_path / "service.sqlite"
+    process = _start(["service", "--host", "127.0.0.1", "--port", str(port), "--db", sqlite_url(db_file),
+                      "--tls-cert", str(sim_cert.cert_path), "--tls-key", str(sim_cert.key_path),
+                      "--tls-ca", str(ca)], tmp_path)
+    try:
+        _wait_for_port(process, port)
+        public = f"https://127.0.0.1:{port}"
+        vendor_url = vendor.url
+        admin = {"X-Admin-Key": "test-admin-key-of-the-service"}
+        simulator_jwks = requests.get(f"{public}/jwks", verify=str(ca), timeout=10).json()
+        # the vendor's own session, for the simulator as its sender (it checks our client certificate's URA)
+        mirror = vendor.api("POST", "/sessions", json={
+            "id": "ven-tls", "vendor_role": "sender", "vendor_ura": "90000101", "vendor_jwks": simulator_jwks,
+            "vendor_client_id": "speeltuin-simulator", "mtls": True,
+            "vendor_token_url": f"{public}/s/sim-tls/token", "vendor_fhir_base": f"{public}/s/sim-tls/fhir"})
+        assert mirror.status_code == 201, mirror.text
+        created = requests.post(f"{public}/api/sessions", headers=admin, verify=str(ca), timeout=10, json={
+            "id": "sim-tls", "vendor_role": "receiver", "vendor_ura": "90000202", "vendor_jwks": vendor.jwks(),
+            "vendor_client_id": "ven", "mtls": True, "vendor_token_url": f"{vendor_url}/s/ven-tls/token",
+            "vendor_notification_base": f"{vendor_url}/s/ven-tls/notify"})
+        assert created.status_code == 201, created.text
+        notified = requests.post(f"{public}/api/sessions/sim-tls/notify", headers=admin, verify=str(ca), timeout=60,
+                                 json={"bsn": "999993653"})
+        assert notified.status_code == 200 and notified.json()["delivery"].get("status") == 201, notified.text
+        assert requests.get(f"{public}{PROXY_FLUSH_PATH}", verify=str(ca), timeout=40).json()["flushed"] is True
+        store = Store(sqlite_url(db_file))
+        try:
+            recorded = {(ex.tag, ex.direction): ex for ex in store.list_exchanges(["sim-tls"])}
+        finally:
+            store.close()
+        sent = recorded[("notification", "to-vendor")]
+        assert sent.status == 201 and sent.url.startswith("https://")
+        assert recorded[("token-request", "to-vendor")].status == 200
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(60)
+        vendor_server.shutdown()  # type: ignore[attr-defined]
+        vendor_server.server_close()  # type: ignore[attr-defined]
+        vendor.runtime.store.close()

@@ -15,6 +15,7 @@ class Transport:
 
     tls: TlsFiles | None = None
     proxy: str | None = None
+    proxy_ca: str | None = None  # the proxy's own CA (PEM): it speaks TLS to us for https:// vendors, and verifies them
 
 
 DIRECT = Transport()
@@ -28,9 +29,13 @@ def client_for(session: Session, transport: Transport = DIRECT) -> requests.Sess
     """An HTTP client for calls to this session's vendor; with mTLS, presenting our certificate."""
     http = requests.Session()
     http.trust_env = False  # never wander off to an environment proxy: the session's URLs (and ours) are the route
-    if transport.proxy:
-        http.proxies = {"http": transport.proxy}  # the proxy records and judges the call (and removes the mark)
     http.headers.update({SESSION_HEADER: session.id, "User-Agent": "speeltuin-simulator"})
+    if transport.proxy:  # the proxy records and judges the call (and removes the mark)
+        http.proxies = {"http": transport.proxy}
+        if transport.proxy_ca:  # https:// too: the proxy checks the vendor's certificate and presents ours
+            http.proxies["https"] = transport.proxy
+            http.verify = transport.proxy_ca
+            return http
     tls = transport.tls
     if session.config.mtls and tls is not None:
         http.cert = (str(tls.cert), str(tls.key))

@@ -31,7 +31,7 @@ STOP_S = 20.0  # how long each process may take to stop before it is killed
 
 
 def cmd_service(args: argparse.Namespace) -> int:
-    from proxy.launcher import ServicePlan, service_command
+    from proxy.launcher import ServicePlan, service_command, write_trust_bundle
 
     scheme = "https" if args.tls_cert else "http"
     if bool(args.tls_cert) != bool(args.tls_key):
@@ -46,15 +46,20 @@ def cmd_service(args: argparse.Namespace) -> int:
         plan = ServicePlan(simulator_url=f"http://127.0.0.1:{simulator_port}", public_host=args.host,
                            public_port=args.port, public_url=public_url, forward_port=forward_port,
                            database_url=args.db, confdir=confdir, certificate=certificate,
-                           block_on_error=args.block_on_error)
+                           block_on_error=args.block_on_error,
+                           vendor_ca=Path(args.tls_ca).resolve() if args.tls_ca else None,
+                           client_certificate=certificate)
         serve = [sys.executable, "-m", "speeltuin.cli", "serve", "--host", "127.0.0.1", "--port",
                  str(simulator_port), "--db", args.db, "--public-url", public_url,
-                 "--outbound-proxy", f"http://127.0.0.1:{forward_port}", "--ura", args.ura,
+                 "--outbound-proxy", f"http://127.0.0.1:{forward_port}",
+                 "--outbound-proxy-ca", str(Path(work) / "outbound-trust.pem"), "--ura", args.ura,
                  "--client-id", args.client_id, "--name", args.name]
         if args.test_manager:
             serve.append("--test-manager")
         if args.trusted_ca:
             serve += ["--trusted-ca", args.trusted_ca]
+        # before the simulator may call a vendor: what it trusts when it does so through the proxy
+        write_trust_bundle(Path(work) / "outbound-trust.pem", confdir, Path(args.tls_ca) if args.tls_ca else None)
         return _run({"simulator": serve, "proxy": service_command(plan)},
                     {**os.environ, defaults.ADMIN_KEY_ENV: admin_key},
                     ready=[("127.0.0.1", simulator_port), (local_host(args.host), args.port)],
@@ -180,6 +185,8 @@ def register(sub: Subcommands) -> None:
     service.add_argument("--tls-cert", help="HTTPS on the public port: its certificate chain (PEM, from "
                                             "`speeltuin pki issue`)")
     service.add_argument("--tls-key", help="its private key (PEM)")
+    service.add_argument("--tls-ca", help="the test CA (PEM): the certificates of https:// vendors must chain to it "
+                                          "(the certificate of --tls-cert is presented to them for mutual TLS)")
     service.add_argument("--trusted-ca", help="PEM of the test CA: assertions may carry an x5c chain to it")
     service.add_argument("--ura", default=defaults.OWN_URA, help="URA of the organisation the simulator plays")
     service.add_argument("--client-id", default=defaults.OWN_CLIENT_ID)
