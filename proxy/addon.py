@@ -18,12 +18,11 @@ import time
 from urllib.parse import urlsplit
 
 from mitmproxy import ctx, exceptions, http
-from mitmproxy.net import encoding
 
 # mitmdump loads this file as a script; the project's packages come from the environment it is installed in.
 from proxy.classify import classify
 from proxy.inspection import request_errors
-from proxy.judge import CapturedFlow
+from proxy.judge import CapturedFlow, decoded
 from proxy.writer import Writer
 from speeltuin import error_bodies
 from speeltuin.records import PROXY_FLUSH_PATH, SESSION_HEADER
@@ -114,7 +113,9 @@ def block_if_invalid(flow: http.HTTPFlow) -> None:
     request = flow.request
     tag = classify(request.method, request.path)
     try:
-        errors = request_errors(tag, request.method, called_url(flow), dict(request.headers), _content(request))
+        headers = dict(request.headers)
+        errors = request_errors(tag, request.method, called_url(flow), headers,
+                                decoded(request.raw_content or b"", headers))
     except Exception:  # noqa: BLE001 - a failing check never stops the traffic; the writer records the failure
         log.exception("could not judge %s %s before forwarding it", request.method, request.pretty_url)
         return
@@ -157,28 +158,15 @@ def shown_url(url: str) -> str:
 
 
 def capture(flow: http.HTTPFlow) -> CapturedFlow:
-    """The snapshot of a flow the writer judges (bodies without their content-encoding)."""
+    """The snapshot of a flow the writer judges (bodies as received: the writer decodes them)."""
     request, response = flow.request, flow.response
     return CapturedFlow(
         method=request.method, url=called_url(flow), path=request.path, request_headers=dict(request.headers),
-        request_body=_content(request), status=response.status_code if response else None,
+        request_body=request.raw_content or b"", status=response.status_code if response else None,
         response_headers=dict(response.headers) if response else {},
-        response_body=_content(response) if response else b"", started_at=request.timestamp_start,
+        response_body=(response.raw_content or b"") if response else b"", started_at=request.timestamp_start,
         ended_at=response.timestamp_end if response and response.timestamp_end else None,
         error=str(flow.error) if flow.error else None, marked_session=flow.metadata.get("speeltuin_session"))
-
-
-def _content(message: http.Message) -> bytes:
-    """The body without its content-encoding (gzip, br, ...); as received when it cannot be decoded."""
-    raw = message.raw_content or b""
-    coding = message.headers.get("content-encoding", "").strip().lower()
-    if not raw or not coding or coding == "identity":
-        return raw
-    try:
-        decoded = encoding.decode(raw, coding)
-    except ValueError:
-        return raw
-    return decoded if isinstance(decoded, bytes) else raw
 
 
 def called_url(flow: http.HTTPFlow) -> str:

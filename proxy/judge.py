@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Mapping
+
+from mitmproxy.net import encoding
 
 from proxy.classify import classify, session_in_path
-from proxy.inspection import FlowContext, FlowRecord, inspect
+from proxy.inspection import FlowContext, FlowRecord, header, inspect
 from proxy.redaction import redact_body, redact_headers, redact_text
 from speeltuin.jwks_cache import JwksCache
 from speeltuin.keys import Signer
@@ -30,7 +33,7 @@ class CapturedFlow:
     url: str  # as the caller used it (the proxy's listener)
     path: str
     request_headers: dict[str, str]
-    request_body: bytes  # decoded (no content-encoding)
+    request_body: bytes  # as received: a content-encoding (gzip, br, ...) is undone by the judge, off the path
     status: int | None
     response_headers: dict[str, str]
     response_body: bytes
@@ -38,6 +41,18 @@ class CapturedFlow:
     ended_at: float | None
     error: str | None = None
     marked_session: str | None = None  # the simulator's mark on its own outbound calls
+
+
+def decoded(body: bytes, headers: Mapping[str, str]) -> bytes:
+    """The body without its content-encoding (gzip, br, ...); as received when it cannot be decoded."""
+    coding = header(headers, "Content-Encoding").strip().lower()
+    if not body or not coding or coding == "identity":
+        return body
+    try:
+        result = encoding.decode(body, coding)
+    except ValueError:
+        return body
+    return result if isinstance(result, bytes) else body
 
 
 class Judge:
@@ -54,17 +69,18 @@ class Judge:
     def exchange(self, flow: CapturedFlow) -> Exchange:
         tag = classify(flow.method, flow.path)
         session, direction = self._attribute(flow)
+        request_body = decoded(flow.request_body, flow.request_headers)
+        response_body = decoded(flow.response_body, flow.response_headers)
         record = FlowRecord(tag=tag, method=flow.method, url=flow.url, request_headers=flow.request_headers,
-                            request_body=flow.request_body, status=flow.status,
-                            response_headers=flow.response_headers, response_body=flow.response_body,
-                            started_at=flow.started_at)
+                            request_body=request_body, status=flow.status, response_headers=flow.response_headers,
+                            response_body=response_body, started_at=flow.started_at)
         findings = judged(lambda: inspect(record, self._context(session, direction, tag))) if session else []
         return Exchange(
             source="proxy", tag=tag, direction=direction, method=flow.method, url=flow.url, status=flow.status,
             request_headers=redact_headers(flow.request_headers),
-            request_body=redact_body(flow.request_body),
+            request_body=redact_body(request_body),
             response_headers=redact_headers(flow.response_headers),
-            response_body=redact_body(flow.response_body),
+            response_body=redact_body(response_body),
             started_at=flow.started_at,
             duration_ms=(flow.ended_at - flow.started_at) * 1000 if flow.ended_at else None,
             error=redact_text(flow.error) if flow.error else None,

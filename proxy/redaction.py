@@ -29,12 +29,6 @@ def shorten_secret(value: str) -> str:
     return f"{value[:6]}…[redacted]" if len(value) > 6 else "[redacted]"
 
 
-def redact_jwt(value: str) -> str:
-    """Header and claims stay readable as evidence; the signature is not stored."""
-    parts = value.split(".")
-    return f"{parts[0]}.{parts[1]}.[signature redacted]" if len(parts) == 3 else shorten_secret(value)
-
-
 def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
     out = {}
     for name, value in headers.items():

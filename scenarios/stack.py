@@ -112,7 +112,7 @@ def start_stack(workdir: Path, *, vendor_url: str | None = None, database_url: s
         for node, _port in nodes:
             _wait_until(stack, node.name, lambda url=f"{node.url}/": _answers_http(url))
         for port in (front, back):  # a TCP check, so readiness probes never show up as recorded traffic
-            _wait_until(stack, "proxy", lambda port=port: _accepts_tcp(port))
+            _wait_until(stack, "proxy", lambda port=port: accepts_tcp(port))
     except BaseException:
         stack.stop()
         raise
@@ -159,9 +159,10 @@ def _answers_http(url: str) -> bool:
         return False
 
 
-def _accepts_tcp(port: int) -> bool:
+def accepts_tcp(port: int, host: str = "127.0.0.1", timeout: float = 2.0) -> bool:
+    """Something listens there (a TCP check: readiness probes never show up as recorded traffic)."""
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=2):
+        with socket.create_connection((host, port), timeout=timeout):
             return True
     except OSError:
         return False

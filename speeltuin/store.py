@@ -101,7 +101,6 @@ session_keys = Table(
     Column("created_at", Float, nullable=False),
 )
 
-# Secrets of this installation that must survive a restart, by name (e.g. the web UI's cookie signing key).
 # Facts of this installation that every process sharing the store should know, e.g. the public address the
 # service announces (so `speeltuin session create` names it without being told).
 instance_settings = Table(
@@ -112,6 +111,7 @@ instance_settings = Table(
 )
 PUBLIC_URL_SETTING = "public-url"
 
+# Secrets of this installation that must survive a restart, by name (e.g. the web UI's cookie signing key).
 instance_secrets = Table(
     "instance_secrets", metadata,
     Column("name", String(64), primary_key=True),
@@ -867,7 +867,7 @@ def _save_summary(c: Any, run_id: str, started_at: float, finished_at: float | N
     summary = {"run_id": run_id, "title": str(result.get("title", "")), "started_at": started_at,
                "finished_at": finished_at,
                "status": "failed" if result.get("error") else str(result.get("status", "running")),
-               "scenarios": len(scenarios) if scenarios else len(result.get("scenarios", [])),
+               "scenarios": len(result.get("scenarios", [])),  # results, or the ids of a run not yet started
                "passed": sum(1 for s in scenarios if s.get("status") == "passed"),
                "errors": int(counts.get("error", 0)), "warnings": int(counts.get("warning", 0))}
     c.execute(delete(run_summaries).where(run_summaries.c.run_id == run_id))

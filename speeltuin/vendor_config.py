@@ -268,8 +268,7 @@ class VendorReader:
             raise self.error("keys.jwks_file", f"cannot read {file}: {exc.strerror or exc}") from None
         except ValueError as exc:
             raise self.error("keys.jwks_file", f"{file} is not valid JSON: {exc}") from None
-        keys = jwks.get("keys") if isinstance(jwks, dict) else None
-        if not isinstance(keys, list) or not keys or not all(isinstance(k, dict) for k in keys):
+        if not is_jwks(jwks):
             raise self.error("keys.jwks_file", f'{file} must be a JWKS: a JSON object {{"keys": [...]}} holding '
                                                "at least one key")
         return jwks
@@ -288,6 +287,12 @@ class VendorReader:
             return jwks_from_certificates(chain)
         except ValueError as exc:
             raise self.error("keys.certificate", f"{file}: {exc}") from None
+
+def is_jwks(value: Any) -> bool:
+    """A JWKS a vendor can sign with: a JSON object {"keys": [...]} holding at least one key (object)."""
+    keys = value.get("keys") if isinstance(value, dict) else None
+    return isinstance(keys, list) and bool(keys) and all(isinstance(k, dict) for k in keys)
+
 
 def jwks_from_certificates(chain: list[Any]) -> dict[str, Any]:
     """The JWKS of a certificate chain's leaf key, kid = the leaf's SHA-256 thumbprint, x5c = the chain.

@@ -6,7 +6,6 @@ import http.server
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -18,20 +17,10 @@ from typing import Iterator
 import pytest
 import requests
 
+from scenarios.stack import accepts_tcp, free_port
 from speeltuin.defaults import sqlite_url
 from speeltuin.records import PROXY_FLUSH_PATH, Role, Session, SessionConfig
 from speeltuin.store import Store
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _listens(port: int) -> bool:
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 def _processes() -> dict[int, tuple[int, str]]:
@@ -71,7 +60,7 @@ def _start(args: list[str], tmp_path: Path) -> subprocess.Popen[str]:
 
 def _wait_for_port(process: subprocess.Popen[str], port: int) -> None:
     deadline = time.monotonic() + 60
-    while not _listens(port):
+    while not accepts_tcp(port):
         assert process.poll() is None, process.stdout.read() if process.stdout else ""
         assert time.monotonic() < deadline, "did not listen within 60 s"
         time.sleep(0.1)
@@ -79,7 +68,7 @@ def _wait_for_port(process: subprocess.Popen[str], port: int) -> None:
 
 @pytest.fixture
 def service(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], int, str]]:
-    port, db = _free_port(), sqlite_url(tmp_path / "service.sqlite")
+    port, db = free_port(), sqlite_url(tmp_path / "service.sqlite")
     process = _start(["service", "--host", "127.0.0.1", "--port", str(port), "--db", db], tmp_path)
     _wait_for_port(process, port)
     yield process, port, str(tmp_path / "service.sqlite")
@@ -106,7 +95,7 @@ def test_the_service_stops_every_process_it_started_on_sigterm(service: tuple[su
     assert len(started) >= 3, started  # the simulator, mitmdump and the proxy's writer (and its helpers)
     process.send_signal(signal.SIGTERM)
     assert process.wait(60) == 0
-    assert not _listens(port)
+    assert not accepts_tcp(port)
     assert _processes_naming(db_file) == []
     output = process.stdout.read() if process.stdout else ""
     assert f"vendors reach the simulator at http://127.0.0.1:{port}" in output and "Traceback" not in output
@@ -119,11 +108,11 @@ def test_a_part_that_dies_stops_the_service_with_a_message(service: tuple[subpro
     os.kill(simulator, signal.SIGKILL)
     assert process.wait(60) == 1
     assert "the simulator ended" in (process.stdout.read() if process.stdout else "")
-    assert not _listens(port) and _processes_naming(db_file) == []
+    assert not accepts_tcp(port) and _processes_naming(db_file) == []
 
 
 def test_the_proxy_stops_with_its_writer_on_sigterm(tmp_path: Path) -> None:
-    front, back, db_file = _free_port(), _free_port(), tmp_path / "proxy.sqlite"
+    front, back, db_file = free_port(), free_port(), tmp_path / "proxy.sqlite"
     process = _start(["proxy", "--simulator", "http://127.0.0.1:9", "--vendor", "http://127.0.0.1:9",
                       "--front-port", str(front), "--back-port", str(back), "--db", sqlite_url(db_file)], tmp_path)
     try:
@@ -131,7 +120,7 @@ def test_the_proxy_stops_with_its_writer_on_sigterm(tmp_path: Path) -> None:
         assert len(_processes_naming(str(db_file))) >= 2  # mitmdump and its writer
         process.send_signal(signal.SIGTERM)
         assert process.wait(60) == 0
-        assert not _listens(front) and not _listens(back)
+        assert not accepts_tcp(front) and not accepts_tcp(back)
         assert _processes_naming(str(db_file)) == []
     finally:
         if process.poll() is None:
@@ -140,7 +129,7 @@ def test_the_proxy_stops_with_its_writer_on_sigterm(tmp_path: Path) -> None:
 
 def test_a_store_the_proxy_cannot_open_is_a_clear_error(tmp_path: Path) -> None:
     process = _start(["proxy", "--simulator", "http://127.0.0.1:9", "--vendor", "http://127.0.0.1:9",
-                      "--front-port", str(_free_port()), "--back-port", str(_free_port()),
+                      "--front-port", str(free_port()), "--back-port", str(free_port()),
                       "--db", "postgresql+psycopg://someone:s3cret@127.0.0.1:1/none"], tmp_path)
     output, _ = process.communicate(timeout=60)
     assert process.returncode == 2
@@ -205,10 +194,10 @@ def _proxy_for(upstream: Upstream, tmp_path: Path, *options: str,
     store = Store(sqlite_url(db_file))
     store.create_session(Session("proxied-1", "proxied", Role.SENDER, SessionConfig(
         vendor_ura="12345678", vendor_client_id="v", own_ura="90000101", own_client_id="sim"), time.time()))
-    front = _free_port()
+    front = free_port()
     process = subprocess.Popen([sys.executable, "-m", "speeltuin.cli", "proxy", "--simulator",
                                 f"http://127.0.0.1:{upstream.port}", "--vendor", "http://127.0.0.1:9",
-                                "--front-port", str(front), "--back-port", str(_free_port()),
+                                "--front-port", str(front), "--back-port", str(free_port()),
                                 "--db", sqlite_url(db_file), *options],
                                env=env, cwd=tmp_path, start_new_session=True)
     _wait_for_port(process, front)  # type: ignore[arg-type]
@@ -293,7 +282,7 @@ def test_the_service_reaches_an_https_vendor_over_mutual_tls_through_the_proxy(t
                           (("sim", "90000101"), ("ven", "90000202")))
     vendor, vendor_server = start_live_node(sqlite_url(tmp_path / "vendor.sqlite"), ura="90000202", client_id="ven",
                                             name="ven", tls=TlsFiles(ven_cert.cert_path, ven_cert.key_path, ca))
-    port, db_file = _free_port(), tmp_path / "service.sqlite"
+    port, db_file = free_port(), tmp_path / "service.sqlite"
     process = _start(["service", "--host", "127.0.0.1", "--port", str(port), "--db", sqlite_url(db_file),
                       "--tls-cert", str(sim_cert.cert_path), "--tls-key", str(sim_cert.key_path),
                       "--tls-ca", str(ca)], tmp_path)

@@ -39,6 +39,7 @@ from speeltuin.vendor_config import (
     ROLE_ENDPOINTS,
     VendorConfig,
     VendorConfigError,
+    is_jwks,
     jwks_from_certificates,
     load_vendor_config,
     vendor_toml,
@@ -194,8 +195,7 @@ def uploaded_jwks(data: bytes) -> dict[str, Any]:
         jwks = json.loads(text)
     except ValueError:
         raise ValueError("Not a JWKS (JSON) nor a PEM certificate (-----BEGIN CERTIFICATE-----).") from None
-    keys = jwks.get("keys") if isinstance(jwks, dict) else None
-    if not isinstance(keys, list) or not keys or not all(isinstance(k, dict) for k in keys):
+    if not is_jwks(jwks):
         raise ValueError('A JWKS is a JSON object {"keys": [...]} holding at least one key.')
     return jwks
 

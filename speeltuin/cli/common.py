@@ -110,3 +110,9 @@ def check_can_listen(host: str, port: int) -> None:
 def local_host(host: str) -> str:
     """The address to reach a listener on `host` from this machine (a wildcard means: on loopback)."""
     return "127.0.0.1" if host in ("0.0.0.0", "") else "::1" if host == "::" else host
+
+
+def url_host(host: str) -> str:
+    """`host` as the host part of a URL that reaches it from this machine (IPv6 in brackets)."""
+    local = local_host(host)
+    return f"[{local}]" if ":" in local else local

@@ -17,6 +17,7 @@ from speeltuin.cli.common import (
     add_tls_options,
     check_can_listen,
     tls_files,
+    url_host,
 )
 
 if TYPE_CHECKING:
@@ -60,13 +61,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     scheme = "https" if context else "http"
     # what `speeltuin session create/show` announce when not told: where vendors reach this simulator
     app.extensions["speeltuin"].store.set_setting(
-        PUBLIC_URL_SETTING, (config.public_url or f"{scheme}://{_local(args.host)}:{server.port}").rstrip("/"))
+        PUBLIC_URL_SETTING, (config.public_url or f"{scheme}://{url_host(args.host)}:{server.port}").rstrip("/"))
     print(f"speeltuin simulator '{args.name}' on {scheme}://{args.host}:{server.port}", flush=True)
     if faults:
         print(f"faults switched on (misbehaves on purpose): {', '.join(sorted(faults))}", flush=True)
     if not admin_key:
         print(f"admin key (X-Admin-Key): {config.admin_key}", flush=True)
-    stop_manager = _start_test_manager(args, config, f"{scheme}://{_local(args.host)}:{server.port}") \
+    stop_manager = _start_test_manager(args, config, f"{scheme}://{url_host(args.host)}:{server.port}") \
         if args.test_manager else None
     try:
         server.serve_forever()
@@ -77,10 +78,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
             stop_manager.set()
         server.server_close()
     return ExitCode.OK
-
-
-def _local(host: str) -> str:
-    return "127.0.0.1" if host in ("0.0.0.0", "") else f"[{host}]" if ":" in host else host
 
 
 def _start_test_manager(args: argparse.Namespace, config: "SimulatorConfig", url: str) -> threading.Event:

@@ -15,7 +15,6 @@ import argparse
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,7 +23,7 @@ import time
 from pathlib import Path
 
 from speeltuin import defaults
-from speeltuin.cli.common import ExitCode, Subcommands, UserError, add_store_option, check_can_listen, local_host
+from speeltuin.cli.common import ExitCode, Subcommands, UserError, add_store_option, check_can_listen, local_host, url_host
 
 STARTUP_S = 60.0
 STOP_S = 20.0  # how long each process may take to stop before it is killed
@@ -32,13 +31,14 @@ STOP_S = 20.0  # how long each process may take to stop before it is killed
 
 def cmd_service(args: argparse.Namespace) -> int:
     from proxy.launcher import ServicePlan, service_command, write_trust_bundle
+    from scenarios.stack import free_port
 
     scheme = "https" if args.tls_cert else "http"
     if bool(args.tls_cert) != bool(args.tls_key):
         raise UserError("--tls-cert and --tls-key go together (the public listener's certificate and its key)")
     check_can_listen(args.host, args.port)
-    public_url = (args.public_url or f"{scheme}://{_shown_host(args.host)}:{args.port}").rstrip("/")
-    simulator_port, forward_port = _free_port(), _free_port()
+    public_url = (args.public_url or f"{scheme}://{url_host(args.host)}:{args.port}").rstrip("/")
+    simulator_port, forward_port = free_port(), free_port()
     confdir = (Path(args.confdir) if args.confdir else defaults.mitmproxy_confdir(args.instance_dir)).resolve()
     admin_key = os.environ.get(defaults.ADMIN_KEY_ENV) or secrets.token_urlsafe(24)
     with tempfile.TemporaryDirectory(prefix="speeltuin-service-") as work:
@@ -99,6 +99,8 @@ def _run(commands: dict[str, list[str]], env: dict[str, str], *, ready: list[tup
 
 def _wait_until_listening(processes: dict[str, subprocess.Popen[bytes]], ready: list[tuple[str, int]],
                           stop: threading.Event) -> str | None:
+    from scenarios.stack import accepts_tcp
+
     deadline = time.monotonic() + STARTUP_S
     waiting = list(ready)
     while waiting and not stop.is_set():
@@ -108,7 +110,7 @@ def _wait_until_listening(processes: dict[str, subprocess.Popen[bytes]], ready: 
         if time.monotonic() > deadline:
             raise UserError(f"the service did not listen on {', '.join(f'{h}:{p}' for h, p in waiting)} within "
                             f"{STARTUP_S:.0f} s")
-        waiting = [(host, port) for host, port in waiting if not _listens(host, port)]
+        waiting = [(host, port) for host, port in waiting if not accepts_tcp(port, host, timeout=0.5)]
         stop.wait(0.1)
     return None
 
@@ -154,25 +156,6 @@ def _combined_certificate(args: argparse.Namespace, work: Path) -> Path:
     path.touch(mode=0o600)
     path.write_text(pem)
     return path
-
-
-def _listens(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _shown_host(host: str) -> str:
-    local = local_host(host)
-    return f"[{local}]" if ":" in local else local
 
 
 def register(sub: Subcommands) -> None:

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from proxy.classify import classify, session_in_path
-from proxy.redaction import redact_body, redact_headers, redact_jwt, redact_text
+from proxy.redaction import redact_body, redact_headers, redact_text
 from speeltuin.records import shown_body, stored_bytes
 from validators.query import search_target
 
@@ -47,7 +47,6 @@ def test_tokens_and_signatures_never_stored_whole() -> None:
     assert TOKEN not in body and body == received.decode().replace(TOKEN, "AAAAAA…[redacted]")  # nothing else
     form = redact_body(f"grant_type=x&client_assertion={JWS}&scope=a%20b".encode())
     assert form == "grant_type=x&client_assertion=eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiIxIn0.[signature redacted]&scope=a%20b"
-    assert redact_jwt("not-a-jwt-at-all").endswith("[redacted]")
     assert TOKEN not in redact_text(f"upstream said Bearer {TOKEN}")
 
 
