@@ -25,8 +25,9 @@ from proxy.inspection import request_errors
 from proxy.judge import CapturedFlow, decoded
 from proxy.writer import Writer
 from speeltuin import error_bodies
-from speeltuin.records import PROXY_FLUSH_PATH, SESSION_HEADER
+from speeltuin.records import CLIENT_CERT_HEADER, CLIENT_CERT_PROBLEM_HEADER, PROXY_FLUSH_PATH, SESSION_HEADER
 from speeltuin.store import Store
+from validators.rules.certificates import check_chain, load_certificates_pem
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,8 @@ INTERNAL = "speeltuin_internal"  # flow.metadata key: answered by the proxy itse
 class Recorder:
     def __init__(self) -> None:
         self.writer: Writer | None = None
+        self.client_ca: list = []  # the test CA: vendors' client certificates are checked against it
+        self._client_certs: dict[str, tuple[str, str]] = {}  # connection id -> the header passed on for it
 
     def load(self, loader) -> None:  # type: ignore[no-untyped-def]
         loader.add_option("speeltuin_db", str, "", "SQLAlchemy URL of the speeltuin store")
@@ -47,8 +50,13 @@ class Recorder:
                           "error or an OperationOutcome instead of forwarding it")
         loader.add_option("speeltuin_simulator", str, "",
                           "URL where the simulator listens: its web UI and JSON API are passed on, not recorded")
+        loader.add_option("speeltuin_client_ca", str, "",
+                          "PEM of the test CA: a client certificate is checked against it and passed on to the "
+                          "simulator (with request_client_cert=true)")
 
     def configure(self, updated: set[str]) -> None:
+        if "speeltuin_client_ca" in updated:
+            self.client_ca = _read_ca(ctx.options.speeltuin_client_ca) if ctx.options.speeltuin_client_ca else []
         if not {"speeltuin_db", "speeltuin_public_url"} & updated or not ctx.options.speeltuin_db:
             return
         url = ctx.options.speeltuin_db
@@ -70,6 +78,12 @@ class Recorder:
         marked = flow.request.headers.pop(SESSION_HEADER, None)
         if marked:
             flow.metadata["speeltuin_session"] = marked
+        # Only the proxy says which client certificate it saw: whatever a caller wrote there itself goes.
+        for name in (CLIENT_CERT_HEADER, CLIENT_CERT_PROBLEM_HEADER):
+            flow.request.headers.pop(name, None)
+        if self.client_ca and flow.client_conn.certificate_list:
+            name, value = self._client_certificate(flow)
+            flow.request.headers[name] = value
         if ctx.options.speeltuin_block_on_error:
             block_if_invalid(flow)
 
@@ -81,6 +95,18 @@ class Recorder:
 
     def done(self) -> None:
         self._stop_writer()
+
+    def client_disconnected(self, client) -> None:  # type: ignore[no-untyped-def]
+        self._client_certs.pop(client.id, None)
+
+    def _client_certificate(self, flow: http.HTTPFlow) -> tuple[str, str]:
+        """The header that tells the simulator about the client's certificate: the leaf (base64 DER) when it
+        chains to the test CA, else why not. Checked once per connection."""
+        connection = flow.client_conn
+        if connection.id not in self._client_certs:
+            self._client_certs[connection.id] = client_certificate_header(
+                [cert.to_pem() for cert in connection.certificate_list], self.client_ca)
+        return self._client_certs[connection.id]
 
     def _hand_over(self, flow: http.HTTPFlow) -> None:
         if self.writer is None or flow.metadata.get(INTERNAL):
@@ -130,6 +156,33 @@ def block_if_invalid(flow: http.HTTPFlow) -> None:
                                            {"Content-Type": "application/fhir+json"})
 
 
+def client_certificate_header(chain_pem: list[bytes], trusted: list) -> tuple[str, str]:
+    """(CLIENT_CERT_HEADER, base64 DER of the leaf) for a chain that reaches the trusted CA and is valid now;
+    (CLIENT_CERT_PROBLEM_HEADER, why) otherwise."""
+    import base64
+    from datetime import datetime, timezone
+
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    chain = [cert for pem in chain_pem for cert in load_certificates_pem(pem)]
+    result = check_chain(chain, trusted, datetime.now(timezone.utc))
+    if not result.ok or result.leaf is None:
+        reason = result.malformed or result.untrusted or result.expired or "no certificate"
+        shown = reason.replace("x5c[", "certificate[")[:500]
+        return CLIENT_CERT_PROBLEM_HEADER, shown.encode("ascii", "replace").decode()  # a header value is ASCII
+    return CLIENT_CERT_HEADER, base64.b64encode(result.leaf.public_bytes(Encoding.DER)).decode("ascii")
+
+
+def _read_ca(path: str) -> list:
+    try:
+        found = load_certificates_pem(open(path, "rb").read())
+    except OSError as exc:
+        raise exceptions.OptionsError(f"speeltuin_client_ca: cannot read {path}: {exc.strerror or exc}") from None
+    if not found:
+        raise exceptions.OptionsError(f"speeltuin_client_ca: {path} holds no PEM certificate")
+    return found
+
+
 def _to_simulator_ui(flow: http.HTTPFlow, simulator: str) -> bool:
     """A request for the simulator's web UI or JSON API (its pages carry the UI's cookie)."""
     if not simulator:
@@ -166,13 +219,27 @@ def capture(flow: http.HTTPFlow) -> CapturedFlow:
         response_headers=dict(response.headers) if response else {},
         response_body=(response.raw_content or b"") if response else b"", started_at=request.timestamp_start,
         ended_at=response.timestamp_end if response and response.timestamp_end else None,
-        error=str(flow.error) if flow.error else None, marked_session=flow.metadata.get("speeltuin_session"))
+        error=str(flow.error) if flow.error else None, marked_session=flow.metadata.get("speeltuin_session"),
+        listen_port=listen_port(flow), forwarded=is_forwarded(flow),
+        upstream=f"{request.scheme}://{request.host}:{request.port}")
+
+
+def is_forwarded(flow: http.HTTPFlow) -> bool:
+    """Came through a forward (regular) listener: the caller named the target itself."""
+    mode = getattr(flow.client_conn, "proxy_mode", None)
+    return getattr(mode, "type_name", "") == "regular"
+
+
+def listen_port(flow: http.HTTPFlow) -> int | None:
+    sockname = getattr(flow.client_conn, "sockname", None)
+    return sockname[1] if sockname else None
 
 
 def called_url(flow: http.HTTPFlow) -> str:
-    """The URL as the caller used it (the proxy's listener), not the upstream it was forwarded to."""
+    """The URL as the caller used it: the proxy's listener in reverse mode (not the upstream it was forwarded to),
+    the target itself through a forward listener."""
     sockname = getattr(flow.client_conn, "sockname", None)
-    if not sockname:
+    if not sockname or is_forwarded(flow):
         return flow.request.pretty_url
     host = f"[{sockname[0]}]" if ":" in sockname[0] else sockname[0]
     scheme = "https" if flow.client_conn.tls_established else "http"

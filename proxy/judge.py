@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Literal, Mapping
+from urllib.parse import urlsplit
 
 from mitmproxy.net import encoding
 
@@ -23,6 +24,7 @@ from speeltuin.store import Store
 from validators.rules.internal import judged
 
 MAX_JTIS = 10_000  # (iss, jti) pairs remembered to see replays in flight; bounded memory for a 24/7 proxy
+ROUTES_FRESH_S = 2.0  # a flow no chain route knows reads the chain sessions again, at most this often
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,9 @@ class CapturedFlow:
     ended_at: float | None
     error: str | None = None
     marked_session: str | None = None  # the simulator's mark on its own outbound calls
+    listen_port: int | None = None  # the proxy's port the caller reached
+    forwarded: bool = False  # through a forward (regular) listener: the caller named the target itself
+    upstream: str = ""  # where the flow went: scheme://host:port
 
 
 def decoded(body: bytes, headers: Mapping[str, str]) -> bytes:
@@ -65,6 +70,8 @@ class Judge:
         self._simulator_jwks: dict | None = None
         self._vendor_keys = JwksCache()
         self._jtis: dict[tuple[str, str], float] = {}
+        self._routes = ChainRoutes({}, {})
+        self._routes_read = float("-inf")
 
     def exchange(self, flow: CapturedFlow) -> Exchange:
         tag = classify(flow.method, flow.path)
@@ -97,7 +104,13 @@ class Judge:
         return self._sessions[session_id]
 
     def _attribute(self, flow: CapturedFlow) -> tuple[Session | None, FlowDirection]:
-        """A path under /s/<id>/ of ours is a call to the simulator; a marked call comes from it."""
+        """A chain session's port (or, through the forward listener, its system's address) names its session; else a
+        path under /s/<id>/ of ours is a call to the simulator, and a marked call comes from it."""
+        route = self._chain_route(flow)
+        if route is not None:
+            session = self._session(route[0])
+            if session is not None and session.is_chain:
+                return session, route[1]
         inbound = self._session(session_in_path(flow.path))
         if inbound:
             return inbound, FlowDirection.TO_SIMULATOR
@@ -106,18 +119,37 @@ class Judge:
             return outbound, FlowDirection.TO_VENDOR
         return None, FlowDirection.UNKNOWN
 
+    def _chain_route(self, flow: CapturedFlow) -> tuple[str, FlowDirection] | None:
+        found = self._routes.find(flow)
+        if found is None and time.monotonic() - self._routes_read > ROUTES_FRESH_S:  # a session made since?
+            self._routes_read = time.monotonic()
+            chains = [s for s in self.store.list_sessions() if s.is_chain]
+            self._sessions.update({s.id: s for s in chains})
+            self._routes = ChainRoutes.of(chains)
+            found = self._routes.find(flow)
+        return found
+
     def _context(self, session: Session | None, direction: FlowDirection, tag: Tag) -> FlowContext:
         if tag != Tag.TOKEN_REQUEST or session is None:
             return FlowContext()
+        if session.config.chain is not None:  # the caller is the other system; aud is the URL it called
+            calls_peer = direction == FlowDirection.TO_PEER
+            chain = session.config.chain
+            return FlowContext(
+                caller_jwks=self._vendor_keys.keys(*((session.config.vendor_jwks, session.config.vendor_jwks_url)
+                                                     if calls_peer else (chain.peer_jwks, chain.peer_jwks_url))),
+                caller_client_id=session.config.vendor_client_id if calls_peer else session.config.own_client_id,
+                purpose=_token_purpose(session.simulator_role if calls_peer else session.vendor_role),
+                seen_jti=self._seen_jti)
         if direction == FlowDirection.TO_SIMULATOR:
             return FlowContext(
                 token_url=f"{self.public_url}/s/{session.id}/token" if self.public_url else None,
                 caller_jwks=self._vendor_keys.keys_for(session), caller_client_id=session.config.vendor_client_id,
-                purpose="pull" if session.simulator_role == Role.SENDER else "notification", seen_jti=self._seen_jti)
+                purpose=_token_purpose(session.simulator_role), seen_jti=self._seen_jti)
         return FlowContext(
             token_url=session.config.vendor_token_url, caller_jwks=self._own_jwks(),
-            caller_client_id=session.config.own_client_id,
-            purpose="pull" if session.simulator_role == Role.RECEIVER else "notification", seen_jti=self._seen_jti)
+            caller_client_id=session.config.own_client_id, purpose=_token_purpose(session.vendor_role),
+            seen_jti=self._seen_jti)
 
     def _seen_jti(self, issuer: str, jti: str, expires_at: float) -> bool:
         now = time.time()
@@ -132,3 +164,46 @@ class Judge:
             found = self.store.load_instance_key()
             self._simulator_jwks = Signer(*found).jwks() if found else None
         return self._simulator_jwks
+
+
+def _token_purpose(token_server: Role) -> Literal["pull", "notification"]:
+    """What a token from this node's authorization server is for: a sender's lets the receiver pull; a receiver's
+    lets the sender notify."""
+    return "pull" if token_server == Role.SENDER else "notification"
+
+
+@dataclass(frozen=True)
+class ChainRoutes:
+    """Which chain session and which of its systems a flow is for: by the proxy's port it came in on (reverse
+    mode), or, through the forward listener, by the address it went to (regular mode)."""
+
+    by_port: dict[int, tuple[str, FlowDirection]]
+    by_upstream: dict[str, tuple[str, FlowDirection]]
+
+    @classmethod
+    def of(cls, sessions: list[Session]) -> "ChainRoutes":
+        by_port: dict[int, tuple[str, FlowDirection]] = {}
+        by_upstream: dict[str, tuple[str, FlowDirection]] = {}
+        for session in sessions:
+            chain = session.config.chain
+            assert chain is not None
+            for upstream, port, direction in ((chain.vendor_upstream, chain.vendor_port, FlowDirection.TO_VENDOR),
+                                              (chain.peer_upstream, chain.peer_port, FlowDirection.TO_PEER)):
+                if port is not None:
+                    by_port[port] = (session.id, direction)
+                else:
+                    by_upstream[_origin(upstream)] = (session.id, direction)
+        return cls(by_port, by_upstream)
+
+    def find(self, flow: CapturedFlow) -> tuple[str, FlowDirection] | None:
+        if flow.forwarded:
+            return self.by_upstream.get(_origin(flow.upstream))
+        return self.by_port.get(flow.listen_port) if flow.listen_port is not None else None
+
+
+def _origin(url: str) -> str:
+    """scheme://host:port, with the scheme's default port written out and the host in lower case."""
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    host = parts.hostname or ""
+    return f"{parts.scheme}://{f'[{host}]' if ':' in host else host}:{port}"

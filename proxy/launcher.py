@@ -3,7 +3,8 @@
 `speeltuin proxy` (mitmdump_command): two reverse listeners, vendors reach the simulator through `front`, the
 simulator reaches one vendor through `back`. `speeltuin service` (service_command): vendors reach the simulator
 through one public reverse listener (HTTP, and HTTPS with a certificate of the test CA), and the simulator reaches
-any vendor through a forward (regular) listener on loopback only. Every listener records into the same store, so
+any vendor through a forward (regular) listener on loopback only. `speeltuin chain proxy` (chain_command): two vendor
+systems reach each other, through a reverse listener in front of each or a forward listener. Every listener records into the same store, so
 every exchange of a session is seen in one place.
 """
 from __future__ import annotations
@@ -74,9 +75,32 @@ def service_command(plan: ServicePlan) -> list[str]:
         command += ["--set", f"certs={urlsplit(plan.public_url).hostname}={plan.certificate}"]
     if plan.vendor_ca is not None:
         command += ["--set", f"ssl_verify_upstream_trusted_ca={plan.vendor_ca}"]
+        if plan.certificate is not None:  # mutual TLS sessions: ask vendors for their certificate, check it there
+            command += ["--set", "request_client_cert=true", "--set", f"speeltuin_client_ca={plan.vendor_ca}"]
     if plan.client_certificate is not None:
         command += ["--set", f"client_certs={plan.client_certificate}"]
     return command
+
+
+@dataclass(frozen=True)
+class ChainPlan:
+    """`speeltuin chain proxy`: the proxy between two vendor systems per chain session, with no simulator."""
+
+    host: str
+    reverse: tuple[tuple[int, str], ...]  # (the proxy's port, the vendor system behind it): one reverse listener each
+    forward_port: int | None  # a forward (regular) listener: systems named by their own address (host mapping)
+    database_url: str
+    confdir: Path
+    block_on_error: bool = False
+
+
+def chain_command(plan: ChainPlan) -> list[str]:
+    modes = [f"reverse:{upstream}@{_listen(plan.host)}:{port}" for port, upstream in plan.reverse]
+    if plan.forward_port is not None:
+        modes.append(f"regular@{_listen(plan.host)}:{plan.forward_port}")
+    return [mitmdump_executable(), "-q", *(arg for mode in modes for arg in ("--mode", mode)),
+            *_common(plan.confdir, plan.database_url, "", ""),
+            *(["--set", "speeltuin_block_on_error=true"] if plan.block_on_error else [])]
 
 
 def proxy_ca(confdir: Path) -> Path:

@@ -46,7 +46,11 @@ def create_app(config: SimulatorConfig) -> Flask:
         if not session_id or request.blueprint not in _VENDOR_FACING:  # admin API and public keys: no
             return None
         session = runtime().store.get_session(session_id)
-        problem = client_certificate_problem(session) if session else None
+        if session is not None and session.is_chain:  # not ours to serve: the two vendor systems talk directly
+            return oauth_error("invalid_client", session.not_simulated) if request.path.endswith("/token") \
+                else operation_outcome(404, session.not_simulated)
+        problem = client_certificate_problem(session, from_proxy=runtime().config.client_cert_from_proxy) \
+            if session else None
         if problem is None:
             return None
         if request.path.endswith("/token"):

@@ -22,10 +22,12 @@ class JwksCache:
 
     def keys_for(self, session: Session) -> dict[str, Any] | None:
         """The session's registered JWKS, else the one at its vendor_jwks_url; None when neither is usable."""
-        registered = session.config.vendor_jwks
+        return self.keys(session.config.vendor_jwks, session.config.vendor_jwks_url)
+
+    def keys(self, registered: dict[str, Any] | None, url: str | None) -> dict[str, Any] | None:
+        """The registered JWKS, else the one at `url`; None when neither is usable."""
         if registered is not None:
             return registered
-        url = session.config.vendor_jwks_url
         if not url:
             return None
         with self._lock:

@@ -20,6 +20,11 @@ SESSION_HEADER = "X-Speeltuin-Session"
 # GET on any of the proxy's listeners: answered by the proxy itself once every flow answered before it is recorded
 # (its writer works off the flows' path); 200 {"flushed": true, ...}, or 503 when that takes too long.
 PROXY_FLUSH_PATH = "/_speeltuin/flushed"
+# The validating proxy ends TLS in front of the simulator (`speeltuin service`); it passes on the client certificate
+# it verified (base64 DER of the leaf), or why it did not accept it. It strips both from what callers send, and the
+# simulator believes them only when told to (`serve --client-cert-from-proxy`, loopback behind the proxy).
+CLIENT_CERT_HEADER = "X-Speeltuin-Client-Cert"
+CLIENT_CERT_PROBLEM_HEADER = "X-Speeltuin-Client-Cert-Problem"
 
 
 @dataclass(frozen=True)
@@ -62,6 +67,7 @@ class FlowDirection(StrEnum):
 
     TO_SIMULATOR = "to-simulator"
     TO_VENDOR = "to-vendor"
+    TO_PEER = "to-peer"  # chain sessions: a call to the second system (which stands in the simulator's place)
     UNKNOWN = "unknown"
 
 
@@ -140,6 +146,24 @@ SESSION_URL_FIELDS = ("vendor_token_url", "vendor_notification_base", "vendor_fh
 
 
 @dataclass(frozen=True)
+class ChainConfig:
+    """A chain session: two vendor systems exchange through the proxy, with no simulator. The session's vendor is
+    one; the *peer* is the other, standing where the simulator would (its URA and client id are the session's
+    own_ura and own_client_id). Each is reached through its own listening port of the proxy (reverse mode), or,
+    without one, through the proxy's forward listener, known by its host and port (regular mode)."""
+
+    vendor_upstream: str  # where the vendor system really listens: scheme://host:port
+    peer_upstream: str
+    vendor_port: int | None = None  # the proxy's port in front of the vendor system
+    peer_port: int | None = None
+    peer_jwks: dict[str, Any] | None = None  # the keys the peer signs its assertions with
+    peer_jwks_url: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
+
+
+@dataclass(frozen=True)
 class SessionConfig:
     """What the simulator knows about the vendor system of one session, and who it is itself there."""
 
@@ -155,6 +179,7 @@ class SessionConfig:
     vendor_jwks_url: str | None = None
     faults: tuple[str, ...] = ()  # the reference vendor's fault switches for this session (simulator/faults.py)
     provoke: tuple[str, ...] = ()  # what the simulator does to the vendor on purpose (simulator/provocations.py)
+    chain: ChainConfig | None = None  # a chain session between two vendor systems: the simulator plays no part
 
     def to_dict(self) -> dict[str, Any]:
         """The stored and shown form: the URLs, fault switches and provocations only when they are set."""
@@ -166,6 +191,8 @@ class SessionConfig:
             data["faults"] = list(self.faults)
         if self.provoke:
             data["provoke"] = list(self.provoke)
+        if self.chain:
+            data["chain"] = self.chain.to_dict()
         return data
 
     @classmethod
@@ -175,6 +202,9 @@ class SessionConfig:
         for key in ("faults", "provoke"):
             if key in values:
                 values[key] = tuple(values[key])
+        if isinstance(values.get("chain"), dict):
+            chain_fields = {f.name for f in fields(ChainConfig)}
+            values["chain"] = ChainConfig(**{k: v for k, v in values["chain"].items() if k in chain_fields})
         return cls(**values)
 
 
@@ -189,6 +219,17 @@ class Session:
     @property
     def simulator_role(self) -> Role:
         return self.vendor_role.other
+
+    @property
+    def is_chain(self) -> bool:
+        """Two vendor systems exchange through the proxy; the simulator serves and sends nothing here."""
+        return self.config.chain is not None
+
+    @property
+    def not_simulated(self) -> str:
+        """Why the simulator refuses to serve or act in a chain session."""
+        return (f"session {self.id} is a chain session between two vendor systems: the simulator takes no part in "
+                f"it (its exchanges pass through `speeltuin chain`)")
 
 
 @dataclass

@@ -270,13 +270,32 @@ def test_a_validator_that_raises_in_the_real_proxy_leaves_the_exchange_recorded(
         store.close()
 
 
-def test_the_service_reaches_an_https_vendor_over_mutual_tls_through_the_proxy(tmp_path: Path) -> None:
-    """The simulator's calls to an https:// vendor go through the proxy's forward listener: the proxy checks the
-    vendor's certificate against the test CA, presents the service's certificate (mutual TLS), and records them."""
+@dataclass
+class TlsService:
+    public: str  # https://127.0.0.1:<port>
+    ca: Path  # the test CA
+    pki: Path
+    db_file: Path
+    vendor: object  # tests.conftest.LiveNode: the vendor system, HTTPS with its certificate of the test CA
+    vendor_cert: Path  # its certificate (URA 90000202)
+
+    def recorded(self, session_id: str) -> list:
+        assert requests.get(f"{self.public}{PROXY_FLUSH_PATH}", verify=str(self.ca), timeout=40).json()["flushed"]
+        store = Store(sqlite_url(self.db_file))
+        try:
+            return store.list_exchanges([session_id])
+        finally:
+            store.close()
+
+
+@pytest.fixture(scope="module")
+def tls_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsService]:
+    """`speeltuin service` over HTTPS with the test CA, and an HTTPS reference vendor, sessions on both with mTLS."""
     from speeltuin.records import TlsFiles
     from testdata.pki import init_ca, issue
     from tests.conftest import start_live_node
 
+    tmp_path = tmp_path_factory.mktemp("tls-service")
     ca = init_ca(tmp_path / "pki")
     sim_cert, ven_cert = (issue(tmp_path / "pki", name=name, ura=ura) for name, ura in
                           (("sim", "90000101"), ("ven", "90000202")))
@@ -289,7 +308,6 @@ def test_the_service_reaches_an_https_vendor_over_mutual_tls_through_the_proxy(t
     try:
         _wait_for_port(process, port)
         public = f"https://127.0.0.1:{port}"
-        vendor_url = vendor.url
         admin = {"X-Admin-Key": "test-admin-key-of-the-service"}
         simulator_jwks = requests.get(f"{public}/jwks", verify=str(ca), timeout=10).json()
         # the vendor's own session, for the simulator as its sender (it checks our client certificate's URA)
@@ -300,24 +318,72 @@ def test_the_service_reaches_an_https_vendor_over_mutual_tls_through_the_proxy(t
         assert mirror.status_code == 201, mirror.text
         created = requests.post(f"{public}/api/sessions", headers=admin, verify=str(ca), timeout=10, json={
             "id": "sim-tls", "vendor_role": "receiver", "vendor_ura": "90000202", "vendor_jwks": vendor.jwks(),
-            "vendor_client_id": "ven", "mtls": True, "vendor_token_url": f"{vendor_url}/s/ven-tls/token",
-            "vendor_notification_base": f"{vendor_url}/s/ven-tls/notify"})
+            "vendor_client_id": "ven", "mtls": True, "vendor_token_url": f"{vendor.url}/s/ven-tls/token",
+            "vendor_notification_base": f"{vendor.url}/s/ven-tls/notify"})
         assert created.status_code == 201, created.text
-        notified = requests.post(f"{public}/api/sessions/sim-tls/notify", headers=admin, verify=str(ca), timeout=60,
-                                 json={"bsn": "999993653"})
-        assert notified.status_code == 200 and notified.json()["delivery"].get("status") == 201, notified.text
-        assert requests.get(f"{public}{PROXY_FLUSH_PATH}", verify=str(ca), timeout=40).json()["flushed"] is True
-        store = Store(sqlite_url(db_file))
-        try:
-            recorded = {(ex.tag, ex.direction): ex for ex in store.list_exchanges(["sim-tls"])}
-        finally:
-            store.close()
-        sent = recorded[("notification", "to-vendor")]
-        assert sent.status == 201 and sent.url.startswith("https://")
-        assert recorded[("token-request", "to-vendor")].status == 200
+        yield TlsService(public, ca, tmp_path / "pki", db_file, vendor, ven_cert.cert_path)
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(60)
         vendor_server.shutdown()  # type: ignore[attr-defined]
         vendor_server.server_close()  # type: ignore[attr-defined]
         vendor.runtime.store.close()
+
+
+def test_a_notified_pull_over_https_and_mutual_tls_in_both_directions_through_the_service(
+        tls_service: TlsService) -> None:
+    """The simulator's calls to an https:// vendor go through the proxy's forward listener: the proxy checks the
+    vendor's certificate against the test CA, presents the service's certificate (mutual TLS), and records them.
+    The vendor's pull comes in on the public listener: the proxy asks for its client certificate, checks it against
+    the test CA and passes it on; the simulator checks its URA against the session."""
+    public, ca, vendor = tls_service.public, tls_service.ca, tls_service.vendor
+    notified = requests.post(f"{public}/api/sessions/sim-tls/notify", verify=str(ca), timeout=60,
+                             headers={"X-Admin-Key": "test-admin-key-of-the-service"}, json={"bsn": "999993653"})
+    assert notified.status_code == 200 and notified.json()["delivery"].get("status") == 201, notified.text
+    deadline = time.monotonic() + 60
+    pulls: list = []
+    while not pulls or pulls[-1]["pull_status"] in ("pending", "pulling", None):
+        pulls = vendor.api("GET", "/sessions/ven-tls/notifications").json()  # type: ignore[attr-defined]
+        assert time.monotonic() < deadline, pulls
+        time.sleep(0.2)
+    assert pulls[-1]["pull_status"] == "done", pulls[-1]
+    recorded = tls_service.recorded("sim-tls")
+    by_kind = {(ex.tag, ex.direction): ex for ex in recorded}
+    sent = by_kind[("notification", "to-vendor")]
+    assert sent.status == 201 and sent.url.startswith("https://")
+    assert by_kind[("token-request", "to-vendor")].status == 200
+    assert by_kind[("token-request", "to-simulator")].status == 200  # the vendor's pull token, over mTLS
+    searches = [ex for ex in recorded if ex.tag == "search" and ex.direction == "to-simulator"]
+    assert len(searches) >= 20 and all(ex.status == 200 and ex.url.startswith(public) for ex in searches)
+
+
+def test_the_service_refuses_client_certificates_the_session_does_not_allow(tls_service: TlsService,
+                                                                            tmp_path: Path) -> None:
+    import base64
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from testdata.pki import init_ca, issue
+
+    other_ca = init_ca(tmp_path / "other-pki", name="another CA")
+    stranger = issue(tmp_path / "other-pki", name="ven", ura="90000202")  # the right URA, from another CA
+    wrong_ura = issue(tls_service.pki, name="other", ura="90000303")  # the test CA, another organisation
+    token_url, search = f"{tls_service.public}/s/sim-tls/token", f"{tls_service.public}/s/sim-tls/fhir/Patient"
+    cases = {"another CA": ((str(stranger.cert_path), str(stranger.key_path)), "does not chain to the test CA"),
+             "another URA": ((str(wrong_ura.cert_path), str(wrong_ura.key_path)), "names URA 90000303"),
+             "no certificate": (None, "requires mutual TLS")}
+    assert other_ca.exists()
+    # a caller cannot claim a certificate by writing the proxy's header itself: here the vendor's own, which the
+    # session would accept
+    der = x509.load_pem_x509_certificate(tls_service.vendor_cert.read_bytes()).public_bytes(Encoding.DER)
+    forged = {"X-Speeltuin-Client-Cert": base64.b64encode(der).decode()}
+    for case, (cert, said) in cases.items():
+        token = requests.post(token_url, cert=cert, verify=str(tls_service.ca), timeout=30, headers=forged,
+                              data={"grant_type": "client_credentials"})
+        assert token.status_code == 401 and token.json()["error"] == "invalid_client", (case, token.text)
+        assert said in token.json()["error_description"], (case, token.text)
+        pulled = requests.get(search, cert=cert, verify=str(tls_service.ca), timeout=30, headers=forged)
+        assert pulled.status_code == 403 and pulled.json()["resourceType"] == "OperationOutcome", (case, pulled.text)
+    recorded = [ex for ex in tls_service.recorded("sim-tls") if ex.direction == "to-simulator" and ex.status == 401]
+    assert len(recorded) >= len(cases)  # refused, and on the record

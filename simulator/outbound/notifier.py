@@ -48,6 +48,8 @@ def notify(store: Store, signer: Signer, patients: PatientData, session: Session
     """
     if defect is not None and defect not in DEFECTS:
         raise NotifyError(f"unknown defect {defect!r}; known: {', '.join(sorted(DEFECTS))}")
+    if session.is_chain:
+        raise NotifyError(session.not_simulated)
     if session.simulator_role != Role.SENDER:
         raise NotifyError(f"in session {session.id} the simulator is the receiving node; it cannot notify")
     group_identifier = None

@@ -77,6 +77,8 @@ def probe(store: Store, signer: Signer, session: Session, kind: str, *, timeout:
           transport: Transport = DIRECT) -> dict[str, Any]:
     if kind not in PROBES:
         raise ProbeError(f"unknown probe {kind!r}; known: {', '.join(PROBES)}")
+    if session.is_chain:
+        raise ProbeError(session.not_simulated)
     if session.simulator_role != Role.RECEIVER:
         raise ProbeError("probes test the vendor's servers: the vendor must be the sender in this session")
     received = [n for n in store.list_notifications(session.id) if n.origin == NotificationOrigin.RECEIVED]

@@ -11,6 +11,7 @@ from typing import Sequence
 
 from speeltuin import defaults
 from speeltuin.cli import (
+    chain,
     demo,
     evidence,
     har,
@@ -29,7 +30,7 @@ from speeltuin.cli import (
 )
 from speeltuin.cli.common import ExitCode, UserError, resolve_defaults
 
-GROUPS = (serve, service, proxy, demo, run, vendor, scenarios, sessions, notify, evidence, har, patients, pki, validate, users)
+GROUPS = (serve, service, proxy, chain, demo, run, vendor, scenarios, sessions, notify, evidence, har, patients, pki, validate, users)
 
 
 def build_parser() -> argparse.ArgumentParser:

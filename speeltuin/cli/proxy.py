@@ -5,36 +5,47 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
 
 from speeltuin import defaults
 from speeltuin.cli.common import Subcommands, UserError, add_store_option
 
-
-def cmd_proxy(args: argparse.Namespace) -> int:
-    from proxy.addon import store_problem
-    from proxy.launcher import ProxyPlan, mitmdump_command
-    from speeltuin.records import ProxyPorts
+if TYPE_CHECKING:
     from speeltuin.store import Store
 
-    try:  # said here in one line, before mitmdump would say it with a traceback
-        Store(args.db).close()
-    except Exception as exc:  # noqa: BLE001 - any failure to open it is the user's to fix
-        raise UserError(store_problem(args.db, exc)) from None
 
+def cmd_proxy(args: argparse.Namespace) -> int:
+    from proxy.launcher import ProxyPlan, mitmdump_command
+    from speeltuin.records import ProxyPorts
+
+    open_proxy_store(args.db).close()
     confdir = Path(args.confdir) if args.confdir else defaults.mitmproxy_confdir(args.instance_dir)
     ports = ProxyPorts(args.front_port, args.back_port, args.host)
     plan = ProxyPlan(simulator_url=args.simulator, vendor_url=args.vendor, ports=ports, database_url=args.db,
                      confdir=confdir.resolve(), block_on_error=args.block_on_error)
     print(f"vendors reach the simulator at {ports.front_url}; the simulator reaches the vendor at {ports.back_url}",
           flush=True)
-    command = mitmdump_command(plan)
+    become(mitmdump_command(plan))
+
+
+def open_proxy_store(url: str) -> "Store":
+    """The store, or a UserError saying in one line why not (before mitmdump would say it with a traceback)."""
+    from proxy.addon import store_problem
+    from speeltuin.store import Store
+
+    try:
+        return Store(url)
+    except Exception as exc:  # noqa: BLE001 - any failure to open it is the user's to fix
+        raise UserError(store_problem(url, exc)) from None
+
+
+def become(command: list[str]) -> NoReturn:
+    """Run mitmdump in this process's place, so a signal to it (Ctrl-C, SIGTERM) stops the proxy itself."""
     sys.stdout.flush()
-    # mitmdump takes this process's place, so a signal to it (Ctrl-C, SIGTERM) stops the proxy itself.
     try:
         os.execvp(command[0], command)
     except OSError as exc:
         raise UserError(f"cannot start {command[0]}: {exc.strerror or exc}") from exc
-    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def register(sub: Subcommands) -> None:
@@ -46,9 +57,14 @@ def register(sub: Subcommands) -> None:
                        help="vendors call the simulator here")
     proxy.add_argument("--back-port", type=int, default=defaults.PROXY_BACK_PORT,
                        help="the simulator calls the vendor here")
-    add_store_option(proxy)
-    proxy.add_argument("--block-on-error", action="store_true",
-                       help="answer a token request, notification or cancellation that has errors in itself with an "
-                            "OAuth error or an OperationOutcome (recorded), instead of forwarding it")
-    proxy.add_argument("--confdir", help="mitmproxy's settings (default: mitmproxy/ in the instance folder)")
+    add_proxy_options(proxy)
     proxy.set_defaults(func=cmd_proxy)
+
+
+def add_proxy_options(parser: argparse.ArgumentParser) -> None:
+    """--db, --block-on-error and --confdir: what every command that runs the validating proxy takes."""
+    add_store_option(parser)
+    parser.add_argument("--block-on-error", action="store_true",
+                        help="answer a token request, notification or cancellation that has errors in itself with an "
+                             "OAuth error or an OperationOutcome (recorded), instead of forwarding it")
+    parser.add_argument("--confdir", help="mitmproxy's settings (default: mitmproxy/ in the instance folder)")

@@ -41,7 +41,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     admin_key = os.environ.get(defaults.ADMIN_KEY_ENV)
     config = SimulatorConfig(database_url=args.db, public_url=args.public_url, ura=args.ura,
                              client_id=args.client_id, name=args.name, faults=faults,
-                             outbound_proxy=args.outbound_proxy, outbound_proxy_ca=args.outbound_proxy_ca)
+                             outbound_proxy=args.outbound_proxy, outbound_proxy_ca=args.outbound_proxy_ca,
+                             client_cert_from_proxy=args.client_cert_from_proxy)
     config.tls = tls_files(args)
     if args.trusted_ca:
         try:
@@ -113,6 +114,10 @@ def register(sub: Subcommands) -> None:
     serve.add_argument("--outbound-proxy-ca", metavar="PEM",
                        help="the outbound proxy's CA: calls to https:// vendors go through the proxy too (it checks "
                             "the vendor's certificate and presents this node's)")
+    serve.add_argument("--client-cert-from-proxy", action="store_true",
+                       help="TLS ends at the validating proxy in front, which checks the vendors' client certificates "
+                            "and passes them on (as `speeltuin service` sets it); only when the simulator listens "
+                            "where nothing else can reach it")
     serve.add_argument("--trusted-ca", help="PEM of the test CA: assertions may carry an x5c chain to it")
     serve.add_argument("--fault", action="append", metavar="NAME",
                        help="misbehave on purpose in one way (repeatable), for the reference vendor; one of: "

@@ -23,7 +23,8 @@ import time
 from pathlib import Path
 
 from speeltuin import defaults
-from speeltuin.cli.common import ExitCode, Subcommands, UserError, add_store_option, check_can_listen, local_host, url_host
+from speeltuin.cli.common import ExitCode, Subcommands, UserError, check_can_listen, local_host, url_host
+from speeltuin.cli.proxy import add_proxy_options
 
 STARTUP_S = 60.0
 STOP_S = 20.0  # how long each process may take to stop before it is killed
@@ -53,7 +54,7 @@ def cmd_service(args: argparse.Namespace) -> int:
                  str(simulator_port), "--db", args.db, "--public-url", public_url,
                  "--outbound-proxy", f"http://127.0.0.1:{forward_port}",
                  "--outbound-proxy-ca", str(Path(work) / "outbound-trust.pem"), "--ura", args.ura,
-                 "--client-id", args.client_id, "--name", args.name]
+                 "--client-id", args.client_id, "--name", args.name, "--client-cert-from-proxy"]
         if args.test_manager:
             serve.append("--test-manager")
         if args.trusted_ca:
@@ -169,16 +170,14 @@ def register(sub: Subcommands) -> None:
                                             "`speeltuin pki issue`)")
     service.add_argument("--tls-key", help="its private key (PEM)")
     service.add_argument("--tls-ca", help="the test CA (PEM): the certificates of https:// vendors must chain to it "
-                                          "(the certificate of --tls-cert is presented to them for mutual TLS)")
+                                          "(the certificate of --tls-cert is presented to them for mutual TLS); with --tls-cert, "
+                                          "vendors' client certificates are checked against it for sessions with "
+                                          "mtls")
     service.add_argument("--trusted-ca", help="PEM of the test CA: assertions may carry an x5c chain to it")
     service.add_argument("--ura", default=defaults.OWN_URA, help="URA of the organisation the simulator plays")
     service.add_argument("--client-id", default=defaults.OWN_CLIENT_ID)
     service.add_argument("--name", default=defaults.SIMULATOR_NAME)
     service.add_argument("--test-manager", action="store_true",
                          help="run the scenarios asked for over POST /api/sessions/<id>/runs and the web UI")
-    service.add_argument("--block-on-error", action="store_true",
-                         help="answer a token request, notification or cancellation that has errors in itself "
-                              "instead of forwarding it (see `speeltuin proxy --help`)")
-    service.add_argument("--confdir", help="mitmproxy's settings (default: mitmproxy/ in the instance folder)")
-    add_store_option(service)
+    add_proxy_options(service)
     service.set_defaults(func=cmd_service)

@@ -36,7 +36,7 @@ def cmd_session_create(args: argparse.Namespace) -> int:
     if args.vendor_jwks:
         request["vendor_jwks"] = read_json_file(args.vendor_jwks, "JWKS file")
     if args.vendor_cert:
-        request["vendor_jwks"] = _jwks_from_certificate(args.vendor_cert)
+        request["vendor_jwks"] = jwks_from_certificate(args.vendor_cert)
     store = open_store(args)
     try:
         session = create_session(store, {k: v for k, v in request.items() if v is not None},
@@ -58,7 +58,7 @@ def _public_url(args: argparse.Namespace, store: "Store") -> str:
     return args.public_url or store.setting(PUBLIC_URL_SETTING) or defaults.PUBLIC_URL
 
 
-def _jwks_from_certificate(path: str) -> dict[str, Any]:
+def jwks_from_certificate(path: str) -> dict[str, Any]:
     from cryptography import x509
 
     from speeltuin.vendor_config import jwks_from_certificates
@@ -76,8 +76,9 @@ def _jwks_from_certificate(path: str) -> dict[str, Any]:
 
 
 def _session_text(view: dict[str, Any]) -> str:
-    lines = [f"session {view['id']} ({view['name']}): vendor is the {view['vendor_role']}, "
-             f"the simulator the {view['simulator_role']}"]
+    lines = [f"chain session {view['id']} ({view['name']}): two vendor systems, no simulator"
+             if view["kind"] == "chain" else f"session {view['id']} ({view['name']}): vendor is the "
+                                             f"{view['vendor_role']}, the simulator the {view['simulator_role']}"]
     lines += [f"  {key}: {value}" for key, value in view["endpoints"].items()]
     if "access_key" in view:  # only when the session was just created
         lines += [f"  access_key: {view['access_key']}", view["access_key_note"]]
@@ -89,8 +90,9 @@ def cmd_session_list(args: argparse.Namespace) -> int:
 
     store = open_store(args)
     views = [session_view(s, _public_url(args, store)) for s in store.list_sessions()]
-    print_as(args, views, lambda vs: "\n".join(f"{v['id']}\t{v['vendor_role']}\t{v['name']}" for v in vs)
-             or "no sessions")
+    print_as(args, views, lambda vs: "\n".join(
+        f"{v['id']}\t{'chain' if v['kind'] == 'chain' else v['vendor_role']}\t{v['name']}" for v in vs)
+        or "no sessions")
     return ExitCode.OK
 
 

@@ -115,3 +115,43 @@ def test_a_validator_that_raises_leaves_the_exchange_recorded_with_a_finding_nam
     internal = [f for f in exchange.findings if f.rule == "INTERNAL-001"]
     assert len(internal) == 1 and internal[0].message.startswith("validators.rules.bundle raised KeyError")
     assert exchange.response_body == body.decode() and exchange.session_id == SESSION
+
+
+def test_the_client_certificate_header_names_a_chain_to_the_test_ca_and_refuses_another(tmp_path: Path) -> None:
+    import base64
+
+    from cryptography import x509
+
+    from speeltuin.records import CLIENT_CERT_HEADER, CLIENT_CERT_PROBLEM_HEADER
+    from testdata.pki import init_ca, issue
+
+    ca = x509.load_pem_x509_certificates(init_ca(tmp_path / "ours").read_bytes())
+    init_ca(tmp_path / "theirs", name="another CA")
+    ours, theirs = (issue(tmp_path / where, name="ven", ura="90000202") for where in ("ours", "theirs"))
+    name, value = addon_module.client_certificate_header([ours.cert_path.read_bytes()], ca)
+    leaf = x509.load_pem_x509_certificates(ours.cert_path.read_bytes())[0]
+    assert name == CLIENT_CERT_HEADER and x509.load_der_x509_certificate(base64.b64decode(value)) == leaf
+    name, value = addon_module.client_certificate_header([theirs.cert_path.read_bytes()], ca)
+    assert name == CLIENT_CERT_PROBLEM_HEADER and "another CA" in value and "x5c" not in value
+    assert addon_module.client_certificate_header([b"not a certificate"], ca)[0] == CLIENT_CERT_PROBLEM_HEADER
+
+
+def test_chain_routes_attribute_by_port_and_by_address_on_the_forward_listener() -> None:
+    from proxy.judge import ChainRoutes
+    from speeltuin.records import ChainConfig, FlowDirection
+
+    session = Session("chain-1", "chain", Role.RECEIVER, SessionConfig(
+        vendor_ura="90000602", vendor_client_id="b", own_ura="90000501", own_client_id="a",
+        chain=ChainConfig(vendor_upstream="http://Receiver.test:80", peer_upstream="https://sender.test",
+                          vendor_port=9102)), time.time())
+    routes = ChainRoutes.of([session])
+
+    def flow(listen_port: int, upstream: str, forwarded: bool) -> CapturedFlow:
+        return CapturedFlow("GET", f"{upstream}/x", "/x", {}, b"", 200, {}, b"", time.time(), None,
+                            listen_port=listen_port, forwarded=forwarded, upstream=upstream)
+
+    assert routes.find(flow(9102, "http://receiver.test:80", False)) == ("chain-1", FlowDirection.TO_VENDOR)
+    assert routes.find(flow(9100, "https://sender.test:443", True)) == ("chain-1", FlowDirection.TO_PEER)
+    assert routes.find(flow(9100, "http://receiver.test:80", True)) is None  # it has a port: not by address
+    assert routes.find(flow(9101, "https://sender.test:443", False)) is None  # no chain port
+    assert routes.find(flow(9100, "http://sender.test:443", True)) is None  # another scheme
