@@ -75,13 +75,35 @@ def test_a_loaded_patient_is_notified_and_pulled_like_a_built_in_one(node_pair, 
     assert sum(1 for r in results if r.get("entries")) == 27  # what `patients show` lists for this BSN
 
 
-def test_the_same_resource_twice_in_one_load_is_refused(tmp_path) -> None:
+def test_the_same_id_with_different_content_in_one_load_is_refused_naming_both_files(tmp_path) -> None:
     db = sqlite_url(tmp_path / "s.sqlite")
     (tmp_path / "a.json").write_text(json.dumps({"resourceType": "Organization", "id": "o1", "name": "a"}))
     (tmp_path / "b.json").write_text(json.dumps({"resourceType": "Organization", "id": "o1", "name": "b"}))
     twice = speeltuin("patients", "import-fhir", str(tmp_path / "a.json"), str(tmp_path / "b.json"), "--db", db)
     assert twice.returncode == 2 and "Organization/o1" in twice.stderr and "Traceback" not in twice.stderr
+    assert str(tmp_path / "a.json") in twice.stderr and str(tmp_path / "b.json") in twice.stderr
+    assert "different content" in twice.stderr
     assert _count(db) == 0
+
+
+def test_identical_duplicates_load_once_with_a_warning_naming_both_files(tmp_path) -> None:
+    """As Nictiz publishes them: the same resource in two files, byte for byte, or once as XML and once as JSON."""
+    db = sqlite_url(tmp_path / "s.sqlite")
+    source = CORPUS / "nl-core-organization-01.xml"
+    (tmp_path / "copy-1.xml").write_bytes(source.read_bytes())
+    (tmp_path / "copy-2.xml").write_bytes(source.read_bytes())
+    from validators.rules.structure import parse_fhir
+
+    resource = parse_fhir(source.read_bytes()).resource
+    (tmp_path / "copy-3.json").write_text(json.dumps(dict(reversed(list(resource.items())))))  # other key order
+    loaded = speeltuin("patients", "import-fhir", str(tmp_path), "--db", db)
+    assert loaded.returncode == 0, loaded.stderr
+    warnings = [line for line in loaded.stdout.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 2, loaded.stdout
+    assert all(f"Organization/{resource['id']}" in w and "copy-1.xml" in w and "loaded once" in w for w in warnings)
+    assert {"copy-2.xml", "copy-3.json"} == {name for w in warnings for name in ("copy-2.xml", "copy-3.json")
+                                            if name in w}
+    assert _count(db) == 1
 
 
 def test_loaded_patient_passes_the_happy_receiver_scenario_through_the_proxy(tmp_path) -> None:

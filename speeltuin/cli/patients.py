@@ -42,10 +42,18 @@ def cmd_patients_import_fhir(args: argparse.Namespace) -> int:
     """Load FHIR test data; all or nothing. With --strict a file with error findings stops the load."""
     from datetime import date
 
-    from testdata.fhir_import import FhirImportError, files_under, group_by_patient, judge, load_file, rows_to_store
+    from testdata.fhir_import import (
+        FhirImportError,
+        files_under,
+        group_by_patient,
+        judge,
+        load_files,
+        rows_to_store,
+        unique_resources,
+    )
 
     try:
-        loaded = [load_file(path, today=date.today()) for path in files_under([Path(p) for p in args.paths])]
+        loaded = load_files(files_under([Path(p) for p in args.paths]), today=date.today())
         judged = [(file, judge(file)) for file in loaded]
         for file, findings in judged:
             for f in findings:
@@ -55,7 +63,10 @@ def cmd_patients_import_fhir(args: argparse.Namespace) -> int:
         if refused and args.strict:
             print(f"nothing loaded: --strict and {len(refused)} file(s) with error findings")
             return ExitCode.FAILED
-        grouped = group_by_patient([r for file in loaded for r in file.resources])
+        resources, duplicates = unique_resources(loaded)
+        for warning in duplicates:
+            print(f"warning: {warning}")
+        grouped = group_by_patient(resources)
         rows = rows_to_store(grouped)
     except FhirImportError as exc:
         raise UserError(str(exc)) from exc

@@ -63,3 +63,19 @@ def test_corpus_groups_per_patient_by_bsn_and_reference() -> None:
 def test_unreadable_files_are_named() -> None:
     with pytest.raises(FhirImportError, match="nope.xml: no such file"):
         files_under([Path("nope.xml")])
+
+
+def test_many_files_are_read_in_worker_processes_with_the_same_result(tmp_path: Path) -> None:
+    from testdata.fhir_import import PARALLEL_FROM, load_files
+
+    files = files_under([CORPUS])
+    assert len(files) >= PARALLEL_FROM  # the corpus alone takes the parallel path
+    in_workers = load_files(files, today=TODAY)
+    one_by_one = [load_file(path, today=TODAY) for path in files]
+    assert [f.path for f in in_workers] == files
+    assert [(f.resources, [x.rule for x in f.findings]) for f in in_workers] == \
+        [(f.resources, [x.rule for x in f.findings]) for f in one_by_one]
+    broken = tmp_path / "broken.xml"
+    broken.write_text("<Patient xmlns='http://hl7.org/fhir'><id value='x'/>")
+    with pytest.raises(FhirImportError, match="broken.xml"):  # a worker's error reaches the caller, file named
+        load_files(files + [broken], today=TODAY)
