@@ -1,11 +1,11 @@
 """Runs the validators on one recorded flow. Pure: everything it needs is passed in."""
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any, Callable, Literal, Mapping
 from urllib.parse import urlsplit
 
+from validators import safe_json
 from validators.findings import Finding
 from validators.query import parse_params, read_search_url
 from validators.rules.bearer import check_request_token_placement
@@ -150,7 +150,7 @@ def _resource(body: bytes) -> Any:
         return parse_fhir(body, structure=False).resource
     except FhirParseError:
         try:
-            return json.loads(body)  # not FHIR, but JSON the rules can still report on
+            return safe_json.loads(body)  # not FHIR, but JSON the rules can still report on
         except (ValueError, UnicodeDecodeError):
             return None
 

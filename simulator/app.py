@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Flask, request
+from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from simulator.endpoints.admin_api import admin_api
@@ -20,8 +21,16 @@ from simulator.runtime import EXTENSION, Runtime, SimulatorConfig, runtime
 from simulator.web import TEMPLATE_DIR, error_page, init_web, is_web_path
 from speeltuin.keys import Signer
 from speeltuin.store import Store
+from validators import safe_json
 
 MAX_REQUEST_BYTES = 2 * 1024 * 1024
+
+
+class SafeJSONProvider(DefaultJSONProvider):
+    """request.get_json reads with validators.safe_json: too deep a body is malformed JSON (400), never a crash."""
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        return safe_json.loads(s)
 _VENDOR_FACING = {"auth_server", "fhir_server", "notification_endpoint"}  # what mTLS sessions protect
 
 
@@ -31,6 +40,7 @@ def create_app(config: SimulatorConfig) -> Flask:
     # templates/ is the package's, never the working directory's; static files only under /ui/static (web UI)
     app = Flask("speeltuin.simulator", template_folder=str(TEMPLATE_DIR), static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
+    app.json = SafeJSONProvider(app)
     app.url_map.converters["fhirtype"] = ResourceTypeConverter
     store = Store(config.database_url)
     app.extensions[EXTENSION] = Runtime(config, store, Signer.load_or_create(store), PatientData(store))
@@ -87,8 +97,13 @@ def create_app(config: SimulatorConfig) -> Flask:
     @app.errorhandler(Exception)
     def unexpected(exc: Exception) -> Any:
         app.logger.exception("unexpected error on %s %s", request.method, request.path)
+        said = f"internal error: {type(exc).__name__}"
         if is_web_path(request.path):
             return error_page(InternalServerError())
-        return operation_outcome(500, f"internal error: {type(exc).__name__}")
+        if request.path.startswith("/api/"):
+            return {"error": said}, 500
+        if request.path.endswith("/token"):  # RFC 6749 §5.2 has a code for it
+            return oauth_error("server_error", said, status=500)
+        return operation_outcome(500, said)
 
     return app

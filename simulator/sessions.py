@@ -15,6 +15,7 @@ from validators.catalogue import load_all
 from validators.rules.identifiers import is_valid_ura
 
 VENDOR_ROLES = tuple(Role)
+
 _SESSION_ID = re.compile(r"^[a-z0-9][a-z0-9-]{2,63}$")
 MAX_SUPPRESSION_REASON = 500  # characters: the reason is shown beside the rule in every report
 
@@ -73,6 +74,8 @@ def _check_new_id(store: Store, session_id: object) -> None:
 def _jwks(value: object, name: str) -> dict[str, Any] | None:
     if value is not None and not (isinstance(value, dict) and isinstance(value.get("keys"), list)):
         raise SessionError(f'{name} must be a JWKS object: {{"keys": [...]}}')
+    if value is not None and not value["keys"]:
+        raise SessionError(f"{name} holds no keys: give the public key(s) the system signs its assertions with")
     return value
 
 

@@ -1,7 +1,6 @@
 """The vendor's public keys: registered with the session, or fetched from its JWKS URL (cached briefly)."""
 from __future__ import annotations
 
-import json
 import threading
 import time
 from typing import Any
@@ -9,6 +8,7 @@ from typing import Any
 import requests
 
 from speeltuin.records import Session
+from validators import safe_json
 
 CACHE_SECONDS = 300
 MAX_JWKS_BYTES = 256 * 1024
@@ -48,7 +48,7 @@ class JwksCache:
             body = response.raw.read(MAX_JWKS_BYTES + 1, decode_content=True)
             if response.status_code != 200 or len(body) > MAX_JWKS_BYTES:
                 return None
-            data = json.loads(body)
+            data = safe_json.loads(body)
         except (requests.RequestException, ValueError):
             return None
         return data if isinstance(data, dict) and isinstance(data.get("keys"), list) else None

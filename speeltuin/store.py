@@ -36,10 +36,11 @@ from sqlalchemy import (
     func,
     insert,
     select,
+    text,
     union,
     update,
 )
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.schema import CreateIndex
 
@@ -79,9 +80,10 @@ notifications = Table(
     Column("id", String(64), primary_key=True),
     Column("session_id", String(64), ForeignKey("sessions.id", ondelete="CASCADE"), nullable=False, index=True),
     Column("direction", String(8), nullable=False),  # the origin: sent (we notified) | received (we were notified)
-    Column("identifier", String(200), nullable=False),  # Task.identifier value
-    Column("group_identifier", String(200), nullable=False),
-    Column("authorization_base", String(200), nullable=False, index=True),
+    # Values from the vendor's Task, opaque: any length (WIDENED: stores made with VARCHAR(200) get TEXT)
+    Column("identifier", Text, nullable=False),  # Task.identifier value
+    Column("group_identifier", Text, nullable=False),
+    Column("authorization_base", Text, nullable=False, index=True),
     Column("patient_bsn", String(16), nullable=False),
     Column("owner_ura", String(16), nullable=False),
     Column("period_end", Float, nullable=False),
@@ -139,14 +141,17 @@ tokens = Table(
     Column("expires_at", Float, nullable=False),
 )
 
-used_jtis = Table(
-    "used_jtis", metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("issuer", String(200), nullable=False),
-    Column("jti", String(200), nullable=False),
-    Column("expires_at", Float, nullable=False),
-    UniqueConstraint("issuer", "jti", name="uq_issuer_jti"),
+# The jtis each session's authorization server has seen (a replay is refused in that session only). Only a hash of
+# issuer and jti is kept: both are the caller's, of any length.
+jti_uses = Table(
+    "jti_uses", metadata,
+    Column("session_id", String(64), ForeignKey("sessions.id", ondelete="CASCADE"), nullable=False),
+    Column("jti_hash", String(64), nullable=False),
+    Column("expires_at", Float, nullable=False, index=True),
+    UniqueConstraint("session_id", "jti_hash", name="uq_session_jti"),
 )
+WIDENED = (("notifications", "identifier"), ("notifications", "group_identifier"),
+           ("notifications", "authorization_base"))
 
 exchanges = Table(
     "exchanges", metadata,
@@ -301,6 +306,19 @@ def _set_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _widen(c: Connection) -> None:
+    """Columns that older stores made VARCHAR(200) and that now take values of any length become TEXT (PostgreSQL
+    only: SQLite never enforced the length)."""
+    if c.dialect.name != "postgresql":
+        return
+    for table, column in WIDENED:
+        length = c.execute(text("SELECT character_maximum_length FROM information_schema.columns WHERE "
+                                "table_schema = current_schema() AND table_name = :t AND column_name = :c"),
+                           {"t": table, "c": column}).scalar()
+        if length is not None:
+            c.execute(text(f'ALTER TABLE "{table}" ALTER COLUMN "{column}" TYPE TEXT'))
+
+
 class Store:
     """All persistence goes through here; callers never see SQL."""
 
@@ -315,6 +333,7 @@ class Store:
         with self.engine.begin() as c:  # create_all makes a table's indexes only with the table: older stores get
             for index in LATER_INDEXES:  # those added since here (IF NOT EXISTS: a no-op once they have them)
                 c.execute(CreateIndex(index, if_not_exists=True))
+            _widen(c)
         self._hasher = PasswordHasher()  # argon2id with argon2-cffi's current recommended parameters
         self._dummy_hash: str | None = None  # verified against for unknown users, so they take as long
 
@@ -534,12 +553,13 @@ class Store:
             row = c.execute(select(tokens).where(tokens.c.token_hash == hash_token(token))).first()
         return dict(row._mapping) if row else None
 
-    def use_jti(self, issuer: str, jti: str, expires_at: float) -> bool:
-        """Record a jti; False when this issuer used it before (a replay)."""
+    def use_jti(self, session_id: str, issuer: str, jti: str, expires_at: float) -> bool:
+        """Record a jti in a session; False when this issuer used it before in that session (a replay)."""
+        digest = hashlib.sha256(f"{len(issuer)}:{issuer}{jti}".encode("utf-8", "surrogatepass")).hexdigest()
         try:
             with self.engine.begin() as c:
-                c.execute(delete(used_jtis).where(used_jtis.c.expires_at < time.time() - 3600))
-                c.execute(insert(used_jtis).values(issuer=issuer, jti=jti, expires_at=expires_at))
+                c.execute(delete(jti_uses).where(jti_uses.c.expires_at < time.time() - 3600))
+                c.execute(insert(jti_uses).values(session_id=session_id, jti_hash=digest, expires_at=expires_at))
         except IntegrityError:
             return False
         return True

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 from testdata.patients import Address, TestPatient
+from validators import safe_json
 from validators.rules.identifiers import is_valid_bsn
 
 REQUIRED = ("bsn", "given", "family", "birth_date", "sex")
@@ -48,7 +48,7 @@ def parse_patients_csv(text: str) -> list[TestPatient]:
 
 def parse_patients_json(text: str) -> list[TestPatient]:
     try:
-        data = json.loads(text)
+        data = safe_json.loads(text)
     except ValueError as exc:
         raise PatientImportError(f"not valid JSON: {exc}") from exc
     if isinstance(data, dict):

@@ -22,6 +22,12 @@ def test_session_commands(tmp_path) -> None:
     db = sqlite_url(tmp_path / "s.sqlite")
     jwks = tmp_path / "vendor.jwks.json"
     jwks.write_text(json.dumps({"keys": []}))
+    empty = speeltuin("session", "create", "--db", db, "--name", "Vendor X", "--vendor-role", "sender",
+                      "--vendor-ura", "12345678", "--vendor-jwks", str(jwks))
+    assert empty.returncode == 2 and "vendor_jwks holds no keys" in empty.stderr and "Traceback" not in empty.stderr
+    jwks.write_text(json.dumps({"keys": [{"kty": "EC", "crv": "P-256", "kid": "k1",
+                                          "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+                                          "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}))
     created = speeltuin("session", "create", "--db", db, "--name", "Vendor X", "--vendor-role", "sender",
                         "--vendor-ura", "12345678", "--vendor-jwks", str(jwks), "--id", "vx-1",
                         "--public-url", "http://sim.test:8081", "--format", "json")

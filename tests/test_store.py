@@ -57,12 +57,57 @@ def test_token_is_stored_only_as_hash(tmp_path) -> None:
     assert store.get_token("plain-secret-value") is not None
 
 
-def test_jti_replay_detected(url: str) -> None:
+def test_jti_replay_detected_per_session_for_values_of_any_length(url: str) -> None:
     store = Store(url)
-    assert store.use_jti("client-a", "j1", time.time() + 60)
-    assert not store.use_jti("client-a", "j1", time.time() + 60)
-    assert store.use_jti("client-b", "j1", time.time() + 60)
+    for session_id in ("s-1", "s-2"):
+        store.create_session(Session(session_id, session_id, Role.RECEIVER, CONFIG, time.time()))
+    long_jti, long_issuer = "j" * 5000, "client-" + "x" * 300
+    assert store.use_jti("s-1", "client-a", "j1", time.time() + 60)
+    assert not store.use_jti("s-1", "client-a", "j1", time.time() + 60)  # a replay in that session
+    assert store.use_jti("s-1", "client-b", "j1", time.time() + 60)  # another issuer
+    assert store.use_jti("s-2", "client-a", "j1", time.time() + 60)  # another session: its own jtis
+    assert store.use_jti("s-1", long_issuer, long_jti, time.time() + 60)
+    assert not store.use_jti("s-1", long_issuer, long_jti, time.time() + 60)
+    assert store.use_jti("s-1", "client-a", "j1" + "x", time.time() + 60)
     store.close()
+
+
+def test_opaque_task_values_of_any_length_are_kept(url: str) -> None:
+    store = Store(url)
+    store.create_session(Session("s-1", "one", Role.RECEIVER, CONFIG, time.time()))
+    base, identifier = "b" * 1000, "urn:uuid:" + "1" * 400
+    store.add_notification(Notification(
+        id="n-1", session_id="s-1", origin=NotificationOrigin.RECEIVED, identifier=identifier,
+        group_identifier=identifier, authorization_base=base, patient_bsn="999993653", owner_ura="90000202",
+        period_end=time.time() + 60, status="requested", task={"resourceType": "Task"}))
+    found = store.find_notification("s-1", NotificationOrigin.RECEIVED, authorization_base=base)
+    assert found is not None and found.identifier == identifier
+    store.close()
+
+
+def test_an_older_postgresql_store_gets_its_opaque_columns_widened(tmp_path) -> None:
+    from sqlalchemy import create_engine, text
+
+    for url in database_url("postgresql", tmp_path):
+        engine = create_engine(url)
+        with engine.begin() as c:  # the table as stores made before had it
+            c.execute(text("CREATE TABLE sessions (id VARCHAR(64) PRIMARY KEY, name VARCHAR(200) NOT NULL, "
+                           "vendor_role VARCHAR(16) NOT NULL, config TEXT NOT NULL, created_at FLOAT NOT NULL)"))
+            c.execute(text("CREATE TABLE notifications (id VARCHAR(64) PRIMARY KEY, session_id VARCHAR(64) NOT NULL "
+                           "REFERENCES sessions(id) ON DELETE CASCADE, direction VARCHAR(8) NOT NULL, identifier "
+                           "VARCHAR(200) NOT NULL, group_identifier VARCHAR(200) NOT NULL, authorization_base "
+                           "VARCHAR(200) NOT NULL, patient_bsn VARCHAR(16) NOT NULL, owner_ura VARCHAR(16) NOT NULL, "
+                           "period_end FLOAT NOT NULL, status VARCHAR(16) NOT NULL, task TEXT NOT NULL, workflow_task "
+                           "TEXT, delivery TEXT, pull_status VARCHAR(16), pull_summary TEXT, created_at FLOAT NOT NULL)"))
+        engine.dispose()
+        store = Store(url)
+        store.create_session(Session("s-1", "one", Role.RECEIVER, CONFIG, time.time()))
+        store.add_notification(Notification(
+            id="n-1", session_id="s-1", origin=NotificationOrigin.RECEIVED, identifier="urn:uuid:1",
+            group_identifier="urn:uuid:2", authorization_base="b" * 1000, patient_bsn="999993653",
+            owner_ura="90000202", period_end=time.time() + 60, status="requested", task={"resourceType": "Task"}))
+        assert store.find_notification("s-1", NotificationOrigin.RECEIVED, authorization_base="b" * 1000) is not None
+        store.close()
 
 
 def test_run_steps_and_the_run_queue_on_both_backends(url: str) -> None:

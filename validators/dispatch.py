@@ -5,13 +5,12 @@ Pure: bytes in, findings out. Kinds are the stable CLI contract; `auto` picks on
 from __future__ import annotations
 
 import base64
-import json
 import re
 import time
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from validators import spec
+from validators import safe_json, spec
 from validators.findings import Finding
 from validators.query import read_search_url
 from validators.rules.bgz_profiles import check_query_result, check_resource
@@ -51,7 +50,7 @@ def detect_kind(data: bytes) -> str:
         return "token-request"
     if stripped[:1] == b"{":
         try:
-            obj = json.loads(data)
+            obj = safe_json.loads(data)
         except (ValueError, UnicodeDecodeError) as exc:
             raise UnreadableInput(f"not valid JSON: {exc}") from exc
         if isinstance(obj, dict) and "resourceType" not in obj and ("access_token" in obj or "error" in obj):
@@ -92,7 +91,7 @@ def apply_suppressions(findings: list[Finding], suppressed: Mapping[str, str]) -
 
 def _token_response(data: bytes) -> list[Finding]:
     try:
-        body = json.loads(data)
+        body = safe_json.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
         raise UnreadableInput(f"a token response must be JSON: {exc}") from exc
     # A file holds no HTTP status or headers: judge the body as the status it implies, with no-store given.
@@ -159,7 +158,7 @@ _FHIR_CHECKS = {
 def _jws_header(data: bytes) -> dict | None:
     try:
         part = data.split(b".", 1)[0]
-        header = json.loads(base64.urlsafe_b64decode(part + b"=" * (-len(part) % 4)))
+        header = safe_json.loads(base64.urlsafe_b64decode(part + b"=" * (-len(part) % 4)))
     except (ValueError, UnicodeDecodeError):
         return None
     return header if isinstance(header, dict) and "alg" in header else None

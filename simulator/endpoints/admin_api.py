@@ -107,7 +107,7 @@ def sessions_notify(session_id: str) -> Any:
     """Notify the vendor; the options are listed in this module's docstring."""
     rt = runtime()
     session = _session(session_id)
-    body = request.get_json(silent=True) or {}
+    body = request.get_json(silent=True) if request.get_data() else {}
     if not isinstance(body, dict):
         raise AdminError(400, "the body must be a JSON object")
     period_days = body.get("period_days", 365)
@@ -116,6 +116,9 @@ def sessions_notify(session_id: str) -> Any:
     without_token = body.get("without_token", False)
     if not isinstance(without_token, bool):
         raise AdminError(400, "without_token must be true or false (true: the Task is sent without a token)")
+    defect = body.get("defect")
+    if defect is not None and not isinstance(defect, str):
+        raise AdminError(400, "defect must be the name of one defect (a string); see the module docstring")
     update_of = body.get("update_of")
     if update_of is not None and (not isinstance(update_of, str) or not update_of):
         raise AdminError(400, "update_of must be the notification_id (a string) of a notification the simulator "
@@ -124,7 +127,7 @@ def sessions_notify(session_id: str) -> Any:
         result = notify(rt.store, rt.signer, rt.patients, session, str(body.get("bsn") or ""),
                         period_days=period_days, timeout=rt.config.http_timeout_s, sender_name=rt.config.name,
                         workflow_task=bool(body.get("workflow_task", False)), transport=rt.config.transport,
-                        defect=body.get("defect"), without_token=without_token, update_of=update_of,
+                        defect=defect, without_token=without_token, update_of=update_of,
                         faults=rt.faults_for(session))
     except NotifyError as exc:
         raise AdminError(400, str(exc)) from exc

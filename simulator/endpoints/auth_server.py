@@ -82,7 +82,7 @@ def _issue(rt: Runtime, session: Session) -> Response:
     client_errors, client_verified = _judged(form["client_assertion"], client, vendor_keys, active)
     if client_errors or not client_verified:
         raise TokenRefusal("invalid_client", _describe(client_errors) or "client assertion not verified")
-    _use_jti(rt, client.claims, "invalid_client", active)
+    _use_jti(rt, session, client.claims, "invalid_client", active)
 
     if grant_type == GRANT_JWT_BEARER:
         grant = check_assertion(form["assertion"], kind="authorization", audience=token_url,
@@ -91,7 +91,7 @@ def _issue(rt: Runtime, session: Session) -> Response:
         grant_errors, grant_verified = _judged(form["assertion"], grant, vendor_keys, active)
         if grant_errors or not grant_verified:
             raise TokenRefusal("invalid_grant", _describe(grant_errors) or "assertion not verified")
-        _use_jti(rt, grant.claims, "invalid_grant", active)
+        _use_jti(rt, session, grant.claims, "invalid_grant", active)
         ura = str((grant.claims or {}).get("sub"))
         authorization_base = (grant.claims or {}).get("authorization_base")
     else:  # client_credentials variant: the base travels as a form parameter
@@ -140,11 +140,13 @@ def _token_response(rt: Runtime, session: Session, kind: str, ura: str, notifica
     return response
 
 
-def _use_jti(rt: Runtime, claims: dict[str, Any] | None, error: str, active: frozenset[str]) -> None:
+def _use_jti(rt: Runtime, session: Session, claims: dict[str, Any] | None, error: str,
+             active: frozenset[str]) -> None:
     if faults.ACCEPTS_REPLAYED_JTI in active:
         return
     claims = claims or {}
-    if not rt.store.use_jti(str(claims.get("iss")), str(claims.get("jti")), float(claims.get("exp", 0))):
+    if not rt.store.use_jti(session.id, str(claims.get("iss")), str(claims.get("jti")),
+                            float(claims.get("exp", 0))):
         raise TokenRefusal(error, f"jti {claims.get('jti')!r} was used before by {claims.get('iss')!r}")
 
 

@@ -14,7 +14,7 @@ from simulator.endpoints.http_errors import FhirError, fhir_response
 from simulator.outbound.puller import pull
 from simulator.runtime import Runtime, runtime
 from speeltuin.records import Notification, NotificationOrigin, PullStatus, Role, Session, new_id
-from validators import spec
+from validators import safe_json, spec
 from validators.findings import Finding, errors
 from validators.json_walk import dig
 from validators.rules.notification import END_PAST, NOT_TASK, check_notification_task, parse_datetime_tz
@@ -23,6 +23,9 @@ from validators.stu3 import FHIR_JSON
 from validators.task_reader import authorization_bases, identifier_pairs, identifier_value
 
 notification_endpoint = Blueprint("notification_endpoint", __name__)
+# [choice] The longest opaque Task value (authorization base, identifiers) a receiver keeps: it must send the value
+# back exactly, so a longer one is refused, never cut short (the store indexes it; PostgreSQL's index rows are small).
+MAX_OPAQUE = 2048
 
 
 @notification_endpoint.post("/s/<session_id>/notify/Task")
@@ -92,7 +95,7 @@ def _incoming_task(session_id: str, status: str, *, creating: bool = False) -> t
     if mimetype not in (FHIR_JSON, "application/json"):
         raise FhirError(415, f"expected Content-Type {FHIR_JSON}, got {mimetype or 'none'}")
     try:
-        task = json.loads(request.get_data(cache=False))
+        task = safe_json.loads(request.get_data(cache=False))
     except (ValueError, UnicodeDecodeError) as exc:
         raise FhirError(400, f"the body is not valid JSON: {exc}") from exc
     if not isinstance(task, dict):
@@ -104,6 +107,12 @@ def _incoming_task(session_id: str, status: str, *, creating: bool = False) -> t
         raise FhirError(400, "the Task is not valid; nothing was stored or changed", bad)
     if task.get("status") != status:
         raise FhirError(400, f"this request must carry a Task with status {status!r}, not {task.get('status')!r}")
+    for name, value in (("authorization-base", _authorization_base(task)),
+                        ("identifier", (identifier_pairs(task) or [(None, None)])[0][1]),
+                        ("groupIdentifier", dig(task, "groupIdentifier", "value"))):
+        if isinstance(value, str) and len(value) > MAX_OPAQUE:
+            raise FhirError(400, f"the Task's {name} has {len(value):,} characters; this receiver keeps at most "
+                                 f"{MAX_OPAQUE:,} (and must give it back exactly, so it does not cut it short)")
     return rt, session, task
 
 
@@ -139,9 +148,10 @@ def _received(session: Session, task: dict[str, Any]) -> Notification:
     identifiers = [value for _system, value in identifier_pairs(task)]
     return Notification(
         id=notification_id, session_id=session.id, origin=NotificationOrigin.RECEIVED,
-        identifier=_text(identifiers[0] if identifiers else None, 200),
-        group_identifier=_text(dig(task, "groupIdentifier", "value"), 200),
-        authorization_base=_text(_authorization_base(task), 200), patient_bsn=_text(identifier_value(task, "for"), 16),
+        identifier=_text(identifiers[0] if identifiers else None, MAX_OPAQUE),
+        group_identifier=_text(dig(task, "groupIdentifier", "value"), MAX_OPAQUE),
+        authorization_base=_text(_authorization_base(task), MAX_OPAQUE),
+        patient_bsn=_text(identifier_value(task, "for"), 16),
         owner_ura=_text(identifier_value(task, "owner"), 16), period_end=period_end,
         status=spec.TASK_STATUS_REQUESTED, task={**task, "id": notification_id}, pull_status=PullStatus.PENDING)
 

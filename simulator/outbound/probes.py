@@ -33,6 +33,7 @@ from simulator.outbound.client import DIRECT, OutboundError, Transport, client_f
 from speeltuin.keys import ASSERTION_LIFETIME_S, Signer
 from speeltuin.records import Notification, NotificationOrigin, Role, Session
 from speeltuin.store import Store
+from validators import safe_json
 from validators.findings import Finding, errors
 from validators.rules.http import (
     check_accept_honoured,
@@ -299,7 +300,7 @@ def _sign_hmac(signer: Signer) -> Sign:
 
 def _oauth_error(body: bytes) -> str | None:
     try:
-        error = json.loads(body).get("error")
+        error = safe_json.loads(body).get("error")
     except (ValueError, AttributeError):
         return None
     return error if isinstance(error, str) else None
@@ -314,7 +315,7 @@ def _result(kind: str, method: str, url: str, response: requests.Response, findi
 def _redacted(text: str) -> str:
     """A token response without its access token (a granted probe token is a live credential)."""
     try:
-        document = json.loads(text)
+        document = safe_json.loads(text)
     except ValueError:
         return text
     if isinstance(document, dict) and "access_token" in document:

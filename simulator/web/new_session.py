@@ -44,6 +44,7 @@ from speeltuin.vendor_config import (
     load_vendor_config,
     vendor_toml,
 )
+from validators import safe_json
 from validators.rules.identifiers import is_valid_ura
 
 MAX_UPLOAD = 256 * 1024  # a JWKS, a certificate chain or a vendor.toml is a few kB
@@ -192,7 +193,7 @@ def uploaded_jwks(data: bytes) -> dict[str, Any]:
         except ValueError as exc:
             raise ValueError(f"Not a usable PEM certificate: {exc}") from None
     try:
-        jwks = json.loads(text)
+        jwks = safe_json.loads(text)
     except ValueError:
         raise ValueError("Not a JWKS (JSON) nor a PEM certificate (-----BEGIN CERTIFICATE-----).") from None
     if not is_jwks(jwks):

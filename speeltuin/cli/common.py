@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Callable, TypeAlias
 
 from speeltuin import defaults
 from speeltuin.records import TlsFiles
+from validators import safe_json
 
 if TYPE_CHECKING:
     from speeltuin.store import Store
@@ -67,7 +68,7 @@ def print_as(args: argparse.Namespace, data: Any, text: Callable[[Any], str]) ->
 
 def read_json_file(path: str, what: str) -> Any:
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
+        return safe_json.loads(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
         raise UserError(f"cannot read {what} {path}: {exc.strerror or exc}") from exc
     except ValueError as exc:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from speeltuin.cli.common import ExitCode, Subcommands, UserError, add_format_option
+from validators import safe_json
 
 SUFFIXES = (".json", ".xml", ".jwt", ".jws", ".txt", ".form", ".pdf")
 MAX_FILE_BYTES = 50 * 1024 * 1024
@@ -87,7 +88,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def _jwks(path: str) -> dict:
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        data = safe_json.loads(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
         raise UserError(f"cannot read {path}: {exc.strerror or exc}") from exc
     except ValueError as exc:

@@ -27,7 +27,7 @@ from simulator.outbound.puller import TOKEN_TRIES
 from simulator.provocations import PROVOCATIONS
 from speeltuin.defaults import sqlite_url
 from speeltuin.records import Notification, NotificationOrigin
-from speeltuin.store import used_jtis
+from speeltuin.store import jti_uses
 from tests.conftest import LiveNode, _pair
 from validators.rules.token_request import check_grant_refused, check_token_response
 
@@ -181,9 +181,10 @@ def test_update_of_is_refused_unless_sent_in_this_session(nodes: tuple[LiveNode,
 
 # --- RCV-12: pull tokens refused -------------------------------------------------------------------------------
 
-def _jtis_of(node: LiveNode, issuer: str) -> int:
+def _jtis_of(node: LiveNode, session_id: str) -> int:
     with node.runtime.store.engine.connect() as c:
-        return c.execute(select(func.count()).select_from(used_jtis).where(used_jtis.c.issuer == issuer)).scalar_one()
+        return c.execute(select(func.count()).select_from(jti_uses).where(jti_uses.c.session_id == session_id)
+                         ).scalar_one()
 
 
 @pytest.mark.parametrize("faulty", [False, True], ids=["faultless", "retries-refused-token"])
@@ -195,7 +196,7 @@ def test_rcv_12_refused_pull_token_is_asked_a_bounded_number_of_times(nodes: tup
     created = _pair_sessions(sim, ven, name, vendor_role="receiver", provoke=("refuse-pull-tokens",),
                              ven_faults=("retries-refused-token",) if faulty else ())
     assert created["config"]["provoke"] == ["refuse-pull-tokens"]
-    jtis_before = _jtis_of(sim, ven.client_id)
+    jtis_before = _jtis_of(sim, f"sim-{name}")
     sent = _notify(sim, f"sim-{name}", bsn=BSN)
     assert sent["delivery"]["status"] == 201  # the notification token is not refused: only pull tokens are
     pulled = _pulled(ven, f"ven-{name}")[0]
@@ -205,7 +206,7 @@ def test_rcv_12_refused_pull_token_is_asked_a_bounded_number_of_times(nodes: tup
     assert TOKEN_TRIES <= 3 < REFUSED_TOKEN_TRIES
     assert summary["token_requests"] == tries and summary["results"] == []
     # The simulator's side: each pull-token request reached its AS with two assertions (two jtis).
-    assert _jtis_of(sim, ven.client_id) - jtis_before == 2 * tries
+    assert _jtis_of(sim, f"sim-{name}") - jtis_before == 2 * tries
     if faulty:
         assert summary["finished_at"] - summary["started_at"] >= (tries - 1) * REFUSED_TOKEN_INTERVAL_S
 

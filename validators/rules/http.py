@@ -1,13 +1,12 @@
 """HTTP-level rules for FHIR and notification exchanges (SPEC §3, §5.2, §5.4)."""
 from __future__ import annotations
 
-import json
 import re
 from typing import Collection, Literal, Mapping
 
 from lxml import etree
 
-from validators import spec
+from validators import safe_json, spec
 from validators.evidence import show
 from validators.findings import Finding, emits, rule
 from validators.stu3 import FHIR_MEDIA_TYPES, FORMAT_FAMILIES, XML_NAMESPACE, media_type
@@ -36,7 +35,7 @@ def _header(headers: Mapping[str, str], name: str) -> str:
 def _resource_type(body: bytes) -> str | None:
     """The resourceType of a FHIR JSON or XML body; None when the body is neither."""
     try:
-        document = json.loads(body)
+        document = safe_json.loads(body)
     except (ValueError, UnicodeDecodeError):
         document = None
     if isinstance(document, dict):

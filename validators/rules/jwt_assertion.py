@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import math
 import re
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ import jwt
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from validators import spec
+from validators import safe_json, spec
 from validators.evidence import show
 from validators.findings import Finding, emits, rule
 from validators.rules.certificates import (
@@ -133,7 +132,7 @@ def _split(token: object) -> tuple[dict | None, dict | None, str | None]:
         except (ValueError, binascii.Error):
             return None, None, f"{name} part ({len(part)} characters) is not unpadded base64url"
         try:
-            decoded.append(json.loads(raw))
+            decoded.append(safe_json.loads(raw))
         except ValueError:  # includes JSONDecodeError and undecodable UTF-8
             return None, None, f"{name} part ({len(part)} characters) does not decode to JSON"
         if not isinstance(decoded[-1], dict):
@@ -320,9 +319,15 @@ def _verify(token: str, jwk: dict, alg: str, at: _At, findings: list[Finding]) -
     return True
 
 
+MAX_NUMERIC_DATE = 253402300799  # 9999-12-31T23:59:59Z: beyond it no clock or calendar can follow
+
+
 def _number(value: object) -> bool:
-    # Python's json accepts NaN and Infinity; neither is a NumericDate.
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    # Python's json accepts NaN, Infinity and integers of any size; none of them is a NumericDate one can use.
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return -MAX_NUMERIC_DATE <= value <= MAX_NUMERIC_DATE if isinstance(value, int) else \
+        math.isfinite(value) and abs(value) <= MAX_NUMERIC_DATE
 
 
 ISS = rule("JWT-009", "error", "iss claim missing", _REF)

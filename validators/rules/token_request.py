@@ -1,13 +1,12 @@
 """The token request (form POST) and the token response (JSON) of SPEC §5.2 / RFC 6749."""
 from __future__ import annotations
 
-import json
 import re
 from collections import Counter
 from typing import Literal, Mapping
 from urllib.parse import unquote_plus
 
-from validators import spec
+from validators import safe_json, spec
 from validators.evidence import show
 from validators.findings import Finding, emits, rule
 from validators.stu3 import FORM_URLENCODED, media_type
@@ -130,7 +129,7 @@ GRANT_NOT_REFUSED = rule("TOK-015", "error", "a pull token request for a cancell
 def check_grant_refused(status: int, body: bytes) -> list[Finding]:
     """The answer to a pull token request that must fail: its notification was cancelled or has ended."""
     try:
-        error = json.loads(body).get("error")
+        error = safe_json.loads(body).get("error")
     except (ValueError, AttributeError):
         error = None
     if status == 400 and error == "invalid_grant":
@@ -158,7 +157,7 @@ def check_token_response(status: int, headers: Mapping[str, str], body: bytes) -
                                        "response.status"))
         return findings
     try:
-        document = json.loads(body)
+        document = safe_json.loads(body)
     except (ValueError, UnicodeDecodeError):
         document = None
     if not isinstance(document, dict):
