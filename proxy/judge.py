@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from functools import partial
 from typing import Literal, Mapping
 from urllib.parse import urlsplit
 
@@ -23,7 +24,7 @@ from speeltuin.records import Exchange, FlowDirection, Role, Session, Tag
 from speeltuin.store import Store
 from validators.rules.internal import judged
 
-MAX_JTIS = 10_000  # (iss, jti) pairs remembered to see replays in flight; bounded memory for a 24/7 proxy
+MAX_JTIS = 10_000  # (session, iss, jti) remembered to see replays in flight; bounded memory for a 24/7 proxy
 ROUTES_FRESH_S = 2.0  # a flow no chain route knows reads the chain sessions again, at most this often
 
 
@@ -69,7 +70,7 @@ class Judge:
         self._sessions: dict[str, Session] = {}
         self._simulator_jwks: dict | None = None
         self._vendor_keys = JwksCache()
-        self._jtis: dict[tuple[str, str], float] = {}
+        self._jtis: dict[tuple[str, str, str], float] = {}
         self._routes = ChainRoutes({}, {})
         self._routes_read = float("-inf")
 
@@ -140,23 +141,25 @@ class Judge:
                                                      if calls_peer else (chain.peer_jwks, chain.peer_jwks_url))),
                 caller_client_id=session.config.vendor_client_id if calls_peer else session.config.own_client_id,
                 purpose=_token_purpose(session.simulator_role if calls_peer else session.vendor_role),
-                seen_jti=self._seen_jti)
+                seen_jti=partial(self._seen_jti, session.id))
         if direction == FlowDirection.TO_SIMULATOR:
             return FlowContext(
                 token_url=f"{self.public_url}/s/{session.id}/token" if self.public_url else None,
                 caller_jwks=self._vendor_keys.keys_for(session), caller_client_id=session.config.vendor_client_id,
-                purpose=_token_purpose(session.simulator_role), seen_jti=self._seen_jti)
+                purpose=_token_purpose(session.simulator_role), seen_jti=partial(self._seen_jti, session.id))
         return FlowContext(
             token_url=session.config.vendor_token_url, caller_jwks=self._own_jwks(),
             caller_client_id=session.config.own_client_id, purpose=_token_purpose(session.vendor_role),
-            seen_jti=self._seen_jti)
+            seen_jti=partial(self._seen_jti, session.id))
 
-    def _seen_jti(self, issuer: str, jti: str, expires_at: float) -> bool:
+    def _seen_jti(self, session_id: str, issuer: str, jti: str, expires_at: float) -> bool:
+        """Whether this issuer used this jti before in this session (a replay: each session's AS keeps its own)."""
         now = time.time()
         if len(self._jtis) > MAX_JTIS:  # forget what has expired long ago
             self._jtis = {k: v for k, v in self._jtis.items() if v > now - 3600}
-        seen = (issuer, jti) in self._jtis
-        self._jtis[(issuer, jti)] = max(expires_at, now)
+        key = (session_id, issuer, jti)
+        seen = key in self._jtis
+        self._jtis[key] = max(expires_at, now)
         return seen
 
     def _own_jwks(self) -> dict | None:
