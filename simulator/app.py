@@ -17,6 +17,7 @@ from simulator.faults import check_faults
 from simulator.fhir.format import UnsupportedFormat
 from simulator.fhir.patient_data import PatientData
 from simulator.mtls import client_certificate_problem
+from simulator.outbound.puller import recover_interrupted_pulls
 from simulator.runtime import EXTENSION, Runtime, SimulatorConfig, runtime
 from simulator.web import TEMPLATE_DIR, error_page, init_web, is_web_path
 from speeltuin.keys import Signer
@@ -44,6 +45,9 @@ def create_app(config: SimulatorConfig) -> Flask:
     app.url_map.converters["fhirtype"] = ResourceTypeConverter
     store = Store(config.database_url)
     app.extensions[EXTENSION] = Runtime(config, store, Signer.load_or_create(store), PatientData(store))
+    for notification_id in recover_interrupted_pulls(store):  # a predecessor killed while it pulled
+        app.logger.warning("pull of notification %s was interrupted when the simulator stopped: marked failed",
+                           notification_id)
     for blueprint in (admin_api, evidence_api, auth_server, fhir_server, notification_endpoint):
         app.register_blueprint(blueprint)
     # The web UI under /ui/ (its cookie, and CSRF for its forms only: the APIs and vendor endpoints take none)

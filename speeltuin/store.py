@@ -532,6 +532,15 @@ class Store:
                              .order_by(notifications.c.created_at)).all()
         return [_notification(r) for r in rows]
 
+    def unfinished_pulls(self) -> list[Notification]:
+        """Received notifications whose pull has not ended (pending or pulling), in every session."""
+        with self.engine.connect() as c:
+            rows = c.execute(select(notifications).where(
+                (notifications.c.direction == NotificationOrigin.RECEIVED)
+                & notifications.c.pull_status.in_([PullStatus.PENDING, PullStatus.PULLING]))
+                .order_by(notifications.c.created_at)).all()
+        return [_notification(r) for r in rows]
+
     def update_notification(self, notification_id: str, **values: Any) -> None:
         for key in ("task", "workflow_task", "delivery", "pull_summary"):
             if key in values:

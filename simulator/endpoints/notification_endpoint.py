@@ -11,7 +11,7 @@ from flask import Blueprint, Response, current_app, request
 from simulator import faults
 from simulator.endpoints.bearer import authenticate, bearer_token
 from simulator.endpoints.http_errors import FhirError, fhir_response
-from simulator.outbound.puller import pull
+from simulator.outbound.puller import WORKER, pull
 from simulator.runtime import Runtime, runtime
 from speeltuin.records import Notification, NotificationOrigin, PullStatus, Role, Session, new_id
 from validators import safe_json, spec
@@ -153,7 +153,8 @@ def _received(session: Session, task: dict[str, Any]) -> Notification:
         authorization_base=_text(_authorization_base(task), MAX_OPAQUE),
         patient_bsn=_text(identifier_value(task, "for"), 16),
         owner_ura=_text(identifier_value(task, "owner"), 16), period_end=period_end,
-        status=spec.TASK_STATUS_REQUESTED, task={**task, "id": notification_id}, pull_status=PullStatus.PENDING)
+        status=spec.TASK_STATUS_REQUESTED, task={**task, "id": notification_id}, pull_status=PullStatus.PENDING,
+        pull_summary={"worker": WORKER})
 
 
 def _authorization_base(task: dict[str, Any]) -> object:

@@ -1,6 +1,9 @@
 """The receiving node's puller: pull token with the authorization base, then every query and document."""
 from __future__ import annotations
 
+import os
+import secrets
+import socket
 import time
 from email.utils import parsedate_to_datetime
 from functools import partial
@@ -16,6 +19,46 @@ from speeltuin.records import Notification, PullStatus, Session
 from speeltuin.store import Store
 from validators.stu3 import FHIR_JSON
 from validators.task_reader import pull_targets
+
+
+# Which process pulls (machine, process id, and a mark of this run of it): a simulator that starts again after it was
+# killed finds the pulls its dead predecessor left unfinished by this mark (recover_interrupted_pulls); pulls of other
+# live processes on the same store, or of this one, are not touched.
+WORKER = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+def recover_interrupted_pulls(store: Store) -> list[str]:
+    """Mark as failed, with the reason, every pull whose process on this machine no longer runs (killed while it
+    pulled, or before it began); the ids of those notifications. The sender may notify again."""
+    failed = []
+    for notification in store.unfinished_pulls():
+        summary = dict(notification.pull_summary or {})
+        worker = str(summary.get("worker") or "")
+        if not _dead(worker):
+            continue  # another machine's, or a live process's: not ours to judge
+        summary.update(error=f"interrupted: the simulator that pulled it ({worker or 'unknown'}) stopped before it "
+                             "finished; the sender may notify again", finished_at=time.time())
+        store.update_notification(notification.id, pull_status=PullStatus.FAILED, pull_summary=summary)
+        failed.append(notification.id)
+    return failed
+
+
+def _dead(worker: str) -> bool:
+    """Whether the process a WORKER mark names has ended (only knowable on this machine)."""
+    if not worker:
+        return True  # recorded before pulls were marked with their process: no such process runs any more
+    host, pid, run = (worker.split(":") + ["", "", ""])[:3]
+    if worker == WORKER or host != socket.gethostname() or not pid.isdigit():
+        return False
+    if int(pid) == os.getpid():
+        return run != WORKER.rsplit(":", 1)[1]  # an earlier run under the same process id
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 class PullStopped(Exception):
@@ -36,7 +79,8 @@ def pull(store: Store, signer: Signer, session: Session, notification: Notificat
     in force (simulator/faults.py): retries-refused-token and ignores-retry-after bend this pull.
     The summary counts the pull-token requests made (`token_requests`).
     """
-    summary: dict[str, Any] = {"started_at": time.time(), "results": [], "documents": [], "token_requests": 0}
+    summary: dict[str, Any] = {"started_at": time.time(), "results": [], "documents": [], "token_requests": 0,
+                               "worker": WORKER}
     retry = fault_names.IGNORES_RETRY_AFTER not in faults
     token_tries, token_interval = TOKEN_TRIES, 0.0
     if fault_names.RETRIES_REFUSED_TOKEN in faults:
