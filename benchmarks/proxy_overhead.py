@@ -236,25 +236,32 @@ def _start(processes: Processes, workdir: Path, database_url: str, code: Code, p
     wait_until(processes, "the simulator", lambda: accepts_tcp(sim_port))
     for port in (ports.front_port, bare_port):
         wait_until(processes, f"mitmdump on {port}", lambda port=port: accepts_tcp(port))
+    signer, base = prepare_session(sim_url, admin_key, database_url, nowhere)
+    urls = {"direct": sim_url, "bare": f"http://127.0.0.1:{bare_port}", "addon": ports.front_url}
+    pids = {name.removeprefix("mitmdump-"): p.pid for name, p, _ in processes.running}
+    return Bench(urls, pids, f"{ports.front_url}/s/{SESSION}/token", base, signer, addon_command, bare_command)
+
+
+def prepare_session(sim_url: str, admin_key: str, database_url: str, vendor_url: str) -> tuple[Signer, str]:
+    """A receiving vendor's session (made the ordinary way: admin API, the vendor's JWKS) and a notification the
+    simulator sent in it; the vendor's signer and that notification's authorization base (what a pull token needs)."""
     signer = Signer.load_or_create(Store("sqlite://"))  # the vendor's key, kept in memory
     created = _client().post(f"{sim_url}/api/sessions", headers={"X-Admin-Key": admin_key}, timeout=30, json={
-        "id": SESSION, "name": "proxy overhead", "vendor_role": "receiver", "vendor_ura": VENDOR_URA,
+        "id": SESSION, "name": "benchmark", "vendor_role": "receiver", "vendor_ura": VENDOR_URA,
         "vendor_jwks": signer.jwks(), "vendor_client_id": VENDOR_CLIENT_ID,
-        "vendor_notification_base": f"{nowhere}/notify"})
+        "vendor_token_url": f"{vendor_url}/token", "vendor_notification_base": f"{vendor_url}/notify"})
     if created.status_code != 201:
         raise RuntimeError(f"creating the session: {created.status_code} {created.text[:300]}")
     base = str(uuid.uuid4())
     store = Store(database_url)
-    try:  # the notification the simulator (sending node) sent: its authorization base is what a pull token needs
+    try:
         store.add_notification(Notification(
             id=f"n-{base}", session_id=SESSION, origin=NotificationOrigin.SENT, identifier=f"urn:uuid:{uuid.uuid4()}",
             group_identifier=f"urn:uuid:{uuid.uuid4()}", authorization_base=base, patient_bsn=PATIENTS[0].bsn,
             owner_ura=VENDOR_URA, period_end=time.time() + 24 * 3600, status="requested", task={}))
     finally:
         store.close()
-    urls = {"direct": sim_url, "bare": f"http://127.0.0.1:{bare_port}", "addon": ports.front_url}
-    pids = {name.removeprefix("mitmdump-"): p.pid for name, p, _ in processes.running}
-    return Bench(urls, pids, f"{ports.front_url}/s/{SESSION}/token", base, signer, addon_command, bare_command)
+    return signer, base
 
 
 def load_patient(database_url: str) -> None:

@@ -127,6 +127,8 @@ def _common(confdir: Path, database_url: str, public_url: str, simulator_url: st
     return [
         "--set", f"confdir={confdir}",
         "--set", "termlog_verbosity=warn",
+        # connect upstream when a request comes, not when a connection does (a port probe opens nothing upstream)
+        "--set", "connection_strategy=lazy",
         "--set", f"body_size_limit={8 * 1024 * 1024}",
         "-s", str(ADDON),
         "--set", f"speeltuin_db={database_url}",

@@ -5,7 +5,6 @@ A leaf: endpoints import `runtime()` from here; the factory (app.py) builds the 
 from __future__ import annotations
 
 import secrets
-import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,22 +50,18 @@ class SimulatorConfig:
 
 
 class FirstTimes:
-    """Keys met before, thread-safe: `first(key)` is True for the first call with a key and False ever after."""
+    """Keys met before, kept in the store so that every worker process and every simulator on it agree:
+    `first(key)` is True for the first call with a key and False ever after."""
 
-    def __init__(self) -> None:
-        self._seen: set[str] = set()
-        self._lock = threading.Lock()
+    def __init__(self, store: Store, kind: str) -> None:
+        self._store = store
+        self._kind = kind
 
     def first(self, key: str) -> bool:
-        with self._lock:
-            if key in self._seen:
-                return False
-            self._seen.add(key)
-            return True
+        return self._store.mark_once(f"{self._kind}:{key}")
 
     def __contains__(self, key: object) -> bool:
-        with self._lock:
-            return key in self._seen
+        return isinstance(key, str) and self._store.marked(f"{self._kind}:{key}")
 
 
 @dataclass
@@ -80,7 +75,10 @@ class Runtime:
     vendor_keys: JwksCache = field(default_factory=JwksCache)
     background: list[Any] = field(default_factory=list)
     # The notifications whose first FHIR request was answered 503 (provocation unavailable-once)
-    made_unavailable: FirstTimes = field(default_factory=FirstTimes)
+    made_unavailable: FirstTimes = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.made_unavailable = FirstTimes(self.store, "unavailable-once")
 
     def faults_for(self, session: Session | None) -> frozenset[str]:
         """The fault switches in force for a session: the node's (`serve --fault`) and the session's own."""

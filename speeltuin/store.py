@@ -150,6 +150,12 @@ jti_uses = Table(
     Column("expires_at", Float, nullable=False, index=True),
     UniqueConstraint("session_id", "jti_hash", name="uq_session_jti"),
 )
+# Things that happen once per key across every process sharing the store (e.g. a provocation's one 503).
+once_marks = Table(
+    "once_marks", metadata,
+    Column("key", String(200), primary_key=True),
+    Column("created_at", Float, nullable=False),
+)
 WIDENED = (("notifications", "identifier"), ("notifications", "group_identifier"),
            ("notifications", "authorization_base"))
 
@@ -531,6 +537,19 @@ class Store:
             rows = c.execute(select(notifications).where(notifications.c.session_id == session_id)
                              .order_by(notifications.c.created_at)).all()
         return [_notification(r) for r in rows]
+
+    def mark_once(self, key: str) -> bool:
+        """Mark `key` (at most 200 characters); True only for the first mark, in whatever process it came."""
+        try:
+            with self.engine.begin() as c:
+                c.execute(insert(once_marks).values(key=key, created_at=time.time()))
+        except IntegrityError:
+            return False
+        return True
+
+    def marked(self, key: str) -> bool:
+        with self.engine.connect() as c:
+            return c.execute(select(once_marks.c.key).where(once_marks.c.key == key)).first() is not None
 
     def unfinished_pulls(self) -> list[Notification]:
         """Received notifications whose pull has not ended (pending or pulling), in every session."""

@@ -104,7 +104,9 @@ def test_the_service_stops_every_process_it_started_on_sigterm(service: tuple[su
 def test_a_part_that_dies_stops_the_service_with_a_message(service: tuple[subprocess.Popen[str], int, str]) -> None:
     process, port, db_file = service
     table = _processes()
-    [simulator] = [pid for pid in _processes_naming(db_file) if " serve " in table[pid][1]]
+    # the simulator the service started (its gunicorn workers are that process's children)
+    [simulator] = [pid for pid in _processes_naming(db_file) if " serve " in table[pid][1]
+                   and table[pid][0] == process.pid]
     os.kill(simulator, signal.SIGKILL)
     assert process.wait(60) == 1
     assert "the simulator ended" in (process.stdout.read() if process.stdout else "")

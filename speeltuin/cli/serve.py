@@ -55,30 +55,64 @@ def cmd_serve(args: argparse.Namespace) -> int:
         app = create_app(config)
     except SQLAlchemyError as exc:
         raise UserError(f"cannot open the database {args.db!r}: {exc.__class__.__name__}: {str(exc).splitlines()[0]}") from exc
+    if args.workers and config.tls:
+        raise UserError("--workers serves plain HTTP: put TLS in front of it (`speeltuin service --tls-cert ...`, or "
+                        "a reverse proxy), or leave --workers out to serve HTTPS with --tls-cert")
     check_can_listen(args.host, args.port)  # werkzeug would print its own advice and exit instead
     context = server_context(config.tls) if config.tls else None
-    server = make_server(args.host, args.port, app, threaded=True, ssl_context=context)
+    server = None if args.workers else make_server(args.host, args.port, app, threaded=True, ssl_context=context)
+    port = server.port if server else args.port
     signal.signal(signal.SIGTERM, _interrupt)  # stop like Ctrl-C: finish cleanly, keep what was stored
     scheme = "https" if context else "http"
     # what `speeltuin session create/show` announce when not told: where vendors reach this simulator
     app.extensions["speeltuin"].store.set_setting(
-        PUBLIC_URL_SETTING, (config.public_url or f"{scheme}://{url_host(args.host)}:{server.port}").rstrip("/"))
-    print(f"speeltuin simulator '{args.name}' on {scheme}://{args.host}:{server.port}", flush=True)
+        PUBLIC_URL_SETTING, (config.public_url or f"{scheme}://{url_host(args.host)}:{port}").rstrip("/"))
+    print(f"speeltuin simulator '{args.name}' on {scheme}://{args.host}:{port}"
+          + (f" ({args.workers} gunicorn worker(s) of {args.threads} threads)" if args.workers else ""), flush=True)
     if faults:
         print(f"faults switched on (misbehaves on purpose): {', '.join(sorted(faults))}", flush=True)
     if not admin_key:
         print(f"admin key (X-Admin-Key): {config.admin_key}", flush=True)
-    stop_manager = _start_test_manager(args, config, f"{scheme}://{url_host(args.host)}:{server.port}") \
+    stop_manager = _start_test_manager(args, config, f"{scheme}://{url_host(args.host)}:{port}") \
         if args.test_manager else None
     try:
-        server.serve_forever()
+        if server is None:
+            app.extensions["speeltuin"].store.close()  # each worker opens its own: connections do not survive fork
+            _run_gunicorn(config, args.host, port, workers=args.workers, threads=args.threads)
+        else:
+            server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
         if stop_manager is not None:
             stop_manager.set()
-        server.server_close()
+        if server is not None:
+            server.server_close()
     return ExitCode.OK
+
+
+def _run_gunicorn(config: "SimulatorConfig", host: str, port: int, *, workers: int, threads: int) -> None:
+    """The simulator under gunicorn: `workers` processes of `threads` threads, each building its own app (and its own
+    database connections) after the fork. No access log: every exchange is recorded in the store already."""
+    from gunicorn.app.base import BaseApplication
+
+    from simulator.app import create_app
+
+    class Simulator(BaseApplication):  # type: ignore[misc]  # gunicorn has no type hints
+        def load_config(self) -> None:
+            for name, value in {"bind": f"[{host}]:{port}" if ":" in host else f"{host}:{port}", "workers": workers,
+                                "worker_class": "gthread", "threads": threads, "accesslog": None, "errorlog": "-",
+                                "loglevel": "warning", "timeout": 120, "graceful_timeout": 20,
+                                # each answer closes its connection, as the single-process server's do: the proxy in
+                                # front then holds no idle client connection open that a stop would cut short
+                                "keepalive": 0,
+                                "proc_name": f"speeltuin-{config.name}"}.items():
+                self.cfg.set(name, value)
+
+        def load(self) -> object:
+            return create_app(config)
+
+    Simulator().run()
 
 
 def _start_test_manager(args: argparse.Namespace, config: "SimulatorConfig", url: str) -> threading.Event:
@@ -125,6 +159,11 @@ def register(sub: Subcommands) -> None:
     serve.add_argument("--test-manager", action="store_true",
                        help="also run the scenarios asked for over POST /api/sessions/<id>/runs (vendors behind "
                             "the proxy, whose --public-url this is)")
+    serve.add_argument("--workers", type=int, default=0, metavar="N",
+                       help="serve with gunicorn: N worker processes (plain HTTP; for the shared service behind "
+                            "`speeltuin service` or a TLS-terminating reverse proxy); default: one process")
+    serve.add_argument("--threads", type=int, default=16, metavar="T",
+                       help="with --workers: threads per worker (default 16)")
     serve.add_argument("--manager-timeout", type=float, default=60.0,
                        help="with --test-manager: seconds a step waits for the vendor (default 60)")
     add_tls_options(serve)

@@ -54,7 +54,8 @@ def cmd_service(args: argparse.Namespace) -> int:
                  str(simulator_port), "--db", args.db, "--public-url", public_url,
                  "--outbound-proxy", f"http://127.0.0.1:{forward_port}",
                  "--outbound-proxy-ca", str(Path(work) / "outbound-trust.pem"), "--ura", args.ura,
-                 "--client-id", args.client_id, "--name", args.name, "--client-cert-from-proxy"]
+                 "--client-id", args.client_id, "--name", args.name, "--client-cert-from-proxy",
+                 "--workers", str(args.workers)]
         if args.test_manager:
             serve.append("--test-manager")
         if args.trusted_ca:
@@ -129,9 +130,10 @@ def _ended(processes: dict[str, subprocess.Popen[bytes]]) -> str | None:
 
 
 def _stop_all(processes: dict[str, subprocess.Popen[bytes]]) -> None:
-    """SIGTERM to each (the proxy first: it writes what it still holds), then SIGKILL to what is left of their
+    """SIGTERM to each (the proxy last: its connections to the simulator are closed by then, and it writes what it
+    still holds before it ends), then SIGKILL to what is left of their
     process groups."""
-    for name in sorted(processes, key=lambda name: name != "proxy"):
+    for name in sorted(processes, key=lambda name: name == "proxy"):
         process = processes[name]
         if process.poll() is None:
             process.terminate()
@@ -177,6 +179,8 @@ def register(sub: Subcommands) -> None:
     service.add_argument("--ura", default=defaults.OWN_URA, help="URA of the organisation the simulator plays")
     service.add_argument("--client-id", default=defaults.OWN_CLIENT_ID)
     service.add_argument("--name", default=defaults.SIMULATOR_NAME)
+    service.add_argument("--workers", type=int, default=2, metavar="N",
+                         help="the simulator's gunicorn worker processes (default 2; each runs 16 threads)")
     service.add_argument("--test-manager", action="store_true",
                          help="run the scenarios asked for over POST /api/sessions/<id>/runs and the web UI")
     add_proxy_options(service)
