@@ -11,6 +11,7 @@ import base64
 import ipaddress
 import json
 import os
+import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -39,8 +40,14 @@ class Issued:
     jwks_path: Path
 
 
-def init_ca(directory: Path, *, name: str = "speeltuin test CA", days: int = 3650) -> Path:
-    """Create the test CA in `directory` (refuses to overwrite one); returns the CA certificate's path."""
+DEFAULT_CA_NAME = "speeltuin test CA"
+
+
+def init_ca(directory: Path, *, name: str | None = None, days: int = 3650) -> Path:
+    """Create the test CA in `directory` (refuses to overwrite one); returns the CA certificate's path. Without a
+    `name`, the CA gets DEFAULT_CA_NAME with a generated suffix: two test CAs never share a name, so a message about
+    a chain to "another CA" names two different issuers."""
+    name = name or f"{DEFAULT_CA_NAME} {secrets.token_hex(3)}"
     directory.mkdir(parents=True, exist_ok=True)
     if (directory / CA_KEY).exists():
         raise PkiError(f"{directory} already holds a test CA; use another directory or issue certificates with it")

@@ -16,7 +16,7 @@ def cmd_pki_init(args: argparse.Namespace) -> int:
     from testdata.pki import PkiError, init_ca
 
     try:
-        print(f"test CA certificate: {init_ca(_pki_dir(args))}")
+        print(f"test CA certificate: {init_ca(_pki_dir(args), name=args.name)}")
     except PkiError as exc:
         raise UserError(str(exc)) from exc
     return ExitCode.OK
@@ -39,6 +39,8 @@ def register(sub: Subcommands) -> None:
     where = "folder of the test PKI (default: pki/ in the instance folder)"
     init = actions.add_parser("init", help="create the test CA")
     init.add_argument("--dir", help=where)
+    init.add_argument("--name", help="the CA's name (default: 'speeltuin test CA' with a generated suffix, so that "
+                                     "no two test CAs share a name)")
     init.set_defaults(func=cmd_pki_init)
     issue_cmd = actions.add_parser("issue", help="issue a key, certificate and JWKS for one system")
     issue_cmd.add_argument("--dir", help=where)

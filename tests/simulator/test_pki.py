@@ -39,6 +39,16 @@ def test_issued_certificate_carries_the_ura_and_chains_to_the_ca(tmp_path) -> No
     refused = check_assertion(token, kind="client", audience="http://t/token", jwks=None, now=now,
                               trusted_ca_pem=other.read_bytes())
     assert not refused.verified and "JWT-026" in {f.rule for f in refused.findings}
+    # ... and says which CAs: two test CAs have different names, so the message names two different issuers
+    names = [x509.load_pem_x509_certificate(p.read_bytes()).subject.rfc4514_string() for p in (ca_path, other)]
+    assert names[0] != names[1] and all("speeltuin test CA" in n for n in names)
+    said = next(f.message for f in refused.findings if f.rule == "JWT-026")
+    assert names[0] in said and names[1] in said, said
+
+
+def test_a_ca_takes_the_name_it_is_given(tmp_path) -> None:
+    named = init_ca(tmp_path, name="Acme test CA")
+    assert "CN=Acme test CA" in x509.load_pem_x509_certificate(named.read_bytes()).subject.rfc4514_string().split(",")
 
 
 def test_pki_mistakes(tmp_path) -> None:
