@@ -17,6 +17,7 @@ import logging
 import time
 from urllib.parse import urlsplit
 
+from cryptography.hazmat.primitives.serialization import Encoding
 from mitmproxy import ctx, exceptions, http
 
 # mitmdump loads this file as a script; the project's packages come from the environment it is installed in.
@@ -50,22 +51,28 @@ class Recorder:
                           "error or an OperationOutcome instead of forwarding it")
         loader.add_option("speeltuin_simulator", str, "",
                           "URL where the simulator listens: its web UI and JSON API are passed on, not recorded")
+        loader.add_option("speeltuin_trusted_ca", str, "",
+                          "PEM of the test CA: assertions may carry an x5c chain to it (as the simulator's --trusted-ca)")
         loader.add_option("speeltuin_client_ca", str, "",
                           "PEM of the test CA: a client certificate is checked against it and passed on to the "
                           "simulator (with request_client_cert=true)")
 
     def configure(self, updated: set[str]) -> None:
         if "speeltuin_client_ca" in updated:
-            self.client_ca = _read_ca(ctx.options.speeltuin_client_ca) if ctx.options.speeltuin_client_ca else []
-        if not {"speeltuin_db", "speeltuin_public_url"} & updated or not ctx.options.speeltuin_db:
+            self.client_ca = _read_ca(ctx.options.speeltuin_client_ca, "speeltuin_client_ca") \
+                if ctx.options.speeltuin_client_ca else []
+        if not {"speeltuin_db", "speeltuin_public_url", "speeltuin_trusted_ca"} & updated or not ctx.options.speeltuin_db:
             return
+        trusted = _read_ca(ctx.options.speeltuin_trusted_ca, "speeltuin_trusted_ca") \
+            if ctx.options.speeltuin_trusted_ca else []
         url = ctx.options.speeltuin_db
         try:  # fail at the start, with a clear message, rather than in the writer at the first flow
             Store(url).close()
         except Exception as exc:
             raise exceptions.OptionsError(store_problem(url, exc)) from None
         self._stop_writer()
-        self.writer = Writer(url, ctx.options.speeltuin_public_url)
+        pem = b"".join(cert.public_bytes(Encoding.PEM) for cert in trusted) or None
+        self.writer = Writer(url, ctx.options.speeltuin_public_url, pem)
 
     async def request(self, flow: http.HTTPFlow) -> None:
         if flow.request.path.split("?", 1)[0] == PROXY_FLUSH_PATH:
@@ -162,8 +169,6 @@ def client_certificate_header(chain_pem: list[bytes], trusted: list) -> tuple[st
     import base64
     from datetime import datetime, timezone
 
-    from cryptography.hazmat.primitives.serialization import Encoding
-
     chain = [cert for pem in chain_pem for cert in load_certificates_pem(pem)]
     result = check_chain(chain, trusted, datetime.now(timezone.utc))
     if not result.ok or result.leaf is None:
@@ -173,13 +178,13 @@ def client_certificate_header(chain_pem: list[bytes], trusted: list) -> tuple[st
     return CLIENT_CERT_HEADER, base64.b64encode(result.leaf.public_bytes(Encoding.DER)).decode("ascii")
 
 
-def _read_ca(path: str) -> list:
+def _read_ca(path: str, option: str) -> list:
     try:
         found = load_certificates_pem(open(path, "rb").read())
     except OSError as exc:
-        raise exceptions.OptionsError(f"speeltuin_client_ca: cannot read {path}: {exc.strerror or exc}") from None
+        raise exceptions.OptionsError(f"{option}: cannot read {path}: {exc.strerror or exc}") from None
     if not found:
-        raise exceptions.OptionsError(f"speeltuin_client_ca: {path} holds no PEM certificate")
+        raise exceptions.OptionsError(f"{option}: {path} holds no PEM certificate")
     return found
 
 

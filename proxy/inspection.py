@@ -30,6 +30,7 @@ class FlowContext:
     purpose: Literal["pull", "notification"] | None = None
     # Remembers (iss, jti) across flows; True when the pair was seen before (a replay). Given by the addon.
     seen_jti: Callable[[str, str, float], bool] | None = None
+    trusted_ca_pem: bytes | None = None  # the test CA: assertions may carry an x5c chain to it
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,8 @@ def _token_request(flow: FlowRecord, context: FlowContext) -> list[Finding]:
         if form.get(key):
             result = check_assertion(form[key], kind=kind, audience=audience, jwks=context.caller_jwks,
                                      now=flow.started_at, expected_client_id=context.caller_client_id,
-                                     purpose=context.purpose if kind == "authorization" else None, location=key)
+                                     purpose=context.purpose if kind == "authorization" else None, location=key,
+                                     trusted_ca_pem=context.trusted_ca_pem)
             found += result.findings
             if context.seen_jti is not None:
                 found += check_jti_replay(result.claims, context.seen_jti, key)

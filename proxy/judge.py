@@ -64,9 +64,10 @@ def decoded(body: bytes, headers: Mapping[str, str]) -> bytes:
 class Judge:
     """Knows the sessions (from the store), the keys of the callers and the jtis seen; makes Exchanges."""
 
-    def __init__(self, store: Store, public_url: str) -> None:
+    def __init__(self, store: Store, public_url: str, trusted_ca_pem: bytes | None = None) -> None:
         self.store = store
         self.public_url = public_url.rstrip("/")
+        self.trusted_ca_pem = trusted_ca_pem
         self._sessions: dict[str, Session] = {}
         self._simulator_jwks: dict | None = None
         self._vendor_keys = JwksCache()
@@ -141,16 +142,16 @@ class Judge:
                                                      if calls_peer else (chain.peer_jwks, chain.peer_jwks_url))),
                 caller_client_id=session.config.vendor_client_id if calls_peer else session.config.own_client_id,
                 purpose=_token_purpose(session.simulator_role if calls_peer else session.vendor_role),
-                seen_jti=partial(self._seen_jti, session.id))
+                seen_jti=partial(self._seen_jti, session.id), trusted_ca_pem=self.trusted_ca_pem)
         if direction == FlowDirection.TO_SIMULATOR:
             return FlowContext(
                 token_url=f"{self.public_url}/s/{session.id}/token" if self.public_url else None,
                 caller_jwks=self._vendor_keys.keys_for(session), caller_client_id=session.config.vendor_client_id,
-                purpose=_token_purpose(session.simulator_role), seen_jti=partial(self._seen_jti, session.id))
+                purpose=_token_purpose(session.simulator_role), seen_jti=partial(self._seen_jti, session.id), trusted_ca_pem=self.trusted_ca_pem)
         return FlowContext(
             token_url=session.config.vendor_token_url, caller_jwks=self._own_jwks(),
             caller_client_id=session.config.own_client_id, purpose=_token_purpose(session.vendor_role),
-            seen_jti=partial(self._seen_jti, session.id))
+            seen_jti=partial(self._seen_jti, session.id), trusted_ca_pem=self.trusted_ca_pem)
 
     def _seen_jti(self, session_id: str, issuer: str, jti: str, expires_at: float) -> bool:
         """Whether this issuer used this jti before in this session (a replay: each session's AS keeps its own)."""

@@ -27,6 +27,7 @@ class ProxyPlan:
     database_url: str
     confdir: Path  # mitmproxy's own CA and settings, kept out of the user's home
     block_on_error: bool = False  # answer invalid requests instead of forwarding them
+    trusted_ca: Path | None = None  # the test CA: assertions may carry an x5c chain to it
 
 
 def mitmdump_executable() -> str:
@@ -40,7 +41,7 @@ def mitmdump_command(plan: ProxyPlan) -> list[str]:
         "--listen-host", plan.ports.host,
         "--mode", f"reverse:{plan.simulator_url}@{plan.ports.front_port}",
         "--mode", f"reverse:{plan.vendor_url}@{plan.ports.back_port}",
-        *_common(plan.confdir, plan.database_url, plan.ports.front_url, plan.simulator_url),
+        *_common(plan.confdir, plan.database_url, plan.ports.front_url, plan.simulator_url, plan.trusted_ca),
         *(["--set", "speeltuin_block_on_error=true"] if plan.block_on_error else []),
     ]
 
@@ -58,6 +59,7 @@ class ServicePlan:
     block_on_error: bool = False
     vendor_ca: Path | None = None  # the test CA: vendors' server certificates must chain to it
     client_certificate: Path | None = None  # PEM of the key and certificate the proxy presents to vendors (mTLS)
+    trusted_ca: Path | None = None
 
 
 def service_command(plan: ServicePlan) -> list[str]:
@@ -65,7 +67,7 @@ def service_command(plan: ServicePlan) -> list[str]:
         mitmdump_executable(), "-q",
         "--mode", f"reverse:{plan.simulator_url}@{_listen(plan.public_host)}:{plan.public_port}",
         "--mode", f"regular@127.0.0.1:{plan.forward_port}",
-        *_common(plan.confdir, plan.database_url, plan.public_url, plan.simulator_url),
+        *_common(plan.confdir, plan.database_url, plan.public_url, plan.simulator_url, plan.trusted_ca),
         *(["--set", "speeltuin_block_on_error=true"] if plan.block_on_error else []),
     ]
     if plan.certificate is not None:
@@ -92,6 +94,7 @@ class ChainPlan:
     database_url: str
     confdir: Path
     block_on_error: bool = False
+    trusted_ca: Path | None = None
 
 
 def chain_command(plan: ChainPlan) -> list[str]:
@@ -99,7 +102,7 @@ def chain_command(plan: ChainPlan) -> list[str]:
     if plan.forward_port is not None:
         modes.append(f"regular@{_listen(plan.host)}:{plan.forward_port}")
     return [mitmdump_executable(), "-q", *(arg for mode in modes for arg in ("--mode", mode)),
-            *_common(plan.confdir, plan.database_url, "", ""),
+            *_common(plan.confdir, plan.database_url, "", "", plan.trusted_ca),
             *(["--set", "speeltuin_block_on_error=true"] if plan.block_on_error else [])]
 
 
@@ -123,7 +126,8 @@ def _listen(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
-def _common(confdir: Path, database_url: str, public_url: str, simulator_url: str) -> list[str]:
+def _common(confdir: Path, database_url: str, public_url: str, simulator_url: str,
+            trusted_ca: Path | None) -> list[str]:
     return [
         "--set", f"confdir={confdir}",
         "--set", "termlog_verbosity=warn",
@@ -134,4 +138,5 @@ def _common(confdir: Path, database_url: str, public_url: str, simulator_url: st
         "--set", f"speeltuin_db={database_url}",
         "--set", f"speeltuin_public_url={public_url}",
         "--set", f"speeltuin_simulator={simulator_url}",
+        *(["--set", f"speeltuin_trusted_ca={trusted_ca}"] if trusted_ca else []),
     ]

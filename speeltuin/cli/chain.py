@@ -14,7 +14,7 @@ from typing import Any
 from speeltuin import defaults
 from speeltuin.cli.common import ExitCode, Subcommands, UserError, add_store_option, open_store, print_as, \
     read_json_file
-from speeltuin.cli.proxy import add_proxy_options, become, open_proxy_store
+from speeltuin.cli.proxy import add_proxy_options, become, open_proxy_store, trusted_ca
 
 ROLES = ("sender", "receiver")
 
@@ -70,7 +70,7 @@ def cmd_chain_proxy(args: argparse.Namespace) -> int:
     confdir = Path(args.confdir) if args.confdir else defaults.mitmproxy_confdir(args.instance_dir)
     plan = ChainPlan(host=args.host, reverse=tuple((port, upstream) for port, upstream, _ in reverse),
                      forward_port=args.forward_port, database_url=args.db, confdir=confdir.resolve(),
-                     block_on_error=args.block_on_error)
+                     block_on_error=args.block_on_error, trusted_ca=trusted_ca(args))
     for port, upstream, what in reverse:
         print(f"port {port} -> {upstream} ({what})", flush=True)
     if args.forward_port is not None:

@@ -22,10 +22,21 @@ def cmd_proxy(args: argparse.Namespace) -> int:
     confdir = Path(args.confdir) if args.confdir else defaults.mitmproxy_confdir(args.instance_dir)
     ports = ProxyPorts(args.front_port, args.back_port, args.host)
     plan = ProxyPlan(simulator_url=args.simulator, vendor_url=args.vendor, ports=ports, database_url=args.db,
-                     confdir=confdir.resolve(), block_on_error=args.block_on_error)
+                     confdir=confdir.resolve(), block_on_error=args.block_on_error,
+                     trusted_ca=trusted_ca(args))
     print(f"vendors reach the simulator at {ports.front_url}; the simulator reaches the vendor at {ports.back_url}",
           flush=True)
     become(mitmdump_command(plan))
+
+
+def trusted_ca(args: argparse.Namespace) -> Path | None:
+    """--trusted-ca, checked now: a file that is not there is a one-line error, not mitmdump's traceback."""
+    if not args.trusted_ca:
+        return None
+    path = Path(args.trusted_ca).resolve()
+    if not path.is_file():
+        raise UserError(f"--trusted-ca: no file {args.trusted_ca}")
+    return path
 
 
 def open_proxy_store(url: str) -> "Store":
@@ -68,3 +79,4 @@ def add_proxy_options(parser: argparse.ArgumentParser) -> None:
                         help="answer a token request, notification or cancellation that has errors in itself with an "
                              "OAuth error or an OperationOutcome (recorded), instead of forwarding it")
     parser.add_argument("--confdir", help="mitmproxy's settings (default: mitmproxy/ in the instance folder)")
+    parser.add_argument("--trusted-ca", help="PEM of the test CA: assertions may carry an x5c chain to it")

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from speeltuin import defaults
 from speeltuin.cli.common import ExitCode, Subcommands, UserError, check_can_listen, local_host, url_host
-from speeltuin.cli.proxy import add_proxy_options
+from speeltuin.cli.proxy import add_proxy_options, trusted_ca
 
 STARTUP_S = 60.0
 STOP_S = 20.0  # how long each process may take to stop before it is killed
@@ -49,7 +49,7 @@ def cmd_service(args: argparse.Namespace) -> int:
                            database_url=args.db, confdir=confdir, certificate=certificate,
                            block_on_error=args.block_on_error,
                            vendor_ca=Path(args.tls_ca).resolve() if args.tls_ca else None,
-                           client_certificate=certificate)
+                           client_certificate=certificate, trusted_ca=trusted_ca(args))
         serve = [sys.executable, "-m", "speeltuin.cli", "serve", "--host", "127.0.0.1", "--port",
                  str(simulator_port), "--db", args.db, "--public-url", public_url,
                  "--outbound-proxy", f"http://127.0.0.1:{forward_port}",
@@ -175,7 +175,6 @@ def register(sub: Subcommands) -> None:
                                           "(the certificate of --tls-cert is presented to them for mutual TLS); with --tls-cert, "
                                           "vendors' client certificates are checked against it for sessions with "
                                           "mtls")
-    service.add_argument("--trusted-ca", help="PEM of the test CA: assertions may carry an x5c chain to it")
     service.add_argument("--ura", default=defaults.OWN_URA, help="URA of the organisation the simulator plays")
     service.add_argument("--client-id", default=defaults.OWN_CLIENT_ID)
     service.add_argument("--name", default=defaults.SIMULATOR_NAME)

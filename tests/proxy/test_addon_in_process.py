@@ -155,3 +155,51 @@ def test_chain_routes_attribute_by_port_and_by_address_on_the_forward_listener()
     assert routes.find(flow(9100, "http://receiver.test:80", True)) is None  # it has a port: not by address
     assert routes.find(flow(9101, "https://sender.test:443", False)) is None  # no chain port
     assert routes.find(flow(9100, "http://sender.test:443", True)) is None  # another scheme
+
+
+def test_the_judge_checks_x5c_assertions_against_the_trusted_ca(store_url: str, tmp_path: Path) -> None:
+    """Like the simulator's AS with --trusted-ca: an x5c chain to the test CA is verified (no JWT-023 'not
+    checked'), one from another CA is an error (JWT-026)."""
+    import jwt as pyjwt
+    from cryptography.hazmat.primitives import serialization
+
+    from testdata.pki import init_ca, issue
+
+    ours, theirs = init_ca(tmp_path / "ours"), init_ca(tmp_path / "theirs")
+    token_url = f"http://127.0.0.1:8080/s/{SESSION}/token"
+
+    def flow(pki: Path) -> CapturedFlow:
+        issued = issue(pki, name="vendor", ura="12345678")
+        key = serialization.load_pem_private_key(issued.key_path.read_bytes(), password=None)
+        x5c = json.loads(issued.jwks_path.read_text())["keys"][0]["x5c"]
+        now = int(time.time())
+
+        def signed(sub: str, jti: str) -> str:
+            return pyjwt.encode({"iss": "v", "sub": sub, "aud": token_url, "iat": now, "exp": now + 60,
+                                 "jti": jti}, key, algorithm="ES256", headers={"typ": "JWT", "x5c": x5c})
+        form = (f"grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer&assertion={signed('12345678', 'a')}"
+                f"&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer"
+                f"&client_assertion={signed('v', 'c')}").encode()
+        return CapturedFlow("POST", token_url, f"/s/{SESSION}/token",
+                            {"Content-Type": "application/x-www-form-urlencoded"}, form, 400,
+                            {"Content-Type": "application/json"}, b'{"error": "invalid_grant"}', time.time(),
+                            time.time() + 0.01)
+
+    store = Store(store_url)
+    try:
+        trusting = Judge(store, "http://127.0.0.1:8080", ours.read_bytes())
+        rules = {f.rule for f in trusting.exchange(flow(tmp_path / "ours")).findings}
+        assert "JWT-023" not in rules and "JWT-026" not in rules, rules
+        assert "JWT-026" in {f.rule for f in trusting.exchange(flow(tmp_path / "theirs")).findings}
+        untrusting = Judge(store, "http://127.0.0.1:8080")
+        assert "JWT-023" in {f.rule for f in untrusting.exchange(flow(tmp_path / "ours")).findings}
+        assert theirs.exists()
+    finally:
+        store.close()
+
+
+def test_a_trusted_ca_file_that_is_not_there_is_an_options_error(store_url: str, tmp_path: Path) -> None:
+    recorder = addon_module.Recorder()
+    with taddons.context(recorder) as tctx:
+        with pytest.raises(exceptions.OptionsError, match="speeltuin_trusted_ca: cannot read"):
+            tctx.configure(recorder, speeltuin_db=store_url, speeltuin_trusted_ca=str(tmp_path / "missing.pem"))
