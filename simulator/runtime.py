@@ -37,13 +37,14 @@ class SimulatorConfig:
     faults: frozenset[str] = frozenset()  # misbehave on purpose (simulator.faults.FAULTS): the reference vendor
     outbound_proxy: str | None = None  # the validating proxy the calls to vendors go through (the service)
     outbound_proxy_ca: str | None = None  # its CA: with it, calls to https:// vendors go through the proxy too
+    vendor_ca: str | None = None  # what vendors' server certificates must chain to (default: the --tls-ca)
     # TLS ends at the validating proxy in front (the service): believe the client certificate it passes on
     # (records.CLIENT_CERT_HEADER). Only for a simulator that nobody but that proxy can reach.
     client_cert_from_proxy: bool = False
 
     @property
     def transport(self) -> Transport:
-        return Transport(self.tls, self.outbound_proxy, self.outbound_proxy_ca)
+        return Transport(self.tls, self.outbound_proxy, self.outbound_proxy_ca, self.vendor_ca)
 
     def has_fault(self, name: str) -> bool:
         return name in self.faults

@@ -1,11 +1,22 @@
-"""HTTP client for the simulator's own calls to the vendor (notify, token, pull)."""
+"""HTTP client for the simulator's own calls to the vendor (notify, token, pull).
+
+Over TLS the vendor's server certificate must chain to the CA the simulator trusts for vendors (`serve --vendor-ca`,
+else the test CA of `--tls-ca`, else the system's CAs), and, when that is a test CA, carry the session's vendor URA
+(SPEC §5.1): the connection is checked before anything is sent on it, so no BSN and no authorization base reach a
+server that is not the vendor's. A TLS failure names the setting that decides.
+"""
 from __future__ import annotations
 
+import ssl
 from dataclasses import dataclass
 
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPSConnection
+from urllib3.connectionpool import HTTPSConnectionPool
 
 from speeltuin.records import SESSION_HEADER, Session, TlsFiles
+from validators.rules.certificates import load_certificate, ura_from_certificate
 
 
 @dataclass(frozen=True)
@@ -16,6 +27,19 @@ class Transport:
     tls: TlsFiles | None = None
     proxy: str | None = None
     proxy_ca: str | None = None  # the proxy's own CA (PEM): it speaks TLS to us for https:// vendors, and verifies them
+    vendor_ca: str | None = None  # what vendors' server certificates must chain to (default: tls.ca)
+
+    @property
+    def trust(self) -> str | None:
+        """The CA bundle vendors' server certificates are checked against; None: the system's CAs."""
+        return self.vendor_ca or (str(self.tls.ca) if self.tls else None)
+
+    @property
+    def trust_setting(self) -> str:
+        """Where that trust comes from, for messages."""
+        if self.vendor_ca:
+            return f"--vendor-ca {self.vendor_ca}"
+        return f"--tls-ca {self.tls.ca}" if self.tls else "the system's CAs (give the test CA with --vendor-ca)"
 
 
 DIRECT = Transport()
@@ -39,8 +63,52 @@ def client_for(session: Session, transport: Transport = DIRECT) -> requests.Sess
     tls = transport.tls
     if session.config.mtls and tls is not None:
         http.cert = (str(tls.cert), str(tls.key))
-        http.verify = str(tls.ca)  # the vendor's server certificate must come from the test CA too
+    if transport.trust:  # a test CA: the server certificate must chain to it and name the session's vendor
+        http.verify = transport.trust
+        http.mount("https://", VendorCheck(session.config.vendor_ura, transport.trust_setting))
     return http
+
+
+def server_certificate_problem(der: bytes | None, vendor_ura: str) -> str | None:
+    """Why a server certificate is not the session's vendor's (SPEC §5.1: the URA in the UZI server certificate);
+    None when it is."""
+    cert = load_certificate(der) if der else None
+    if cert is None:
+        return "the server presented no certificate"
+    found = ura_from_certificate(cert)
+    if found != vendor_ura:
+        return (f"the server's certificate names URA {found or 'none'}, not the session's vendor {vendor_ura}: "
+                "nothing was sent to it")
+    return None
+
+
+class VendorCheck(HTTPAdapter):
+    """Checks each TLS connection to the vendor right after the handshake, before a request is written on it."""
+
+    def __init__(self, vendor_ura: str, trust_setting: str) -> None:
+        self.vendor_ura, self.trust_setting = vendor_ura, trust_setting
+        super().__init__()
+
+    def init_poolmanager(self, *args: object, **kwargs: object) -> None:
+        super().init_poolmanager(*args, **kwargs)  # type: ignore[arg-type]
+        vendor_ura, trust_setting = self.vendor_ura, self.trust_setting
+
+        class Connection(HTTPSConnection):
+            def connect(self) -> None:
+                try:
+                    super().connect()
+                except ssl.SSLError as exc:
+                    raise ssl.SSLError(f"{exc} (vendors' server certificates are checked against {trust_setting})"
+                                       ) from exc
+                problem = server_certificate_problem(self.sock.getpeercert(binary_form=True), vendor_ura)
+                if problem:
+                    self.close()
+                    raise ssl.SSLError(problem)
+
+        class Pool(HTTPSConnectionPool):
+            ConnectionCls = Connection
+
+        self.poolmanager.pool_classes_by_scheme = {**self.poolmanager.pool_classes_by_scheme, "https": Pool}
 
 
 def require(session: Session, key: str) -> str:

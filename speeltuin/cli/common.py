@@ -95,6 +95,21 @@ def tls_files(args: argparse.Namespace) -> TlsFiles | None:
     return files
 
 
+def add_vendor_ca_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--vendor-ca", metavar="PEM",
+                        help="what vendors' server certificates must chain to when the simulator calls an https:// "
+                             "vendor, with or without mutual TLS (default: the --tls-ca, else the system's CAs); with "
+                             "a test CA the certificate must also carry the session's vendor URA")
+
+
+def vendor_ca(args: argparse.Namespace) -> str | None:
+    if not args.vendor_ca:
+        return None
+    if not Path(args.vendor_ca).is_file():
+        raise UserError(f"--vendor-ca: no file {args.vendor_ca}")
+    return str(Path(args.vendor_ca).resolve())
+
+
 def check_can_listen(host: str, port: int) -> None:
     """A UserError now, rather than a server's own advice later, when the address is taken or not ours."""
     import socket

@@ -10,9 +10,11 @@ from speeltuin.cli.common import (
     UserError,
     add_store_option,
     add_tls_options,
+    add_vendor_ca_option,
     open_store,
     print_as,
     tls_files,
+    vendor_ca,
 )
 
 if TYPE_CHECKING:
@@ -62,7 +64,7 @@ def cmd_notify(args: argparse.Namespace) -> int:
         raise UserError("--period-days must be from 1 to 3650")
     try:
         result = notify(store, signer, PatientData(store), session, args.patient, period_days=args.period_days,
-                        workflow_task=args.workflow_task, transport=Transport(tls_files(args)))
+                        workflow_task=args.workflow_task, transport=Transport(tls_files(args), vendor_ca=vendor_ca(args)))
     except NotifyError as exc:
         raise UserError(str(exc)) from exc
     print_as(args, result, _delivery_text)
@@ -75,7 +77,7 @@ def cmd_cancel(args: argparse.Namespace) -> int:
 
     store, signer, session = _notifier_parts(args)
     try:
-        result = cancel(store, signer, session, args.notification, transport=Transport(tls_files(args)))
+        result = cancel(store, signer, session, args.notification, transport=Transport(tls_files(args), vendor_ca=vendor_ca(args)))
     except NotifyError as exc:
         raise UserError(str(exc)) from exc
     print_as(args, result, _delivery_text)
@@ -90,10 +92,12 @@ def register(sub: Subcommands) -> None:
     notify.add_argument("--workflow-task", action="store_true", help="offer a Workflow Task too (basedOn)")
     notify.add_argument("--period-days", type=int, default=365, help="availability period (default 365)")
     add_tls_options(notify)
+    add_vendor_ca_option(notify)
     notify.set_defaults(func=cmd_notify)
     cancel = sub.add_parser("cancel", help="cancel a notification the simulator sent")
     add_store_option(cancel, with_format=True)
     cancel.add_argument("--session", required=True)
     cancel.add_argument("--notification", required=True)
     add_tls_options(cancel)
+    add_vendor_ca_option(cancel)
     cancel.set_defaults(func=cmd_cancel)

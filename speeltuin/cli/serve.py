@@ -15,9 +15,11 @@ from speeltuin.cli.common import (
     UserError,
     add_store_option,
     add_tls_options,
+    add_vendor_ca_option,
     check_can_listen,
     tls_files,
     url_host,
+    vendor_ca,
 )
 
 if TYPE_CHECKING:
@@ -42,7 +44,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     config = SimulatorConfig(database_url=args.db, public_url=args.public_url, ura=args.ura,
                              client_id=args.client_id, name=args.name, faults=faults,
                              outbound_proxy=args.outbound_proxy, outbound_proxy_ca=args.outbound_proxy_ca,
-                             client_cert_from_proxy=args.client_cert_from_proxy)
+                             client_cert_from_proxy=args.client_cert_from_proxy,
+                             vendor_ca=vendor_ca(args))
     config.tls = tls_files(args)
     if args.trusted_ca:
         try:
@@ -153,6 +156,7 @@ def register(sub: Subcommands) -> None:
                             "and passes them on (as `speeltuin service` sets it); only when the simulator listens "
                             "where nothing else can reach it")
     serve.add_argument("--trusted-ca", help="PEM of the test CA: assertions may carry an x5c chain to it")
+    add_vendor_ca_option(serve)
     serve.add_argument("--fault", action="append", metavar="NAME",
                        help="misbehave on purpose in one way (repeatable), for the reference vendor; one of: "
                             + ", ".join(_fault_names()))
