@@ -22,11 +22,19 @@ from validators.rules.structure import _model, _xml_parser, check_structure, par
 CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus" / "nictiz-zib2017-examples"
 pytestmark = pytest.mark.skipif(not CORPUS.is_dir(), reason=f"corpus not found at {CORPUS}")
 
-# True positives: the example uses the zib value-set OID of LegalStatus as its Coding system, the
-# exact mistake SPEC §6.2 calls an error. The rule is right; the example is wrong.
+# True positives, the rule right and the example wrong:
+# - legalStatus uses the zib value-set OID of LegalStatus as its Coding system, the exact mistake SPEC §6.2
+#   calls an error;
+# - the pdfa DocumentReference/DocumentManifest examples put masterIdentifier after identifier; STU3 defines
+#   masterIdentifier first (hl7.org/fhir/STU3/documentreference-definitions.html), so the XML schema refuses
+#   them (SPEC §6.4: elements in the order of the STU3 definition).
 KNOWN_DEFECTS: dict[str, set[tuple[str, str]]] = {
     "nl-core-patient-legalStatus-01.xml": {("PROF-002", "Patient.extension[0].valueCodeableConcept.coding[0].system")},
+    "pdfa-DocumentManifest-01.xml": {("STRUCT-005", "DocumentManifest.masterIdentifier")},
+    "pdfa-DocumentReference-01.xml": {("STRUCT-005", "DocumentReference.masterIdentifier")},
+    "pdfa-DocumentReference-02.xml": {("STRUCT-005", "DocumentReference.masterIdentifier")},
 }
+XML_ONLY_RULES = {"STRUCT-005"}  # element order: JSON has none to judge
 BGZ_PROFILES = spec.PROFILE_TYPES
 
 
@@ -55,7 +63,8 @@ def test_every_file_is_read_and_judged() -> None:
 
 
 def test_structure_has_no_false_errors() -> None:
-    offenders = [(j.name, f) for j in judged() for f in j.findings if f.rule.startswith("STRUCT")]
+    offenders = [(j.name, f) for j in judged() for f in j.findings if f.rule.startswith("STRUCT")
+                 and (f.rule, f.location) not in KNOWN_DEFECTS.get(j.name, set())]
     assert not offenders, offenders
 
 
@@ -86,7 +95,7 @@ HANDFUL = ["nl-core-patient-01.xml", "zib-AllergyIntolerance-01.xml", "zib-Blood
 
 def judge(data: bytes) -> list[str]:
     parsed = parse_fhir(data)
-    return sorted(repr(f) for f in parsed.findings + check_resource(parsed.resource))
+    return sorted(repr(f) for f in parsed.findings + check_resource(parsed.resource) if f.rule not in XML_ONLY_RULES)
 
 
 @pytest.mark.parametrize("name", HANDFUL)

@@ -11,7 +11,18 @@ from validators.rules.document import check_binary, check_binary_resource, check
 
 from ._cases import check_case, fires, quiet
 
-PDF_BYTES = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<<>>\nendobj\ntrailer\n<<>>\n%%EOF\n"
+
+
+def minimal_pdf() -> bytes:
+    """The smallest complete PDF: header, one object, an xref table, trailer, startxref and %%EOF."""
+    head = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n"
+    catalog = b"1 0 obj\n<< /Type /Catalog >>\nendobj\n"
+    xref = len(head) + len(catalog)
+    return (head + catalog + b"xref\n0 2\n0000000000 65535 f \n%010d 00000 n \n" % len(head)
+            + b"trailer\n<< /Size 2 /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % xref)
+
+
+PDF_BYTES = minimal_pdf()
 
 
 def good_reference() -> dict:

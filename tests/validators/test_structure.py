@@ -157,9 +157,10 @@ def module_rules() -> set[str]:
 
 
 def test_every_rule_fires_and_stays_quiet() -> None:
-    assert module_rules() == {"STRUCT-001", "STRUCT-002", "STRUCT-003"}
-    assert module_rules() <= {c.rule for c in CASES if c.fires}
-    assert module_rules() <= {c.rule for c in CASES if not c.fires}
+    # STRUCT-004 (JSON key twice) and STRUCT-005 (XML element order) have their cases in test_serialisation
+    assert module_rules() == {"STRUCT-001", "STRUCT-002", "STRUCT-003", "STRUCT-004", "STRUCT-005"}
+    assert module_rules() - {"STRUCT-004", "STRUCT-005"} <= {c.rule for c in CASES if c.fires}
+    assert module_rules() - {"STRUCT-004", "STRUCT-005"} <= {c.rule for c in CASES if not c.fires}
 
 
 # --- reading ---------------------------------------------------------------------------------------

@@ -49,7 +49,45 @@ def _check_bytes(content_type: str | None, body: bytes, declared_type: str | Non
     if actual == PDF and not body.startswith(b"%PDF-"):
         findings.append(PDF_MAGIC.finding(f"body ({len(body)} bytes) starts with {body[:8]!r}; expected b'%PDF-'",
                                           body_location))
+    elif actual == PDF:
+        findings.extend(_check_pdf_complete(body, body_location))
     return findings
+
+
+_EOF_SLACK = 1024  # bytes of whitespace allowed after the last %%EOF (readers look this far back)
+_PDF_WHITESPACE = b" \t\r\n\f\x00"
+_STARTXREF = re.compile(rb"startxref[ \t\r\n\f\x00]+([0-9]{1,12})[ \t\r\n\f\x00]*\Z")
+_XREF_TABLE = re.compile(rb"(?:\A|[\r\n])[ \t]*xref[ \t]*[\r\n]")
+_XREF_STREAM = re.compile(rb"/Type[ \t\r\n\f\x00]*/XRef\b")
+
+PDF_INCOMPLETE = rule("DOC-013", "error", "PDF is not complete (no %%EOF at the end, no startxref, or no xref table "
+                      "or cross-reference stream)", "SPEC §6.4")
+
+
+@emits(PDF_INCOMPLETE)
+def _check_pdf_complete(body: bytes, location: str) -> list[Finding]:
+    """A file cut off in transfer, or bytes that only start like a PDF. Readers find the cross-reference data
+    through the `startxref` offset just before the final `%%EOF` (ISO 32000-1 §7.5.5); an offset that is a
+    little wrong they repair, so only cross-reference data missing altogether is reported."""
+    eof = body.rfind(b"%%EOF", max(0, len(body) - _EOF_SLACK - 5))
+    if eof < 0:
+        return [PDF_INCOMPLETE.finding(f"no %%EOF in the last {_EOF_SLACK} bytes of {len(body)} (it ends with "
+                                       f"{show(body[-24:])}); the file is cut off or not a PDF", location)]
+    if body[eof + 5:].strip(_PDF_WHITESPACE):
+        return [PDF_INCOMPLETE.finding(f"{show(body[eof + 5:].strip(_PDF_WHITESPACE))} after the final %%EOF; "
+                                       "only whitespace may follow it", location)]
+    match = _STARTXREF.search(body[max(0, eof - 64):eof])
+    if match is None or int(match.group(1)) >= eof:
+        seen = f"offset {match.group(1).decode()} lies beyond it" if match else "there is none"
+        return [PDF_INCOMPLETE.finding(f"no 'startxref <offset>' of the cross-reference data just before the "
+                                       f"final %%EOF ({seen})", location)]
+    at = body[int(match.group(1)):int(match.group(1)) + 4096]
+    if _XREF_TABLE.match(at) or _XREF_STREAM.search(at):  # where startxref points: no need to read the whole file
+        return []
+    if _XREF_TABLE.search(body) or _XREF_STREAM.search(body):
+        return []
+    return [PDF_INCOMPLETE.finding(f"no cross-reference data (neither an 'xref' table nor a /Type /XRef stream) "
+                                   f"in its {len(body)} bytes", location)]
 
 
 NOT_BINARY = rule("DOC-010", "error", "not a FHIR Binary resource", _REF)

@@ -10,7 +10,9 @@ from validators import spec
 from validators.evidence import show
 from validators.findings import Finding, Rule, emits, rule
 from validators.json_walk import dig
+from validators.query import read_relative_query
 from validators.rules.identifiers import check_bsn, check_identifier, check_identifier_system, check_ura
+from validators.rules.structure import is_resource_type
 from validators.task_reader import authorization_bases, identifier_pairs
 
 _REF = "SPEC §4"
@@ -282,6 +284,7 @@ def _check_inputs(task: dict, findings: list[Finding]) -> None:
             if not any(key.startswith("value") and key != "value" for key in item):
                 continue  # the value is already reported; judging its absence again would repeat the finding
         _check_input_value(kind, item, location, findings)
+        # Only a true value asks for the Workflow Task: one given only as extensions (data-absent-reason) does not.
         wants_workflow_task |= kind == spec.INPUT_GET_WORKFLOW_TASK and item.get("valueBoolean") is True
     if base_count != 1:
         findings.append(AUTH_BASE_COUNT.finding(f"saw {base_count} authorization-base inputs; expected "
@@ -307,7 +310,8 @@ def _check_input_value(kind: str | None, item: dict, location: str, findings: li
                                                     "the opaque authorization base", f"{location}.valueString"))
     elif kind == spec.INPUT_GET_WORKFLOW_TASK:
         value = item.get("valueBoolean")
-        if not isinstance(value, bool):
+        # A primitive with only extensions (FHIR ele-1, e.g. data-absent-reason) is present: it lacks nothing.
+        if not isinstance(value, bool) and not (value is None and _only_extensions(item, "valueBoolean")):
             findings.append(WORKFLOW_VALUE.finding(f"saw valueBoolean {show(value)}{_value_keys(item)}; expected "
                                                    "true or false", f"{location}.valueBoolean"))
     elif kind == spec.INPUT_READ_RESOURCE:
@@ -328,9 +332,15 @@ def _shape(value: object) -> str:
     return f"a string of {len(value)} characters" if isinstance(value, str) else f"JSON {type(value).__name__}"
 
 
+def _only_extensions(item: dict, key: str) -> bool:
+    """Whether primitive `key` is given as extensions alone (`_key` in FHIR JSON, an element without @value in XML)."""
+    extensions = dig(item, "_" + key, "extension")
+    return isinstance(extensions, list) and bool(extensions)
+
+
 def _value_keys(item: dict) -> str:
     """Evidence of which value[x] an input carries when the expected one is absent."""
-    keys = sorted(key for key in item if key.startswith("value"))
+    keys = sorted(key for key in item if key.lstrip("_").startswith("value"))
     return f" (value keys present: {', '.join(keys)})" if keys else " (no value[x])"
 
 
@@ -369,6 +379,7 @@ READ_REFERENCE = rule("NOTIF-029", "error", "read input valueReference is not a 
 def _check_reference(value: object, location: str, findings: list[Finding]) -> None:
     reference = dig(value, "reference")
     if isinstance(reference, str) and _RELATIVE_REF.fullmatch(reference):
+        _check_resource_type(reference.split("/", 1)[0], f"reference {show(reference, 100)}", location, findings)
         return
     findings.append(READ_REFERENCE.finding(f"saw reference {show(reference, 100)}; expected a relative 'Type/id'",
                                            location))
@@ -391,10 +402,27 @@ def _check_query(value: object, location: str, findings: list[Finding]) -> None:
         hint = " (no leading slash)" if value.startswith("/") else ""
         findings.append(SEARCH_QUERY.finding(f"saw {show(value, 100)}; expected 'Type', 'Type?params' or "
                                              f"'Type/$operation?params'{hint}", location))
+    else:
+        _check_resource_type(read_relative_query(value).resource_type, f"query {show(value, 100)}", location,
+                             findings)
     broken = [f"{value[m.start():m.start() + 3]!r} at {m.start()}" for m in _BROKEN_ESCAPE.finditer(value)]
     if broken:
         findings.append(PERCENT_ESCAPE.finding(f"broken percent-escape {', '.join(broken[:5])}; '%' must be "
                                                "followed by two hex digits (e.g. %7C)", location))
+
+
+QUERY_TYPE = rule("NOTIF-039", "error", "query or read input names a resource type FHIR STU3 does not define",
+                  "SPEC §4, §6.4")
+
+
+@emits(QUERY_TYPE)
+def _check_resource_type(name: str, what: str, location: str, findings: list[Finding]) -> None:
+    """The type of a well-formed query or reference (the form itself is NOTIF-029/NOTIF-030)."""
+    if is_resource_type(name):
+        return
+    hint = f" (did you mean {name[:-1]!r}?)" if name.endswith("s") and is_resource_type(name[:-1]) else ""
+    findings.append(QUERY_TYPE.finding(f"{what} names resource type {name!r}, which FHIR STU3 does not "
+                                       f"define{hint}", location))
 
 
 # --- cancellation (SPEC §3 step 8) -----------------------------------------------------------------
