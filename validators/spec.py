@@ -197,7 +197,7 @@ def encode_query(query: str) -> str:
 
 # Parameters that narrow to a patient or shape the answer, but do not tell which BgZ query was meant.
 _NEUTRAL_PARAMS = {"patient.identifier", "beneficiary.identifier", "subject.identifier", "patient", "subject",
-                   "_revinclude", "_format", "_count", "max"}
+                   "_revinclude", "_format", "_count", "_offset", "_sort", "max"}
 
 
 def find_query(asked: SearchQuery) -> BgzQuery | None:

@@ -201,6 +201,8 @@ def patients_import() -> Any:
         imported = parse_patients_json(body)
     except PatientImportError as exc:
         raise AdminError(400, str(exc)) from exc
+    except ValueError as exc:  # a value the reader let through and then could not read (letters "²"): bad input
+        raise AdminError(400, f"not a patient list this simulator can import: {exc}") from exc
     runtime().patients.import_patients(imported)
     return jsonify({"imported": [p.bsn for p in imported]}), 201
 

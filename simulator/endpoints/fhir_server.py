@@ -15,12 +15,12 @@ from simulator import faults, provocations
 from simulator.endpoints.bearer import authenticate, bearer_token
 from simulator.endpoints.http_errors import FhirError, fhir_response, invalid_token
 from simulator.fhir.format import JSON_CONTENT_TYPE, is_fhir_media, wanted_format
-from simulator.fhir.search import SearchError, read, search
+from simulator.fhir.search import SearchError, SearchResult, read, search, visible
 from simulator.lenient import latest_live_notification
 from simulator.runtime import Runtime, runtime
 from speeltuin.records import Notification, Role, Session
 from validators.spec import BSN_SYSTEM
-from validators.stu3 import FHIR_JSON, FHIR_XML, IGNORED_SEARCH_PARAMS
+from validators.stu3 import FHIR_JSON, FHIR_XML, IGNORED_SEARCH_PARAMS, REF_PARAMS
 
 fhir_server = Blueprint("fhir_server", __name__)
 
@@ -31,7 +31,9 @@ class ResourceTypeConverter(BaseConverter):
     """Matches a FHIR resource type name, so `metadata` and other lower-case paths are not types."""
 
     regex = "[A-Z][A-Za-z]{1,63}"
-# Parameters that name the patient explicitly (the BgZ MSZ query form of SPEC §6).
+# Parameters that name the patient explicitly (the BgZ MSZ query form of SPEC §6); a value without a system is
+# taken as a BSN here. Other chains on `.identifier` of a reference that may point at a Patient name the patient
+# when the value's system is the BSN's.
 _PATIENT_PARAMS = {"patient.identifier", "beneficiary.identifier", "subject.identifier"}
 
 
@@ -66,7 +68,9 @@ def read_resource(session_id: str, resource_type: str, resource_id: str) -> Resp
     if resource_type == "Task" and workflow and workflow.get("id") == resource_id:
         return _respond(rt, session, workflow)
     own = rt.patients.resources(notification.patient_bsn)
-    resource = read(own, resource_type, resource_id) or read(rt.patients.shared(), resource_type, resource_id)
+    # a shared resource only when it belongs to no other patient (SPEC §5.4)
+    resource = read(own, resource_type, resource_id) or visible(own, rt.patients.shared(), resource_type,
+                                                                resource_id)
     if resource is None:
         raise FhirError(404, f"{resource_type}/{resource_id} is not available to this token")
     if resource_type == "Binary" and _wants_raw():
@@ -90,7 +94,7 @@ def _search(session_id: str, resource_type: str, *, lastn: bool) -> Response:
         if rt.has_fault(session, faults.MALFORMED_QUERY_NOT_400):
             return _respond(rt, session, _searchset(rt, session, [], []))
         raise FhirError(400, str(exc)) from exc
-    return _respond(rt, session, _searchset(rt, session, result.matches, result.includes))
+    return _respond(rt, session, _searchset(rt, session, result.matches, result.includes, result))
 
 
 def _respond(rt: Runtime, session: Session, resource: dict[str, Any]) -> Response:
@@ -100,11 +104,21 @@ def _respond(rt: Runtime, session: Session, resource: dict[str, Any]) -> Respons
     return fhir_response(resource)
 
 
-def _searchset(rt: Runtime, session: Session, matches: list[dict], includes: list[dict]) -> dict[str, Any]:
+def _searchset(rt: Runtime, session: Session, matches: list[dict], includes: list[dict],
+               result: SearchResult | None = None) -> dict[str, Any]:
+    """The searchset: `total` counts every match; with `_count` the next/previous links carry `_offset` (stateless
+    paging: the same search with another offset), and the self link is the request as sent (SPEC §6.1)."""
     fhir_base = f"{rt.public_base()}/s/{session.id}/fhir"
     path = request.path.split("/fhir", 1)[1]
     query = request.query_string.decode("latin-1")
     self_url = fhir_base + path + (f"?{query}" if query else "")
+    links = [{"relation": "self", "url": self_url}]
+    if result is not None:
+        kept = [pair for pair in query.split("&") if pair and pair.split("=", 1)[0] != "_offset"]
+        for relation, offset in (("next", result.next_offset), ("previous", result.previous_offset)):
+            if offset is not None:
+                paged = "&".join(kept + [f"_offset={offset}"])
+                links.append({"relation": relation, "url": f"{fhir_base}{path}?{paged}"})
 
     def entry(resource: dict, mode: str) -> dict[str, Any]:
         return {"fullUrl": f"{fhir_base}/{resource['resourceType']}/{resource['id']}", "resource": resource,
@@ -113,8 +127,8 @@ def _searchset(rt: Runtime, session: Session, matches: list[dict], includes: lis
     return {
         "resourceType": "Bundle", "id": str(uuid.uuid4()),
         "meta": {"lastUpdated": datetime.now(timezone.utc).isoformat(timespec="seconds")},
-        "type": "searchset", "total": len(matches),
-        "link": [{"relation": "self", "url": self_url}],
+        "type": "searchset", "total": result.total if result is not None else len(matches),
+        "link": links,
         "entry": [entry(r, "match") for r in matches] + [entry(r, "include") for r in includes],
     }
 
@@ -164,11 +178,26 @@ def _lenient_notification(rt: Runtime, session: Session) -> Notification | None:
 def _other_patient(resource_type: str, params: list[tuple[str, str]], bsn: str) -> str | None:
     """The BSN a query names explicitly when it is not the token's patient."""
     for name, value in params:
-        if name in _PATIENT_PARAMS or (resource_type == "Patient" and name == "identifier"):
-            system, _, named = value.rpartition("|")
-            if system in ("", BSN_SYSTEM) and named and named != bsn:
+        implicit = name in _PATIENT_PARAMS or (resource_type == "Patient" and name == "identifier")
+        if not implicit and not _may_name_patient(resource_type, name):
+            continue
+        for alternative in value.split(","):
+            system, _, named = alternative.rpartition("|")
+            if (system == BSN_SYSTEM or (implicit and system == "")) and named and named != bsn:
                 return named
     return None
+
+
+def _may_name_patient(resource_type: str, name: str) -> bool:
+    """`ref[:Type].identifier` where the reference may point at a Patient (`patient:Patient.identifier` …)."""
+    base, dot, chained = name.partition(".")
+    if not dot or chained.split(":", 1)[0] != "identifier":
+        return False
+    code, _, type_modifier = base.partition(":")
+    ref = REF_PARAMS.get(resource_type, {}).get(code)
+    if ref is None or type_modifier not in ("", "Patient"):
+        return False
+    return "Patient" in ref.targets or "*" in ref.targets
 
 
 def _wants_raw() -> bool:

@@ -237,8 +237,16 @@ def test_includes_resolve_in_shared_only_matches_in_resources(full, shared):
     ("Observation?code=", "code"),
     ("Observation?code=a,,b", "code"),
     ("Observation?code=|", "code"),
-    ("Observation?code:text=bp", "code:text"),
-    ("Observation?subject.name=x", "subject.name"),
+    ("Observation?code:below=bp", "code:below"),
+    ("Observation?subject.foo=x", "subject.foo"),
+    ("Observation?subject.organization.name=x", "subject.organization.name"),
+    ("Observation?code.x=y", "code.x"),
+    ("Observation?date=yesterday", "date"),
+    ("Observation?value-quantity=5|kg", "value-quantity"),
+    ("Observation?_has:Provenance:target:agent=x", "_has:Provenance:target:agent"),
+    ("Observation?_summary=count", "_summary"),
+    ("Observation?_include:iterate=Observation:subject", "_include:iterate"),
+    ("Observation?subject:Medication.identifier=x", "subject:Medication.identifier"),
     ("Condition?_include=Condition:nope", "_include"),
     ("Condition?_include=Observation:subject", "_include"),
     ("Coverage?_include=Coverage:payor:Device", "_include"),
@@ -262,8 +270,9 @@ def test_unsupported_type_and_lastn_elsewhere(full, shared):
         search(full, shared, "Condition", [], lastn=True)
 
 
-def test_count_and_format_are_accepted(full, shared):
-    assert len(run(full, shared, "Condition?_count=1&_format=json").matches) == 2
+def test_count_pages_and_format_is_accepted(full, shared):
+    result = run(full, shared, "Condition?_count=1&_format=json")
+    assert len(result.matches) == 1 and result.total == 2 and result.next_offset == 1
 
 
 # --- read --------------------------------------------------------------------------------------

@@ -186,7 +186,13 @@ CASES = [
     quiet("BUNDLE-013", "absent", with_(lambda b: b.pop("total"))),
     quiet("BUNDLE-013", "larger-with-next", with_(lambda b: (b.update(total=40), b["link"].append(
           {"relation": "next", "url": BASE + "/Patient?page=2"})))),
+    quiet("BUNDLE-013", "last-page-with-previous", with_(lambda b: (b.update(total=40), b["link"].append(
+          {"relation": "previous", "url": BASE + "/Patient?_count=1&_offset=38"})))),
+    quiet("BUNDLE-013", "last-page-self-offset", with_(lambda b: (b.update(total=40), b["link"].__setitem__(
+          0, {"relation": "self", "url": b["link"][0]["url"] + "&_offset=39"})))),
     fires("BUNDLE-013", "larger-without-next", with_(lambda b: b.update(total=5))),
+    fires("BUNDLE-013", "larger-offset-zero", with_(lambda b: (b.update(total=5), b["link"].__setitem__(
+          0, {"relation": "self", "url": b["link"][0]["url"] + "&_offset=0"})))),
     fires("BUNDLE-013", "counts-includes", with_(lambda b: b.update(total=2))),
     fires("BUNDLE-013", "smaller-with-next", with_(lambda b: (b.update(total=0), b["link"].append(
           {"relation": "next", "url": BASE + "/Patient?page=2"})))),
