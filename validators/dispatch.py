@@ -12,6 +12,7 @@ from typing import Any, Mapping
 
 from validators import safe_json, spec
 from validators.findings import Finding
+from validators.json_walk import dig
 from validators.query import read_search_url
 from validators.rules.bgz_profiles import check_query_result, check_resource
 from validators.rules.bundle import check_searchset
@@ -112,10 +113,12 @@ def _read_fhir(data: bytes) -> Any:
 def _fhir_kind(resource: dict) -> str:
     resource_type = resource.get("resourceType")
     if resource_type == "Task":
-        codes = {(c.get("system"), c.get("code")) for c in (resource.get("code") or {}).get("coding", [])
-                 if isinstance(c, dict)}
-        profiles = (resource.get("meta") or {}).get("profile") or []
-        if spec.WORKFLOW_TASK_PROFILE in profiles or (spec.SNOMED, spec.WORKFLOW_TASK_CODE["code"]) in codes:
+        # Read leniently: a file may hold any JSON where code.coding and meta.profile belong (the rules report it)
+        codings, profiles = dig(resource, "code", "coding"), dig(resource, "meta", "profile")
+        workflow_code = any(isinstance(c, dict) and c.get("system") == spec.SNOMED
+                            and c.get("code") == spec.WORKFLOW_TASK_CODE["code"]
+                            for c in (codings if isinstance(codings, list) else []))
+        if workflow_code or (isinstance(profiles, list) and spec.WORKFLOW_TASK_PROFILE in profiles):
             return "workflow-task"
         return "cancel" if resource.get("status") == "cancelled" else "notification"
     if resource_type == "Bundle":
@@ -126,14 +129,15 @@ def _fhir_kind(resource: dict) -> str:
 
 
 def _bundle(bundle: dict) -> list[Finding]:
-    self_url = next((link.get("url") for link in bundle.get("link", []) if isinstance(link, dict)
+    links, entries = bundle.get("link"), bundle.get("entry")
+    self_url = next((link.get("url") for link in (links if isinstance(links, list) else []) if isinstance(link, dict)
                      and link.get("relation") == "self" and isinstance(link.get("url"), str)), None)
     asked = read_search_url(self_url) if self_url else None
     query = spec.find_query(asked) if asked else None
     found = check_searchset(bundle, expected_profiles=query.profiles if query else ())
     if query is not None and query.profiles:
         return found + check_query_result(bundle, query)
-    for index, entry in enumerate(bundle.get("entry", []) or []):
+    for index, entry in enumerate(entries if isinstance(entries, list) else []):
         if isinstance(entry, dict) and isinstance(entry.get("resource"), dict):
             found += check_resource(entry["resource"], location=f"Bundle.entry[{index}].resource")
     return found

@@ -411,3 +411,13 @@ CASES = PRIMITIVE_CASES + DUPLICATE_CASES + ORDER_CASES + FORM_CASES + QUERY_TYP
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_case(case: Case) -> None:
     check_case(case)
+
+
+@pytest.mark.parametrize("depth", [150, 3000])
+def test_json_nested_deeper_than_any_fhir_is_refused_as_malformed(depth: int) -> None:
+    from validators.rules.structure import FhirParseError, parse_fhir
+
+    doc = '{"resourceType": "Patient", "extension": ' + "[" * depth + "]" * depth + "}"
+    with pytest.raises(FhirParseError, match="nested too deep"):
+        parse_fhir(doc.encode())
+    assert parse_fhir(('{"resourceType": "Patient", "extension": ' + "[" * 50 + "]" * 50 + "}").encode())

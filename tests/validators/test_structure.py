@@ -247,9 +247,11 @@ def test_deep_nesting_is_reported_not_raised() -> None:
     for _ in range(450):  # two JSON levels each: just inside what json.loads accepts
         deep = {"url": "http://example.invalid/nested", "extension": [deep]}
     resource = changed(extension=[deep])
-    for findings in (check_structure(resource), parse_fhir(json.dumps(resource).encode()).findings):
-        assert [(f.rule, f.location) for f in findings] == [("STRUCT-001", "Patient")]
-        assert "too deeply nested" in findings[0].message
+    findings = check_structure(resource)
+    assert [(f.rule, f.location) for f in findings] == [("STRUCT-001", "Patient")]
+    assert "too deeply nested" in findings[0].message
+    with pytest.raises(FhirParseError, match="nested too deep"):  # read from bytes: refused before any walk
+        parse_fhir(json.dumps(resource).encode())
     deep_xml = xml('<extension url="u">' * 300 + '<valueString value="x"/>' + "</extension>" * 300)
     try:
         assert isinstance(parse_fhir(deep_xml).findings, list)

@@ -95,7 +95,7 @@ def test_a_case_manager_notifies_the_vendor_and_cancels(tab: Any, env: Env) -> N
     bsn_field = tab.get_by_label("Or type a BSN")
     expect(bsn_field).to_have_attribute("aria-invalid", "true")
     expect(tab.locator("#notify-bsn-error")).to_contain_text("A BSN is 9 digits")
-    assert tab.evaluate("document.activeElement.id") == "notify-bsn"  # the field to correct has the focus
+    expect(bsn_field).to_be_focused()  # the field to correct has the focus (set after the swap: waited for)
     # one failing the 11-check would be sent as typed, but the simulator has no patient with it
     send_notification(tab, patient="", bsn="999999245")
     expect(tab.locator("#notify-bsn-error")).to_contain_text("fails the 11-check")
@@ -114,7 +114,7 @@ def test_a_case_manager_notifies_the_vendor_and_cancels(tab: Any, env: Env) -> N
     expect(tab.locator(f"#exchange-{number}")).to_contain_text("notification", timeout=8_000)
     expect(tab.locator(f"#exchange-{number}")).to_contain_text("to-vendor")
     assert tab.evaluate("window.notReloaded") is True  # htmx: no page load
-    assert tab.evaluate("document.activeElement.id") == "act-result"  # the outcome has the focus
+    expect(tab.locator("#act-result")).to_be_focused()  # the outcome has the focus
     rows = tab.locator("#sent-notifications tbody tr")
     expect(rows).to_have_count(1)
     expect(rows.first).to_contain_text("201")

@@ -30,6 +30,7 @@ from typing import Any, Callable, Literal
 from lxml import etree
 from pydantic import ValidationError
 
+from validators import safe_json
 from validators.evidence import show
 from validators.findings import Finding, emits, rule
 from validators.stu3 import XML_NAMESPACE
@@ -309,7 +310,14 @@ def _read_json(data: bytes, prefix: str) -> tuple[dict, list[Finding]]:
         raise FhirParseError(f"{prefix}JSON is not UTF-8 ({e.reason} at byte {e.start})") from None
     except json.JSONDecodeError as e:
         raise FhirParseError(f"{prefix}not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
-    except (ValueError, RecursionError) as e:
+    except RecursionError:
+        raise FhirParseError(f"{prefix}not valid JSON: nested too deep") from None
+    except ValueError as e:
+        raise FhirParseError(f"{prefix}not valid JSON: {e}") from None
+    try:  # deep enough to parse may still be too deep for every walk over it afterwards
+        if safe_json.might_be_deep(data):
+            safe_json.check_depth(value)
+    except safe_json.JsonTooDeep as e:
         raise FhirParseError(f"{prefix}not valid JSON: {e}") from None
     if not isinstance(value, dict):
         raise FhirParseError(f"{prefix}JSON {type(value).__name__} is not a FHIR resource; expected an object "
