@@ -16,10 +16,11 @@ from simulator.endpoints.notification_endpoint import notification_endpoint
 from simulator.faults import check_faults
 from simulator.fhir.format import UnsupportedFormat
 from simulator.fhir.patient_data import PatientData
+from simulator.http_server import endpoint_format
 from simulator.mtls import client_certificate_problem
 from simulator.outbound.puller import recover_interrupted_pulls
 from simulator.runtime import EXTENSION, Runtime, SimulatorConfig, runtime
-from simulator.web import TEMPLATE_DIR, error_page, init_web, is_web_path
+from simulator.web import TEMPLATE_DIR, error_page, init_web
 from speeltuin.keys import Signer
 from speeltuin.store import Store
 from validators import safe_json
@@ -90,11 +91,12 @@ def create_app(config: SimulatorConfig) -> Flask:
     def http_error(exc: HTTPException) -> Any:
         # Client mistakes get the error format of the endpoint they called: a page only in the web UI (/ui).
         message = exc.description or exc.name
-        if is_web_path(request.path):  # the web UI answers with a page
+        kind = endpoint_format(request.path)
+        if kind == "page":  # the web UI answers with a page
             return error_page(exc)
-        if request.path.startswith("/api/"):
+        if kind == "api":
             return {"error": message}, exc.code
-        if request.path.endswith("/token"):
+        if kind == "oauth":
             return oauth_error("invalid_request", message, status=exc.code)
         return operation_outcome(exc.code or 400, message)
 
@@ -102,11 +104,12 @@ def create_app(config: SimulatorConfig) -> Flask:
     def unexpected(exc: Exception) -> Any:
         app.logger.exception("unexpected error on %s %s", request.method, request.path)
         said = f"internal error: {type(exc).__name__}"
-        if is_web_path(request.path):
+        kind = endpoint_format(request.path)
+        if kind == "page":
             return error_page(InternalServerError())
-        if request.path.startswith("/api/"):
+        if kind == "api":
             return {"error": said}, 500
-        if request.path.endswith("/token"):  # RFC 6749 §5.2 has a code for it
+        if kind == "oauth":  # RFC 6749 §5.2 has a code for it
             return oauth_error("server_error", said, status=500)
         return operation_outcome(500, said)
 

@@ -9,9 +9,9 @@ from typing import Iterator
 
 import pytest
 import requests
-from werkzeug.serving import make_server
 
 from simulator.app import create_app
+from simulator.http_server import simulator_server
 from simulator.mtls import server_context
 from simulator.runtime import SimulatorConfig
 from speeltuin import defaults
@@ -68,7 +68,7 @@ def start_live_node(database_url: str, *, ura: str, client_id: str, name: str,
                     tls: TlsFiles | None = None) -> tuple[LiveNode, object]:
     config = SimulatorConfig(database_url=database_url, ura=ura, client_id=client_id, name=name, tls=tls)
     app = create_app(config)
-    server = make_server("127.0.0.1", 0, app, threaded=True, ssl_context=server_context(tls) if tls else None)
+    server = simulator_server("127.0.0.1", 0, app, ssl_context=server_context(tls) if tls else None)
     url = f"{'https' if tls else 'http'}://127.0.0.1:{server.port}"
     config.public_url = url
     threading.Thread(target=server.serve_forever, daemon=True).start()

@@ -1,8 +1,10 @@
 """`speeltuin serve --workers N`: the simulator under gunicorn (the production server of the shared service): real
-worker processes answer, the per-request access log stays off, SIGTERM stops them all, and TLS is refused with a
-clear message (gunicorn serves plain HTTP behind the proxy)."""
+worker processes answer, the per-request access log stays off, requests gunicorn cannot parse are answered in the
+endpoint's format, SIGTERM stops them all, and TLS is refused with a clear message (gunicorn serves plain HTTP behind
+the proxy)."""
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -14,6 +16,7 @@ import requests
 
 from scenarios.stack import accepts_tcp, free_port
 from speeltuin.defaults import sqlite_url
+from tests.simulator.test_unparsed_requests import raw_exchange
 from tests.test_cli_service import _processes_naming
 
 ADMIN = "gunicorn-admin-key-0123456789"
@@ -41,6 +44,16 @@ def test_serve_with_workers_answers_from_several_processes_without_an_access_log
             shown = client.get(f"http://127.0.0.1:{port}/api/sessions/g-1", headers={"X-Admin-Key": ADMIN},
                                timeout=30)
             assert shown.status_code == 200, shown.text
+        # what gunicorn refuses before the app runs is answered in the endpoint's format, not as an HTML page
+        # (gunicorn gives no path with a request line over 8 kB or a broken header: FHIR's format, the most common)
+        status, headers, body = raw_exchange(port, f"GET /s/any/token?{'a' * 9000} HTTP/1.1\r\n\r\n".encode())
+        assert (status, json.loads(body)["resourceType"]) == (414, "OperationOutcome"), body
+        status, headers, body = raw_exchange(port, b"GET /s/any/fhir/Patient HTTP/1.1\r\nX-Big: "
+                                             + b"b" * 70_000 + b"\r\n\r\n")
+        assert status == 431 and json.loads(body)["resourceType"] == "OperationOutcome", body
+        assert headers["content-type"].startswith("application/fhir+json")
+        status, headers, body = raw_exchange(port, b"GET /s/any/fhir/Patient HTTP/1.1\r\nBad Header\r\n\r\n")
+        assert status == 400 and json.loads(body)["resourceType"] == "OperationOutcome", body
         workers = [pid for pid in _processes_naming(str(db)) if pid != process.pid]
         assert len(workers) >= 2, workers  # the gunicorn master's children
         assert "GET /api/sessions/g-1" not in log.read_text()  # no line per request

@@ -28,10 +28,9 @@ if TYPE_CHECKING:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from sqlalchemy.exc import SQLAlchemyError
-    from werkzeug.serving import make_server
-
     from simulator.app import create_app
     from simulator.faults import UnknownFault, check_faults
+    from simulator.http_server import simulator_server
     from simulator.mtls import server_context
     from simulator.runtime import SimulatorConfig
     from speeltuin.store import PUBLIC_URL_SETTING
@@ -63,7 +62,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                         "a reverse proxy), or leave --workers out to serve HTTPS with --tls-cert")
     check_can_listen(args.host, args.port)  # werkzeug would print its own advice and exit instead
     context = server_context(config.tls) if config.tls else None
-    server = None if args.workers else make_server(args.host, args.port, app, threaded=True, ssl_context=context)
+    server = None if args.workers else simulator_server(args.host, args.port, app, ssl_context=context)
     port = server.port if server else args.port
     signal.signal(signal.SIGTERM, _interrupt)  # stop like Ctrl-C: finish cleanly, keep what was stored
     scheme = "https" if context else "http"
@@ -100,11 +99,15 @@ def _run_gunicorn(config: "SimulatorConfig", host: str, port: int, *, workers: i
     from gunicorn.app.base import BaseApplication
 
     from simulator.app import create_app
+    from simulator.http_server import WORKER_CLASS
 
     class Simulator(BaseApplication):  # type: ignore[misc]  # gunicorn has no type hints
         def load_config(self) -> None:
             for name, value in {"bind": f"[{host}]:{port}" if ":" in host else f"{host}:{port}", "workers": workers,
-                                "worker_class": "gthread", "threads": threads, "accesslog": None, "errorlog": "-",
+                                "worker_class": WORKER_CLASS, "threads": threads,
+                                # gunicorn's longest request line (werkzeug's is 64 kB); header lines as werkzeug's
+                                "limit_request_line": 8190, "limit_request_field_size": 65536,
+                                "accesslog": None, "errorlog": "-",
                                 "loglevel": "warning", "timeout": 120, "graceful_timeout": 20,
                                 # each answer closes its connection, as the single-process server's do: the proxy in
                                 # front then holds no idle client connection open that a stop would cut short
