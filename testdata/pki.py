@@ -11,6 +11,7 @@ import base64
 import ipaddress
 import json
 import os
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -68,6 +69,9 @@ def init_ca(directory: Path, *, name: str | None = None, days: int = 3650) -> Pa
     return directory / CA_CERT
 
 
+_HOST_NAME = re.compile(r"(\*\.)?([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+
+
 def issue(directory: Path, *, name: str, ura: str, uzi_number: str = "900000001", agb: str = "00000000",
           hosts: tuple[str, ...] = ("localhost", "127.0.0.1"), days: int = 825) -> Issued:
     """Key, certificate (signed by the test CA) and JWKS for one system of the organisation `ura`."""
@@ -86,6 +90,9 @@ def issue(directory: Path, *, name: str, ura: str, uzi_number: str = "900000001"
         try:
             alt_names.append(x509.IPAddress(ipaddress.ip_address(host)))
         except ValueError:
+            if not _HOST_NAME.fullmatch(host):
+                raise PkiError(f"host must be a DNS name (letters, digits, '-', dots; '*.' first for a wildcard) or "
+                               f"an IP address, got {host!r}") from None
             alt_names.append(x509.DNSName(host))
     now = datetime.now(timezone.utc)
     cert = (x509.CertificateBuilder()

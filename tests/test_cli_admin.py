@@ -102,6 +102,17 @@ def test_patients_and_pki(tmp_path) -> None:
     assert speeltuin("pki", "init", "--dir", str(pki)).returncode == 0
     issued = speeltuin("pki", "issue", "--dir", str(pki), "--name", "vendor", "--ura", "12345678")
     assert issued.returncode == 0 and (pki / "vendor.jwks.json").exists()
+    served = speeltuin("pki", "issue", "--dir", str(pki), "--name", "gtk", "--ura", "12345678",
+                       "--host", "gtk.acme.test", "--host", "10.0.0.7")
+    assert served.returncode == 0, served.stderr
+    from cryptography import x509
+
+    names = x509.load_pem_x509_certificate((pki / "gtk.cert.pem").read_bytes()).extensions.get_extension_for_class(
+        x509.SubjectAlternativeName).value
+    assert names.get_values_for_type(x509.DNSName) == ["gtk.acme.test"]
+    assert [str(ip) for ip in names.get_values_for_type(x509.IPAddress)] == ["10.0.0.7"]
+    bad_host = speeltuin("pki", "issue", "--dir", str(pki), "--name", "x", "--ura", "12345678", "--host", "a b")
+    assert bad_host.returncode == 2 and "host must be a DNS name" in bad_host.stderr and "Traceback" not in bad_host.stderr
     again = speeltuin("pki", "init", "--dir", str(pki))
     assert again.returncode == 2 and "already holds a test CA" in again.stderr
     # a session whose keys come from the issued certificate

@@ -26,7 +26,8 @@ def cmd_pki_issue(args: argparse.Namespace) -> int:
     from testdata.pki import PkiError, issue
 
     try:
-        issued = issue(_pki_dir(args), name=args.name, ura=args.ura, uzi_number=args.uzi, agb=args.agb)
+        issued = issue(_pki_dir(args), name=args.name, ura=args.ura, uzi_number=args.uzi, agb=args.agb,
+                       hosts=tuple(args.host or ("localhost", "127.0.0.1")))
     except PkiError as exc:
         raise UserError(str(exc)) from exc
     print(f"key: {issued.key_path}\ncertificate: {issued.cert_path}\njwks: {issued.jwks_path}")
@@ -48,4 +49,7 @@ def register(sub: Subcommands) -> None:
     issue_cmd.add_argument("--ura", required=True)
     issue_cmd.add_argument("--uzi", default="900000001", help="UZI server number")
     issue_cmd.add_argument("--agb", default="00000000")
+    issue_cmd.add_argument("--host", action="append", metavar="NAME_OR_IP",
+                           help="a host name or IP address the certificate serves HTTPS for (repeat for more; "
+                                "default: localhost and 127.0.0.1)")
     issue_cmd.set_defaults(func=cmd_pki_issue)
