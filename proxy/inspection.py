@@ -58,11 +58,7 @@ def request_errors(tag: str, method: str, url: str, headers: Mapping[str, str], 
     if tag == "token-request":
         found = check_token_request(body, header(headers, "Content-Type"))[0]
     elif tag in ("notification", "cancellation"):
-        task = _resource(body)
-        if task is None:
-            return []  # no Task to judge: the endpoint answers that itself
-        found = check_notification_task(task) if tag == "notification" else \
-            check_cancellation_task(task) + check_cancellation_request(url, task, method=method)
+        found = _task_findings(tag, method, url, body)
     else:
         return []
     return [f for f in found if f.severity == "error"]
@@ -100,11 +96,19 @@ def _fhir_request(flow: FlowRecord) -> list[Finding]:
     return found
 
 
+def _task_findings(tag: str, method: str, url: str, body: bytes) -> list[Finding]:
+    """A notification's or cancellation's Task, JSON or XML, judged as the notification endpoint judges it: what
+    reading it found (a JSON key twice, XML out of the STU3 order, ...) and the Task rules over what was read."""
+    task, read = _read(body)
+    if task is None:
+        return []  # no Task to judge: the endpoint answers that itself
+    if tag == "notification":
+        return read + check_notification_task(task)
+    return read + check_cancellation_task(task) + check_cancellation_request(url, task, method=method)
+
+
 def _notification(flow: FlowRecord, _context: FlowContext) -> list[Finding]:
-    found = _fhir_request(flow)
-    task = _resource(flow.request_body)
-    if task is not None:
-        found += check_notification_task(task)
+    found = _fhir_request(flow) + _task_findings(flow.tag, flow.method, flow.url, flow.request_body)
     found += check_fhir_response(flow.status or 0, flow.response_headers, flow.response_body)
     if (flow.status or 0) < 400:
         found += check_created(flow.status or 0, flow.response_headers)
@@ -112,10 +116,7 @@ def _notification(flow: FlowRecord, _context: FlowContext) -> list[Finding]:
 
 
 def _cancellation(flow: FlowRecord, _context: FlowContext) -> list[Finding]:
-    found = _fhir_request(flow)
-    task = _resource(flow.request_body)
-    if task is not None:
-        found += check_cancellation_task(task) + check_cancellation_request(flow.url, task, method=flow.method)
+    found = _fhir_request(flow) + _task_findings(flow.tag, flow.method, flow.url, flow.request_body)
     return found + check_fhir_response(flow.status or 0, flow.response_headers, flow.response_body)
 
 
@@ -146,15 +147,21 @@ def _binary(flow: FlowRecord, context: FlowContext) -> list[Finding]:
 
 def _resource(body: bytes) -> Any:
     """The FHIR resource in a body, JSON or XML (read safely); None when there is none to judge."""
+    return _read(body)[0]
+
+
+def _read(body: bytes) -> tuple[Any, list[Finding]]:
+    """`_resource` and what the one FHIR reader found in reading it (none for JSON that is not FHIR)."""
     if not body:
-        return None
+        return None, []
     try:
-        return parse_fhir(body, structure=False).resource
+        parsed = parse_fhir(body, structure=False)
     except FhirParseError:
         try:
-            return safe_json.loads(body)  # not FHIR, but JSON the rules can still report on
+            return safe_json.loads(body), []  # not FHIR, but JSON the rules can still report on
         except (ValueError, UnicodeDecodeError):
-            return None
+            return None, []
+    return parsed.resource, parsed.findings
 
 
 _CHECKS = {"token-request": _token_request, "notification": _notification, "cancellation": _cancellation,

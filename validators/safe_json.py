@@ -41,11 +41,17 @@ def loads(data: str | bytes | bytearray, *, max_depth: int = MAX_DEPTH,
         value = json.loads(data, object_pairs_hook=object_pairs_hook)
     except RecursionError:
         raise JsonTooDeep(f"JSON nested too deep (more than {max_depth} levels)") from None
+    check_decoded(data, value, max_depth)
+    return value
+
+
+def check_decoded(data: str | bytes | bytearray, value: Any, max_depth: int = MAX_DEPTH) -> None:
+    """The checks `loads` makes after json has read `data` into `value`, for readers with hooks of their own:
+    JsonTooDeep or JsonLoneSurrogate (ValueErrors). Cheap when the text cannot hold either."""
     if isinstance(value, (dict, list)) and might_be_deep(data, max_depth):
         check_depth(value, max_depth)
     if _might_hold_surrogates(data):
         check_surrogates(value)
-    return value
 
 
 def check_surrogates(value: Any) -> None:

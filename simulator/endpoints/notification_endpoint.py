@@ -11,6 +11,7 @@ from flask import Blueprint, Response, current_app, request
 from simulator import faults
 from simulator.endpoints.bearer import authenticate, bearer_token
 from simulator.endpoints.http_errors import FhirError, fhir_response
+from simulator.fhir.format import FHIR_BODY_MEDIA, answer_by_default, body_format, wanted_format
 from simulator.outbound.puller import WORKER, pull
 from simulator.runtime import Runtime, runtime
 from speeltuin.records import Notification, NotificationOrigin, PullStatus, Role, Session, new_id
@@ -18,14 +19,24 @@ from validators import safe_json, spec
 from validators.findings import Finding, errors
 from validators.json_walk import dig
 from validators.rules.notification import END_PAST, NOT_TASK, check_notification_task, parse_datetime_tz
+from validators.rules.structure import parse_fhir
 from validators.rules.token_request import check_pull_grant
-from validators.stu3 import FHIR_JSON
 from validators.task_reader import authorization_bases, identifier_pairs, identifier_value
 
 notification_endpoint = Blueprint("notification_endpoint", __name__)
 # [choice] The longest opaque Task value (authorization base, identifiers) a receiver keeps: it must send the value
 # back exactly, so a longer one is refused, never cut short (the store indexes it; PostgreSQL's index rows are small).
 MAX_OPAQUE = 2048
+
+
+@notification_endpoint.before_request
+def negotiate() -> None:
+    """Every answer, errors included, comes in the format asked, else in the one the Task was sent in (FHIR JSON or
+    XML); an unsupported `_format` is answered 406 before any work is done."""
+    sent = body_format(request.mimetype)
+    if sent is not None:
+        answer_by_default(sent)
+    wanted_format()
 
 
 @notification_endpoint.post("/s/<session_id>/notify/Task")
@@ -36,7 +47,7 @@ def create_task(session_id: str) -> Response:
     location = f"{rt.public_base()}/s/{session.id}/notify/Task/{notification.id}"
     if rt.config.auto_pull:
         _start_pull(rt, session, notification)
-    return fhir_response(notification.task, 201, {"Location": location})
+    return _answer(notification.task, 201, {"Location": location})
 
 
 @notification_endpoint.put("/s/<session_id>/notify/Task")
@@ -53,9 +64,9 @@ def cancel_task(session_id: str) -> Response:
         # The fault: "200, cancelled", yet the notification stays live and is pulled again as if it were new data.
         if rt.config.auto_pull:
             _start_pull(rt, session, existing)
-        return fhir_response({**task, "id": existing.id}, 200)
+        return _answer({**task, "id": existing.id}, 200)
     rt.store.update_notification(existing.id, status="cancelled", task={**task, "id": existing.id})
-    return fhir_response({**task, "id": existing.id}, 200)
+    return _answer({**task, "id": existing.id}, 200)
 
 
 @notification_endpoint.get("/s/<session_id>/notify/Task/<notification_id>")
@@ -64,7 +75,22 @@ def read_task(session_id: str, notification_id: str) -> Response:
     found = rt.store.get_notification(notification_id)
     if found is None or found.session_id != session.id or found.origin != NotificationOrigin.RECEIVED:
         raise FhirError(404, f"no Task {notification_id}")
-    return fhir_response(found.task)
+    return _answer(found.task)
+
+
+def _answer(task: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """The Task in the asked format. A Task we keep as received may hold elements the STU3 model does not know (or a
+    fault let a defective one in); it cannot be written as XML, which is no reason for a 500."""
+    try:
+        return fhir_response(task, status, headers)
+    except ValueError as exc:  # pydantic's ValidationError, from the XML writer only
+        why = f"the Task holds what STU3 XML cannot carry ({str(exc).splitlines()[0]})"
+        if request.method == "GET":
+            raise FhirError(406, f"{why}; ask for it in JSON") from None
+        note = {"resourceType": "OperationOutcome", "issue": [{
+            "severity": "information", "code": "informational",
+            "diagnostics": f"done; {why}, so it is not echoed here: read it in JSON"}]}
+        return fhir_response(note, status, headers)
 
 
 def _receiver_context(session_id: str, *, creating: bool = False) -> tuple[Runtime, Session]:
@@ -91,16 +117,8 @@ def _incoming_task(session_id: str, status: str, *, creating: bool = False) -> t
     request without a token).
     """
     rt, session = _receiver_context(session_id, creating=creating)
-    mimetype = request.mimetype or ""
-    if mimetype not in (FHIR_JSON, "application/json"):
-        raise FhirError(415, f"expected Content-Type {FHIR_JSON}, got {mimetype or 'none'}")
-    try:
-        task = safe_json.loads(request.get_data(cache=False))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise FhirError(400, f"the body is not valid JSON: {exc}") from exc
-    if not isinstance(task, dict):
-        raise FhirError(400, "the body must be a JSON object (a FHIR Task)")
-    bad = errors(check_notification_task(task))
+    task, read = _read_body()
+    bad = errors(read + check_notification_task(task))
     if creating:
         bad = _overlooked_by_faults(rt, session, bad)
     if bad:
@@ -114,6 +132,25 @@ def _incoming_task(session_id: str, status: str, *, creating: bool = False) -> t
             raise FhirError(400, f"the Task's {name} has {len(value):,} characters; this receiver keeps at most "
                                  f"{MAX_OPAQUE:,} (and must give it back exactly, so it does not cut it short)")
     return rt, session, task
+
+
+def _read_body() -> tuple[dict[str, Any], list[Finding]]:
+    """The resource in the request body, FHIR JSON or XML by its Content-Type, read by the one FHIR reader, and what
+    reading found (a JSON key twice, XML out of order, ...): judged with the Task rules, alike for both formats."""
+    sent = body_format(request.mimetype)
+    if sent is None:
+        raise FhirError(415, f"Content-Type {request.mimetype or 'missing'} is not a FHIR format; send the Task as "
+                             f"one of {', '.join(FHIR_BODY_MEDIA)}")
+    try:
+        parsed = parse_fhir(request.get_data(cache=False), structure=False)
+        safe_json.check_surrogates(parsed.resource)  # JSON may escape a lone surrogate that no store can write
+    except ValueError as exc:  # FhirParseError: not well-formed, a DTD/entity, not in the FHIR namespace, not JSON
+        raise FhirError(400, f"the body is not a FHIR resource in {sent.upper()}; nothing was stored or changed: "
+                             f"{exc}") from None
+    if parsed.format != sent:
+        raise FhirError(400, f"the body is {parsed.format.upper()} but Content-Type {request.mimetype} says "
+                             f"{sent.upper()}; nothing was stored or changed")
+    return parsed.resource, parsed.findings
 
 
 def _overlooked_by_faults(rt: Runtime, session: Session, bad: list[Finding]) -> list[Finding]:

@@ -24,7 +24,7 @@ from validators.findings import Finding
 from validators.rules.bgz_profiles import check_resource
 from validators.rules.document import check_binary, check_binary_resource
 from validators.rules.notification import check_notification_task
-from validators.rules.structure import parse_fhir
+from validators.rules.structure import FhirParseError, parse_fhir
 
 from ._cases import Case, check_case, fires, quiet
 from .test_document import PDF_BYTES
@@ -292,8 +292,6 @@ FORM_CASES: list[Case] = [
 
 
 def test_xml_with_a_doctype_is_refused() -> None:
-    from validators.rules.structure import FhirParseError
-
     with pytest.raises(FhirParseError, match="DOCTYPE"):
         parse_fhir(b'<!DOCTYPE Patient><Patient xmlns="http://hl7.org/fhir"><id value="p"/></Patient>')
 
@@ -421,3 +419,10 @@ def test_json_nested_deeper_than_any_fhir_is_refused_as_malformed(depth: int) ->
     with pytest.raises(FhirParseError, match="nested too deep"):
         parse_fhir(doc.encode())
     assert parse_fhir(('{"resourceType": "Patient", "extension": ' + "[" * 50 + "]" * 50 + "}").encode())
+
+
+def test_a_lone_surrogate_in_json_is_malformed_and_a_pair_is_one_character() -> None:
+    with pytest.raises(FhirParseError, match="surrogate"):
+        parse_fhir(b'{"resourceType": "Patient", "id": "p", "text": {"div": "\\ud800"}}')
+    paired = parse_fhir(b'{"resourceType": "Patient", "id": "p", "name": [{"family": "\\ud83d\\ude00"}]}')
+    assert paired.resource["name"][0]["family"] == "\U0001F600"

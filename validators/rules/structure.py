@@ -314,10 +314,9 @@ def _read_json(data: bytes, prefix: str) -> tuple[dict, list[Finding]]:
         raise FhirParseError(f"{prefix}not valid JSON: nested too deep") from None
     except ValueError as e:
         raise FhirParseError(f"{prefix}not valid JSON: {e}") from None
-    try:  # deep enough to parse may still be too deep for every walk over it afterwards
-        if safe_json.might_be_deep(data):
-            safe_json.check_depth(value)
-    except safe_json.JsonTooDeep as e:
+    try:  # deep enough to parse may still be too deep for every walk over it; a lone surrogate no UTF-8 can write
+        safe_json.check_decoded(data, value)
+    except ValueError as e:
         raise FhirParseError(f"{prefix}not valid JSON: {e}") from None
     if not isinstance(value, dict):
         raise FhirParseError(f"{prefix}JSON {type(value).__name__} is not a FHIR resource; expected an object "
