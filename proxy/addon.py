@@ -8,6 +8,10 @@ take a snapshot of the flow (proxy.judge.CapturedFlow) and hand it to the writer
 classifies, validates, redacts and stores it. So the vendor's round trip does not wait for validation or the
 database. `GET PROXY_FLUSH_PATH` on any listener answers once every flow answered before it is recorded (scenarios ask
 it before they read the evidence); it is answered by the proxy itself, never forwarded, never recorded.
+
+With `speeltuin_vendor_ura` (the service, with a test CA) the simulator's calls to https:// vendors are held to what
+`speeltuin serve` checks by itself (SPEC §5.1): the server certificate must chain to the test CA and carry the
+session's vendor URA, checked inside the TLS handshake, before a request byte is written (VendorTrust).
 """
 from __future__ import annotations
 
@@ -15,10 +19,16 @@ import asyncio
 import json
 import logging
 import time
+import weakref
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
+from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from mitmproxy import ctx, exceptions, http
+from mitmproxy.flow import Error
+from mitmproxy.tls import TlsData
+from OpenSSL import SSL, crypto
 
 # mitmdump loads this file as a script; the project's packages come from the environment it is installed in.
 from proxy.classify import classify
@@ -28,7 +38,7 @@ from proxy.writer import Writer
 from speeltuin import error_bodies
 from speeltuin.records import CLIENT_CERT_HEADER, CLIENT_CERT_PROBLEM_HEADER, PROXY_FLUSH_PATH, SESSION_HEADER
 from speeltuin.store import Store
-from validators.rules.certificates import check_chain, load_certificates_pem
+from validators.rules.certificates import check_chain, load_certificates_pem, ura_from_certificate
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +51,8 @@ class Recorder:
         self.writer: Writer | None = None
         self.client_ca: list = []  # the test CA: vendors' client certificates are checked against it
         self._client_certs: dict[str, tuple[str, str]] = {}  # connection id -> the header passed on for it
+        self.store: Store | None = None  # the sessions: whose URA a vendor's server certificate must carry
+        self.vendor_trust = VendorTrust()
 
     def load(self, loader) -> None:  # type: ignore[no-untyped-def]
         loader.add_option("speeltuin_db", str, "", "SQLAlchemy URL of the speeltuin store")
@@ -56,6 +68,9 @@ class Recorder:
         loader.add_option("speeltuin_client_ca", str, "",
                           "PEM of the test CA: a client certificate is checked against it and passed on to the "
                           "simulator (with request_client_cert=true)")
+        loader.add_option("speeltuin_vendor_ura", bool, False,
+                          "the simulator's calls to https:// vendors: the server certificate must chain to "
+                          "ssl_verify_upstream_trusted_ca and carry the session's vendor URA, else nothing is sent")
 
     def configure(self, updated: set[str]) -> None:
         if "speeltuin_client_ca" in updated:
@@ -67,10 +82,11 @@ class Recorder:
             if ctx.options.speeltuin_trusted_ca else []
         url = ctx.options.speeltuin_db
         try:  # fail at the start, with a clear message, rather than in the writer at the first flow
-            Store(url).close()
+            store = Store(url)
         except Exception as exc:
             raise exceptions.OptionsError(store_problem(url, exc)) from None
         self._stop_writer()
+        self.store = store
         pem = b"".join(cert.public_bytes(Encoding.PEM) for cert in trusted) or None
         self.writer = Writer(url, ctx.options.speeltuin_public_url, pem)
 
@@ -85,6 +101,10 @@ class Recorder:
         marked = flow.request.headers.pop(SESSION_HEADER, None)
         if marked:
             flow.metadata["speeltuin_session"] = marked
+            if ctx.options.speeltuin_vendor_ura and flow.request.scheme == "https":
+                await self._expect_vendor(flow, marked)
+                if flow.response is not None:
+                    return
         # Only the proxy says which client certificate it saw: whatever a caller wrote there itself goes.
         for name in (CLIENT_CERT_HEADER, CLIENT_CERT_PROBLEM_HEADER):
             flow.request.headers.pop(name, None)
@@ -98,13 +118,36 @@ class Recorder:
         self._hand_over(flow)
 
     def error(self, flow: http.HTTPFlow) -> None:
+        refused = self.vendor_trust.refusal(flow.client_conn.id)
+        if refused and flow.error:  # the record says why in our words, not OpenSSL's
+            flow.error = Error(f"not forwarded to the vendor: {refused}")
         self._hand_over(flow)
+
+    def tls_start_server(self, data: TlsData) -> None:
+        if ctx.options.speeltuin_vendor_ura and self.vendor_trust.expects(data.context.client.id):
+            # Scripts run before mitmproxy's own TLS addon: have it make the OpenSSL connection now (it then leaves
+            # it as it is), so the check is added to the connection that is used. Without it, no connection is made.
+            tlsconfig = ctx.master.addons.get("tlsconfig")
+            if tlsconfig is not None:
+                tlsconfig.tls_start_server(data)
+                self.vendor_trust.watch(data)
 
     def done(self) -> None:
         self._stop_writer()
 
     def client_disconnected(self, client) -> None:  # type: ignore[no-untyped-def]
         self._client_certs.pop(client.id, None)
+        self.vendor_trust.forget(client.id)
+
+    async def _expect_vendor(self, flow: http.HTTPFlow, session_id: str) -> None:
+        """Tell VendorTrust whose certificate the connection for this flow must meet; answer 502 in the vendor's
+        stead when that cannot be known."""
+        store = self.store
+        session = await asyncio.to_thread(store.get_session, session_id) if store else None
+        ura = session.config.vendor_ura if session else ""
+        problem = self.vendor_trust.expect(flow.client_conn.id, session_id, ura)
+        if problem:
+            refuse_upstream(flow, problem)
 
     def _client_certificate(self, flow: http.HTTPFlow) -> tuple[str, str]:
         """The header that tells the simulator about the client's certificate: the leaf (base64 DER) when it
@@ -137,6 +180,120 @@ class Recorder:
         if self.writer is not None:
             self.writer.close()
             self.writer = None
+        if self.store is not None:
+            self.store.close()
+            self.store = None
+
+
+class Expected(NamedTuple):  # not a dataclass: mitmdump loads this file as a script, outside sys.modules
+    """Whose server certificate the upstream connections of one client connection must meet."""
+
+    client_id: str
+    session_id: str
+    ura: str
+
+
+class RefusedVendor(SSL.Error):
+    """Raised in the verify callback: the handshake fails with this message, so mitmproxy answers the caller 502 with
+    it (mitmproxy shows an unknown SSL.Error as `OpenSSL {error!r}`) and never writes the request."""
+
+    def __repr__(self) -> str:
+        return f"handshake stopped by the speeltuin proxy: {self.args[0]}"
+
+
+class VendorTrust:
+    """The URA check of the simulator's TLS connections to vendors, inside the handshake.
+
+    The `request` hook names the session of a client connection (the simulator's mark) before mitmproxy opens the
+    upstream connection for it (connection_strategy=lazy); `tls_start_server` ties that expectation to the new
+    OpenSSL connection; OpenSSL's verify callback refuses a certificate that does not chain to the trusted CA or
+    names another URA. A refused handshake sends nothing: not the token request, not the BSN, not the authorization
+    base. The callback sits on mitmproxy's (shared, cached) client context and leaves connections it has no
+    expectation for to OpenSSL's own verdict.
+    """
+
+    def __init__(self) -> None:
+        self._expected: dict[str, Expected] = {}  # client connection id -> expectation
+        self._by_tls: weakref.WeakKeyDictionary[SSL.Connection, tuple[Expected, str]] = weakref.WeakKeyDictionary()
+        self._contexts: weakref.WeakSet[SSL.Context] = weakref.WeakSet()
+        self._refused: dict[str, str] = {}  # client connection id -> why its upstream handshake was stopped
+
+    def expect(self, client_id: str, session_id: str, ura: str) -> str | None:
+        """Record the expectation; why the flow cannot be forwarded, if it cannot."""
+        if not ura:
+            return f"session {session_id} is unknown or names no vendor URA; nothing was sent"
+        known = self._expected.get(client_id)
+        if known is not None and known.ura != ura:  # its open upstream connection was checked for another vendor
+            return (f"this connection was opened for session {known.session_id} (vendor URA {known.ura}), not for "
+                    f"session {session_id} (vendor URA {ura}): use a new connection; nothing was sent")
+        self._expected[client_id] = Expected(client_id, session_id, ura)
+        return None
+
+    def expects(self, client_id: str) -> bool:
+        return client_id in self._expected
+
+    def watch(self, data: TlsData) -> None:
+        expected = self._expected.get(data.context.client.id)
+        if expected is None or data.ssl_conn is None:
+            return
+        host = data.conn.sni or (data.conn.address[0] if data.conn.address else "the vendor")
+        self._by_tls[data.ssl_conn] = (expected, str(host))
+        context, mode = data.ssl_conn.get_context(), data.ssl_conn.get_context().get_verify_mode()
+        if context not in self._contexts:
+            context.set_verify(mode, self._verify)
+            self._contexts.add(context)
+        # OpenSSL copied the context's callback when this connection was made: it gets ours by hand. Ours as the
+        # context's, because pyOpenSSL raises a callback's exception (our reason) only for the context's callback.
+        SSL._lib.SSL_set_verify(data.ssl_conn._ssl, mode, context._verify_callback)  # type: ignore[attr-defined]
+
+    def refusal(self, client_id: str) -> str | None:
+        return self._refused.pop(client_id, None)
+
+    def forget(self, client_id: str) -> None:
+        self._expected.pop(client_id, None)
+        self._refused.pop(client_id, None)
+
+    def _verify(self, connection: SSL.Connection, cert: crypto.X509, error: int, depth: int, ok: int) -> bool:
+        found = self._by_tls.get(connection)
+        if found is None:
+            return bool(ok)
+        expected, host = found
+        if not ok:
+            problem = (f"the server certificate of {host} is not trusted ({_verify_error(error)}); vendors are "
+                       "checked against the test CA")
+        elif depth == 0:
+            problem = server_certificate_problem(cert.to_cryptography(), expected, host)
+        else:
+            return True
+        if problem is None:
+            return True
+        self._refused[expected.client_id] = f"{problem}; nothing was sent to it"
+        raise RefusedVendor(self._refused[expected.client_id])
+
+
+def server_certificate_problem(cert: x509.Certificate, expected: Expected, host: str) -> str | None:
+    """Why a vendor's server certificate is not the session's vendor's (SPEC §5.1), in words without quotes (the
+    message ends up in an HTML error page); None when it is."""
+    found = ura_from_certificate(cert)
+    if found == expected.ura:
+        return None
+    return (f"the server certificate of {host} names {f'URA {found}' if found else 'no URA'}, but session "
+            f"{expected.session_id} expects the vendor URA {expected.ura}")
+
+
+def refuse_upstream(flow: http.HTTPFlow, problem: str) -> None:
+    """Answer 502 in the vendor's stead, with why; the flow is recorded (with its answer), never forwarded."""
+    said = f"the validating proxy did not forward this request: {problem}"
+    flow.response = http.Response.make(502, json.dumps(error_bodies.operation_outcome(502, said)),
+                                       {"Content-Type": "application/fhir+json"})
+
+
+def _verify_error(code: int) -> str:
+    """OpenSSL's words for a verification error code (as mitmproxy reports them)."""
+    try:
+        return SSL._ffi.string(SSL._lib.X509_verify_cert_error_string(code)).decode()  # type: ignore[attr-defined]
+    except Exception:  # noqa: BLE001 - the code alone still says which
+        return f"OpenSSL verify error {code}"
 
 
 def block_if_invalid(flow: http.HTTPFlow) -> None:

@@ -99,7 +99,7 @@ def _fhir_request(flow: FlowRecord) -> list[Finding]:
 def _task_findings(tag: str, method: str, url: str, body: bytes) -> list[Finding]:
     """A notification's or cancellation's Task, JSON or XML, judged as the notification endpoint judges it: what
     reading it found (a JSON key twice, XML out of the STU3 order, ...) and the Task rules over what was read."""
-    task, read = _read(body)
+    task, read = _read_body(body)
     if task is None:
         return []  # no Task to judge: the endpoint answers that itself
     if tag == "notification":
@@ -147,10 +147,10 @@ def _binary(flow: FlowRecord, context: FlowContext) -> list[Finding]:
 
 def _resource(body: bytes) -> Any:
     """The FHIR resource in a body, JSON or XML (read safely); None when there is none to judge."""
-    return _read(body)[0]
+    return _read_body(body)[0]
 
 
-def _read(body: bytes) -> tuple[Any, list[Finding]]:
+def _read_body(body: bytes) -> tuple[Any, list[Finding]]:
     """`_resource` and what the one FHIR reader found in reading it (none for JSON that is not FHIR)."""
     if not body:
         return None, []

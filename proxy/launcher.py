@@ -76,7 +76,8 @@ def service_command(plan: ServicePlan) -> list[str]:
         # get mitmproxy's own certificates. The simulator trusts both CAs (speeltuin service: trust_bundle).
         command += ["--set", f"certs={urlsplit(plan.public_url).hostname}={plan.certificate}"]
     if plan.vendor_ca is not None:
-        command += ["--set", f"ssl_verify_upstream_trusted_ca={plan.vendor_ca}"]
+        # and, as `speeltuin serve` checks by itself, the session's vendor URA in it (proxy/addon.py: VendorTrust)
+        command += ["--set", f"ssl_verify_upstream_trusted_ca={plan.vendor_ca}", "--set", "speeltuin_vendor_ura=true"]
         if plan.certificate is not None:  # mutual TLS sessions: ask vendors for their certificate, check it there
             command += ["--set", "request_client_cert=true", "--set", f"speeltuin_client_ca={plan.vendor_ca}"]
     if plan.client_certificate is not None:

@@ -53,7 +53,9 @@ def _processes_naming(marker: str) -> list[int]:
 
 
 def _start(args: list[str], tmp_path: Path) -> subprocess.Popen[str]:
-    env = {**os.environ, "SPEELTUIN_ADMIN_KEY": "test-admin-key-of-the-service"}
+    # an instance folder of its own: mitmproxy's settings and CA are not shared with any other service running
+    env = {**os.environ, "SPEELTUIN_ADMIN_KEY": "test-admin-key-of-the-service",
+           "SPEELTUIN_INSTANCE": str(tmp_path / "instance")}
     return subprocess.Popen([sys.executable, "-m", "speeltuin.cli", *args], env=env, cwd=tmp_path, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
 
@@ -389,3 +391,29 @@ def test_the_service_refuses_client_certificates_the_session_does_not_allow(tls_
         assert pulled.status_code == 403 and pulled.json()["resourceType"] == "OperationOutcome", (case, pulled.text)
     recorded = [ex for ex in tls_service.recorded("sim-tls") if ex.direction == "to-simulator" and ex.status == 401]
     assert len(recorded) >= len(cases)  # refused, and on the record
+
+
+def test_the_service_sends_nothing_to_a_vendor_whose_certificate_names_another_ura(tls_service: TlsService) -> None:
+    """Issue 14: the proxy speaks TLS to the vendor for the simulator; the vendor's server certificate (of the test
+    CA, URA 90000202) must carry the session's vendor URA, here 90000303, before anything is sent: no token request,
+    no Task with its BSN and authorization base, not even the proxy's client certificate."""
+    public, ca, vendor = tls_service.public, tls_service.ca, tls_service.vendor
+    admin = {"X-Admin-Key": "test-admin-key-of-the-service"}
+    received = vendor.api("GET", "/sessions/ven-tls/notifications").json()  # type: ignore[attr-defined]
+    created = requests.post(f"{public}/api/sessions", headers=admin, verify=str(ca), timeout=10, json={
+        "id": "sim-tls-other-ura", "vendor_role": "receiver", "vendor_ura": "90000303",
+        "vendor_jwks": vendor.jwks(), "vendor_client_id": "ven", "mtls": True,  # type: ignore[attr-defined]
+        "vendor_token_url": f"{vendor.url}/s/ven-tls/token",  # type: ignore[attr-defined]
+        "vendor_notification_base": f"{vendor.url}/s/ven-tls/notify"})  # type: ignore[attr-defined]
+    assert created.status_code == 201, created.text
+    notified = requests.post(f"{public}/api/sessions/sim-tls-other-ura/notify", headers=admin, verify=str(ca),
+                             timeout=60, json={"bsn": "999993653"})
+    assert notified.status_code == 200, notified.text
+    error = notified.json()["delivery"].get("error", "")
+    assert "502" in error and "names URA 90000202" in error and "expects the vendor URA 90000303" in error, error
+    assert vendor.api("GET", "/sessions/ven-tls/notifications").json() == received  # type: ignore[attr-defined]
+    [refused] = [ex for ex in tls_service.recorded("sim-tls-other-ura") if ex.direction == "to-vendor"]
+    assert refused.tag == "token-request" and refused.status is None
+    assert (refused.error or "").startswith("not forwarded to the vendor: the server certificate of 127.0.0.1 names "
+                                            "URA 90000202, but session sim-tls-other-ura expects the vendor URA "
+                                            "90000303"), refused.error

@@ -61,3 +61,22 @@ def test_bgz_answers_are_checked_against_their_query_and_callers_against_rfc6750
     rules = {f.rule for f in inspect(_search(wrong_type, "application/fhir+json"), FlowContext())}
     assert "BGZ-001" in rules  # Condition asked, an Observation answered
     assert "BEAR-001" in rules  # and the caller sent no bearer token
+
+
+def test_reads_and_refused_binaries_are_judged_as_fhir_answers() -> None:
+    """A read's answer (and a Binary answered with an error) gets the FHIR answer checks: a body that is no FHIR is
+    reported, a proper one is not."""
+    def flow(tag: str, status: int, content_type: str, body: bytes) -> FlowRecord:
+        return FlowRecord(tag=tag, method="GET", url="http://x/fhir/Patient/p-1",
+                          request_headers={"Authorization": "Bearer t", "Accept": "application/fhir+json"},
+                          request_body=b"", status=status, response_headers={"Content-Type": content_type},
+                          response_body=body, started_at=time.time())
+
+    patient = json.dumps({"resourceType": "Patient", "id": "p-1"}).encode()
+    outcome = json.dumps({"resourceType": "OperationOutcome", "issue": [
+        {"severity": "error", "code": "not-found", "diagnostics": "no such"}]}).encode()
+    for tag, status, body in (("read", 200, patient), ("binary", 404, outcome)):
+        good = inspect(flow(tag, status, "application/fhir+json", body), FlowContext())
+        bad = inspect(flow(tag, status, "text/html", b"<html>oops</html>"), FlowContext())
+        assert not [f for f in good if f.severity == "error"], good
+        assert [f for f in bad if f.severity == "error"], bad
