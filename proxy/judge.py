@@ -24,7 +24,9 @@ from speeltuin.records import Exchange, FlowDirection, Role, Session, Tag
 from speeltuin.store import Store
 from validators.rules.internal import judged
 
-MAX_JTIS = 10_000  # (session, iss, jti) remembered to see replays in flight; bounded memory for a 24/7 proxy
+# The proxy's record of the jtis it saw, in the store beside the authorization servers' own (so every proxy in front
+# of the same store sees a replay through another), under issuers of its own (so neither counts the other's use).
+PROXY_JTI_ISSUER = "proxy-seen:"
 ROUTES_FRESH_S = 2.0  # a flow no chain route knows reads the chain sessions again, at most this often
 
 
@@ -71,7 +73,6 @@ class Judge:
         self._sessions: dict[str, Session] = {}
         self._simulator_jwks: dict | None = None
         self._vendor_keys = JwksCache()
-        self._jtis: dict[tuple[str, str, str], float] = {}
         self._routes = ChainRoutes({}, {})
         self._routes_read = float("-inf")
 
@@ -154,14 +155,9 @@ class Judge:
             seen_jti=partial(self._seen_jti, session.id), trusted_ca_pem=self.trusted_ca_pem)
 
     def _seen_jti(self, session_id: str, issuer: str, jti: str, expires_at: float) -> bool:
-        """Whether this issuer used this jti before in this session (a replay: each session's AS keeps its own)."""
-        now = time.time()
-        if len(self._jtis) > MAX_JTIS:  # forget what has expired long ago
-            self._jtis = {k: v for k, v in self._jtis.items() if v > now - 3600}
-        key = (session_id, issuer, jti)
-        seen = key in self._jtis
-        self._jtis[key] = max(expires_at, now)
-        return seen
+        """Whether this issuer used this jti before in this session, seen by any proxy on this store (a replay: each
+        session's AS keeps its own)."""
+        return not self.store.use_jti(session_id, PROXY_JTI_ISSUER + issuer, jti, max(expires_at, time.time()))
 
     def _own_jwks(self) -> dict | None:
         if self._simulator_jwks is None:

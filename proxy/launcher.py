@@ -28,6 +28,9 @@ class ProxyPlan:
     confdir: Path  # mitmproxy's own CA and settings, kept out of the user's home
     block_on_error: bool = False  # answer invalid requests instead of forwarding them
     trusted_ca: Path | None = None  # the test CA: assertions may carry an x5c chain to it
+    # the address vendors know the simulator by when it is not the front port (a load balancer or a reverse proxy in
+    # front, several proxies behind one name): assertions' aud is judged against it
+    public_url: str | None = None
 
 
 def mitmdump_executable() -> str:
@@ -41,7 +44,8 @@ def mitmdump_command(plan: ProxyPlan) -> list[str]:
         "--listen-host", plan.ports.host,
         "--mode", f"reverse:{plan.simulator_url}@{plan.ports.front_port}",
         "--mode", f"reverse:{plan.vendor_url}@{plan.ports.back_port}",
-        *_common(plan.confdir, plan.database_url, plan.ports.front_url, plan.simulator_url, plan.trusted_ca),
+        *_common(plan.confdir, plan.database_url, (plan.public_url or plan.ports.front_url).rstrip("/"),
+                 plan.simulator_url, plan.trusted_ca),
         *(["--set", "speeltuin_block_on_error=true"] if plan.block_on_error else []),
     ]
 

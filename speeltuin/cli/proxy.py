@@ -23,10 +23,24 @@ def cmd_proxy(args: argparse.Namespace) -> int:
     ports = ProxyPorts(args.front_port, args.back_port, args.host)
     plan = ProxyPlan(simulator_url=args.simulator, vendor_url=args.vendor, ports=ports, database_url=args.db,
                      confdir=confdir.resolve(), block_on_error=args.block_on_error,
-                     trusted_ca=trusted_ca(args))
-    print(f"vendors reach the simulator at {ports.front_url}; the simulator reaches the vendor at {ports.back_url}",
-          flush=True)
+                     trusted_ca=trusted_ca(args), public_url=public_url(args.public_url))
+    print(f"vendors reach the simulator at {ports.front_url}"
+          + (f" (known to them as {plan.public_url})" if plan.public_url else "")
+          + f"; the simulator reaches the vendor at {ports.back_url}", flush=True)
     become(mitmdump_command(plan))
+
+
+def public_url(given: str | None) -> str | None:
+    """--public-url, checked now: an absolute http(s) URL without query."""
+    if not given:
+        return None
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(given)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise UserError(f"--public-url must be an absolute http(s) URL such as https://speeltuin.example.nl, "
+                        f"got {given!r}")
+    return given.rstrip("/")
 
 
 def trusted_ca(args: argparse.Namespace) -> Path | None:
@@ -68,6 +82,9 @@ def register(sub: Subcommands) -> None:
                        help="vendors call the simulator here")
     proxy.add_argument("--back-port", type=int, default=defaults.PROXY_BACK_PORT,
                        help="the simulator calls the vendor here")
+    proxy.add_argument("--public-url", help="the address vendors use for the simulator, when it is not the front "
+                                            "port's (a load balancer or TLS-terminating reverse proxy in front): "
+                                            "assertions' aud is judged against it")
     add_proxy_options(proxy)
     proxy.set_defaults(func=cmd_proxy)
 
