@@ -79,7 +79,9 @@ class ReferenceVendor:
             sent = self._notified.get(mirror, [])
             if action == "update" and not sent:
                 raise DriverError("the reference vendor has sent no notification to update")
-            body = {"update_of": sent[-1]} if action == "update" else {"bsn": h.patient_bsn}
+            body: dict[str, Any] = {"update_of": sent[-1]} if action == "update" else {"bsn": h.patient_bsn}
+            if extra.get("workflow_task") == "true":  # with a Workflow Task listing the queries (SPEC §3 step 1)
+                body["workflow_task"] = True
             response = self.node.api("POST", f"/sessions/{mirror}/notify", json=body)
             if response.status_code != 200:
                 raise DriverError(f"could not make the reference vendor notify: {response.status_code} "

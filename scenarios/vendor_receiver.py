@@ -245,7 +245,7 @@ class WorkflowTaskFollowed(VendorAsReceiver, kind="happy"):
                    "referral Task) in `basedOn`: the vendor reads it with its pull token and pulls the queries "
                    "it lists (SPEC §3 step 1).")
     outcome = "The Workflow Task read (200) and every query it lists pulled; no error findings."
-    rules = ("WF-001", "NOTIF-028")
+    rules = ("WF-001", "WF-011", "NOTIF-028")
     spec = "SPEC §3 step 1, §4"
     session_prefix = "workflow"
 
@@ -273,6 +273,8 @@ class WorkflowTaskFollowed(VendorAsReceiver, kind="happy"):
         except ValueError as exc:
             raise StepFailed(f"the Workflow Task read is not JSON: {exc}") from exc
         targets = [path for _kind, path in pull_targets(workflow)]
+        if not targets:  # the simulator's own Workflow Task lists every query: an empty one is nothing to follow
+            raise StepFailed("the Workflow Task read lists no query to pull (WF-011)")
         missing = [path for path in targets if not any(same_request(ex.url, path) for ex in seen)]
         if missing:
             raise StepFailed(f"{len(missing)} of the Workflow Task's {len(targets)} queries not pulled: "

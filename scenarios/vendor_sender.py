@@ -35,8 +35,8 @@ class VendorAsSender(Scenario, kind="happy"):
         endpoints = self.open_session(h)
         return f"simulator session {self.session_id}; vendor notifies {endpoints['notification_url']}"
 
-    def vendor_notifies(self, h: Harness) -> str:
-        acted = self.act(h, "notify")
+    def vendor_notifies(self, h: Harness, **extra: str) -> str:
+        acted = self.act(h, "notify", **extra)
         received = h.wait_for("a Notification Task from the vendor",
                               lambda: "Task received" if self._received(h) else None)
         return f"{acted}; {received}"
@@ -323,3 +323,56 @@ class TokensRefusedAfterCancellation(VendorAsSender, kind="negative"):
 
         waited = h.wait_for("the vendor's cancellation", cancelled)
         return f"{acted}; {waited}"
+
+
+# How the simulator's pull summary names a request the Workflow Task listed (simulator.outbound.puller.WORKFLOW_TASK;
+# the scenarios read the simulator's records, they do not import it).
+_LISTED_BY_WORKFLOW_TASK = "workflow-task"
+
+
+class WorkflowTaskOffered(VendorAsSender, kind="happy"):
+    id = "SND-15"
+    title = "Vendor as sending node: offers a Workflow Task that lists the queries, read and followed"
+    description = ("The vendor notifies with `get-workflow-task` = true and `basedOn` naming its Workflow Task "
+                   "(BgZ referral Task), whose inputs list the queries like the Notification Task's. The simulator "
+                   "reads it with its pull token, judges it and pulls the queries it lists (SPEC §3 step 1).")
+    outcome = ("The Workflow Task served (200) with no error findings and at least one query, each of its queries "
+               "answered 200, no error findings (a vendor that offers no Workflow Task passes with a note: it is "
+               "optional).")
+    rules = ("NOTIF-028", "WF-001", "WF-011", "WF-012")
+    spec = "SPEC §3 step 1, §4"
+    session_prefix = "workflow-send"
+
+    def steps(self) -> Steps:
+        return (super().steps()
+                .replace("vendor-notifies", StepDef("vendor-notifies-workflow", "Vendor notifies with "
+                                                    "get-workflow-task", self.vendor_notifies_with_workflow_task))
+                .insert_after("await-pull", StepDef("workflow-task-followed", "Simulator read the Workflow Task "
+                                                                              "and pulled its queries",
+                                                    self.workflow_task_followed)))
+
+    def vendor_notifies_with_workflow_task(self, h: Harness) -> str:
+        return self.vendor_notifies(h, workflow_task="true")
+
+    def workflow_task_followed(self, h: Harness) -> str:
+        summary = self._received(h)[0].pull_summary or {}
+        read = summary.get("workflow_tasks") or []
+        if not read:  # a Workflow Task is optional: a vendor that offers none has nothing to get wrong here
+            return ("the vendor offered no Workflow Task (get-workflow-task true and basedOn Task/<id>; optional, "
+                    "SPEC §3 step 1): nothing to follow")
+        for workflow in read:
+            if workflow.get("error"):
+                raise StepFailed(f"the Workflow Task {workflow.get('path')} could not be read: {workflow['error']}")
+            wrong = [f for f in workflow.get("findings", []) if f.get("severity") == "error"]
+            if wrong:
+                raise StepFailed(f"the Workflow Task {workflow.get('path')}: "
+                                 + "; ".join(f"{f['rule']} at {f['location']}: {f['message']}" for f in wrong[:5]))
+        listed = [r for r in summary.get("results", []) if _LISTED_BY_WORKFLOW_TASK in r.get("listed_in", [])]
+        unanswered = [f"{r['path']} ({r.get('status')})" for r in listed if r.get("status") != 200]
+        if not listed:
+            raise StepFailed("the Workflow Task lists nothing the simulator could pull")
+        if unanswered:
+            raise StepFailed(f"of the {len(listed)} queries the Workflow Task lists, not answered 200: "
+                             + ", ".join(unanswered[:5]))
+        paths = ", ".join(str(w.get("path")) for w in read)
+        return f"{paths} read, no error findings; its {len(listed)} queries pulled"

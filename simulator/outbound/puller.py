@@ -1,14 +1,21 @@
-"""The receiving node's puller: pull token with the authorization base, then every query and document."""
+"""The receiving node's puller: pull token with the authorization base, then every query and document.
+
+Told get-workflow-task, it first reads the Workflow Task (SPEC §3 step 1) with the pull token, judges it, and pulls
+the queries it lists as well as the Notification Task's own: SPEC is silent on both lists, so [choice] the union,
+each request once, recorded with the list(s) that named it.
+"""
 from __future__ import annotations
 
 import os
 import secrets
 import socket
 import time
+from collections import Counter
+from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from functools import partial
 from typing import Any, Callable
-from urllib.parse import urljoin
+from urllib.parse import unquote, urljoin
 
 import requests
 
@@ -17,8 +24,13 @@ from simulator.outbound.client import DIRECT, OutboundError, Transport, client_f
 from speeltuin.keys import Signer
 from speeltuin.records import Notification, PullStatus, Session
 from speeltuin.store import Store
+from validators.query import parse_params
+from validators.rules.workflow_task import check_workflow_task
 from validators.stu3 import FHIR_JSON
 from validators.task_reader import pull_targets
+
+# which Task listed a request (a pull result's `listed_in`)
+NOTIFICATION_TASK, WORKFLOW_TASK = "notification-task", "workflow-task"
 
 
 # Which process pulls (machine, process id, and a mark of this run of it): a simulator that starts again after it was
@@ -77,7 +89,8 @@ def pull(store: Store, signer: Signer, session: Session, notification: Notificat
     Before every request the notification is read again: after a cancellation or after
     restriction.period.end nothing more is fetched (SPEC §3 step 8). `faults`: the receiving-side fault switches
     in force (simulator/faults.py): retries-refused-token and ignores-retry-after bend this pull.
-    The summary counts the pull-token requests made (`token_requests`).
+    The summary counts the pull-token requests made (`token_requests`); each result names the Task(s) that listed
+    it (`listed_in`), and `workflow_tasks` tells of each Workflow Task read: its findings, or why it is unread.
     """
     summary: dict[str, Any] = {"started_at": time.time(), "results": [], "documents": [], "token_requests": 0,
                                "worker": WORKER}
@@ -102,10 +115,27 @@ def pull(store: Store, signer: Signer, session: Session, notification: Notificat
         token = _pull_token(http, token_url, form, timeout, summary, tries=token_tries, interval=token_interval,
                             check_allowed=check_allowed)
         http.headers["Authorization"] = f"Bearer {token}"
-        for kind, path in pull_targets(notification.task):
+        listed = {NOTIFICATION_TASK: own_targets(notification.task), WORKFLOW_TASK: []}
+        for path in workflow_task_reads(notification.task):
             check_allowed()
-            result, bundle = _get_json(http, urljoin(fhir_base, path), timeout, retry=retry)
-            summary["results"].append({"kind": kind, "path": path, **result})
+            read = _read_workflow_task(http, fhir_base, path, notification.task, timeout, retry=retry)
+            summary["results"].append({"kind": "read", "path": path, "listed_in": [NOTIFICATION_TASK],
+                                       **read.result})
+            summary.setdefault("workflow_tasks", []).append({"path": path, **read.record})
+            if read.task is None:
+                status = PullStatus.FAILED
+                summary["error"] = f"the Workflow Task {path} could not be read: {read.record['error']}"
+            else:
+                listed[WORKFLOW_TASK] += own_targets(read.task)
+        for kind, path, listed_in in union_of_targets(listed):
+            check_allowed()
+            url = _on_base(fhir_base, path)
+            if url is None:
+                summary["results"].append({"kind": kind, "path": path, "listed_in": listed_in, **_ELSEWHERE})
+                status = PullStatus.FAILED
+                continue
+            result, bundle = _get_json(http, url, timeout, retry=retry)
+            summary["results"].append({"kind": kind, "path": path, "listed_in": listed_in, **result})
             if result["status"] != 200:
                 status = PullStatus.FAILED
             for url in _document_urls(bundle, fhir_base):
@@ -122,6 +152,75 @@ def pull(store: Store, signer: Signer, session: Session, notification: Notificat
     summary["finished_at"] = time.time()
     store.update_notification(notification.id, pull_status=status, pull_summary=summary)
     return summary
+
+
+def own_targets(task: dict[str, Any]) -> list[tuple[str, str]]:
+    """(kind, path) of the queries and reads a Task lists itself, without the Workflow Task it may point to."""
+    return pull_targets({**task, "basedOn": []})  # with no basedOn, get-workflow-task names no Task to read
+
+
+def workflow_task_reads(task: dict[str, Any]) -> list[str]:
+    """The Workflow Task(s) a Notification Task says to read (get-workflow-task true and basedOn); task_reader decides
+    what that takes, so this is what its targets add to the Task's own."""
+    added = Counter(pull_targets(task)) - Counter(own_targets(task))
+    return [path for _kind, path in added.elements()]
+
+
+def _request_key(path: str) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """What a relative query or read asks, whatever its percent-encoding and the order of its parameters."""
+    route, _, query = path.partition("?")
+    return unquote(route), tuple(sorted(parse_params(query, strict=False)))
+
+
+def union_of_targets(listed: dict[str, list[tuple[str, str]]]) -> list[tuple[str, str, list[str]]]:
+    """(kind, path, the lists that name it) of each request once, in the order first listed."""
+    union: dict[tuple, tuple[str, str, list[str]]] = {}
+    for source, targets in listed.items():
+        for kind, path in targets:
+            _kind, _path, sources = union.setdefault(_request_key(path), (kind, path, []))
+            if source not in sources:
+                sources.append(source)
+    return list(union.values())
+
+
+@dataclass(frozen=True)
+class _WorkflowTaskRead:
+    result: dict[str, Any]  # as every pull result: status, and why it is unusable
+    record: dict[str, Any]  # the summary's account of it: its findings and how many requests it lists, or the error
+    task: dict[str, Any] | None  # None: not read (its queries cannot be known)
+
+
+# the result of a listed request that is not made
+_ELSEWHERE: dict[str, Any] = {"status": None, "error": "not under the sender's FHIR base: not requested"}
+
+
+def _on_base(fhir_base: str, path: str) -> str | None:
+    """The URL of a Task's relative path on the sender's FHIR base; None when it leads elsewhere (an absolute URL,
+    `..`): the pull token is for that server only."""
+    url = urljoin(fhir_base, path)
+    return url if url.startswith(fhir_base) else None
+
+
+def _read_workflow_task(http: requests.Session, fhir_base: str, path: str, notification_task: dict[str, Any],
+                        timeout: float, *, retry: bool) -> _WorkflowTaskRead:
+    """GET the Workflow Task with the pull token and judge it (WF rules, with the Notification Task's patient)."""
+    url = _on_base(fhir_base, path)
+    if url is None:
+        return _WorkflowTaskRead(_ELSEWHERE, dict(_ELSEWHERE), None)
+    result, body = _get_json(http, url, timeout, retry=retry)
+    if result["status"] != 200:
+        error = f"answered {result['status']}"
+    elif body is None:
+        error = result.get("error", "the answer is not a JSON object")
+    elif body.get("resourceType") != "Task":
+        error = f"answered resourceType {str(body.get('resourceType'))[:64]!r}, not a Task"
+    else:
+        error = None
+    if error is not None:
+        return _WorkflowTaskRead(result, {"status": result["status"], "error": error}, None)
+    findings = check_workflow_task(body, notification=notification_task)
+    record = {"status": 200, "requests": len(own_targets(body)), "findings": [f.to_dict() for f in findings]}
+    return _WorkflowTaskRead(result, record, body)
 
 
 def _pull_token(http: requests.Session, token_url: str, form: Callable[[], dict[str, str]], timeout: float,

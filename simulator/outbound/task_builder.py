@@ -1,4 +1,4 @@
-"""Builds the Notification Task the sending node POSTs (SPEC §4)."""
+"""Builds the Notification Task the sending node POSTs (SPEC §4) and the Workflow Task it may point to (§3 step 1)."""
 from __future__ import annotations
 
 import uuid
@@ -38,9 +38,19 @@ def _parties(sender_ura: str, sender_name: str, receiver_ura: str) -> dict:
     }
 
 
+def query_inputs() -> list[dict]:
+    """The inputs that list what to pull: every BgZ query and the documents, as relative percent-encoded queries.
+
+    The Notification Task and the Workflow Task list them alike (SPEC §3 step 1), so both take them from here.
+    """
+    queries = [q.query for q in BGZ_QUERIES] + [DOCUMENTS_QUERY.query]
+    return [_input(INPUT_SEARCH_RESOURCE, valueString=encode_query(q)) for q in queries]
+
+
 def build_workflow_task(*, task_id: str, bsn: str, patient_name: str, sender_ura: str, sender_name: str,
                         receiver_ura: str, authored_on: datetime) -> dict:
-    """The optional BgZ referral Workflow Task (SPEC §3 step 1) the Notification Task is based on."""
+    """The optional BgZ referral Workflow Task (SPEC §3 step 1) the Notification Task is based on; its inputs list
+    the same queries, for a receiver told get-workflow-task."""
     return {
         "resourceType": "Task", "id": task_id, "meta": {"profile": [WORKFLOW_TASK_PROFILE]},
         "identifier": [{"system": RFC3986, "value": f"urn:uuid:{uuid.uuid4()}"}],
@@ -49,6 +59,7 @@ def build_workflow_task(*, task_id: str, bsn: str, patient_name: str, sender_ura
         "for": {"identifier": {"system": BSN_SYSTEM, "value": bsn}, "display": patient_name},
         "authoredOn": authored_on.isoformat(timespec="seconds"),
         **_parties(sender_ura, sender_name, receiver_ura),
+        "input": query_inputs(),
     }
 
 
@@ -56,7 +67,6 @@ def build_notification_task(*, bsn: str, patient_name: str, sender_ura: str, sen
                             authorization_base: str, authored_on: datetime, period_end: datetime,
                             group_identifier: str | None = None, workflow_task_id: str | None = None) -> dict:
     """A requested Notification Task offering every BgZ query and the documents (and the Workflow Task)."""
-    queries = [q.query for q in BGZ_QUERIES] + [DOCUMENTS_QUERY.query]
     workflow = [_input(INPUT_GET_WORKFLOW_TASK, valueBoolean=True)] if workflow_task_id else []
     task = {
         "resourceType": "Task",
@@ -69,8 +79,7 @@ def build_notification_task(*, bsn: str, patient_name: str, sender_ura: str, sen
         "authoredOn": authored_on.isoformat(timespec="seconds"),
         "restriction": {"period": {"end": period_end.isoformat(timespec="seconds")}},
         **_parties(sender_ura, sender_name, receiver_ura),
-        "input": [_input(INPUT_AUTHORIZATION_BASE, valueString=authorization_base)] + workflow
-        + [_input(INPUT_SEARCH_RESOURCE, valueString=encode_query(q)) for q in queries],
+        "input": [_input(INPUT_AUTHORIZATION_BASE, valueString=authorization_base)] + workflow + query_inputs(),
     }
     if workflow_task_id:
         task["basedOn"] = [{"reference": f"Task/{workflow_task_id}"}]

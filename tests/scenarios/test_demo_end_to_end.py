@@ -32,7 +32,7 @@ def test_demo_passes_and_names_its_report(demo) -> None:
 
 
 HAPPY = ["RCV-01", "SND-01"]
-CATALOGUE = [f"RCV-{n:02d}" for n in range(1, 16)] + [f"SND-{n:02d}" for n in range(1, 15)]
+CATALOGUE = [f"RCV-{n:02d}" for n in range(1, 16)] + [f"SND-{n:02d}" for n in range(1, 16)]
 
 
 def _scenarios(out: Path) -> dict[str, dict]:
@@ -59,6 +59,20 @@ def test_every_exchange_went_through_the_proxy_and_was_judged(demo) -> None:
         assert tags.count("token-request") == 2 and tags.count("notification") == 1
         assert tags.count("search") == 29 and tags.count("binary") >= 1
         assert {ex["direction"] for ex in scenario["exchanges"]} == {"to-simulator", "to-vendor"}
+
+
+def test_the_workflow_task_is_served_with_its_queries_and_followed_both_ways(demo) -> None:
+    """RCV-15: the simulator serves it, the reference vendor follows; SND-15 the other way round. Each side reads it
+    once and pulls its 29 queries (each once: the Notification Task lists the same ones)."""
+    _completed, out = demo
+    scenarios = _scenarios(out)
+    for scenario_id in ("RCV-15", "SND-15"):
+        exchanges = scenarios[scenario_id]["exchanges"]
+        reads = [ex for ex in exchanges if ex["tag"] == "read" and "/fhir/Task/" in ex["url"]]
+        assert len(reads) == 1 and reads[0]["status"] == 200
+        assert [ex["tag"] for ex in exchanges].count("search") == 29
+    [followed] = [st for st in scenarios["SND-15"]["steps"] if st["title"].startswith("Simulator read the Workflow")]
+    assert followed["detail"].endswith("read, no error findings; its 29 queries pulled"), followed["detail"]
 
 
 def test_negative_flows_provoke_and_observe_refusals(demo) -> None:

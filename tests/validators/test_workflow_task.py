@@ -12,6 +12,7 @@ from validators.rules.workflow_task import check_workflow_task
 
 from . import test_robustness
 from ._cases import check_case, fires, quiet
+from .test_notification import _input
 from .test_notification import good_task as good_notification
 
 
@@ -25,6 +26,11 @@ def good_workflow_task() -> dict:
         "authoredOn": "2030-05-01T09:30:00+02:00",
         "requester": {"agent": {"identifier": {"system": spec.URA_SYSTEM, "value": "90000101"}}},
         "owner": {"identifier": {"system": spec.URA_SYSTEM, "value": "90000202"}},
+        # SPEC §3 step 1: typed by the section code of §6, the relative query in valueString (a read may be listed too)
+        "input": [*[_input(q.type_code, q.type_system, valueString=spec.encode_query(q.query))
+                    for q in (*spec.BGZ_QUERIES, spec.DOCUMENTS_QUERY)],
+                  _input(spec.INPUT_SEARCH_RESOURCE, valueString="Condition"),
+                  _input(spec.INPUT_READ_RESOURCE, valueReference={"reference": "Patient/p-1"})],
     }
 
 
@@ -93,6 +99,38 @@ CASES = [
     quiet("WF-010", "no-notification", with_(lambda t: t["for"]["identifier"].update(value="999990639"))),
     fires("WF-010", "other-patient", with_(lambda t: t["for"]["identifier"].update(value="999990639"),
                                            notification=good_notification())),
+    quiet("WF-011", "section-coded-queries", good),
+    quiet("WF-011", "one-read", with_(set_("input", [
+        _input(spec.INPUT_READ_RESOURCE, valueReference={"reference": "DocumentReference/d-1"})]))),
+    quiet("WF-011", "one-bad-query-still-lists-a-pull", with_(set_("input", [
+        _input(spec.INPUT_SEARCH_RESOURCE, valueString="/Condition")]))),
+    fires("WF-011", "no-input", with_(lambda t: t.pop("input"))),
+    fires("WF-011", "empty-input", with_(set_("input", []))),
+    fires("WF-011", "only-get-workflow-task", with_(set_("input", [
+        _input(spec.INPUT_GET_WORKFLOW_TASK, valueBoolean=True)]))),
+    fires("WF-011", "input-not-an-array", with_(set_("input", {"valueString": "Condition"}))),
+    quiet("WF-012", "section-coded-queries", good),
+    quiet("WF-012", "percent-encoded", with_(set_("input", [
+        _input(spec.INPUT_SEARCH_RESOURCE, valueString="Consent?category=http%3A%2F%2Fsnomed.info%2Fsct%7C1")]))),
+    fires("WF-012", "leading-slash", with_(lambda t: t["input"].append(
+        _input(spec.INPUT_SEARCH_RESOURCE, valueString="/Condition")))),
+    fires("WF-012", "broken-escape", with_(lambda t: t["input"].append(
+        _input(spec.INPUT_SEARCH_RESOURCE, valueString="Condition?code=%hl")))),
+    fires("WF-012", "absolute-url", with_(lambda t: t["input"].append(
+        _input(spec.INPUT_SEARCH_RESOURCE, valueString="https://example.org/fhir/Condition")))),
+    fires("WF-012", "plural-type", with_(lambda t: t["input"].append(
+        _input(spec.INPUT_SEARCH_RESOURCE, valueString="Conditions")))),
+    fires("WF-012", "value-instead-of-valueString", with_(lambda t: t["input"].append(
+        _input(spec.INPUT_SEARCH_RESOURCE, value="Condition")))),
+    fires("WF-012", "unknown-code", with_(lambda t: t["input"].append(
+        _input("query", valueString="Condition")))),
+    fires("WF-012", "section-code-without-value", with_(lambda t: t["input"].append(
+        _input("11450-4", spec.LOINC)))),
+    fires("WF-012", "read-not-relative", with_(lambda t: t["input"].append(
+        _input(spec.INPUT_READ_RESOURCE, valueReference={"reference": "/Patient/p-1"})))),
+    fires("WF-012", "authorization-base", with_(lambda t: t["input"].append(
+        _input(spec.INPUT_AUTHORIZATION_BASE, valueString="c0ffee-opaque-base")))),
+    fires("WF-012", "input-not-an-object", with_(lambda t: t["input"].append("Condition"))),
 ]
 
 
@@ -118,3 +156,22 @@ def test_mutated_workflow_tasks_never_raise() -> None:
         for _ in range(rnd.randint(1, 3)):
             test_robustness._mutate(task, rnd)
         assert isinstance(check_workflow_task(task, notification=good_notification()), list)
+
+
+def test_input_findings_name_the_shared_check_and_keep_warnings() -> None:
+    """A Workflow Task's query input gets the Notification Task's checks, reported under WF-012 (errors) with the
+    check named; a 1.4 slice name stays the Notification Task's warning."""
+    task = good_workflow_task()
+    task["input"] += [_input(spec.INPUT_SEARCH_RESOURCE, valueString="Condition?code=%hl"),
+                      _input(spec.INPUT_SEARCH_RESOURCE_14, valueString="Flag")]
+    found = check_workflow_task(task)
+    [broken] = [f for f in found if f.rule == "WF-012"]
+    assert "(the check of NOTIF-031)" in broken.message and broken.location.endswith(".valueString")
+    assert [f.rule for f in found if f.severity == "warning"] == ["NOTIF-022"]
+    assert not any(f.rule.startswith("NOTIF-") and f.severity == "error" for f in found)
+
+
+def test_an_authorization_base_in_a_workflow_task_is_not_shown() -> None:
+    task = good_workflow_task()
+    task["input"].append(_input(spec.INPUT_AUTHORIZATION_BASE, valueString="c0ffee-opaque-base"))
+    assert not any("c0ffee" in f.message for f in check_workflow_task(task))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -40,7 +41,8 @@ _PARAMETER_KINDS_14 = {
     spec.INPUT_READ_RESOURCE_14: spec.INPUT_READ_RESOURCE,
     spec.INPUT_SEARCH_RESOURCE_14: spec.INPUT_SEARCH_RESOURCE,
 }
-_SECTION = "section"
+_SECTION = "section"  # the kind of an input typed by a BgZ section code (SPEC §6) instead of a TaskParameter code
+_QUERY_KINDS = frozenset({spec.INPUT_READ_RESOURCE, spec.INPUT_SEARCH_RESOURCE, _SECTION})
 _SECTION_CODES = frozenset((q.type_system, q.type_code) for q in (*spec.BGZ_QUERIES, spec.DOCUMENTS_QUERY))
 
 
@@ -248,21 +250,55 @@ def _check_based_on(task: dict, findings: list[Finding]) -> None:
                                          f"Task.basedOn[{index}].reference"))
 
 
-INPUT_TYPE = rule("NOTIF-021", "error", "input is not a list of parameters with type.coding", _REF)
 AUTH_BASE_COUNT = rule("NOTIF-024", "error", "not exactly one authorization-base input", _REF)
-VALUE_KEY = rule("NOTIF-026", "error", "input has 'value' instead of a typed value[x] such as valueString "
-                 "(known defect)", _REF)
 WORKFLOW_BASED_ON = rule("NOTIF-028", "error", "get-workflow-task is true but basedOn is absent", _REF)
 
 
-@emits(INPUT_TYPE, AUTH_BASE_COUNT, VALUE_KEY, WORKFLOW_BASED_ON)
+@emits(AUTH_BASE_COUNT, WORKFLOW_BASED_ON)
 def _check_inputs(task: dict, findings: list[Finding]) -> None:
+    checked = check_task_inputs(task, findings)
+    base_count = sum(c.kind == spec.INPUT_AUTHORIZATION_BASE for c in checked)
+    # Only a true value asks for the Workflow Task: one given only as extensions (data-absent-reason) does not.
+    wants_workflow_task = any(c.kind == spec.INPUT_GET_WORKFLOW_TASK and c.item.get("valueBoolean") is True
+                              for c in checked)
+    if base_count != 1:
+        findings.append(AUTH_BASE_COUNT.finding(f"saw {base_count} authorization-base inputs; expected "
+                                                "exactly one", "Task.input"))
+    if wants_workflow_task and not task.get("basedOn"):
+        findings.append(WORKFLOW_BASED_ON.finding("get-workflow-task is true but there is no basedOn reference to "
+                                                  "the Workflow Task", "Task.basedOn"))
+
+
+@dataclass(frozen=True)
+class CheckedInput:
+    """One input object of a Task, after its type and value[x] were checked."""
+
+    location: str
+    kind: str | None  # a TaskParameter code, _SECTION (a BgZ section code), None when the type names nothing known
+    item: dict  # the input object itself
+
+    @property
+    def lists_a_pull(self) -> bool:
+        """Whether it offers a query or a read (what get-workflow-task and a pull follow)."""
+        return self.kind in _QUERY_KINDS
+
+
+INPUT_TYPE = rule("NOTIF-021", "error", "input is not a list of parameters with type.coding", _REF)
+VALUE_KEY = rule("NOTIF-026", "error", "input has 'value' instead of a typed value[x] such as valueString "
+                 "(known defect)", _REF)
+
+
+@emits(INPUT_TYPE, VALUE_KEY)
+def check_task_inputs(task: dict, findings: list[Finding]) -> list[CheckedInput]:
+    """Each of Task.input: its type, and the value[x] its kind needs (SPEC §4 inputs table).
+
+    Shared by the Notification Task and the Workflow Task, whose inputs list the queries alike (SPEC §3 step 1).
+    """
     inputs = task.get("input", [])
     if not isinstance(inputs, list):
         findings.append(INPUT_TYPE.finding(f"input is JSON {type(inputs).__name__}; expected an array", "Task.input"))
         inputs = []
-    base_count = 0
-    wants_workflow_task = False
+    checked = []
     for index, item in enumerate(inputs):
         location = f"Task.input[{index}]"
         if not isinstance(item, dict):
@@ -276,7 +312,7 @@ def _check_inputs(task: dict, findings: list[Finding]) -> None:
             findings.append(INPUT_TYPE.finding(f"saw type {show(item.get('type'))}; expected type.coding",
                                                f"{location}.type.coding"))
             kind = None
-        base_count += kind == spec.INPUT_AUTHORIZATION_BASE
+        checked.append(CheckedInput(location, kind, item))
         if "value" in item:
             # Only the shape is shown: the value may be an authorization base, which works like a credential.
             findings.append(VALUE_KEY.finding(f"saw key 'value' ({_shape(item['value'])}); expected a typed key "
@@ -284,14 +320,7 @@ def _check_inputs(task: dict, findings: list[Finding]) -> None:
             if not any(key.startswith("value") and key != "value" for key in item):
                 continue  # the value is already reported; judging its absence again would repeat the finding
         _check_input_value(kind, item, location, findings)
-        # Only a true value asks for the Workflow Task: one given only as extensions (data-absent-reason) does not.
-        wants_workflow_task |= kind == spec.INPUT_GET_WORKFLOW_TASK and item.get("valueBoolean") is True
-    if base_count != 1:
-        findings.append(AUTH_BASE_COUNT.finding(f"saw {base_count} authorization-base inputs; expected "
-                                                "exactly one", "Task.input"))
-    if wants_workflow_task and not task.get("basedOn"):
-        findings.append(WORKFLOW_BASED_ON.finding("get-workflow-task is true but there is no basedOn reference to "
-                                                  "the Workflow Task", "Task.basedOn"))
+    return checked
 
 
 AUTH_BASE_VALUE = rule("NOTIF-025", "error", "authorization-base input lacks a non-empty valueString", _REF)

@@ -15,7 +15,7 @@ from validators.rules.identifiers import (
     check_ura,
     is_placeholder_system,
 )
-from validators.rules.notification import parse_datetime_tz, task_type_findings
+from validators.rules.notification import check_task_inputs, parse_datetime_tz, task_type_findings
 
 _REF = "SPEC §3 step 1"
 
@@ -48,6 +48,7 @@ def check_workflow_task(task: object, *, notification: dict | None = None) -> li
     if parse_datetime_tz(authored) is None:
         findings.append(AUTHORED_ON.finding(f"saw {show(authored)}; expected a dateTime with time and timezone",
                                             "Task.authoredOn"))
+    _check_inputs(task, findings)
     if isinstance(notification, dict):
         mine, theirs = dig(task, "for", "identifier", "value"), dig(notification, "for", "identifier", "value")
         if mine != theirs:
@@ -127,3 +128,30 @@ def _check_organizations(task: dict, findings: list[Finding]) -> None:
         return
     findings.extend(check_identifier_system(owner.get("system"), spec.URA_SYSTEM, "Task.owner.identifier.system"))
     findings.extend(check_ura(owner.get("value"), "Task.owner.identifier.value"))
+
+
+NOTHING_TO_PULL = rule("WF-011", "error", "Workflow Task lists nothing to pull (no query or read input)", _REF)
+INPUT = rule("WF-012", "error", "Workflow Task input is not a well-formed query or read input", _REF)
+
+
+@emits(NOTHING_TO_PULL, INPUT)
+def _check_inputs(task: dict, findings: list[Finding]) -> None:
+    """The inputs a receiver told get-workflow-task pulls: queries and reads, listed as in a Notification Task."""
+    shared: list[Finding] = []
+    checked = check_task_inputs(task, shared)
+    # The Notification Task's input checks, reported under this rule: a defect in the Workflow Task is told apart
+    # from one in the Notification Task (and suppressed apart); the evidence names the check that saw it.
+    findings.extend(INPUT.finding(f"{f.message} (the check of {f.rule})", f.location) if f.severity == "error"
+                    else f for f in shared)
+    for item in checked:
+        if item.kind is not None and not item.lists_a_pull:
+            # Only the kind is named: an authorization base here would be a credential handed to the wrong place.
+            findings.append(INPUT.finding(f"saw an input of kind {item.kind!r}; a Workflow Task lists queries and "
+                                          "reads only (that belongs in the Notification Task)",
+                                          f"{item.location}.type"))
+    if not any(item.lists_a_pull for item in checked):
+        given = task.get("input")
+        seen = f"{len(given)} input(s), none a query or read" if isinstance(given, list) and given else "no input"
+        findings.append(NOTHING_TO_PULL.finding(f"saw {seen}; a receiver told get-workflow-task reads this Task to "
+                                                "learn what to pull (valueString 'Type?params' or valueReference "
+                                                "'Type/id')", "Task.input"))
