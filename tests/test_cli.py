@@ -33,3 +33,13 @@ def test_port_in_use_is_a_usage_error(tmp_path) -> None:
 def test_missing_command_shows_usage() -> None:
     result = _run()
     assert result.returncode == 2 and "usage: speeltuin" in result.stderr
+
+
+def test_a_reader_that_goes_away_gets_no_traceback() -> None:
+    """`speeltuin ... | head -3`: when the reader closes the pipe, the command ends quietly, with status 0."""
+    process = subprocess.Popen([sys.executable, "-m", "speeltuin.cli", "scenarios", "--format", "json"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()  # before it writes anything: its first write meets a closed pipe
+    stderr = process.stderr.read().decode()
+    assert process.wait(60) == 0 and "Traceback" not in stderr and "BrokenPipe" not in stderr, stderr

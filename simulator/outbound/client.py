@@ -7,6 +7,8 @@ server that is not the vendor's. A TLS failure names the setting that decides.
 """
 from __future__ import annotations
 
+import html
+import re
 import ssl
 from dataclasses import dataclass
 
@@ -119,6 +121,17 @@ def require(session: Session, key: str) -> str:
     return value
 
 
+def said_by(response: requests.Response, limit: int = 300) -> str:
+    """What an error answer says, for a person: the text of an HTML page (a proxy's or gateway's 502 page) without
+    its markup, anything else as it came; at most `limit` characters."""
+    text = response.text
+    looks_like_a_page = text.lstrip()[:9].lower().startswith(("<html", "<!doctype"))
+    if "html" in response.headers.get("Content-Type", "") or looks_like_a_page:
+        text = html.unescape(re.sub(r"<(script|style)\b.*?</\1>|<[^>]*>", " ", text, flags=re.S | re.I))
+        text = " ".join(text.split())
+    return text[:limit]
+
+
 def fetch_token(http: requests.Session, token_url: str, form: dict[str, str], timeout: float) -> str:
     """POST a token request; the access token, or OutboundError saying what the AS answered."""
     try:
@@ -126,7 +139,7 @@ def fetch_token(http: requests.Session, token_url: str, form: dict[str, str], ti
     except requests.RequestException as exc:
         raise OutboundError(f"token endpoint {token_url} unreachable: {exc}") from exc
     if response.status_code != 200:
-        raise OutboundError(f"token endpoint answered {response.status_code}: {response.text[:300]}")
+        raise OutboundError(f"token endpoint answered {response.status_code}: {said_by(response)}")
     try:
         token = response.json()["access_token"]
     except (ValueError, KeyError, TypeError) as exc:

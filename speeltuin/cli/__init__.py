@@ -6,6 +6,7 @@ ExitCode; a UserError is shown as one line with exit status 2, never as a traceb
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Sequence
 
@@ -52,6 +53,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as exc:
         print(f"speeltuin: {exc}", file=sys.stderr)
         return ExitCode.USAGE
+    except BrokenPipeError:  # the reader went away (`| head`): what it wanted it has; no traceback
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's own flush at exit must not fail
+        return ExitCode.OK
 
 
 if __name__ == "__main__":
