@@ -88,7 +88,8 @@ class Recorder:
         self._stop_writer()
         self.store = store
         pem = b"".join(cert.public_bytes(Encoding.PEM) for cert in trusted) or None
-        self.writer = Writer(url, ctx.options.speeltuin_public_url, pem)
+        self.writer = Writer(url, ctx.options.speeltuin_public_url, pem,
+                             vendor_ca=ctx.options.ssl_verify_upstream_trusted_ca or None)
 
     async def request(self, flow: http.HTTPFlow) -> None:
         if flow.request.path.split("?", 1)[0] == PROXY_FLUSH_PATH:

@@ -66,13 +66,15 @@ def decoded(body: bytes, headers: Mapping[str, str]) -> bytes:
 class Judge:
     """Knows the sessions (from the store), the keys of the callers and the jtis seen; makes Exchanges."""
 
-    def __init__(self, store: Store, public_url: str, trusted_ca_pem: bytes | None = None) -> None:
+    def __init__(self, store: Store, public_url: str, trusted_ca_pem: bytes | None = None, *,
+                 vendor_ca: str | None = None) -> None:
+        """`vendor_ca`: what vendors' servers chain to (the test CA), also for their https:// JWKS URLs."""
         self.store = store
         self.public_url = public_url.rstrip("/")
         self.trusted_ca_pem = trusted_ca_pem
         self._sessions: dict[str, Session] = {}
         self._simulator_jwks: dict | None = None
-        self._vendor_keys = JwksCache()
+        self._vendor_keys = JwksCache(verify=vendor_ca or True)
         self._routes = ChainRoutes({}, {})
         self._routes_read = float("-inf")
 

@@ -33,15 +33,15 @@ STOP = None  # put in the queue: write what is queued, then stop
 NICENESS = 10
 
 
-def run(database_url: str, public_url: str, trusted_ca_pem: bytes | None, inbox: "multiprocessing.Queue[Any]",
-        written: Synchronized) -> None:
+def run(database_url: str, public_url: str, trusted_ca_pem: bytes | None, vendor_ca: str | None,
+        inbox: "multiprocessing.Queue[Any]", written: Synchronized) -> None:
     """The writer process's body."""
     logging.basicConfig(level=logging.WARNING, format="speeltuin proxy writer: %(message)s")
     # Background work: when the machine is busy, the flows being answered come first and the writer catches up
     # after (a burst is queued, not refused). NICENESS is relative to mitmdump's own.
     os.nice(NICENESS)
     store = Store(database_url)
-    judge = Judge(store, public_url, trusted_ca_pem)
+    judge = Judge(store, public_url, trusted_ca_pem, vendor_ca=vendor_ca)
     try:
         stopping = False
         while not stopping:
@@ -87,8 +87,9 @@ def _write(store: Store, batch: list[Exchange]) -> None:
 class Writer:
     """The addon's handle on the writer process: submit flows, know how far it has written, stop it."""
 
-    def __init__(self, database_url: str, public_url: str, trusted_ca_pem: bytes | None = None) -> None:
-        self._args = (database_url, public_url, trusted_ca_pem)
+    def __init__(self, database_url: str, public_url: str, trusted_ca_pem: bytes | None = None,
+                 vendor_ca: str | None = None) -> None:
+        self._args = (database_url, public_url, trusted_ca_pem, vendor_ca)
         self._context = multiprocessing.get_context("spawn")
         self.written: Synchronized = self._context.Value("q", 0)
         self.submitted = 0

@@ -21,6 +21,7 @@ from simulator.mtls import client_certificate_problem
 from simulator.outbound.puller import recover_interrupted_pulls
 from simulator.runtime import EXTENSION, Runtime, SimulatorConfig, runtime
 from simulator.web import TEMPLATE_DIR, error_page, init_web
+from speeltuin.jwks_cache import JwksCache
 from speeltuin.keys import Signer
 from speeltuin.store import Store
 from validators import safe_json
@@ -45,7 +46,10 @@ def create_app(config: SimulatorConfig) -> Flask:
     app.json = SafeJSONProvider(app)
     app.url_map.converters["fhirtype"] = ResourceTypeConverter
     store = Store(config.database_url)
-    app.extensions[EXTENSION] = Runtime(config, store, Signer.load_or_create(store), PatientData(store))
+    # a vendor's JWKS URL is fetched with the trust its other servers get (the test CA)
+    vendor_keys = JwksCache(verify=config.transport.fetch_trust or True)
+    app.extensions[EXTENSION] = Runtime(config, store, Signer.load_or_create(store), PatientData(store),
+                                        vendor_keys=vendor_keys)
     for notification_id in recover_interrupted_pulls(store):  # a predecessor killed while it pulled
         app.logger.warning("pull of notification %s was interrupted when the simulator stopped: marked failed",
                            notification_id)

@@ -81,7 +81,7 @@ def _issue(rt: Runtime, session: Session) -> Response:
                              expected_client_id=session.config.vendor_client_id, location="client_assertion")
     client_errors, client_verified = _judged(form["client_assertion"], client, vendor_keys, active)
     if client_errors or not client_verified:
-        raise TokenRefusal("invalid_client", _describe(client_errors) or "client assertion not verified")
+        raise TokenRefusal("invalid_client", _describe(client_errors) or _unverified(rt, session, vendor_keys))
     _use_jti(rt, session, client.claims, "invalid_client", active)
 
     if grant_type == GRANT_JWT_BEARER:
@@ -193,6 +193,15 @@ def _hmac_with_public_key(token: str, check: AssertionCheck, jwks: dict | None) 
     signing_input, _, signature = token.rpartition(".")
     expected = base64.urlsafe_b64encode(hmac.new(secret, signing_input.encode(), digest).digest()).rstrip(b"=")
     return hmac.compare_digest(expected, signature.encode())
+
+
+def _unverified(rt: Runtime, session: Session, vendor_keys: dict | None) -> str:
+    """Why an assertion without other faults was not verified: most often, no keys to verify it with."""
+    url = session.config.vendor_jwks_url
+    if vendor_keys is None and url:
+        return f"client assertion not verified: the session's vendor_jwks_url {url} gave no keys: " \
+               f"{rt.vendor_keys.problem(url) or 'nothing usable'}"
+    return "client assertion not verified"
 
 
 def _describe(found: list) -> str:

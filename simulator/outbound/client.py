@@ -37,6 +37,12 @@ class Transport:
         return self.vendor_ca or (str(self.tls.ca) if self.tls else None)
 
     @property
+    def fetch_trust(self) -> str | None:
+        """What a vendor's server met directly (not through the proxy) must chain to: the vendors' CA, else the
+        bundle the proxy is trusted with (the service writes the test CA into it too)."""
+        return self.trust or self.proxy_ca
+
+    @property
     def trust_setting(self) -> str:
         """Where that trust comes from, for messages."""
         if self.vendor_ca:
