@@ -6,9 +6,11 @@ Starts `speeltuin serve --workers N` (gunicorn, as `speeltuin service` runs it) 
 vendor's session, a pull token and 50 AlcoholUse Observations loaded for the patient (BgZ query 9: a 50-entry
 searchset, as benchmarks/proxy_overhead.py has it). Then, at 1, 10 and 50 concurrent clients, in 1 s windows taking
 turns: the search with its bearer token, and `GET /` (the node's description: no session, no database), the empty
-endpoint. Prints requests/s, p50 and p95 for both, and the search's rate as a share of the empty one's at 10 clients
-(target: at least 35 %). Default store: a temporary SQLite file; --postgresql a throw-away database on the PostgreSQL
-server at $SPEELTUIN_BENCH_POSTGRES (default postgresql+psycopg://postgres@127.0.0.1:5432/test), dropped after.
+endpoint. Prints requests/s, p50 and p95 for both, the search's rate as a share of the empty one's at 10 clients
+(target: at least 35 %), and the simulator's CPU time per request of each (Linux): on a machine shared with other work
+the rates move with its load, the CPU time per request hardly. Default store: a temporary SQLite file; --postgresql a
+throw-away database on the PostgreSQL server at $SPEELTUIN_BENCH_POSTGRES (default
+postgresql+psycopg://postgres@127.0.0.1:5432/test), dropped after.
 """
 from __future__ import annotations
 
@@ -83,20 +85,44 @@ class Load:
         return elapsed
 
 
-def measure(loads: list[Load], concurrency: int, seconds: float) -> dict[str, tuple[float, list[float]]]:
-    """Per load: requests/s and the round trips (s), each load in turn for WINDOW_S until each had `seconds`."""
+def process_tree_cpu(pid: int) -> float | None:
+    """CPU seconds (user + system) the process and its descendants have used (Linux /proc; None elsewhere). Unlike
+    the rates it hardly depends on what else the machine runs: the cost of a request on a shared machine."""
+    total, todo = 0.0, [pid]
+    try:
+        while todo:
+            current = todo.pop()
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            for task in Path(f"/proc/{current}/task").iterdir():
+                todo += [int(child) for child in (task / "children").read_text().split()]
+    except (OSError, ValueError, IndexError):
+        return None
+    return total
+
+
+def measure(loads: list[Load], concurrency: int, seconds: float, server_pid: int | None = None
+            ) -> dict[str, tuple[float, list[float], float | None]]:
+    """Per load: requests/s, the round trips (s) and the server's CPU seconds per request (None: unknown), each load
+    in turn for WINDOW_S until each had `seconds`."""
     clients = {load.name: [_client() for _ in range(concurrency)] for load in loads}
     for load in loads:  # connections and caches warm before the clock runs
         for client in clients[load.name]:
             load.call(client)
     done = {load.name: 0.0 for load in loads}
+    cpu: dict[str, float | None] = {load.name: 0.0 for load in loads}
     times: dict[str, list[float]] = {load.name: [] for load in loads}
     for n in range(max(1, round(seconds / WINDOW_S))):
         for load in loads[n % len(loads):] + loads[:n % len(loads)]:
+            before = process_tree_cpu(server_pid) if server_pid else None
             took, elapsed = _window(load, clients[load.name])
+            after = process_tree_cpu(server_pid) if server_pid else None
             times[load.name] += took
             done[load.name] += elapsed
-    return {name: (len(times[name]) / done[name], times[name]) for name in times}
+            used = cpu[load.name]
+            cpu[load.name] = None if used is None or before is None or after is None else used + after - before
+    return {name: (len(times[name]) / done[name], times[name],
+                   None if cpu[name] is None or not times[name] else cpu[name] / len(times[name])) for name in times}
 
 
 def _window(load: Load, clients: list[requests.Session]) -> tuple[list[float], float]:
@@ -135,9 +161,9 @@ def run(url: str, workdir: Path, workers: int, threads: int, seconds: float) -> 
                                                    defaults.ADMIN_KEY_ENV: admin_key})
     processes = Processes(workdir, ROOT)
     try:
-        processes.start("simulator", [sys.executable, "-m", "speeltuin.cli", "serve", "--host", "127.0.0.1",
-                                      "--port", str(port), "--db", url, "--public-url", sim_url, "--workers",
-                                      str(workers), "--threads", str(threads), "--name", "benchmark"], env)
+        simulator = processes.start("simulator", [
+            sys.executable, "-m", "speeltuin.cli", "serve", "--host", "127.0.0.1", "--port", str(port), "--db", url,
+            "--public-url", sim_url, "--workers", str(workers), "--threads", str(threads), "--name", "benchmark"], env)
         wait_until(processes, "the simulator", lambda: accepts_tcp(port))
         signer, base = prepare_session(sim_url, admin_key, url, f"http://127.0.0.1:{free_port()}")
         token_url = f"{sim_url}/s/{SESSION}/token"
@@ -153,15 +179,16 @@ def run(url: str, workdir: Path, workers: int, threads: int, seconds: float) -> 
               f"{url.split(':', 1)[0]}; search: GET /s/{SESSION}/fhir/{encode_query(QUERY.query)} ({entries} "
               f"entries); empty: GET /")
         print(f"{'clients':>8} {'search/s':>10} {'p50 ms':>8} {'p95 ms':>8} {'empty/s':>10} {'p50 ms':>8} "
-              f"{'p95 ms':>8} {'search/empty':>13}")
+              f"{'p95 ms':>8} {'search/empty':>13} {'server CPU ms per search / empty':>34}")
         shares = {}
         for level in LEVELS:
-            figures = measure([search, empty], level, seconds)
-            (s_rate, s_times), (e_rate, e_times) = figures["search"], figures["empty"]
+            figures = measure([search, empty], level, seconds, simulator.pid)
+            (s_rate, s_times, s_cpu), (e_rate, e_times, e_cpu) = figures["search"], figures["empty"]
             shares[level] = s_rate / e_rate
+            cpu = f"{s_cpu * 1000:.2f} / {e_cpu * 1000:.2f}" if s_cpu is not None and e_cpu is not None else "?"
             print(f"{level:>8} {s_rate:>10,.0f} {statistics.median(s_times) * 1000:>8.1f} "
                   f"{p95(s_times) * 1000:>8.1f} {e_rate:>10,.0f} {statistics.median(e_times) * 1000:>8.1f} "
-                  f"{p95(e_times) * 1000:>8.1f} {shares[level]:>12.0%}", flush=True)
+                  f"{p95(e_times) * 1000:>8.1f} {shares[level]:>12.0%} {cpu:>34}", flush=True)
         print(f"at 10 clients the search reaches {shares[10]:.0%} of the empty endpoint's rate (target: at least "
               f"{SHARE_TARGET:.0%}): {'ok' if shares[10] >= SHARE_TARGET else 'MISSED'}")
     finally:

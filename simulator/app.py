@@ -3,12 +3,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, request
+from flask import Flask, g, request
 from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from simulator.endpoints.admin_api import admin_api
 from simulator.endpoints.auth_server import auth_server
+from simulator.endpoints.bearer import pull_access
 from simulator.endpoints.evidence_api import evidence_api
 from simulator.endpoints.fhir_server import ResourceTypeConverter, fhir_server
 from simulator.endpoints.http_errors import FhirError, oauth_error, operation_outcome, unsupported_format
@@ -23,6 +24,7 @@ from simulator.runtime import EXTENSION, Runtime, SimulatorConfig, runtime
 from simulator.web import TEMPLATE_DIR, error_page, init_web
 from speeltuin.jwks_cache import JwksCache
 from speeltuin.keys import Signer
+from speeltuin.records import Session
 from speeltuin.store import Store
 from validators import safe_json
 
@@ -35,6 +37,18 @@ class SafeJSONProvider(DefaultJSONProvider):
     def loads(self, s: str | bytes, **kwargs: Any) -> Any:
         return safe_json.loads(s)
 _VENDOR_FACING = {"auth_server", "fhir_server", "notification_endpoint"}  # what mTLS sessions protect
+
+
+def _session_of_request(session_id: str) -> Session | None:
+    """The session a vendor-facing request names. A FHIR request's bearer token is read now with its session in one
+    statement (bearer.pull_access), and kept for the handler: a search then costs one statement, not two."""
+    rt = runtime()
+    if request.blueprint == fhir_server.name:
+        access = pull_access(rt)
+        g.speeltuin_pull_access = access
+        if access is not None and access.session.id == session_id:
+            return access.session
+    return rt.store.get_session(session_id)
 
 
 def create_app(config: SimulatorConfig) -> Flask:
@@ -64,7 +78,7 @@ def create_app(config: SimulatorConfig) -> Flask:
         session_id = (request.view_args or {}).get("session_id")
         if not session_id or request.blueprint not in _VENDOR_FACING:  # admin API and public keys: no
             return None
-        session = runtime().store.get_session(session_id)
+        session = _session_of_request(session_id)
         if session is not None and session.is_chain:  # not ours to serve: the two vendor systems talk directly
             return oauth_error("invalid_client", session.not_simulated) if request.path.endswith("/token") \
                 else operation_outcome(404, session.not_simulated)

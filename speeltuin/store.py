@@ -7,6 +7,7 @@ are stored only as argon2id hashes.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
@@ -14,7 +15,7 @@ import re
 import secrets
 import time
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Iterable, Iterator, NamedTuple, Sequence
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -29,6 +30,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    bindparam,
     create_engine,
     delete,
     event,
@@ -112,6 +114,9 @@ instance_settings = Table(
     Column("updated_at", Float, nullable=False),
 )
 PUBLIC_URL_SETTING = "public-url"
+# A random value replaced in the same transaction as every change of imported patients or loaded FHIR data: a
+# process that keeps that data parsed compares it (one row by key) instead of reading the data again.
+PATIENT_DATA_SETTING = "patient-data-generation"
 
 # Secrets of this installation that must survive a restart, by name (e.g. the web UI's cookie signing key).
 instance_secrets = Table(
@@ -283,6 +288,28 @@ run_summaries = Table(
 )
 
 
+class PullAccess(NamedTuple):
+    """A bearer token as stored, the notification it is bound to (None: gone), its session, and the store's
+    patient-data generation (Store.patient_data_generation), all as they were at one moment."""
+
+    token: dict[str, Any]
+    notification: Notification | None
+    session: Session
+    patient_data_generation: str
+
+
+# The request path's statements, built once (building one costs about as much as running it on SQLite)
+_SESSION_BY_ID = select(sessions).where(sessions.c.id == bindparam("session_id"))
+_PATIENT_DATA_GENERATION = (select(instance_settings.c.value)
+                            .where(instance_settings.c.name == PATIENT_DATA_SETTING).scalar_subquery())
+_PULL_ACCESS = (
+    select(*[c.label(f"t_{c.name}") for c in tokens.c], *[c.label(f"n_{c.name}") for c in notifications.c],
+           *[c.label(f"s_{c.name}") for c in sessions.c], _PATIENT_DATA_GENERATION.label("generation"))
+    .select_from(tokens.join(sessions, tokens.c.session_id == sessions.c.id)
+                 .outerjoin(notifications, tokens.c.notification_id == notifications.c.id))
+    .where(tokens.c.token_hash == bindparam("token_hash")))
+
+
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -340,6 +367,13 @@ class Store:
             for index in LATER_INDEXES:  # those added since here (IF NOT EXISTS: a no-op once they have them)
                 c.execute(CreateIndex(index, if_not_exists=True))
             _widen(c)
+        # Single-statement reads on the request path: on PostgreSQL without BEGIN/ROLLBACK around them (two round
+        # trips fewer; one statement sees one consistent state anyway). SQLite's driver begins no transaction for a
+        # SELECT, and switching its isolation level would cost two PRAGMAs.
+        self._reads: Engine = self.engine if self.engine.dialect.name == "sqlite" else \
+            self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        # A session's row parsed once: the key is the whole row, so a changed config is a new key (read every time)
+        self._parse_session = functools.lru_cache(maxsize=256)(_session_from)
         self._hasher = PasswordHasher()  # argon2id with argon2-cffi's current recommended parameters
         self._dummy_hash: str | None = None  # verified against for unknown users, so they take as long
 
@@ -456,14 +490,17 @@ class Store:
                              .values(config=json.dumps(config.to_dict()))).rowcount > 0
 
     def get_session(self, session_id: str) -> Session | None:
-        with self.engine.connect() as c:
-            row = c.execute(select(sessions).where(sessions.c.id == session_id)).first()
-        return _session(row) if row else None
+        with self._reads.connect() as c:
+            row = c.execute(_SESSION_BY_ID, {"session_id": session_id}).first()
+        return self._session(row) if row else None
 
     def list_sessions(self) -> list[Session]:
         with self.engine.connect() as c:
             rows = c.execute(select(sessions).order_by(sessions.c.created_at)).all()
-        return [_session(r) for r in rows]
+        return [self._session(r) for r in rows]
+
+    def _session(self, row: Any) -> Session:
+        return self._parse_session(row.id, row.name, row.vendor_role, row.config, row.created_at)
 
     def delete_session(self, session_id: str) -> bool:
         with self.engine.begin() as c:
@@ -580,6 +617,21 @@ class Store:
         with self.engine.connect() as c:
             row = c.execute(select(tokens).where(tokens.c.token_hash == hash_token(token))).first()
         return dict(row._mapping) if row else None
+
+    def pull_access(self, token: str) -> PullAccess | None:
+        """What a request with this bearer token may see, read in one statement (the resource server's every request
+        needs it, as it is now: an expiry, a cancellation or a changed session counts at once). None: no such token."""
+        with self._reads.connect() as c:
+            row = c.execute(_PULL_ACCESS, {"token_hash": hash_token(token)}).first()
+        if row is None:
+            return None
+        m = row._mapping
+        notification = None if m["n_id"] is None else \
+            _notification_from({col.name: m[f"n_{col.name}"] for col in notifications.c})
+        return PullAccess({col.name: m[f"t_{col.name}"] for col in tokens.c}, notification,
+                          self._parse_session(m["s_id"], m["s_name"], m["s_vendor_role"], m["s_config"],
+                                              m["s_created_at"]),
+                          m["generation"] or "")
 
     def use_jti(self, session_id: str, issuer: str, jti: str, expires_at: float) -> bool:
         """Record a jti in a session; False when this issuer used it before in that session (a replay)."""
@@ -745,6 +797,7 @@ class Store:
             c.execute(delete(patients).where(patients.c.bsn.in_([r["bsn"] for r in rows])))
             c.execute(insert(patients), [dict(bsn=r["bsn"], data=json.dumps(r), created_at=time.time())
                                          for r in rows])
+            _new_patient_data_generation(c)
 
     def list_patients(self) -> list[dict[str, Any]]:
         with self.engine.connect() as c:
@@ -769,6 +822,7 @@ class Store:
                 c.execute(insert(loaded_resources), [
                     dict(resource_type=r["resourceType"], id=r["id"], bsn=bsn, data=json.dumps(r),
                          loaded_at=time.time()) for bsn, r in rows])
+                _new_patient_data_generation(c)
 
     def list_loaded(self, bsn: str | None) -> list[dict[str, Any]]:
         """The loaded resources of one patient, or the shared ones (bsn None)."""
@@ -777,6 +831,11 @@ class Store:
             return [json.loads(r.data) for r in c.execute(select(loaded_resources.c.data).where(cond)
                                                           .order_by(loaded_resources.c.resource_type,
                                                                     loaded_resources.c.id))]
+
+    def patient_data_generation(self) -> str:
+        """Changes (in every process) with each import of patients or load of FHIR data; "" before the first."""
+        with self._reads.connect() as c:
+            return c.execute(select(_PATIENT_DATA_GENERATION)).scalar() or ""
 
     def loaded_patient_bsns(self) -> list[str]:
         with self.engine.connect() as c:
@@ -936,13 +995,28 @@ def _load(value: str | None) -> Any:
     return None if value is None else json.loads(value)
 
 
-def _session(row: Any) -> Session:
-    return Session(row.id, row.name, Role(row.vendor_role), SessionConfig.from_dict(json.loads(row.config)),
-                   row.created_at)
+def _new_patient_data_generation(c: Connection) -> None:
+    """Replace the generation inside the transaction that changes patient data (see PATIENT_DATA_SETTING)."""
+    values = dict(value=secrets.token_hex(8), updated_at=time.time())
+    where = instance_settings.c.name == PATIENT_DATA_SETTING
+    if c.execute(update(instance_settings).where(where).values(**values)).rowcount:
+        return
+    try:
+        with c.begin_nested():
+            c.execute(insert(instance_settings).values(name=PATIENT_DATA_SETTING, **values))
+    except IntegrityError:  # another process made the row first
+        c.execute(update(instance_settings).where(where).values(**values))
+
+
+def _session_from(session_id: str, name: str, vendor_role: str, config: str, created_at: float) -> Session:
+    return Session(session_id, name, Role(vendor_role), SessionConfig.from_dict(json.loads(config)), created_at)
 
 
 def _notification(row: Any) -> Notification:
-    m = dict(row._mapping)
+    return _notification_from(dict(row._mapping))
+
+
+def _notification_from(m: dict[str, Any]) -> Notification:
     m["origin"] = NotificationOrigin(m.pop("direction"))
     m["task"] = json.loads(m["task"])
     for key in ("workflow_task", "delivery", "pull_summary"):

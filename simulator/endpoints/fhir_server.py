@@ -3,24 +3,27 @@ from __future__ import annotations
 
 import base64
 import json
+import random
 import time
 import uuid
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Sequence
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response, g, request
 from werkzeug.routing import BaseConverter
 
 from simulator import faults, provocations
-from simulator.endpoints.bearer import authenticate, bearer_token
+from simulator.endpoints.bearer import authenticate_pull, bearer_token, pull_access
 from simulator.endpoints.http_errors import FhirError, fhir_response, invalid_token
-from simulator.fhir.format import JSON_CONTENT_TYPE, is_fhir_media, wanted_format
+from simulator.fhir.format import JSON_CONTENT_TYPE, UnsupportedFormat, is_fhir_media, wanted_format
+from simulator.fhir.patient_data import Resources
 from simulator.fhir.search import SearchError, SearchResult, read, search, visible
 from simulator.lenient import latest_live_notification
 from simulator.runtime import Runtime, runtime
 from speeltuin.records import Notification, Role, Session
+from speeltuin.store import PullAccess
 from validators.spec import BSN_SYSTEM
-from validators.stu3 import FHIR_JSON, FHIR_XML, IGNORED_SEARCH_PARAMS, REF_PARAMS
+from validators.stu3 import FHIR_JSON, FHIR_XML, IGNORED_SEARCH_PARAMS, REF_PARAMS, FormatFamily
 
 fhir_server = Blueprint("fhir_server", __name__)
 
@@ -63,24 +66,23 @@ def search_type(session_id: str, resource_type: str) -> Response:
 def read_resource(session_id: str, resource_type: str, resource_id: str) -> Response:
     if resource_id == "$lastn":
         return _search(session_id, resource_type, lastn=True)
-    rt, session, notification = _authorised(session_id)
+    rt, session, notification, generation = _authorised(session_id)
     workflow = notification.workflow_task
     if resource_type == "Task" and workflow and workflow.get("id") == resource_id:
         return _respond(rt, session, workflow)
-    own = rt.patients.resources(notification.patient_bsn)
+    own, shared = rt.patients.own_and_shared(notification.patient_bsn, generation)
     # a shared resource only when it belongs to no other patient (SPEC §5.4)
-    resource = read(own, resource_type, resource_id) or visible(own, rt.patients.shared(), resource_type,
-                                                                resource_id)
+    resource = read(own, resource_type, resource_id) or visible(own, shared, resource_type, resource_id)
     if resource is None:
         raise FhirError(404, f"{resource_type}/{resource_id} is not available to this token")
     if resource_type == "Binary" and _wants_raw():
         raw = base64.b64decode(resource.get("content", ""))
         return Response(raw, status=200, content_type=resource.get("contentType", "application/octet-stream"))
-    return _respond(rt, session, resource)
+    return _respond(rt, session, resource, (own, shared))
 
 
 def _search(session_id: str, resource_type: str, *, lastn: bool) -> Response:
-    rt, session, notification = _authorised(session_id)
+    rt, session, notification, generation = _authorised(session_id)
     params = [(k, v) for k, v in request.args.items(multi=True) if k not in IGNORED_SEARCH_PARAMS]
     patient = notification.patient_bsn
     other = _other_patient(resource_type, params, patient)
@@ -88,20 +90,60 @@ def _search(session_id: str, resource_type: str, *, lastn: bool) -> Response:
         patient = other  # the fault: the query's patient, not the token's
     elif other:
         raise FhirError(403, f"this token gives access to one patient only, not to BSN {other}")
+    own, shared = rt.patients.own_and_shared(patient, generation)
     try:
-        result = search(rt.patients.resources(patient), rt.patients.shared(), resource_type, params, lastn=lastn)
+        result = search(own, shared, resource_type, params, lastn=lastn)
     except SearchError as exc:
         if rt.has_fault(session, faults.MALFORMED_QUERY_NOT_400):
             return _respond(rt, session, _searchset(rt, session, [], []))
         raise FhirError(400, str(exc)) from exc
-    return _respond(rt, session, _searchset(rt, session, result.matches, result.includes, result))
+    return _respond(rt, session, _searchset(rt, session, result.matches, result.includes, result), (own, shared))
 
 
-def _respond(rt: Runtime, session: Session, resource: dict[str, Any]) -> Response:
-    """A resource in the format asked; with the ignores-accept-xml fault, JSON unless _format says otherwise."""
-    if rt.has_fault(session, faults.IGNORES_ACCEPT_XML) and "_format" not in request.args:
-        return Response(json.dumps(resource, ensure_ascii=False), status=200, content_type=JSON_CONTENT_TYPE)
+def _respond(rt: Runtime, session: Session, resource: dict[str, Any], written: Sequence[Resources] = ()) -> Response:
+    """A resource in the format asked; with the ignores-accept-xml fault, JSON unless _format says otherwise.
+    `written`: the cached resources it (or its entries) came from, which write each one's JSON once."""
+    if (rt.has_fault(session, faults.IGNORES_ACCEPT_XML) and "_format" not in request.args) or \
+            (written and _answer_format() == "json"):
+        return Response(_json(resource, written), status=200, content_type=JSON_CONTENT_TYPE)
     return fhir_response(resource)
+
+
+def _answer_format() -> FormatFamily:
+    try:
+        return wanted_format()
+    except UnsupportedFormat:
+        return "json"  # as fhir_response: check_format has answered a bad _format with a 406 before
+
+
+def _json(resource: dict[str, Any], written: Sequence[Resources]) -> bytes:
+    """json.dumps(resource, ensure_ascii=False), encoded; the resource, or a Bundle's entry resources, as `written`
+    keeps them."""
+    entries = resource.get("entry") if resource.get("resourceType") == "Bundle" else None
+    if not entries or next(reversed(resource)) != "entry":
+        return _written(resource, written).encode()
+    head = _dumps({key: value for key, value in resource.items() if key != "entry"})
+    return f'{head[:-1]}, "entry": [{", ".join(_entry_json(entry, written) for entry in entries)}]}}'.encode()
+
+
+def _entry_json(entry: dict[str, Any], written: Sequence[Resources]) -> str:
+    """An entry as _searchset makes it, its resource as `written` keeps it; any other entry as json.dumps writes it."""
+    if list(entry) != ["fullUrl", "resource", "search"]:
+        return _dumps(entry)
+    return (f'{{"fullUrl": {_dumps(entry["fullUrl"])}, "resource": {_written(entry["resource"], written)}, '
+            f'"search": {_dumps(entry["search"])}}}')
+
+
+def _written(resource: dict[str, Any], written: Sequence[Resources]) -> str:
+    for kept in written:
+        text = kept.json(resource)
+        if text is not None:
+            return text
+    return _dumps(resource)
+
+
+# json.dumps(value, ensure_ascii=False), without making an encoder for every call
+_dumps = json.JSONEncoder(ensure_ascii=False).encode
 
 
 def _searchset(rt: Runtime, session: Session, matches: list[dict], includes: list[dict],
@@ -125,7 +167,7 @@ def _searchset(rt: Runtime, session: Session, matches: list[dict], includes: lis
                 "search": {"mode": mode}}
 
     return {
-        "resourceType": "Bundle", "id": str(uuid.uuid4()),
+        "resourceType": "Bundle", "id": _bundle_id(),
         "meta": {"lastUpdated": datetime.now(timezone.utc).isoformat(timespec="seconds")},
         "type": "searchset", "total": result.total if result is not None else len(matches),
         "link": links,
@@ -133,27 +175,36 @@ def _searchset(rt: Runtime, session: Session, matches: list[dict], includes: lis
     }
 
 
-def _sender_session(session_id: str) -> Session:
-    session = runtime().store.get_session(session_id)
+def _bundle_id() -> str:
+    """A random UUID from the process's generator: a Bundle id needs no secrecy, and os.urandom (uuid4) would hand
+    the GIL to another thread and wait to get it back, on every search."""
+    return str(uuid.UUID(int=random.getrandbits(128), version=4))
+
+
+def _sender_session(session_id: str, known: Session | None = None) -> Session:
+    """The session (`known`: as read already, else from the store), if the simulator is its sending node."""
+    session = known if known is not None and known.id == session_id else runtime().store.get_session(session_id)
     if session is None or session.simulator_role != Role.SENDER:
         raise FhirError(404, f"no session {session_id!r} in which the simulator is the sending node")
     return session
 
 
-def _authorised(session_id: str) -> tuple[Runtime, Session, Notification]:
-    """Session, token and the notification it is bound to; raises the error to answer (SPEC §5.3-§5.4)."""
+def _authorised(session_id: str) -> tuple[Runtime, Session, Notification, str | None]:
+    """Session, token and the notification it is bound to, and the patient-data generation read with them (None:
+    not read); raises the error to answer (SPEC §5.3-§5.4). The usual request reads all of it in one statement."""
     rt = runtime()
-    session = _sender_session(session_id)
-    notification = _lenient_notification(rt, session)
+    # read with the session by the app's check before this handler (one statement per request), else now
+    access = g.pop("speeltuin_pull_access") if "speeltuin_pull_access" in g else pull_access(rt)
+    session = _sender_session(session_id, access.session if access is not None else None)
+    notification = _lenient_notification(rt, session, access)
     if notification is None:
-        token = authenticate(rt, session, "pull")
-        notification = rt.store.get_notification(token["notification_id"])
+        _token, notification = authenticate_pull(access, session)
         if notification is None or notification.status != "requested":
             raise invalid_token("the notification behind this token was cancelled")
         if notification.period_end <= time.time():
             raise invalid_token("the notification's availability period has ended")
     _unavailable_once(rt, session, notification)
-    return rt, session, notification
+    return rt, session, notification, access.patient_data_generation if access is not None else None
 
 
 def _unavailable_once(rt: Runtime, session: Session, notification: Notification) -> None:
@@ -164,14 +215,13 @@ def _unavailable_once(rt: Runtime, session: Session, notification: Notification)
                         headers={"Retry-After": str(provocations.RETRY_AFTER_S)})
 
 
-def _lenient_notification(rt: Runtime, session: Session) -> Notification | None:
-    """With serves-without-token (no bearer token) or accepts-unknown-token (a token never issued): the session's
-    latest live notification, as if the request carried its token. None: the token is judged as usual."""
-    value = bearer_token()
-    if value is None:
+def _lenient_notification(rt: Runtime, session: Session, access: PullAccess | None) -> Notification | None:
+    """With serves-without-token (no bearer token) or accepts-unknown-token (a token never issued: no `access`): the
+    session's latest live notification, as if the request carried its token. None: the token is judged as usual."""
+    if bearer_token() is None:
         lenient = rt.has_fault(session, faults.SERVES_WITHOUT_TOKEN)
     else:
-        lenient = rt.has_fault(session, faults.ACCEPTS_UNKNOWN_TOKEN) and rt.store.get_token(value) is None
+        lenient = rt.has_fault(session, faults.ACCEPTS_UNKNOWN_TOKEN) and access is None
     return latest_live_notification(rt.store, session.id) if lenient else None
 
 
