@@ -11,6 +11,7 @@ from simulator.faults import UnknownFault, check_faults
 from simulator.provocations import PROVOCATIONS, UnknownProvocation, check_provocations
 from speeltuin.records import SESSION_URL_FIELDS, ChainConfig, Role, Session, SessionConfig, new_id
 from speeltuin.store import Store
+from speeltuin.vendor_config import ROLE_ENDPOINTS
 from validators.catalogue import load_all
 from validators.rules.identifiers import is_valid_ura
 
@@ -46,6 +47,7 @@ def create_session(store: Store, request: dict[str, Any], *, own_ura: str, own_c
     _check_new_id(store, session_id)
     jwks = _jwks(request.get("vendor_jwks"), "vendor_jwks")
     urls = {key: _http_url(request[key], key) for key in SESSION_URL_FIELDS if request.get(key) is not None}
+    _check_complete(role, jwks, urls)
     raw_faults = request.get("faults") or []  # the reference vendor misbehaving on purpose, in this session only
     if not isinstance(raw_faults, list) or not all(isinstance(name, str) for name in raw_faults):
         raise SessionError("faults must be a list of fault names (`speeltuin serve --help` lists them)")
@@ -62,6 +64,23 @@ def create_session(store: Store, request: dict[str, Any], *, own_ura: str, own_c
         **urls)
     name = str(request.get("name") or session_id)[:200]
     return store.create_session(Session(session_id, name, Role(role), config, time.time()))
+
+
+_WHAT_FOR = {"token_url": "its authorization server's token URL (the simulator gets its tokens there)",
+             "notification_base": "its notification base (the simulator POSTs the Notification Task to <base>/Task)",
+             "fhir_base": "its FHIR base (the simulator pulls from it)"}
+
+
+def _check_complete(role: str, jwks: dict[str, Any] | None, urls: dict[str, str]) -> None:
+    """Refuse now what would only fail when the session is used: a vendor whose assertions cannot be checked, or
+    that the simulator cannot reach in its role. The message starts with the first missing field's name."""
+    missing = [f"vendor_{key} is needed: {_WHAT_FOR[key]}" for key in ROLE_ENDPOINTS[role]
+               if f"vendor_{key}" not in urls]
+    if jwks is None and "vendor_jwks_url" not in urls:
+        missing.insert(0, "vendor_jwks (or vendor_jwks_url) is needed: the public keys the vendor's client assertions "
+                          "are signed with")
+    if missing:
+        raise SessionError(f"{'; '.join(missing)} (the vendor is the {role})")
 
 
 def _check_new_id(store: Store, session_id: object) -> None:

@@ -1,11 +1,12 @@
 """Shared fixtures: real Flask apps on loopback ports, and the whole stack with a real mitmdump."""
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import pytest
 import requests
@@ -16,9 +17,51 @@ from simulator.mtls import server_context
 from simulator.runtime import SimulatorConfig
 from speeltuin import defaults
 from speeltuin.defaults import sqlite_url
+from speeltuin.keys import Signer
 from speeltuin.records import TlsFiles
 from testdata.pki import init_ca, issue
 from tests.db import postgres_database
+
+
+NOWHERE = "http://127.0.0.1:9"  # the discard port: nothing listens, a call there fails at once
+
+
+@functools.cache
+def _placeholder_signer() -> Signer:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    pem = ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
+    return Signer("placeholder-vendor", pem)
+
+
+def placeholder_jwks() -> dict[str, Any]:
+    """The public key of a key pair made for the test run and thrown away: for a session whose vendor never signs."""
+    return _placeholder_signer().jwks()
+
+
+def complete_session(vendor_role: str, **fields: Any) -> dict[str, Any]:
+    """A session request with what a vendor in `vendor_role` needs (simulator/sessions.py refuses a session without
+    it): its keys (a placeholder JWKS, unless `fields` give vendor_jwks_url) and the endpoints of its role, at
+    NOWHERE. `fields` add to it or replace any of it (id, name, vendor_ura, the vendor's real keys or URLs, ...)."""
+    request: dict[str, Any] = {"vendor_role": vendor_role, "vendor_token_url": f"{NOWHERE}/token"}
+    if "vendor_jwks_url" not in fields:
+        request["vendor_jwks"] = placeholder_jwks()
+    if vendor_role == "receiver":
+        request["vendor_notification_base"] = f"{NOWHERE}/notify"
+    else:
+        request["vendor_fhir_base"] = f"{NOWHERE}/fhir"
+    return request | fields
+
+
+def complete_session_options(vendor_role: str, *, keys: bool = True) -> list[str]:
+    """The same for `speeltuin session create`: --vendor-role, the vendor's JWKS URL (not with `keys` False: the test
+    gives --vendor-jwks or --vendor-cert itself) and the endpoints of its role, at NOWHERE; no file written."""
+    endpoint = ["--vendor-notification-url", f"{NOWHERE}/notify"] if vendor_role == "receiver" else \
+        ["--vendor-fhir-base", f"{NOWHERE}/fhir"]
+    return ["--vendor-role", vendor_role, *(["--vendor-jwks-url", f"{NOWHERE}/jwks"] if keys else []),
+            "--vendor-token-url", f"{NOWHERE}/token", *endpoint]
 
 
 @pytest.fixture(autouse=True, scope="session")

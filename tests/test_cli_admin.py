@@ -9,6 +9,7 @@ from pathlib import Path
 from speeltuin.defaults import sqlite_url
 from speeltuin.keys import Signer
 from speeltuin.store import Store
+from tests.conftest import NOWHERE, complete_session_options
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -22,14 +23,14 @@ def test_session_commands(tmp_path) -> None:
     db = sqlite_url(tmp_path / "s.sqlite")
     jwks = tmp_path / "vendor.jwks.json"
     jwks.write_text(json.dumps({"keys": []}))
-    empty = speeltuin("session", "create", "--db", db, "--name", "Vendor X", "--vendor-role", "sender",
-                      "--vendor-ura", "12345678", "--vendor-jwks", str(jwks))
+    empty = speeltuin("session", "create", "--db", db, "--name", "Vendor X", *complete_session_options(
+        "sender", keys=False), "--vendor-ura", "12345678", "--vendor-jwks", str(jwks))
     assert empty.returncode == 2 and "vendor_jwks holds no keys" in empty.stderr and "Traceback" not in empty.stderr
     jwks.write_text(json.dumps({"keys": [{"kty": "EC", "crv": "P-256", "kid": "k1",
                                           "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
                                           "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}))
-    created = speeltuin("session", "create", "--db", db, "--name", "Vendor X", "--vendor-role", "sender",
-                        "--vendor-ura", "12345678", "--vendor-jwks", str(jwks), "--id", "vx-1",
+    created = speeltuin("session", "create", "--db", db, "--name", "Vendor X", *complete_session_options(
+        "sender", keys=False), "--vendor-ura", "12345678", "--vendor-jwks", str(jwks), "--id", "vx-1",
                         "--public-url", "http://sim.test:8081", "--format", "json")
     assert created.returncode == 0, created.stderr
     view = json.loads(created.stdout)
@@ -55,6 +56,26 @@ def test_session_mistakes_are_one_line(tmp_path) -> None:
         result = speeltuin("session", "create", "--db", db, "--name", "n", "--vendor-role", "sender", *extra)
         assert result.returncode == 2 and complaint in result.stderr and "Traceback" not in result.stderr, extra
         assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_session_without_what_its_role_needs_is_one_line(tmp_path) -> None:
+    """Issue 13: refused at creation (exit 2, one line naming what is missing), nothing stored."""
+    db = sqlite_url(tmp_path / "s.sqlite")
+    for role, endpoint in (("receiver", ["--vendor-notification-url", f"{NOWHERE}/notify"]),
+                           ("sender", ["--vendor-fhir-base", f"{NOWHERE}/fhir"])):
+        result = speeltuin("session", "create", "--db", db, "--name", "n", "--vendor-role", role, "--vendor-ura",
+                           "12345678", "--vendor-jwks-url", f"{NOWHERE}/jwks", *endpoint)  # no --vendor-token-url
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+        [line] = result.stderr.strip().splitlines()
+        assert line.startswith("speeltuin: vendor_token_url is needed: ") and "vendor_jwks" not in line, line
+        assert line.endswith(f"(the vendor is the {role})"), line
+    bare = speeltuin("session", "create", "--db", db, "--name", "n", "--vendor-role", "sender", "--vendor-ura",
+                     "12345678")
+    assert bare.returncode == 2 and len(bare.stderr.strip().splitlines()) == 1, bare.stderr
+    assert bare.stderr.startswith("speeltuin: vendor_jwks (or vendor_jwks_url) is needed: ")
+    assert "vendor_token_url is needed" in bare.stderr and "vendor_fhir_base is needed" in bare.stderr
+    assert "vendor_notification_base" not in bare.stderr
+    assert speeltuin("session", "list", "--db", db).stdout.strip() == "no sessions"
 
 
 def test_notify_and_cancel_reach_a_live_vendor(node_pair, tmp_path) -> None:
@@ -116,6 +137,6 @@ def test_patients_and_pki(tmp_path) -> None:
     again = speeltuin("pki", "init", "--dir", str(pki))
     assert again.returncode == 2 and "already holds a test CA" in again.stderr
     # a session whose keys come from the issued certificate
-    created = speeltuin("session", "create", "--db", db, "--name", "n", "--vendor-role", "sender",
+    created = speeltuin("session", "create", "--db", db, "--name", "n", *complete_session_options("sender", keys=False),
                         "--vendor-ura", "12345678", "--vendor-cert", str(pki / "vendor.cert.pem"), "--format", "json")
     assert json.loads(created.stdout)["config"]["vendor_jwks"]["keys"][0]["x5c"]

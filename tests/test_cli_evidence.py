@@ -13,6 +13,7 @@ import pytest
 from speeltuin.defaults import sqlite_url
 from speeltuin.records import Exchange
 from speeltuin.store import Store
+from tests.conftest import complete_session_options
 from validators.findings import Finding
 from validators.rules.structure import check_structure
 
@@ -30,7 +31,7 @@ def db(tmp_path_factory: pytest.TempPathFactory) -> str:
     """A store with session 'cli-ev' made by `session create`, and two exchanges (one with an error finding)."""
     url = sqlite_url(tmp_path_factory.mktemp("cli-evidence") / "s.sqlite")
     created = speeltuin("session", "create", "--db", url, "--id", "cli-ev", "--name", "Vendor Z",
-                        "--vendor-role", "receiver", "--vendor-ura", "12345678")
+                        *complete_session_options("receiver"), "--vendor-ura", "12345678")
     assert created.returncode == 0, created.stderr
     store = Store(url)
     for path, started_at, findings in (("Patient", 1000.0, []), ("Condition", 2000.0, [ERROR])):
@@ -44,14 +45,14 @@ def db(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 def test_session_create_prints_the_access_key_once(tmp_path) -> None:
     url = sqlite_url(tmp_path / "s.sqlite")
-    text = speeltuin("session", "create", "--db", url, "--id", "k-1", "--name", "n", "--vendor-role", "sender",
-                     "--vendor-ura", "12345678")
+    text = speeltuin("session", "create", "--db", url, "--id", "k-1", "--name", "n",
+                     *complete_session_options("sender"), "--vendor-ura", "12345678")
     assert text.returncode == 0, text.stderr
     [key_line] = [line for line in text.stdout.splitlines() if line.strip().startswith("access_key: ")]
     key = key_line.split(": ", 1)[1]
     assert len(key) >= 43 and "Keep this access key" in text.stdout
-    as_json = speeltuin("session", "create", "--db", url, "--id", "k-2", "--name", "n", "--vendor-role", "sender",
-                        "--vendor-ura", "12345678", "--format", "json")
+    as_json = speeltuin("session", "create", "--db", url, "--id", "k-2", "--name", "n",
+                        *complete_session_options("sender"), "--vendor-ura", "12345678", "--format", "json")
     view = json.loads(as_json.stdout)
     assert len(view["access_key"]) >= 43 and view["access_key"] != key and "Keep" in view["access_key_note"]
     shown = speeltuin("session", "show", "k-1", "--db", url)

@@ -16,6 +16,7 @@ import requests
 
 from scenarios.stack import accepts_tcp, free_port
 from speeltuin.defaults import sqlite_url
+from tests.conftest import complete_session
 from tests.simulator.test_unparsed_requests import raw_exchange
 from tests.test_cli_service import _processes_naming
 
@@ -38,7 +39,7 @@ def test_serve_with_workers_answers_from_several_processes_without_an_access_log
         client = requests.Session()
         client.trust_env = False
         created = client.post(f"http://127.0.0.1:{port}/api/sessions", headers={"X-Admin-Key": ADMIN}, timeout=30,
-                              json={"id": "g-1", "vendor_role": "sender", "vendor_ura": "12345678"})
+                              json=complete_session("sender", id="g-1", vendor_ura="12345678"))
         assert created.status_code == 201, created.text
         for _ in range(40):  # every worker knows the session: it lives in the store, not in a process
             shown = client.get(f"http://127.0.0.1:{port}/api/sessions/g-1", headers={"X-Admin-Key": ADMIN},

@@ -21,6 +21,7 @@ from scenarios.stack import accepts_tcp, free_port
 from speeltuin.defaults import sqlite_url
 from speeltuin.records import PROXY_FLUSH_PATH, Role, Session, SessionConfig
 from speeltuin.store import Store
+from tests.conftest import complete_session
 
 
 def _processes() -> dict[int, tuple[int, str]]:
@@ -85,7 +86,7 @@ def test_the_service_stops_every_process_it_started_on_sigterm(service: tuple[su
     process, port, db_file = service
     created = requests.post(f"http://127.0.0.1:{port}/api/sessions", timeout=10,
                             headers={"X-Admin-Key": "test-admin-key-of-the-service"},
-                            json={"id": "svc-1", "vendor_role": "sender", "vendor_ura": "12345678"})
+                            json=complete_session("sender", id="svc-1", vendor_ura="12345678"))
     assert created.status_code == 201, created.text
     assert created.json()["endpoints"]["token_url"] == f"http://127.0.0.1:{port}/s/svc-1/token"
     # `session show` names the address the service announced, without being told

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from speeltuin import defaults
+from tests.conftest import complete_session_options
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -37,8 +38,9 @@ def test_instance_folder_is_given_then_environment_then_xdg(tmp_path, monkeypatc
 def test_commands_keep_their_files_in_the_instance_folder_not_the_working_directory(tmp_path) -> None:
     work, instance = tmp_path / "work", tmp_path / "instance"
     work.mkdir()
-    created = _speeltuin("--instance", str(instance), "session", "create", "--name", "n", "--vendor-role", "sender",
-                         "--vendor-ura", "12345678", "--id", "vx-1", cwd=work, env=_env())
+    created = _speeltuin("--instance", str(instance), "session", "create", "--name", "n",
+                         *complete_session_options("sender"), "--vendor-ura", "12345678", "--id", "vx-1", cwd=work,
+                         env=_env())
     assert created.returncode == 0, created.stderr
     assert (instance / "speeltuin.sqlite").is_file()
     by_env = _speeltuin("session", "list", cwd=work, env=_env(SPEELTUIN_INSTANCE=str(instance)))

@@ -13,6 +13,7 @@ import requests
 from scenarios.stack import Stack, start_stack
 from speeltuin.records import PROXY_FLUSH_PATH
 from speeltuin.store import Store
+from tests.conftest import complete_session
 
 SESSION = "inflight-1"
 
@@ -20,9 +21,9 @@ SESSION = "inflight-1"
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory) -> Iterator[Stack]:
     with start_stack(Path(tmp_path_factory.mktemp("stack"))) as running:
-        created = running.simulator.api("POST", "/sessions", json={
-            "id": SESSION, "vendor_role": "sender", "vendor_ura": running.vendor.ura,
-            "vendor_jwks": running.vendor.jwks(), "vendor_client_id": running.vendor.client_id})
+        created = running.simulator.api("POST", "/sessions", json=complete_session(  # nothing calls the vendor
+            "sender", id=SESSION, vendor_ura=running.vendor.ura, vendor_jwks=running.vendor.jwks(),
+            vendor_client_id=running.vendor.client_id))
         assert created.status_code == 201, created.text
         yield running
 

@@ -31,7 +31,8 @@ ADMIN = {"X-Admin-Key": "test-admin-key-of-the-service"}
 def _notify(service: TlsService, session_id: str, vendor: RecordingVendor) -> dict:
     created = requests.post(f"{service.public}/api/sessions", headers=ADMIN, verify=str(service.ca), timeout=10, json={
         "id": session_id, "vendor_role": "receiver", "vendor_ura": VENDOR_URA, "mtls": False,
-        "vendor_token_url": f"{vendor.url}/token", "vendor_notification_base": f"{vendor.url}/notify"})
+        "vendor_jwks": vendor.jwks, "vendor_token_url": f"{vendor.url}/token",
+        "vendor_notification_base": f"{vendor.url}/notify"})
     assert created.status_code == 201, created.text
     sent = requests.post(f"{service.public}/api/sessions/{session_id}/notify", headers=ADMIN, verify=str(service.ca),
                          timeout=60, json={"bsn": "999993653"})

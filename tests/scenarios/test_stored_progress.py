@@ -17,7 +17,7 @@ from scenarios.steps import StepDef, Steps
 from speeltuin.defaults import sqlite_url
 from speeltuin.session_report import run_progress
 from speeltuin.store import Store
-from tests.conftest import LiveNode, start_live_node
+from tests.conftest import LiveNode, complete_session, start_live_node
 
 
 class Driver:
@@ -58,8 +58,8 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveNode]:
     live, server = start_live_node(db, ura="90000101", client_id="sim", name="sim")
     live.keys = {}  # type: ignore[attr-defined]
     for session_id in ("progress-a", "progress-b"):
-        created = live.api("POST", "/sessions", json={"id": session_id, "vendor_role": "receiver",
-                                                      "vendor_ura": "90000202"})
+        created = live.api("POST", "/sessions", json=complete_session("receiver", id=session_id,
+                                                                      vendor_ura="90000202"))
         assert created.status_code == 201, created.text
         live.keys[session_id] = created.json()["access_key"]  # type: ignore[attr-defined]
     yield live

@@ -1,9 +1,14 @@
 """The admin API: key required (constant-time compare), clear 4xx for every mistake, never a 500."""
 from __future__ import annotations
 
+import pytest
 import requests
 
+from tests.conftest import NOWHERE, complete_session, placeholder_jwks
 from tests.simulator.helpers import pair_sessions
+
+KEYS_NEEDED = "vendor_jwks (or vendor_jwks_url) is needed"
+URL_FIELDS = ("vendor_token_url", "vendor_notification_base", "vendor_fhir_base")
 
 
 def test_admin_key_is_required(node_pair) -> None:
@@ -29,13 +34,54 @@ def test_session_requests_are_checked(node_pair) -> None:
     assert sim.api("GET", "/sessions").json() == []
 
 
+@pytest.mark.parametrize("role, given, missing", [
+    ("receiver", {}, ("keys", "vendor_token_url", "vendor_notification_base")),
+    ("sender", {}, ("keys", "vendor_token_url", "vendor_fhir_base")),
+    ("receiver", {"vendor_jwks": "placeholder", "vendor_token_url": f"{NOWHERE}/token",
+                  "vendor_fhir_base": f"{NOWHERE}/fhir"}, ("vendor_notification_base",)),  # the other role's URL
+    ("sender", {"vendor_jwks_url": f"{NOWHERE}/jwks", "vendor_fhir_base": f"{NOWHERE}/fhir"}, ("vendor_token_url",)),
+    ("receiver", {"vendor_token_url": f"{NOWHERE}/token", "vendor_notification_base": f"{NOWHERE}/notify"},
+     ("keys",)),
+    ("sender", {"vendor_token_url": f"{NOWHERE}/token", "vendor_fhir_base": f"{NOWHERE}/fhir"}, ("keys",)),
+])
+def test_a_session_without_what_its_role_needs_is_refused_naming_it(node_pair, role: str, given: dict,
+                                                                   missing: tuple[str, ...]) -> None:
+    """Issue 13: refused at creation, not when the session is first used; the error names every missing field (the
+    keys first), says what each is for and which role needs it, and names nothing that was given."""
+    sim, _ven = node_pair
+    if given.get("vendor_jwks") == "placeholder":
+        given = {**given, "vendor_jwks": placeholder_jwks()}
+    response = sim.api("POST", "/sessions", json={"id": "incomplete", "vendor_role": role, "vendor_ura": "90000202",
+                                                  **given})
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error.startswith(KEYS_NEEDED if "keys" in missing else f"{missing[0]} is needed"), error
+    assert error.endswith(f"(the vendor is the {role})"), error
+    assert (KEYS_NEEDED in error) == ("keys" in missing), error
+    for field in URL_FIELDS:
+        assert (f"{field} is needed" in error) == (field in missing), (field, error)
+    assert sim.api("GET", "/sessions/incomplete").status_code == 404
+
+
+def test_a_session_with_what_its_role_needs_is_made(node_pair) -> None:
+    sim, _ven = node_pair
+    for role in ("receiver", "sender"):
+        made = sim.api("POST", "/sessions", json=complete_session(role, id=f"whole-{role}", vendor_ura="90000202"))
+        assert made.status_code == 201, made.text
+    by_url = complete_session("sender", id="keys-by-url", vendor_ura="90000202", vendor_jwks_url=f"{NOWHERE}/jwks")
+    assert "vendor_jwks" not in by_url and sim.api("POST", "/sessions", json=by_url).status_code == 201
+    empty = sim.api("POST", "/sessions", json=complete_session("receiver", id="no-keys", vendor_ura="90000202",
+                                                               vendor_jwks={"keys": []}))
+    assert empty.status_code == 400 and "vendor_jwks holds no keys" in empty.json()["error"], empty.text
+
+
 def test_session_lifecycle_and_endpoints(node_pair) -> None:
     sim, ven = node_pair
     endpoints = pair_sessions(sim, ven, vendor_role="receiver")
     assert endpoints["fhir_base"] == f"{sim.url}/s/sim-1/fhir"
     assert endpoints["client_id"] == ven.client_id
-    assert sim.api("POST", "/sessions", json={"id": "sim-1", "vendor_role": "sender",
-                                              "vendor_ura": "90000202"}).status_code == 400  # exists already
+    again = sim.api("POST", "/sessions", json=complete_session("sender", id="sim-1", vendor_ura="90000202"))
+    assert again.status_code == 400 and "already" in again.json()["error"], again.text  # exists already
     shown = sim.api("GET", "/sessions/sim-1").json()
     assert shown["simulator_role"] == "sender" and shown["config"]["vendor_ura"] == ven.ura
     assert requests.get(f"{sim.url}/s/sim-1/jwks").json() == sim.jwks()

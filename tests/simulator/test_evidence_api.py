@@ -14,7 +14,7 @@ from sqlalchemy import text
 from speeltuin.defaults import sqlite_url
 from speeltuin.records import Exchange
 from speeltuin.store import hash_token
-from tests.conftest import LiveNode, start_live_node
+from tests.conftest import LiveNode, complete_session, start_live_node
 from validators.findings import Finding
 from validators.rules.structure import check_structure
 
@@ -30,8 +30,8 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveNode]:
     live, server = start_live_node(db, ura="90000101", client_id="sim", name="sim")
     live.keys = {}  # type: ignore[attr-defined]
     for session_id, role in (("ev-a", "receiver"), ("ev-b", "sender")):
-        created = live.api("POST", "/sessions", json={"id": session_id, "name": f"Vendor {session_id}",
-                                                      "vendor_role": role, "vendor_ura": "90000202"})
+        created = live.api("POST", "/sessions", json=complete_session(role, id=session_id, name=f"Vendor {session_id}",
+                                                                      vendor_ura="90000202"))
         assert created.status_code == 201, created.text
         live.keys[session_id] = created.json()["access_key"]  # type: ignore[attr-defined]
     yield live
@@ -190,8 +190,8 @@ def test_bad_parameters_are_400_naming_the_parameter(node: LiveNode, param: str,
 
 
 def test_the_access_key_is_shown_once_and_kept_only_as_a_hash(node: LiveNode) -> None:
-    created = node.api("POST", "/sessions", json={"id": "ev-c", "vendor_role": "sender", "vendor_ura": "90000202"})
-    assert created.status_code == 201
+    created = node.api("POST", "/sessions", json=complete_session("sender", id="ev-c", vendor_ura="90000202"))
+    assert created.status_code == 201, created.text
     key = created.json()["access_key"]
     assert len(key) >= 43 and "X-Session-Key" in created.json()["access_key_note"]
     assert get(node, "/sessions/ev-c/exchanges", {"X-Session-Key": key}).status_code == 200

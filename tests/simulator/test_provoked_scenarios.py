@@ -28,7 +28,7 @@ from simulator.provocations import PROVOCATIONS
 from speeltuin.defaults import sqlite_url
 from speeltuin.records import Notification, NotificationOrigin
 from speeltuin.store import jti_uses
-from tests.conftest import LiveNode, _pair
+from tests.conftest import LiveNode, _pair, complete_session
 from validators.rules.token_request import check_grant_refused, check_token_response
 
 BSN = "999993653"
@@ -301,7 +301,8 @@ def test_unavailable_once_answers_503_with_retry_after_once_per_notification(nod
 def test_bad_provocations_are_refused(nodes: tuple[LiveNode, LiveNode], provoke: object, vendor_role: str,
                                       message: str) -> None:
     sim, ven = nodes
-    body = {"id": "sim-bad-provoke", "vendor_role": vendor_role, "vendor_ura": ven.ura, "provoke": provoke}
+    body = complete_session(vendor_role, id="sim-bad-provoke", vendor_ura=ven.ura, vendor_jwks=ven.jwks(),
+                            provoke=provoke)
     refused = sim.api("POST", "/sessions", json=body)
     assert refused.status_code == 400 and message in refused.json()["error"], refused.text
     assert sim.api("GET", "/sessions/sim-bad-provoke").status_code == 404

@@ -11,12 +11,12 @@ from simulator.runtime import Runtime, SimulatorConfig
 from simulator.sessions import SessionError, create_session
 from speeltuin.defaults import sqlite_url
 from speeltuin.store import Store
+from tests.conftest import complete_session
 
-BODY = {"vendor_role": "sender", "vendor_ura": "90000101"}
 
-
-def _create(store: Store, session_id: str, **extra: object):
-    return create_session(store, {**BODY, "id": session_id, **extra}, own_ura="90000202", own_client_id="ref")
+def _create(store: Store, session_id: str, *, role: str = "sender", **extra: object):
+    return create_session(store, complete_session(role, vendor_ura="90000101", id=session_id, **extra),
+                          own_ura="90000202", own_client_id="ref")
 
 
 def test_a_session_keeps_its_faults_and_only_it_has_them(tmp_path: Path) -> None:
@@ -49,10 +49,8 @@ def test_unknown_or_malformed_faults_are_refused(tmp_path: Path, faults: object,
 
 def test_a_session_keeps_its_provocations_and_shows_them_only_when_set(tmp_path: Path) -> None:
     store = Store(sqlite_url(tmp_path / "s.sqlite"))
-    body = {"vendor_role": "receiver", "vendor_ura": "90000101"}
-    create_session(store, {**body, "id": "provoking", "provoke": ["unavailable-once", "refuse-pull-tokens"]},
-                   own_ura="90000202", own_client_id="ref")
-    create_session(store, {**body, "id": "calm"}, own_ura="90000202", own_client_id="ref")
+    _create(store, "provoking", role="receiver", provoke=["unavailable-once", "refuse-pull-tokens"])
+    _create(store, "calm", role="receiver")
     stored = store.get_session("provoking")
     assert stored is not None and stored.config.provoke == ("refuse-pull-tokens", "unavailable-once")
     assert stored.config.to_dict()["provoke"] == ["refuse-pull-tokens", "unavailable-once"]
@@ -71,8 +69,7 @@ def test_unknown_or_misplaced_provocations_are_refused(tmp_path: Path, provoke: 
                                                        message: str) -> None:
     store = Store(sqlite_url(tmp_path / "s.sqlite"))
     with pytest.raises(SessionError, match=message):
-        create_session(store, {"vendor_role": role, "vendor_ura": "90000101", "id": "bad", "provoke": provoke},
-                       own_ura="90000202", own_client_id="ref")
+        _create(store, "bad", role=role, provoke=provoke)
     assert store.get_session("bad") is None
     store.close()
 
@@ -81,8 +78,7 @@ def test_a_running_session_switches_its_provocations_on_and_off(tmp_path: Path) 
     from simulator.sessions import set_provocations
 
     store = Store(sqlite_url(tmp_path / "s.sqlite"))
-    receiver = create_session(store, {"id": "recv", "vendor_role": "receiver", "vendor_ura": "90000101"},
-                              own_ura="90000202", own_client_id="ref")
+    receiver = _create(store, "recv", role="receiver")
     switched = set_provocations(store, receiver, ["unavailable-once", "refuse-pull-tokens"])
     assert switched.config.provoke == ("refuse-pull-tokens", "unavailable-once")
     assert store.get_session("recv").config.provoke == ("refuse-pull-tokens", "unavailable-once")  # type: ignore

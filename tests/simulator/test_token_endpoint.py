@@ -128,7 +128,8 @@ def test_notification_token_requires_the_vendor_ura(node_pair) -> None:
 
 
 def test_x5c_assertions_chain_to_the_test_ca(node_pair, tmp_path) -> None:
-    """A vendor without a registered JWKS signs with a test-PKI certificate; the URA in it must be the sub."""
+    """A vendor signs with a test-PKI certificate whose key is not among its registered keys, its assertions carrying
+    the x5c chain and no kid: trust comes from the CA, and the URA in the certificate must be the sub."""
     import json as _json
     import secrets
 
@@ -141,10 +142,7 @@ def test_x5c_assertions_chain_to_the_test_ca(node_pair, tmp_path) -> None:
     ca = init_ca(tmp_path)
     issued = issue(tmp_path, name="vendor", ura="90000202")
     sim.runtime.config.trusted_ca_pem = ca.read_bytes()
-    endpoints = pair_sessions(sim, ven, vendor_role="receiver")
-    sim.runtime.store.delete_session("sim-1")  # recreate without registered keys: trust comes from the CA
-    assert sim.api("POST", "/sessions", json={"id": "sim-1", "vendor_role": "receiver", "vendor_ura": "90000202",
-                                              "vendor_client_id": "ven"}).status_code == 201
+    endpoints = pair_sessions(sim, ven, vendor_role="receiver")  # registers ven's own keys, not the certificate's
     _sent_notification(sim)
     key = serialization.load_pem_private_key(issued.key_path.read_bytes(), password=None)
     x5c = _json.loads(issued.jwks_path.read_text())["keys"][0]["x5c"]
@@ -173,15 +171,16 @@ def test_vendor_keys_fetched_from_a_jwks_url(node_pair) -> None:
     sim, ven = node_pair
     endpoints = pair_sessions(sim, ven, vendor_role="receiver")
     sim.runtime.store.delete_session("sim-1")
-    created = sim.api("POST", "/sessions", json={"id": "sim-1", "vendor_role": "receiver", "vendor_ura": "90000202",
-                                                 "vendor_client_id": "ven", "vendor_jwks_url": f"{ven.url}/jwks"})
-    assert created.status_code == 201
+    vendor = {"vendor_role": "receiver", "vendor_ura": "90000202", "vendor_client_id": "ven",
+              "vendor_token_url": f"{ven.url}/s/ven-1/token", "vendor_notification_base": f"{ven.url}/s/ven-1/notify"}
+    created = sim.api("POST", "/sessions", json={"id": "sim-1", **vendor, "vendor_jwks_url": f"{ven.url}/jwks"})
+    assert created.status_code == 201, created.text
     _sent_notification(sim)
     url = endpoints["token_url"]
     assert requests.post(url, data=_form(ven.runtime.signer, url)).status_code == 200
     # a URL that serves no JWKS: the assertion cannot be verified
     sim.runtime.store.delete_session("sim-1")
-    sim.api("POST", "/sessions", json={"id": "sim-1", "vendor_role": "receiver", "vendor_ura": "90000202",
-                                       "vendor_client_id": "ven", "vendor_jwks_url": f"{ven.url}/nothing"})
+    assert sim.api("POST", "/sessions", json={"id": "sim-1", **vendor, "vendor_jwks_url": f"{ven.url}/nothing"}
+                   ).status_code == 201
     refused = requests.post(url, data=_form(ven.runtime.signer, url))
     assert (refused.status_code, refused.json()["error"]) == (401, "invalid_client")

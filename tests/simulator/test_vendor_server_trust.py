@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
+from cryptography import x509
 
 from speeltuin.defaults import sqlite_url
 from speeltuin.records import TlsFiles
-from testdata.pki import CA_CERT, init_ca, issue
+from testdata.pki import CA_CERT, init_ca, issue, jwks_for
 from tests.conftest import LiveNode, start_live_node
 
 VENDOR_URA = "90000202"
@@ -25,6 +26,7 @@ class RecordingVendor:
 
     def __init__(self, cert: Path, key: Path) -> None:
         self.requests: list[tuple[str, str, bytes]] = []
+        self.jwks = jwks_for(*x509.load_pem_x509_certificates(cert.read_bytes()))  # its keys, for its session
         seen = self.requests
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -82,7 +84,8 @@ def simulator(pki: Path, tmp_path: Path) -> Iterator[LiveNode]:
 def _notify(simulator: LiveNode, vendor: RecordingVendor, session_id: str) -> dict:
     created = simulator.api("POST", "/sessions", json={
         "id": session_id, "vendor_role": "receiver", "vendor_ura": VENDOR_URA, "mtls": False,
-        "vendor_token_url": f"{vendor.url}/token", "vendor_notification_base": f"{vendor.url}/notify"})
+        "vendor_jwks": vendor.jwks, "vendor_token_url": f"{vendor.url}/token",
+        "vendor_notification_base": f"{vendor.url}/notify"})
     assert created.status_code == 201, created.text
     sent = simulator.api("POST", f"/sessions/{session_id}/notify", json={"bsn": "999993653"})
     assert sent.status_code == 200, sent.text

@@ -17,7 +17,7 @@ import requests
 
 from speeltuin.defaults import sqlite_url
 from speeltuin.records import Exchange
-from tests.conftest import LiveNode, start_live_node
+from tests.conftest import LiveNode, complete_session, start_live_node
 from tests.web import browser
 from tests.web.browser import check_page, needs_chromium
 from validators.findings import Finding
@@ -65,8 +65,8 @@ def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UI]:
     node.runtime.store.add_user(USER, PASSWORD)
     keys = {}
     for session_id, name, role in (("ui-a", "Acme GtK (test)", "receiver"), ("ui-b", "Bravo EPD", "sender")):
-        created = node.api("POST", "/sessions", json={"id": session_id, "name": name, "vendor_role": role,
-                                                       "vendor_ura": "90000202"})
+        created = node.api("POST", "/sessions", json=complete_session(role, id=session_id, name=name,
+                                                                      vendor_ura="90000202"))
         assert created.status_code == 201, created.text  # the JSON API takes no CSRF token
         keys[session_id] = created.json()["access_key"]
     state = UI(node, keys)
@@ -189,8 +189,8 @@ def test_a_vendor_sees_only_its_own_session(tab: Any, ui: UI) -> None:
 def test_exchanges_come_in_pages_of_50(tab: Any, ui: UI) -> None:
     """A page shows 50 exchanges (the store's cursor pages them); the last page takes new ones live until it is full,
     then the next page goes on."""
-    assert ui.node.api("POST", "/sessions", json={"id": "ui-c", "name": "Busy vendor", "vendor_role": "receiver",
-                                                  "vendor_ura": "90000202"}).status_code == 201
+    assert ui.node.api("POST", "/sessions", json=complete_session("receiver", id="ui-c", name="Busy vendor",
+                                                                  vendor_ura="90000202")).status_code == 201
     first = [ui.record(f"busy-{n}", "ui-c", "search") for n in range(49)]
     sign_in_as_manager(tab, ui)
     tab.goto(f"{ui.url}/sessions/ui-c")
@@ -297,7 +297,7 @@ def test_removing_the_account_or_replacing_the_key_signs_out(tab: Any, ui: UI) -
     tab.goto(f"{ui.url}/")
     assert tab.url.startswith(f"{ui.url}/sign-in")
 
-    created = ui.node.api("POST", "/sessions", json={"id": "ui-d", "vendor_role": "sender", "vendor_ura": "90000202"})
+    created = ui.node.api("POST", "/sessions", json=complete_session("sender", id="ui-d", vendor_ura="90000202"))
     sign_in_as_vendor(tab, ui, created.json()["access_key"])
     assert tab.url == f"{ui.url}/sessions/ui-d"
     store.new_session_key("ui-d")  # the key was replaced: what was opened with the old one closes
@@ -320,3 +320,23 @@ def test_the_cookie_key_survives_a_restart_and_static_files_are_local(ui: UI) ->
     over_https = ui.node.app.test_client().get("/ui/sign-in", base_url="https://127.0.0.1")  # type: ignore[attr-defined]
     assert "; Secure" in over_https.headers["Set-Cookie"] and "HttpOnly" in over_https.headers["Set-Cookie"]
     assert "Secure" not in requests.get(f"{ui.url}/sign-in", timeout=10).headers["Set-Cookie"]
+
+
+def test_the_new_session_form_asks_for_the_vendor_keys_at_their_field(tab: Any, ui: UI) -> None:
+    """Issue 13: a session without the vendor's keys is refused at creation; the form shows why at the keys field,
+    and what was typed stays."""
+    sign_in_as_manager(tab, ui)
+    tab.goto(f"{ui.url}/sessions/new")
+    tab.get_by_label("Name of the vendor's system").fill("Keyless GtK")
+    tab.get_by_label("Session id").first.fill("ui-keyless")
+    tab.get_by_label("Receiver: it is notified").first.check()
+    tab.get_by_label("Vendor URA").fill("90000202")
+    tab.get_by_label("Its token endpoint").fill("http://127.0.0.1:9/token")
+    tab.get_by_label("Its notification base").fill("http://127.0.0.1:9/notify")
+    with tab.expect_navigation() as refused:
+        tab.get_by_role("button", name="Create the session", exact=True).click()
+    assert refused.value.status == 400
+    expect(tab.locator("#new-keys-error")).to_contain_text("vendor_jwks (or vendor_jwks_url) is needed")
+    expect(tab.locator("#new-keys-error")).to_contain_text("(the vendor is the receiver)")
+    expect(tab.get_by_label("Its token endpoint")).to_have_value("http://127.0.0.1:9/token")
+    assert ui.node.api("GET", "/sessions/ui-keyless").status_code == 404

@@ -13,7 +13,7 @@ import pytest
 
 from speeltuin.defaults import sqlite_url
 from speeltuin.records import Exchange
-from tests.conftest import LiveNode, start_live_node
+from tests.conftest import LiveNode, complete_session, start_live_node
 from tests.web.browser import check_page, needs_chromium, sign_in_as_manager, sign_in_as_vendor
 from validators.catalogue import catalogue
 from validators.findings import Finding
@@ -52,8 +52,8 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveNode]:
     live.runtime.store.add_user(USER, PASSWORD)
     keys = {}
     for session_id, name in (("cat-a", "Acme GtK"), ("cat-b", "Bravo EPD")):
-        created = live.api("POST", "/sessions", json={"id": session_id, "name": name, "vendor_role": "receiver",
-                                                       "vendor_ura": "90000202"})
+        created = live.api("POST", "/sessions", json=complete_session("receiver", id=session_id, name=name,
+                                                                      vendor_ura="90000202"))
         assert created.status_code == 201, created.text
         keys[session_id] = created.json()["access_key"]
     live.keys = keys  # type: ignore[attr-defined]
