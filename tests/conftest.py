@@ -124,11 +124,16 @@ def _pair(sim_db: str, ven_db: str, sim_tls: TlsFiles | None = None,
     ven, ven_server = start_live_node(ven_db, ura="90000202", client_id="ven", name="ven", tls=ven_tls)
     yield sim, ven
     for node, server in ((sim, sim_server), (ven, ven_server)):
-        server.shutdown()  # type: ignore[attr-defined]
-        server.server_close()  # type: ignore[attr-defined]
-        for thread in node.runtime.background:
-            thread.join(timeout=10)
-        node.runtime.store.close()
+        stop_live_node(node, server)
+
+
+def stop_live_node(node: LiveNode, server: object) -> None:
+    """Stop what start_live_node started: its server, its background work (pulls), its store."""
+    server.shutdown()  # type: ignore[attr-defined]
+    server.server_close()  # type: ignore[attr-defined]
+    for thread in node.runtime.background:
+        thread.join(timeout=10)
+    node.runtime.store.close()
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ from lxml import etree
 from simulator.fhir.search import SearchError, SearchResult, search, visible
 from speeltuin.defaults import sqlite_url
 from testdata.fhir_import import group_by_patient, load_file, rows_to_store
-from tests.conftest import LiveNode, start_live_node
+from tests.conftest import LiveNode, start_live_node, stop_live_node
 from validators.query import parse_params, parse_relative_query
 from validators.spec import BSN_SYSTEM
 from validators.stu3 import ANY, SEARCH_PARAMS
@@ -594,11 +594,7 @@ def served(tmp_path_factory: pytest.TempPathFactory, corpus: list[dict]) -> Iter
         yield Served(endpoints["fhir_base"], answer.json()["access_token"], sim)
     finally:
         for node, server in ((sim, sim_server), (ven, ven_server)):
-            server.shutdown()  # type: ignore[attr-defined]
-            server.server_close()  # type: ignore[attr-defined]
-            for thread in node.runtime.background:
-                thread.join(timeout=10)
-            node.runtime.store.close()
+            stop_live_node(node, server)
 
 
 def _expected_key(key: tuple[str, str], docs: list[Doc]) -> tuple[str, str] | None:
