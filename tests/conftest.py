@@ -114,7 +114,7 @@ def start_live_node(database_url: str, *, ura: str, client_id: str, name: str,
     server = simulator_server("127.0.0.1", 0, app, ssl_context=server_context(tls) if tls else None)
     url = f"{'https' if tls else 'http'}://127.0.0.1:{server.port}"
     config.public_url = url
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     return LiveNode(url, config, app, str(tls.ca) if tls else True), server
 
 

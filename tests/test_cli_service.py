@@ -187,7 +187,7 @@ def upstream() -> Iterator[Upstream]:
             pass
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     yield Upstream(server.server_port, seen)
     server.shutdown()
 

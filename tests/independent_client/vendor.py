@@ -153,7 +153,7 @@ class VendorNode:
     def start(self) -> "VendorNode":
         self._server = make_server(self.host, 0, self._wsgi, threaded=True)
         self.base_url = f"http://{self.host}:{self._server.server_port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self._thread.start()
         return self
 

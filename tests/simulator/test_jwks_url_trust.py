@@ -42,7 +42,7 @@ class JwksServer:
             return Response(json.dumps(jwks), content_type="application/json")
 
         self.server = make_server("127.0.0.1", 0, app, threaded=True, ssl_context=server_context(tls))
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
         self.url = f"https://127.0.0.1:{self.server.port}/jwks"
 
     def close(self) -> None:

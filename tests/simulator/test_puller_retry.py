@@ -31,7 +31,7 @@ def flaky_vendor() -> Iterator[tuple[str, list[str]]]:
         return Response('{"resourceType": "Bundle"}', content_type="application/fhir+json")
 
     server = make_server("127.0.0.1", 0, app, threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     yield f"http://127.0.0.1:{server.port}", seen
     server.shutdown()
 
