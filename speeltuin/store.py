@@ -411,8 +411,7 @@ class Store:
 
     def set_setting(self, name: str, value: str) -> None:
         with self.engine.begin() as c:
-            c.execute(delete(instance_settings).where(instance_settings.c.name == name))
-            c.execute(insert(instance_settings).values(name=name, value=value, updated_at=time.time()))
+            _put_setting(c, name, value)
 
     def setting(self, name: str) -> str | None:
         with self.engine.connect() as c:
@@ -997,13 +996,18 @@ def _load(value: str | None) -> Any:
 
 def _new_patient_data_generation(c: Connection) -> None:
     """Replace the generation inside the transaction that changes patient data (see PATIENT_DATA_SETTING)."""
-    values = dict(value=secrets.token_hex(8), updated_at=time.time())
-    where = instance_settings.c.name == PATIENT_DATA_SETTING
+    _put_setting(c, PATIENT_DATA_SETTING, secrets.token_hex(8))
+
+
+def _put_setting(c: Connection, name: str, value: str) -> None:
+    """Set an instance setting inside the caller's transaction, whichever process makes its row first."""
+    values = dict(value=value, updated_at=time.time())
+    where = instance_settings.c.name == name
     if c.execute(update(instance_settings).where(where).values(**values)).rowcount:
         return
     try:
         with c.begin_nested():
-            c.execute(insert(instance_settings).values(name=PATIENT_DATA_SETTING, **values))
+            c.execute(insert(instance_settings).values(name=name, **values))
     except IntegrityError:  # another process made the row first
         c.execute(update(instance_settings).where(where).values(**values))
 
