@@ -5,10 +5,13 @@
   refused outright (XXE, billion laughs). The XML is then converted by our own walker, driven by the
   field definitions of the fhir.resources STU3 models (cardinality, primitive types), so primitives
   keep their exact text and extensions on primitives land in `_field` as FHIR JSON wants.
-- `check_structure` judges a dict against the STU3 models: our own walk finds what pydantic lets
-  through or crashes on (unknown resource types, JSON kinds such as "true" for a boolean, arrays for
-  single elements, nulls, empty values); then pydantic checks primitive formats, required elements
-  and choice types. Both give STRUCT-001 findings with a FHIRPath-like location, never exceptions.
+- `check_structure` judges a dict against the STU3 definitions in one walk: unknown resource types
+  and elements, JSON kinds such as "true" for a boolean, arrays for single elements, nulls, empty
+  values, required elements and choice types; each primitive value is checked by the library's own
+  type for it (its format: dates, codes, ids, …). Building the whole pydantic model as well would
+  add nothing (tests/validators/test_structure_oracle.py holds the walk to that) and cost most of
+  the time: it allocates an object per element, which also makes big Bundles cost more than linear.
+  Findings are STRUCT-001 with a FHIRPath-like location, never exceptions.
 - Serialisation (SPEC §6.4): the JSON reader reports a key given twice in one object (STRUCT-004; the
   last value is kept, as json.loads does), the XML reader child elements out of the STU3 order
   (STRUCT-005). A primitive with only extensions (ele-1) counts as present everywhere.
@@ -23,12 +26,14 @@ import copy
 import json
 import math
 import re
+import types
+import typing
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Callable, Literal
 
 from lxml import etree
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from validators import safe_json
 from validators.evidence import show
@@ -117,9 +122,6 @@ _INTEGER_TYPES = frozenset({"integer", "positiveInt", "unsignedInt", "integer64"
 _INTEGER = re.compile(r"[+-]?[0-9]+")
 _DECIMAL = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?")
 _KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-# Stands in for a nested resource of an unknown type while pydantic checks the rest: STU3 Parameters
-# has no required element, and keeping the list position keeps every other location right.
-_PLACEHOLDER = {"resourceType": "Parameters"}
 
 
 class FhirParseError(ValueError):
@@ -142,6 +144,7 @@ class _Field:
     required: bool = False  # min cardinality 1
     choice: str = ""  # the choice element this is a variant of: "value" for valueQuantity
     choice_required: bool = False
+    check: Callable[[Any], Any] | None = field(default=None, compare=False)  # a primitive's format check
 
 
 @lru_cache(maxsize=None)
@@ -186,10 +189,41 @@ def _schema(type_name: str) -> dict[str, _Field]:
         # FHIRPrimitiveExtension (the `_x` of a primitive) marks none of its fields as elements
         if not info.alias or not (extra.get("element_property") or type_name == "FHIRPrimitiveExtension"):
             continue
-        fields[info.alias] = _Field(get_fhir_type_name(info, prefix="STU3."), is_list_type(info),
-                                    is_primitive_type(info), bool(extra.get("element_required")),
-                                    str(extra.get("one_of_many") or ""), bool(extra.get("one_of_many_required")))
+        primitive = is_primitive_type(info)
+        fields[info.alias] = _Field(get_fhir_type_name(info, prefix="STU3."), is_list_type(info), primitive,
+                                    # a primitive's min 1 is in its metadata; a complex element's makes pydantic require it
+                                    bool(extra.get("element_required")) or info.is_required(),
+                                    str(extra.get("one_of_many") or ""),
+                                    bool(extra.get("one_of_many_required")),
+                                    _value_check(_item_type(info.annotation)) if primitive else None)
     return fields
+
+
+def _item_type(annotation: Any) -> Any:
+    """The type of one value of a field: Optional[...] and List[...] taken off."""
+    while typing.get_origin(annotation) in (typing.Union, types.UnionType, list):
+        annotation = next(a for a in typing.get_args(annotation) if a is not type(None))
+    return annotation
+
+
+@lru_cache(maxsize=None)
+def _value_check(value_type: Any) -> Callable[[Any], Any]:
+    """The library's validator of one value of a primitive type (raises ValidationError)."""
+    return TypeAdapter(value_type).validator.validate_python
+
+
+def _primitive_problem(value: object, spec: _Field) -> str | None:
+    """What the library's type for this primitive (its regex, date ranges, base64) says is wrong, or None."""
+    if spec.check is None:
+        return None
+    try:
+        spec.check(value)
+    except ValidationError as e:
+        errors = e.errors()
+        return " ".join(str(errors[0].get("msg", "")).split()) if errors else "not a valid " + spec.type
+    except (ValueError, TypeError, OverflowError) as e:  # a type's own code must never crash the check
+        return f"not a valid {spec.type} ({type(e).__name__})"
+    return None
 
 
 @lru_cache(maxsize=None)
@@ -591,7 +625,7 @@ def check_structure(resource: dict) -> list[Finding]:
         walk.resource(resource, ())
     except RecursionError:  # JSON nested deeper than any FHIR resource: report, never crash
         return [_misfit("resource too deeply nested to check against the STU3 model", rtype)]
-    return walk.findings + _model_findings(resource, rtype, walk)
+    return walk.findings
 
 
 # JSON kinds of the primitives that are not strings
@@ -605,18 +639,14 @@ def _kind_fits(value: object, type_name: str) -> bool:
 
 
 class _JsonWalk:
-    """What pydantic accepts or crashes on but FHIR JSON forbids; remembers where it reported."""
+    """A resource's JSON against the STU3 definitions, element by element."""
 
     def __init__(self, root: str) -> None:
         self.root = root
         self.findings: list[Finding] = []
-        self.flagged: list[tuple[str | int, ...]] = []  # pydantic errors at or below these are ours already
-        self.exact: list[tuple[str | int, ...]] = []  # ... and pydantic errors exactly at these (choice types)
-        self.bad_resources: list[tuple[str | int, ...]] = []
 
     def flag(self, parts: tuple[str | int, ...], message: str,
              make: Callable[[str, str], Finding] = _misfit) -> None:
-        self.flagged.append(parts)
         self.findings.append(make(message, _path(self.root, parts)))
 
     def resource(self, node: object, parts: tuple[str | int, ...]) -> None:
@@ -624,7 +654,6 @@ class _JsonWalk:
         if not isinstance(node, dict) or not is_resource_type(rtype):
             what = f"resourceType {show(rtype)}" if isinstance(node, dict) else f"JSON {type(node).__name__}"
             self.flag(parts, f"{what} is not a FHIR STU3 resource type", _not_a_resource)
-            self.bad_resources.append(parts)
             return
         self.complex(node, str(rtype), parts, is_resource=True)
 
@@ -664,7 +693,6 @@ class _JsonWalk:
         for choice, choice_required in choices.items():
             variants = present.get(choice, [])
             if len(variants) > 1 or (choice_required and not variants):
-                self.exact.append(parts)
                 what = f"saw {', '.join(variants)}" if variants else "none is present"
                 how = "exactly one" if choice_required else "at most one"
                 self.findings.append(_misfit(f"{type_name}.{choice}[x] takes {how} type; {what}",
@@ -698,6 +726,8 @@ class _JsonWalk:
                 self.flag(parts, f"{spec.type} given as JSON {type(value).__name__} {show(value)}")
             elif isinstance(value, str) and not value.strip():
                 self.flag(parts, f"{key!r} is an empty string; FHIR values have content")
+            elif (problem := _primitive_problem(value, spec)) is not None:
+                self.flag(parts, f"{problem} (saw {show(value)})")
         elif not isinstance(value, dict):
             self.flag(parts, f"{spec.type} must be a JSON object; saw {show(value)}")
         elif not value:
@@ -716,67 +746,3 @@ def _constraints(type_name: str) -> tuple[tuple[str, ...], dict[str, bool]]:
         if spec.choice:
             choices[spec.choice] = choices.get(spec.choice, False) or spec.choice_required
     return required, choices
-
-
-# The model's own choice-type messages (fhir_core): none or several variants of a value[x].
-_CHOICE_ERRORS = ("Expect any of field value from this list", "Any of one field value is expected from this list")
-
-
-def _model_findings(resource: dict, rtype: str, walk: _JsonWalk) -> list[Finding]:
-    """Findings of the pydantic STU3 model, except where our own walk already reported."""
-    data = resource
-    if walk.bad_resources:
-        data = copy.deepcopy(resource)
-        for parts in walk.bad_resources:
-            _replace(data, parts, dict(_PLACEHOLDER))
-    try:
-        _model(rtype).model_validate(data)
-        return []
-    except ValidationError as e:
-        errors = e.errors()
-    except (RecursionError, MemoryError):
-        return [_misfit("resource too deeply nested to check against the STU3 model", rtype)]
-    except Exception as e:  # the model library must never turn bad input into a crash
-        return [_misfit(f"the STU3 model could not check this resource ({type(e).__name__}: "
-                        f"{show(str(e), 100)})", rtype)]
-    findings: list[Finding] = []
-    for error in errors:
-        if any(marker in str(error.get("msg", "")) for marker in _CHOICE_ERRORS):
-            continue  # our walk judges choice types; the model misses a variant given only as `_x` (ele-1)
-        loc = error.get("loc", ())
-        if error.get("type") == "extra_forbidden" and loc and str(loc[-1]).startswith("_"):
-            continue  # an `_x` our walk accepted; the model of Extension lacks them for its value[x]
-        parts = _error_parts(data, error.get("loc", ()))
-        if parts in walk.exact or any(parts[:len(flagged)] == flagged for flagged in walk.flagged):
-            continue
-        message = " ".join(str(error.get("msg", "")).split())
-        if "input" in error and error.get("type") not in ("missing", "model_field_validation.missing"):
-            message += f" (saw {show(error['input'])})"
-        finding = _misfit(message, _path(rtype, parts))
-        if finding not in findings:
-            findings.append(finding)
-    return findings
-
-
-def _replace(node: Any, parts: tuple[str | int, ...], value: Any) -> None:
-    for part in parts[:-1]:
-        node = node[part]
-    if parts:
-        node[parts[-1]] = value
-
-
-def _error_parts(data: Any, loc: tuple) -> tuple[str | int, ...]:
-    """A pydantic error location as keys and indexes of the document, without pydantic's own tags."""
-    parts: list[str | int] = []
-    node = data
-    for part in loc:
-        if isinstance(part, int) and isinstance(node, list) and 0 <= part < len(node):
-            parts.append(part)
-            node = node[part]
-        elif isinstance(part, str) and isinstance(node, dict) and part in node:
-            parts.append(part)
-            node = node[part]
-        elif isinstance(part, str) and _KEY.fullmatch(part) and part != "root":
-            parts.append(part)  # a missing element: name it, nothing below it exists
-            node = None
-    return tuple(parts)
