@@ -804,9 +804,14 @@ class Store:
 
     # --- loaded FHIR test data -------------------------------------------------------------------
     def load_resources(self, rows: list[tuple[str | None, dict[str, Any]]], *, replace: bool) -> None:
-        """Store (bsn or None, resource) pairs in one transaction; an existing resource is refused unless
-        `replace`, so one bad file or clash leaves the store as it was."""
-        keys = [(r["resourceType"], r["id"]) for _bsn, r in rows]
+        """Store (bsn or None, resource) pairs: see load_resource_texts."""
+        self.load_resource_texts([(bsn, r["resourceType"], r["id"], json.dumps(r)) for bsn, r in rows],
+                                 replace=replace)
+
+    def load_resource_texts(self, rows: list[tuple[str | None, str, str, str]], *, replace: bool) -> None:
+        """Store (bsn or None, resource type, id, the resource as JSON) rows in one transaction; an existing
+        resource is refused unless `replace`, so one bad file or clash leaves the store as it was."""
+        keys = [(resource_type, resource_id) for _bsn, resource_type, resource_id, _data in rows]
         with self.engine.begin() as c:
             existing = {(row.resource_type, row.id) for row in c.execute(
                 select(loaded_resources.c.resource_type, loaded_resources.c.id))}
@@ -818,9 +823,10 @@ class Store:
                 c.execute(delete(loaded_resources).where((loaded_resources.c.resource_type == resource_type)
                                                          & (loaded_resources.c.id == resource_id)))
             if rows:
+                now = time.time()
                 c.execute(insert(loaded_resources), [
-                    dict(resource_type=r["resourceType"], id=r["id"], bsn=bsn, data=json.dumps(r),
-                         loaded_at=time.time()) for bsn, r in rows])
+                    dict(resource_type=resource_type, id=resource_id, bsn=bsn, data=data, loaded_at=now)
+                    for bsn, resource_type, resource_id, data in rows])
                 _new_patient_data_generation(c)
 
     def list_loaded(self, bsn: str | None) -> list[dict[str, Any]]:

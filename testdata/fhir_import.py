@@ -4,9 +4,14 @@ Files or folders of XML and JSON, single resources and Bundles of any type. Qual
 carry date placeholders `${DATE, T, D, -44}` (today plus the day offset, as a date): they are filled
 in before parsing, so fixtures load unchanged. Resources are grouped per patient by the BSN of the
 Patient and by references to that Patient; the rest (Practitioner, Organization, Medication, …) is shared.
+
+Reading, judging and summing up a file (its JSON as stored, what grouping looks at) is one step, done in worker
+processes for many files: what comes back to the importing process is text and a few names, quick to hand over,
+so that process only deduplicates, groups and stores.
 """
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import re
@@ -30,17 +35,40 @@ class FhirImportError(ValueError):
     """A file cannot be loaded; the message names the file and what is wrong. Nothing was loaded."""
 
 
+@dataclass(frozen=True)
+class LoadedResource:
+    """One resource as the import needs it: what grouping and deduplication look at, and its JSON as stored."""
+    resource_type: str
+    id: str | None
+    bsn: str | None  # a Patient's BSN
+    references: tuple[str, ...]  # the relative `Type/id` it references (contained resources left out)
+    text: str  # the resource as JSON
+
+    def resource(self) -> dict:
+        return json.loads(self.text)
+
+
+def summarise(resource: dict) -> LoadedResource:
+    found = resource.get("id")
+    return LoadedResource(str(resource.get("resourceType")), str(found) if found else None, patient_bsn(resource),
+                          tuple(dict.fromkeys(_references(resource))), json.dumps(resource))
+
+
 @dataclass
 class LoadedFile:
     path: Path
-    resources: list[dict]
-    findings: list[Finding]
+    entries: list[LoadedResource]
+    findings: list[Finding]  # what reading found and our profile rules for each resource
+
+    @property
+    def resources(self) -> list[dict]:
+        return [entry.resource() for entry in self.entries]
 
 
 @dataclass
 class Grouped:
-    patients: dict[str, list[dict]] = field(default_factory=dict)  # BSN -> the patient's resources
-    shared: list[dict] = field(default_factory=list)
+    patients: dict[str, list[LoadedResource]] = field(default_factory=dict)  # BSN -> the patient's resources
+    shared: list[LoadedResource] = field(default_factory=list)
 
 
 def fill_placeholders(text: str, *, today: date, source: str) -> str:
@@ -68,7 +96,10 @@ def files_under(paths: list[Path]) -> list[Path]:
 
 
 def load_file(path: Path, *, today: date) -> LoadedFile:
-    """The resources of one file (a Bundle unpacked), placeholders filled, with the reading findings."""
+    """The resources of one file (a Bundle unpacked), placeholders filled, with the reading findings and those of
+    our profile rules for each resource."""
+    from validators.rules.bgz_profiles import check_resource
+
     try:
         text = path.read_bytes().decode("utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
@@ -77,7 +108,11 @@ def load_file(path: Path, *, today: date) -> LoadedFile:
         parsed = parse_fhir(fill_placeholders(text, today=today, source=str(path)).encode(), source=str(path))
     except FhirParseError as exc:
         raise FhirImportError(str(exc)) from exc
-    return LoadedFile(path, list(_unpack(parsed.resource)), parsed.findings)
+    resources = list(_unpack(parsed.resource))
+    findings = list(parsed.findings)
+    for index, resource in enumerate(resources):
+        findings += check_resource(resource, location=f"{resource.get('resourceType')}[{index}]")
+    return LoadedFile(path, [summarise(r) for r in resources], findings)
 
 
 PARALLEL_FROM = 200  # files: below this, starting worker processes costs more than it saves
@@ -85,7 +120,7 @@ PARALLEL_FROM = 200  # files: below this, starting worker processes costs more t
 
 def load_files(paths: list[Path], *, today: date) -> list[LoadedFile]:
     """load_file for every path, in order; many files are read by one worker process per CPU (reading and the
-    structure check are CPU work: a thousand files take seconds)."""
+    checks are CPU work: a thousand files take seconds)."""
     workers = min(os.cpu_count() or 1, 8)
     if len(paths) < PARALLEL_FROM or workers < 2:
         return [load_file(path, today=today) for path in paths]
@@ -103,24 +138,24 @@ def _unpack(resource: dict) -> Iterator[dict]:
         yield resource
 
 
-def unique_resources(loaded: list[LoadedFile]) -> tuple[list[dict], list[str]]:
+def unique_resources(loaded: list[LoadedFile]) -> tuple[list[LoadedResource], list[str]]:
     """Every resource once, and a warning for each one given more than once with the same content (published
     fixtures repeat resources byte for byte, in XML and JSON alike). The same type/id with different content is a
     FhirImportError naming both files: which one to serve cannot be guessed."""
-    first: dict[tuple[str, str], tuple[Path, dict]] = {}  # (type, id) -> the file it came from, the resource
-    unique: list[dict] = []
+    first: dict[tuple[str, str], tuple[Path, LoadedResource]] = {}  # (type, id) -> the file it came from, itself
+    unique: list[LoadedResource] = []
     warnings: list[str] = []
     for file in loaded:
-        for resource in file.resources:
-            if not resource.get("id"):
-                unique.append(resource)  # rows_to_store names what lacks an id
+        for entry in file.entries:
+            if entry.id is None:
+                unique.append(entry)  # rows_to_store names what lacks an id
                 continue
-            key = (str(resource.get("resourceType")), str(resource["id"]))
+            key = (entry.resource_type, entry.id)
             seen = first.get(key)
             if seen is None:
-                first[key] = (file.path, resource)
-                unique.append(resource)
-            elif seen[1] == resource:  # the same content, whatever the order of its keys or its format
+                first[key] = (file.path, entry)
+                unique.append(entry)
+            elif seen[1].text == entry.text or seen[1].resource() == entry.resource():  # key order, format aside
                 warnings.append(f"{key[0]}/{key[1]} is in {seen[0]} and again, with the same content, in "
                                 f"{file.path}: loaded once")
             else:
@@ -138,24 +173,23 @@ def patient_bsn(resource: dict) -> str | None:
     return None
 
 
-def group_by_patient(resources: list[dict]) -> Grouped:
+def group_by_patient(resources: list[LoadedResource]) -> Grouped:
     """Patients by BSN with every resource that references them; what references no known patient is shared."""
     grouped = Grouped()
     by_reference: dict[str, str] = {}
-    for resource in resources:
-        bsn = patient_bsn(resource)
-        if bsn is not None:
-            grouped.patients.setdefault(bsn, []).append(resource)
-            if resource.get("id"):
-                by_reference[f"Patient/{resource['id']}"] = bsn
-    for resource in resources:
-        if patient_bsn(resource) is not None:
+    for entry in resources:
+        if entry.bsn is not None:
+            grouped.patients.setdefault(entry.bsn, []).append(entry)
+            if entry.id is not None:
+                by_reference[f"Patient/{entry.id}"] = entry.bsn
+    for entry in resources:
+        if entry.bsn is not None:
             continue
-        owners = {by_reference[ref] for ref in _references(resource) if ref in by_reference}
+        owners = {by_reference[ref] for ref in entry.references if ref in by_reference}
         if len(owners) == 1:
-            grouped.patients[owners.pop()].append(resource)
+            grouped.patients[owners.pop()].append(entry)
         else:  # no known patient (or, oddly, several): serve it to whoever includes it
-            grouped.shared.append(resource)
+            grouped.shared.append(entry)
     return grouped
 
 
@@ -173,23 +207,13 @@ def _references(node: Any) -> Iterator[str]:
             yield from _references(item)
 
 
-def judge(loaded: LoadedFile) -> list[Finding]:
-    """Reading findings plus our profile rules for every resource of the file."""
-    from validators.rules.bgz_profiles import check_resource
-
-    found = list(loaded.findings)
-    for index, resource in enumerate(loaded.resources):
-        found += check_resource(resource, location=f"{resource.get('resourceType')}[{index}]")
-    return found
-
-
-def rows_to_store(grouped: Grouped) -> list[tuple[str | None, dict]]:
-    """(BSN or None for shared, resource) pairs; every resource needs an id to be served (and comes once: see
-    unique_resources)."""
-    rows = [(bsn, r) for bsn, members in grouped.patients.items() for r in members]
-    rows += [(None, r) for r in grouped.shared]
-    missing = [r.get("resourceType", "?") for _bsn, r in rows if not r.get("id")]
+def rows_to_store(grouped: Grouped) -> list[tuple[str | None, str, str, str]]:
+    """(BSN or None for shared, resource type, id, JSON) rows; every resource needs an id to be served (and comes
+    once: see unique_resources)."""
+    rows = [(bsn, e) for bsn, members in grouped.patients.items() for e in members]
+    rows += [(None, e) for e in grouped.shared]
+    missing = [e.resource_type for _bsn, e in rows if e.id is None]
     if missing:
         raise FhirImportError(f"{len(missing)} resource(s) without an id ({', '.join(sorted(set(missing)))}); "
                               "give every resource an id")
-    return rows
+    return [(bsn, e.resource_type, str(e.id), e.text) for bsn, e in rows]

@@ -46,7 +46,6 @@ def cmd_patients_import_fhir(args: argparse.Namespace) -> int:
         FhirImportError,
         files_under,
         group_by_patient,
-        judge,
         load_files,
         rows_to_store,
         unique_resources,
@@ -54,12 +53,11 @@ def cmd_patients_import_fhir(args: argparse.Namespace) -> int:
 
     try:
         loaded = load_files(files_under([Path(p) for p in args.paths]), today=date.today())
-        judged = [(file, judge(file)) for file in loaded]
-        for file, findings in judged:
-            for f in findings:
+        for file in loaded:
+            for f in file.findings:
                 if f.severity == "error":
                     print(f"{file.path}: ERROR {f.rule} {f.location}: {f.message}")
-        refused = [file.path for file, findings in judged if any(f.severity == "error" for f in findings)]
+        refused = [file.path for file in loaded if any(f.severity == "error" for f in file.findings)]
         if refused and args.strict:
             print(f"nothing loaded: --strict and {len(refused)} file(s) with error findings")
             return ExitCode.FAILED
@@ -71,7 +69,7 @@ def cmd_patients_import_fhir(args: argparse.Namespace) -> int:
     except FhirImportError as exc:
         raise UserError(str(exc)) from exc
     try:
-        open_store(args).load_resources(rows, replace=args.replace)
+        open_store(args).load_resource_texts(rows, replace=args.replace)
     except ValueError as exc:
         raise UserError(f"nothing loaded: {exc}") from exc
     patients = ", ".join(f"{bsn} ({len(members)})" for bsn, members in sorted(grouped.patients.items()))

@@ -23,7 +23,7 @@ from lxml import etree
 
 from simulator.fhir.search import SearchError, SearchResult, search, visible
 from speeltuin.defaults import sqlite_url
-from testdata.fhir_import import group_by_patient, load_file, rows_to_store
+from testdata.fhir_import import group_by_patient, load_file, rows_to_store, summarise
 from tests.conftest import LiveNode, start_live_node, stop_live_node
 from validators.query import parse_params, parse_relative_query
 from validators.spec import BSN_SYSTEM
@@ -580,9 +580,9 @@ def served(tmp_path_factory: pytest.TempPathFactory, corpus: list[dict]) -> Iter
     try:
         ven.runtime.config.auto_pull = False
         # what `speeltuin patients import-fhir CORPUS OURS` does: group per patient, shared otherwise, load
-        grouped = group_by_patient(corpus + _built_data(corpus))
+        grouped = group_by_patient([summarise(r) for r in corpus + _built_data(corpus)])
         assert len(grouped.patients[MINE]) == 1 + sum(r["resourceType"] in COPIED for r in corpus) + 2
-        sim.runtime.store.load_resources(rows_to_store(grouped), replace=False)
+        sim.runtime.store.load_resource_texts(rows_to_store(grouped), replace=False)
         endpoints = pair_sessions(sim, ven, vendor_role="receiver", sim_id="sim-gs", ven_id="ven-gs")
         notified = sim.api("POST", "/sessions/sim-gs/notify", json={"bsn": MINE})
         assert notified.status_code == 200, notified.text

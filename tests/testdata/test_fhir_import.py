@@ -35,7 +35,7 @@ def test_bundles_are_unpacked_and_json_equals_xml(tmp_path) -> None:
 
 def test_corpus_groups_per_patient_by_bsn_and_reference() -> None:
     files = files_under([CORPUS])
-    resources = [r for f in files for r in load_file(f, today=TODAY).resources]
+    resources = [e for f in files for e in load_file(f, today=TODAY).entries]
     grouped = group_by_patient(resources)
     assert sum(len(v) for v in grouped.patients.values()) + len(grouped.shared) == len(resources) == len(files)
     # Expected from the files themselves (regular expressions, not our reader): each BSN's Patient files,
