@@ -451,14 +451,13 @@ class _XmlReader:
         for child in element:
             if not isinstance(child.tag, str):
                 continue  # comments and processing instructions may stand anywhere
-            qname = etree.QName(child)
-            name = qname.localname
+            namespace, name = _split_tag(child.tag)
             spec = schema.get(name)
-            if qname.namespace == XHTML_NS and name == "div" and spec is not None and spec.type == "xhtml":
+            if namespace == XHTML_NS and name == "div" and spec is not None and spec.type == "xhtml":
                 out["div"] = _xhtml(child)
                 placed.append((order.get(name, 0), name, f"{path}.div"))
                 continue
-            if qname.namespace != XML_NAMESPACE:
+            if namespace != XML_NAMESPACE:
                 self.findings.append(_xml_form(f"element {child.tag!r} is not in the FHIR namespace",
                                                f"{path}.{name}"))
                 continue
@@ -519,9 +518,9 @@ class _XmlReader:
                                                f"on a {type_name} element", path))
 
     def _no_text(self, element: etree._Element, path: str) -> None:
-        texts = [element.text] + [child.tail for child in element]
-        text = " ".join(t.strip() for t in texts if t and t.strip())
-        if text:
+        texts = [t for t in (element.text, *(child.tail for child in element)) if t and not t.isspace()]
+        if texts:
+            text = " ".join(t.strip() for t in texts)
             self.findings.append(_xml_form(f"text {show(text)} inside an element; FHIR XML carries values "
                                            "in value attributes", path))
 
@@ -538,12 +537,12 @@ class _XmlReader:
                                                f"{type_name} element", path))
         self._no_text(element, path)
         for child in (c for c in element if isinstance(c.tag, str)):
-            qname = etree.QName(child)
-            if qname.namespace == XML_NAMESPACE and qname.localname == "extension":
+            namespace, name = _split_tag(child.tag)
+            if namespace == XML_NAMESPACE and name == "extension":
                 extension.setdefault("extension", []).append(
                     self.complex(child, "Extension", f"{path}.extension[{len(extension.get('extension', []))}]"))
             else:
-                self.findings.append(_misfit(f"element {qname.localname!r} is not allowed in a "
+                self.findings.append(_misfit(f"element {name!r} is not allowed in a "
                                              f"{type_name} value (only extension)", f"{path}"))
         if value is None and not extension:
             self.findings.append(_xml_form(f"{type_name} element has neither a value attribute nor an "
@@ -580,6 +579,14 @@ class _XmlReader:
             else:
                 out[name] = value
         return out
+
+
+def _split_tag(tag: str) -> tuple[str | None, str]:
+    """(namespace, local name) of an lxml tag `{namespace}name` (what etree.QName gives, without building one)."""
+    if tag[:1] == "{":
+        namespace, _, name = tag[1:].partition("}")
+        return namespace, name
+    return None, tag
 
 
 def _typed(raw: str, type_name: str) -> Any:
