@@ -38,7 +38,7 @@ from proxy.writer import Writer
 from speeltuin import error_bodies
 from speeltuin.records import CLIENT_CERT_HEADER, CLIENT_CERT_PROBLEM_HEADER, PROXY_FLUSH_PATH, SESSION_HEADER
 from speeltuin.store import Store
-from validators.rules.certificates import check_chain, load_certificates_pem, ura_from_certificate
+from validators.rules.certificates import check_chain, load_certificates_pem, ura_mismatch
 
 log = logging.getLogger(__name__)
 
@@ -275,11 +275,11 @@ class VendorTrust:
 def server_certificate_problem(cert: x509.Certificate, expected: Expected, host: str) -> str | None:
     """Why a vendor's server certificate is not the session's vendor's (SPEC §5.1), in words without quotes (the
     message ends up in an HTML error page); None when it is."""
-    found = ura_from_certificate(cert)
-    if found == expected.ura:
+    mismatch = ura_mismatch(cert, expected.ura)
+    if mismatch is None:
         return None
-    return (f"the server certificate of {host} names {f'URA {found}' if found else 'no URA'}, but session "
-            f"{expected.session_id} expects the vendor URA {expected.ura}")
+    return (f"the server certificate of {host} {mismatch}, but session {expected.session_id} expects the vendor URA "
+            f"{expected.ura}")
 
 
 def refuse_upstream(flow: http.HTTPFlow, problem: str) -> None:

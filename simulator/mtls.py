@@ -13,7 +13,7 @@ import ssl
 from flask import request
 
 from speeltuin.records import CLIENT_CERT_HEADER, CLIENT_CERT_PROBLEM_HEADER, Session, TlsFiles
-from validators.rules.certificates import load_certificate, ura_from_certificate
+from validators.rules.certificates import load_certificate, ura_mismatch
 
 
 def server_context(files: TlsFiles) -> ssl.SSLContext:
@@ -44,7 +44,7 @@ def client_certificate_problem(session: Session, *, from_proxy: bool = False) ->
     if not pem:
         return "this session requires mutual TLS: present a client certificate issued by the test CA"
     cert = load_certificate(pem)
-    ura = ura_from_certificate(cert) if cert is not None else None
-    if ura != session.config.vendor_ura:
-        return f"the client certificate names URA {ura or 'none'}, not the session's vendor {session.config.vendor_ura}"
+    mismatch = ura_mismatch(cert, session.config.vendor_ura) if cert is not None else "cannot be read"
+    if mismatch:
+        return f"the client certificate {mismatch}, not the session's vendor {session.config.vendor_ura}"
     return None

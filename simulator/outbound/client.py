@@ -18,7 +18,7 @@ from urllib3.connection import HTTPSConnection
 from urllib3.connectionpool import HTTPSConnectionPool
 
 from speeltuin.records import SESSION_HEADER, Session, TlsFiles
-from validators.rules.certificates import load_certificate, ura_from_certificate
+from validators.rules.certificates import load_certificate, ura_mismatch
 
 
 @dataclass(frozen=True)
@@ -83,10 +83,9 @@ def server_certificate_problem(der: bytes | None, vendor_ura: str) -> str | None
     cert = load_certificate(der) if der else None
     if cert is None:
         return "the server presented no certificate"
-    found = ura_from_certificate(cert)
-    if found != vendor_ura:
-        return (f"the server's certificate names URA {found or 'none'}, not the session's vendor {vendor_ura}: "
-                "nothing was sent to it")
+    mismatch = ura_mismatch(cert, vendor_ura)
+    if mismatch:
+        return f"the server's certificate {mismatch}, not the session's vendor {vendor_ura}: nothing was sent to it"
     return None
 
 

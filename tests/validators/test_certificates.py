@@ -27,6 +27,7 @@ from validators.rules.certificates import (
     parse_uzi_name,
     public_key_der,
     ura_from_certificate,
+    ura_mismatch,
     uzi_other_name,
 )
 
@@ -136,6 +137,13 @@ def test_ura_from_certificate() -> None:
     assert ura_from_certificate(LEAF_NO_URA) is None
     assert ura_from_certificate(LEAF_BAD_URA) is None
     assert ura_from_certificate(CA) is None  # no subjectAltName at all
+
+
+def test_ura_mismatch_names_what_the_certificate_carries() -> None:
+    assert ura_mismatch(LEAF, URA) is None
+    assert ura_mismatch(LEAF, "90000202") == f"names URA {URA}"
+    assert ura_mismatch(LEAF_NO_URA, URA) == "names no URA"
+    assert ura_mismatch(CA, URA) == "names no URA"
 
 
 def test_uzi_other_name_round_trip() -> None:

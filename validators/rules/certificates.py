@@ -147,6 +147,15 @@ def ura_from_certificate(cert: x509.Certificate) -> str | None:
     return None
 
 
+def ura_mismatch(cert: x509.Certificate, expected_ura: str) -> str | None:
+    """`names URA x` or `names no URA` when a certificate does not carry the organization's URA (SPEC §5.1: the
+    URA in the UZI certificate, server or client); None when it does. Callers put it in their own sentence."""
+    found = ura_from_certificate(cert)
+    if found == expected_ura:
+        return None
+    return f"names URA {found}" if found else "names no URA"
+
+
 def describe(cert: x509.Certificate) -> str:
     """Evidence for a certificate: subject, serial and validity, never the whole certificate."""
     return (f"subject {cert.subject.rfc4514_string()!r}, serial {cert.serial_number:x}, valid "
