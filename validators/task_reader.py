@@ -44,23 +44,35 @@ def authorization_bases(task: object) -> list[Any]:
 
 
 def pull_targets(task: object) -> list[tuple[str, str]]:
-    """(kind, relative path) for every query and read the Task offers, in Task order.
+    """(kind, relative path) for every query and read the Task offers, in Task order: its own (own_targets), and
+    where get-workflow-task = true, a read of the Workflow Task named in basedOn (workflow_task_reads)."""
+    return [target for item in inputs(task) for target in _item_targets(task, item, workflow=True)]
+
+
+def own_targets(task: object) -> list[tuple[str, str]]:
+    """(kind, relative path) of the queries and reads the Task lists itself, in Task order.
 
     Inputs typed read-resource/search-resource or by a BgZ section code are both targets; the value
-    type says which: a valueString is a query, a valueReference a read. get-workflow-task = true adds
-    a read of the Workflow Task named in basedOn.
+    type says which: a valueString is a query, a valueReference a read.
     """
+    return [target for item in inputs(task) for target in _item_targets(task, item, workflow=False)]
+
+
+def workflow_task_reads(task: object) -> list[str]:
+    """The relative path of each Workflow Task the Task says to read (get-workflow-task = true, basedOn)."""
+    return [path for item in inputs(task) for kind, path in _item_targets(task, item, workflow=True)
+            if kind == "read" and spec.INPUT_GET_WORKFLOW_TASK in _input_codes(item)]
+
+
+def _item_targets(task: object, item: object, *, workflow: bool) -> list[tuple[str, str]]:
+    if not isinstance(item, dict):
+        return []
+    codes = _input_codes(item)
     targets = []
-    for item in inputs(task):
-        if not isinstance(item, dict):
-            continue
-        codes = _input_codes(item)
-        if spec.INPUT_GET_WORKFLOW_TASK in codes and item.get("valueBoolean") is True:
-            based_on = dig(task, "basedOn")
-            targets += [("read", str(ref.get("reference", ""))) for ref in based_on or []
-                        if isinstance(ref, dict)]
-        if codes & _NOT_TARGETS:
-            continue
+    if workflow and spec.INPUT_GET_WORKFLOW_TASK in codes and item.get("valueBoolean") is True:
+        targets += [("read", str(ref.get("reference", ""))) for ref in dig(task, "basedOn") or []
+                    if isinstance(ref, dict)]
+    if not codes & _NOT_TARGETS:
         if isinstance(item.get("valueString"), str):
             targets.append(("search", item["valueString"]))
         elif isinstance(item.get("valueReference"), dict):

@@ -10,7 +10,6 @@ import os
 import secrets
 import socket
 import time
-from collections import Counter
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from functools import partial
@@ -27,7 +26,7 @@ from speeltuin.store import Store
 from validators.query import parse_params
 from validators.rules.workflow_task import check_workflow_task
 from validators.stu3 import FHIR_JSON
-from validators.task_reader import pull_targets
+from validators.task_reader import own_targets, workflow_task_reads
 
 # which Task listed a request (a pull result's `listed_in`)
 NOTIFICATION_TASK, WORKFLOW_TASK = "notification-task", "workflow-task"
@@ -152,18 +151,6 @@ def pull(store: Store, signer: Signer, session: Session, notification: Notificat
     summary["finished_at"] = time.time()
     store.update_notification(notification.id, pull_status=status, pull_summary=summary)
     return summary
-
-
-def own_targets(task: dict[str, Any]) -> list[tuple[str, str]]:
-    """(kind, path) of the queries and reads a Task lists itself, without the Workflow Task it may point to."""
-    return pull_targets({**task, "basedOn": []})  # with no basedOn, get-workflow-task names no Task to read
-
-
-def workflow_task_reads(task: dict[str, Any]) -> list[str]:
-    """The Workflow Task(s) a Notification Task says to read (get-workflow-task true and basedOn); task_reader decides
-    what that takes, so this is what its targets add to the Task's own."""
-    added = Counter(pull_targets(task)) - Counter(own_targets(task))
-    return [path for _kind, path in added.elements()]
 
 
 def _request_key(path: str) -> tuple[str, tuple[tuple[str, str], ...]]:

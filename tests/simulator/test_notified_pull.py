@@ -6,7 +6,7 @@ import json
 
 import requests
 
-from simulator.outbound.puller import pull_targets
+from validators.task_reader import pull_targets
 from speeltuin.records import NotificationOrigin
 from tests.simulator.helpers import pair_sessions, wait_for_pull
 
