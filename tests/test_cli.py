@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -43,3 +45,14 @@ def test_a_reader_that_goes_away_gets_no_traceback() -> None:
     process.stdout.close()  # before it writes anything: its first write meets a closed pipe
     stderr = process.stderr.read().decode()
     assert process.wait(60) == 0 and "Traceback" not in stderr and "BrokenPipe" not in stderr, stderr
+
+
+@pytest.mark.parametrize("command", [["serve", "--port", "0"], ["service", "--port", "0"],
+                                     ["proxy", "--simulator", "http://127.0.0.1:9", "--vendor", "http://127.0.0.1:9",
+                                      "--front-port", "0", "--back-port", "0"]], ids=lambda c: c[0])
+@pytest.mark.parametrize("url", ["speeltuin.example.nl", "ftp://speeltuin.example.nl", "https://x.nl/?a=1"])
+def test_a_public_url_that_is_no_http_url_is_a_usage_error(tmp_path, command: list[str], url: str) -> None:
+    result = _run(*command, "--public-url", url, "--db", f"sqlite:///{tmp_path / 'x.sqlite'}")
+    assert result.returncode == 2, result.stderr
+    assert "--public-url must be an absolute http(s) URL" in result.stderr and url in result.stderr
+    assert "Traceback" not in result.stderr

@@ -110,6 +110,19 @@ def vendor_ca(args: argparse.Namespace) -> str | None:
     return str(Path(args.vendor_ca).resolve())
 
 
+def public_url(given: str | None) -> str | None:
+    """--public-url, checked now: an absolute http(s) URL without query."""
+    if not given:
+        return None
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(given)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise UserError(f"--public-url must be an absolute http(s) URL such as https://speeltuin.example.nl, "
+                        f"got {given!r}")
+    return given.rstrip("/")
+
+
 def check_can_listen(host: str, port: int) -> None:
     """A UserError now, rather than a server's own advice later, when the address is taken or not ours."""
     import socket

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from speeltuin import defaults
-from speeltuin.cli.common import Subcommands, UserError, add_store_option
+from speeltuin.cli.common import Subcommands, UserError, add_store_option, public_url
 
 if TYPE_CHECKING:
     from speeltuin.store import Store
@@ -28,19 +28,6 @@ def cmd_proxy(args: argparse.Namespace) -> int:
           + (f" (known to them as {plan.public_url})" if plan.public_url else "")
           + f"; the simulator reaches the vendor at {ports.back_url}", flush=True)
     become(mitmdump_command(plan))
-
-
-def public_url(given: str | None) -> str | None:
-    """--public-url, checked now: an absolute http(s) URL without query."""
-    if not given:
-        return None
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(given)
-    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
-        raise UserError(f"--public-url must be an absolute http(s) URL such as https://speeltuin.example.nl, "
-                        f"got {given!r}")
-    return given.rstrip("/")
 
 
 def trusted_ca(args: argparse.Namespace) -> Path | None:

@@ -17,6 +17,7 @@ from speeltuin.cli.common import (
     add_tls_options,
     add_vendor_ca_option,
     check_can_listen,
+    public_url,
     tls_files,
     url_host,
     vendor_ca,
@@ -40,7 +41,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except UnknownFault as exc:
         raise UserError(f"--fault: {exc}") from exc
     admin_key = os.environ.get(defaults.ADMIN_KEY_ENV)
-    config = SimulatorConfig(database_url=args.db, public_url=args.public_url, ura=args.ura,
+    config = SimulatorConfig(database_url=args.db, public_url=public_url(args.public_url), ura=args.ura,
                              client_id=args.client_id, name=args.name, faults=faults,
                              outbound_proxy=args.outbound_proxy, outbound_proxy_ca=args.outbound_proxy_ca,
                              client_cert_from_proxy=args.client_cert_from_proxy,

@@ -23,7 +23,15 @@ import time
 from pathlib import Path
 
 from speeltuin import defaults
-from speeltuin.cli.common import ExitCode, Subcommands, UserError, check_can_listen, local_host, url_host
+from speeltuin.cli.common import (
+    ExitCode,
+    Subcommands,
+    UserError,
+    check_can_listen,
+    local_host,
+    public_url,
+    url_host,
+)
 from speeltuin.cli.proxy import add_proxy_options, trusted_ca
 
 STARTUP_S = 60.0
@@ -38,20 +46,20 @@ def cmd_service(args: argparse.Namespace) -> int:
     if bool(args.tls_cert) != bool(args.tls_key):
         raise UserError("--tls-cert and --tls-key go together (the public listener's certificate and its key)")
     check_can_listen(args.host, args.port)
-    public_url = (args.public_url or f"{scheme}://{url_host(args.host)}:{args.port}").rstrip("/")
+    vendors_url = public_url(args.public_url) or f"{scheme}://{url_host(args.host)}:{args.port}"
     simulator_port, forward_port = free_port(), free_port()
     confdir = (Path(args.confdir) if args.confdir else defaults.mitmproxy_confdir(args.instance_dir)).resolve()
     admin_key = os.environ.get(defaults.ADMIN_KEY_ENV) or secrets.token_urlsafe(24)
     with tempfile.TemporaryDirectory(prefix="speeltuin-service-") as work:
         certificate = _combined_certificate(args, Path(work)) if args.tls_cert else None
         plan = ServicePlan(simulator_url=f"http://127.0.0.1:{simulator_port}", public_host=args.host,
-                           public_port=args.port, public_url=public_url, forward_port=forward_port,
+                           public_port=args.port, public_url=vendors_url, forward_port=forward_port,
                            database_url=args.db, confdir=confdir, certificate=certificate,
                            block_on_error=args.block_on_error,
                            vendor_ca=Path(args.tls_ca).resolve() if args.tls_ca else None,
                            client_certificate=certificate, trusted_ca=trusted_ca(args))
         serve = [sys.executable, "-m", "speeltuin.cli", "serve", "--host", "127.0.0.1", "--port",
-                 str(simulator_port), "--db", args.db, "--public-url", public_url,
+                 str(simulator_port), "--db", args.db, "--public-url", vendors_url,
                  "--outbound-proxy", f"http://127.0.0.1:{forward_port}",
                  "--outbound-proxy-ca", str(Path(work) / "outbound-trust.pem"), "--ura", args.ura,
                  "--client-id", args.client_id, "--name", args.name, "--client-cert-from-proxy",
@@ -65,10 +73,10 @@ def cmd_service(args: argparse.Namespace) -> int:
         return _run({"simulator": serve, "proxy": service_command(plan)},
                     {**os.environ, defaults.ADMIN_KEY_ENV: admin_key},
                     ready=[("127.0.0.1", simulator_port), (local_host(args.host), args.port)],
-                    banner=[f"speeltuin service: vendors reach the simulator at {public_url}",
+                    banner=[f"speeltuin service: vendors reach the simulator at {vendors_url}",
                             f"admin key (X-Admin-Key): {admin_key}" if defaults.ADMIN_KEY_ENV not in os.environ
                             else f"admin key: as set in {defaults.ADMIN_KEY_ENV}",
-                            f"web UI: {public_url}/ui/ (case managers: `speeltuin users add NAME`)",
+                            f"web UI: {vendors_url}/ui/ (case managers: `speeltuin users add NAME`)",
                             "Ctrl-C stops it"])
 
 
