@@ -38,19 +38,22 @@ def _parties(sender_ura: str, sender_name: str, receiver_ura: str) -> dict:
     }
 
 
-def query_inputs() -> list[dict]:
+def query_inputs(*, section_codes: bool = False) -> list[dict]:
     """The inputs that list what to pull: every BgZ query and the documents, as relative percent-encoded queries.
 
-    The Notification Task and the Workflow Task list them alike (SPEC §3 step 1), so both take them from here.
+    The Notification Task and the Workflow Task list them alike (SPEC §3 step 1), so both take them from here:
+    typed search-resource (SPEC §4), or with `section_codes` by the LOINC or SNOMED code of each query's BgZ
+    section (SPEC §6), as the Workflow Task types them.
     """
-    queries = [q.query for q in BGZ_QUERIES] + [DOCUMENTS_QUERY.query]
-    return [_input(INPUT_SEARCH_RESOURCE, valueString=encode_query(q)) for q in queries]
+    return [{"type": {"coding": [{"system": q.type_system, "code": q.type_code}]}, "valueString": encode_query(q.query)}
+            if section_codes else _input(INPUT_SEARCH_RESOURCE, valueString=encode_query(q.query))
+            for q in (*BGZ_QUERIES, DOCUMENTS_QUERY)]
 
 
 def build_workflow_task(*, task_id: str, bsn: str, patient_name: str, sender_ura: str, sender_name: str,
                         receiver_ura: str, authored_on: datetime) -> dict:
     """The optional BgZ referral Workflow Task (SPEC §3 step 1) the Notification Task is based on; its inputs list
-    the same queries, for a receiver told get-workflow-task."""
+    the same queries, each typed by its BgZ section code (SPEC §3 step 1), for a receiver told get-workflow-task."""
     return {
         "resourceType": "Task", "id": task_id, "meta": {"profile": [WORKFLOW_TASK_PROFILE]},
         "identifier": [{"system": RFC3986, "value": f"urn:uuid:{uuid.uuid4()}"}],
@@ -59,7 +62,7 @@ def build_workflow_task(*, task_id: str, bsn: str, patient_name: str, sender_ura
         "for": {"identifier": {"system": BSN_SYSTEM, "value": bsn}, "display": patient_name},
         "authoredOn": authored_on.isoformat(timespec="seconds"),
         **_parties(sender_ura, sender_name, receiver_ura),
-        "input": query_inputs(),
+        "input": query_inputs(section_codes=True),
     }
 
 

@@ -164,6 +164,13 @@ def test_built_tasks_pass_our_own_validators() -> None:
                                    workflow_task_id="wf-1")
     assert check_workflow_task(workflow, notification=task) == []
     assert check_notification_task(task) == []
+    # the same queries in both; the Workflow Task types each by its BgZ section code (SPEC §3 step 1, §6)
+    from validators.spec import BGZ_QUERIES, DOCUMENTS_QUERY
+
+    listed = [(i["type"]["coding"][0]["code"], i["valueString"]) for i in workflow["input"]]
+    assert [code for code, _query in listed] == [q.type_code for q in (*BGZ_QUERIES, DOCUMENTS_QUERY)]
+    assert [query for _code, query in listed] == [i["valueString"] for i in task["input"]
+                                                   if i["type"]["coding"][0]["code"] == "search-resource"]
 
 
 def test_no_pull_after_cancellation_or_period_end(node_pair) -> None:
