@@ -17,6 +17,7 @@ from validators.rules.jwt_assertion import check_assertion, check_jti_replay
 from validators.rules.notification import check_cancellation_request, check_cancellation_task, check_notification_task
 from validators.rules.structure import FhirParseError, parse_fhir
 from validators.rules.token_request import check_token_request, check_token_response
+from validators.rules.workflow_task import check_workflow_task
 from validators.spec import find_query
 
 
@@ -134,7 +135,18 @@ def _search(flow: FlowRecord, _context: FlowContext) -> list[Finding]:
 
 
 def _read(flow: FlowRecord, _context: FlowContext) -> list[Finding]:
-    return _fhir_request(flow) + check_fhir_response(flow.status or 0, flow.response_headers, flow.response_body)
+    found = _fhir_request(flow) + check_fhir_response(flow.status or 0, flow.response_headers, flow.response_body)
+    if flow.status == 200 and _read_type(flow.url) == "Task":  # in a pull, the Workflow Task (SPEC §3 step 1)
+        task = _resource(flow.response_body)
+        if task is not None:
+            found += check_workflow_task(task)
+    return found
+
+
+def _read_type(url: str) -> str | None:
+    """The resource type a read `[base]/Type/id` asks for."""
+    parts = urlsplit(url).path.rstrip("/").split("/")
+    return parts[-2] if len(parts) >= 2 else None
 
 
 def _binary(flow: FlowRecord, context: FlowContext) -> list[Finding]:

@@ -80,3 +80,21 @@ def test_reads_and_refused_binaries_are_judged_as_fhir_answers() -> None:
         bad = inspect(flow(tag, status, "text/html", b"<html>oops</html>"), FlowContext())
         assert not [f for f in good if f.severity == "error"], good
         assert [f for f in bad if f.severity == "error"], bad
+
+
+def test_a_workflow_task_read_is_judged_by_the_workflow_task_rules() -> None:
+    from datetime import datetime, timezone
+
+    from simulator.outbound.task_builder import build_workflow_task
+
+    def read(task: dict) -> FlowRecord:
+        return FlowRecord(tag="read", method="GET", url="http://x/fhir/Task/wf-1",
+                          request_headers={"Authorization": "Bearer t", "Accept": "application/fhir+json"},
+                          request_body=b"", status=200, response_headers={"Content-Type": "application/fhir+json"},
+                          response_body=json.dumps(task).encode(), started_at=time.time())
+
+    workflow = build_workflow_task(task_id="wf-1", bsn="999993653", patient_name="S", sender_ura="90000101",
+                                   sender_name="s", receiver_ura="90000202", authored_on=datetime.now(timezone.utc))
+    assert not [f for f in inspect(read(workflow), FlowContext()) if f.severity == "error"]
+    nothing_listed = {**workflow, "input": []}
+    assert "WF-011" in {f.rule for f in inspect(read(nothing_listed), FlowContext())}
