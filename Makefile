@@ -17,9 +17,11 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/speeltuin demo
 
+# Two worker processes, each test file whole in one of them (its module-scoped servers are started once): most
+# tests wait on sockets and subprocesses, so two halve the wall time even on two cores.
 test: $(STAMP)
 	$(BIN)/lint-imports
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 # Every benchmark, one after the other (they print figures; none asserts a speed). Takes several minutes.
 bench: $(STAMP)

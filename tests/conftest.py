@@ -1,12 +1,14 @@
 """Shared fixtures: real Flask apps on loopback ports, and the whole stack with a real mitmdump."""
 from __future__ import annotations
 
+import asyncio
 import functools
 import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Coroutine, Iterator
 
 import pytest
 import requests
@@ -160,3 +162,10 @@ def postgres_node_pair() -> Iterator[tuple[LiveNode, LiveNode]]:
     for sim_db in postgres_database():
         for ven_db in postgres_database():
             yield from _pair(sim_db, ven_db)
+
+
+def run_async(coroutine: Coroutine[Any, Any, Any]) -> Any:
+    """Run a coroutine to its end on a fresh event loop in a thread of its own: the test's thread may already run a
+    loop (Playwright's sync API keeps one there once a browser test has run in this process)."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()

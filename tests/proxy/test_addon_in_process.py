@@ -3,7 +3,6 @@ handed to the writer process and recorded as received, the flush answered by the
 raises leaving the exchange recorded with a finding that names it, and everything written before the addon is done."""
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from pathlib import Path
@@ -18,6 +17,7 @@ from proxy.judge import CapturedFlow, Judge
 from speeltuin.defaults import sqlite_url
 from speeltuin.records import PROXY_FLUSH_PATH, Role, Session, SessionConfig
 from speeltuin.store import Store
+from tests.conftest import run_async
 
 SESSION = "inproc-1"
 
@@ -43,7 +43,7 @@ def _search_flow(body: bytes, *, path: str = f"/s/{SESSION}/fhir/Condition?_coun
 
 def _flush(recorder: Any) -> dict[str, Any]:
     flow = tflow.tflow(req=http.Request.make("GET", f"http://127.0.0.1:8080{PROXY_FLUSH_PATH}"))
-    asyncio.run(recorder.request(flow))
+    run_async(recorder.request(flow))
     assert flow.response is not None and flow.metadata.get(addon_module.INTERNAL)
     return {"status": flow.response.status_code, **json.loads(flow.response.get_text() or "{}")}
 

@@ -5,7 +5,6 @@ Real mitmdump, real TLS on loopback, certificates from the test PKI; the vendor 
 every request it gets."""
 from __future__ import annotations
 
-import asyncio
 from dataclasses import replace
 from pathlib import Path
 from typing import Iterator
@@ -21,6 +20,7 @@ from speeltuin.defaults import sqlite_url
 from speeltuin.records import SESSION_HEADER, Role, Session, SessionConfig
 from speeltuin.store import Store
 from testdata.pki import init_ca, issue
+from tests.conftest import run_async
 from tests.simulator.test_vendor_server_trust import RecordingVendor
 from tests.test_cli_service import TlsService, tls_service  # noqa: F401 - the fixture: the service over HTTPS
 
@@ -132,7 +132,7 @@ def _outbound(session_id: str, client: connection.Client | None = None, scheme: 
 
 def test_a_flow_of_an_unknown_session_is_answered_502_and_not_forwarded(recorder: addon_module.Recorder) -> None:
     flow = _outbound("no-such-session")
-    asyncio.run(recorder.request(flow))
+    run_async(recorder.request(flow))
     assert flow.response is not None and flow.response.status_code == 502
     said = flow.response.json()["issue"][0]["diagnostics"]
     assert said.startswith("the validating proxy did not forward this request: session no-such-session is unknown")
@@ -142,23 +142,23 @@ def test_one_connection_carries_one_vendor(recorder: addon_module.Recorder) -> N
     """An upstream connection checked for one vendor URA may be reused by mitmproxy for the next request on the same
     client connection: a request for a session of another vendor URA there is refused, one of the same URA is not."""
     first = _outbound("ura-a")
-    asyncio.run(recorder.request(first))
+    run_async(recorder.request(first))
     assert first.response is None and "X-Speeltuin-Session" not in first.request.headers  # forwarded, mark removed
     same_vendor = _outbound("ura-a2", first.client_conn)
-    asyncio.run(recorder.request(same_vendor))
+    run_async(recorder.request(same_vendor))
     assert same_vendor.response is None
     other_vendor = _outbound("ura-b", first.client_conn)
-    asyncio.run(recorder.request(other_vendor))
+    run_async(recorder.request(other_vendor))
     assert other_vendor.response is not None and other_vendor.response.status_code == 502
     assert "vendor URA 90000202" in other_vendor.response.text and "vendor URA 90000303" in other_vendor.response.text
     fresh = _outbound("ura-b")  # a new client connection
-    asyncio.run(recorder.request(fresh))
+    run_async(recorder.request(fresh))
     assert fresh.response is None
 
 
 def test_plain_http_and_unmarked_flows_are_left_alone(recorder: addon_module.Recorder) -> None:
     for flow in (_outbound("no-such-session", scheme="http"), _outbound("")):
-        asyncio.run(recorder.request(flow))
+        run_async(recorder.request(flow))
         assert flow.response is None
 
 
