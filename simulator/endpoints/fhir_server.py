@@ -22,6 +22,7 @@ from simulator.lenient import latest_live_notification
 from simulator.runtime import Runtime, runtime
 from speeltuin.records import Notification, Role, Session
 from speeltuin.store import PullAccess
+from validators.rules.http import accepts
 from validators.spec import BSN_SYSTEM
 from validators.stu3 import FHIR_JSON, FHIR_XML, IGNORED_SEARCH_PARAMS, REF_PARAMS, FormatFamily
 
@@ -42,7 +43,15 @@ _PATIENT_PARAMS = {"patient.identifier", "beneficiary.identifier", "subject.iden
 
 @fhir_server.before_request
 def check_format() -> None:
-    wanted_format()  # an unsupported _format is answered 406 before any work is done
+    """An unsupported `_format`, or an Accept that admits none of the formats this server answers in, is answered
+    406 before any work is done (a Binary read answers in its own media type too: its read checks that)."""
+    wanted_format()
+    accept = request.headers.get("Accept")
+    if "_format" in request.args or (request.view_args or {}).get("resource_type") == "Binary":
+        return
+    if not any(accepts(accept, media) for media in (FHIR_JSON, FHIR_XML)):
+        raise UnsupportedFormat(f"Accept {accept!r} admits no format this server answers in; ask for {FHIR_JSON} "
+                                f"or {FHIR_XML}")
 
 
 @fhir_server.get("/s/<session_id>/fhir/metadata")
@@ -76,8 +85,12 @@ def read_resource(session_id: str, resource_type: str, resource_id: str) -> Resp
     if resource is None:
         raise FhirError(404, f"{resource_type}/{resource_id} is not available to this token")
     if resource_type == "Binary" and _wants_raw():
+        media = resource.get("contentType", "application/octet-stream")
+        if not accepts(request.headers.get("Accept"), media):
+            raise UnsupportedFormat(f"Accept {request.headers.get('Accept')!r} admits neither this Binary's "
+                                    f"{media} nor a FHIR format ({FHIR_JSON} or {FHIR_XML})")
         raw = base64.b64decode(resource.get("content", ""))
-        return Response(raw, status=200, content_type=resource.get("contentType", "application/octet-stream"))
+        return Response(raw, status=200, content_type=media)
     return _respond(rt, session, resource, (own, shared))
 
 

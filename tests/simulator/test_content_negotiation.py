@@ -78,3 +78,25 @@ def test_capability_statement_names_both_formats(node_pair) -> None:
     assert statement["resourceType"] == "CapabilityStatement"
     assert set(statement["format"]) == {"application/fhir+json", "application/fhir+xml"}
     assert json.loads(requests.get(f"{fhir}/metadata", params={"_format": "json"}).content)["fhirVersion"] == "3.0.2"
+
+
+def test_an_accept_that_admits_no_format_we_answer_in_is_406_and_open_ones_are_served(node_pair) -> None:
+    """The simulator answers what Accept admits or says 406 (HTTP-005 judges the answer against the same header)."""
+    from validators.rules.http import check_accept_honoured
+
+    fhir, auth = _context(node_pair)
+    for accept in ("text/csv", "image/png, text/html;q=0.9"):
+        refused = requests.get(f"{fhir}/Condition", headers={**auth, "Accept": accept})
+        assert refused.status_code == 406, (accept, refused.text)
+        outcome = refused.json()
+        assert outcome["resourceType"] == "OperationOutcome" and accept in outcome["issue"][0]["diagnostics"]
+    for accept in ("text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8", "application/*", "",
+                   "application/json", "text/csv;q=0"):
+        served = requests.get(f"{fhir}/Condition", headers={**auth, "Accept": accept})
+        assert served.status_code == 200, (accept, served.text)
+        assert check_accept_honoured(accept, None, served.headers["Content-Type"]) == [], accept
+    documents = requests.get(f"{fhir}/DocumentReference", params={"status": "current"}, headers=auth).json()
+    url = documents["entry"][0]["resource"]["content"][0]["attachment"]["url"]
+    assert requests.get(f"{fhir}/{url}", headers={**auth, "Accept": "text/csv"}).status_code == 406
+    raw = requests.get(f"{fhir}/{url}", headers={**auth, "Accept": "application/*"})
+    assert raw.status_code == 200 and raw.headers["Content-Type"] == "application/pdf"

@@ -122,6 +122,13 @@ def _accepted_ranges(accept: str) -> list[str]:
     return ranges
 
 
+def accepts(accept: str | None, media: str) -> bool:
+    """Whether an Accept header admits `media` (a FHIR media type stands for its family: application/json admits
+    application/fhir+json); a header that names nothing acceptable (absent, empty, all q=0) leaves it open."""
+    ranges = _accepted_ranges(accept or "")
+    return not ranges or any(_matches(r, media) for r in ranges if media)
+
+
 def _matches(media_range: str, media: str) -> bool:
     if media_range in ("*/*", "*"):
         return True
@@ -151,8 +158,7 @@ def check_accept_honoured(request_accept: str | None, request_format_param: str 
             return []
         return [FORMAT_NOT_HONOURED.finding(f"_format={show(request_format_param)} asks {wanted.upper()} but the "
                                             f"response is {served or 'without Content-Type'}", location)]
-    ranges = _accepted_ranges(request_accept or "")
-    if not ranges or any(_matches(r, served) for r in ranges if served):
+    if accepts(request_accept, served):
         return []
     return [FORMAT_NOT_HONOURED.finding(f"Accept {show(request_accept, 120)} but the response is "
                                         f"{served or 'without Content-Type'}", location)]
