@@ -32,7 +32,7 @@ from simulator.sessions import (
     suppress_rule,
 )
 from speeltuin.records import Session
-from speeltuin.session_report import ACCESS_KEY_NOTE
+from speeltuin.session_report import ACCESS_KEY_NOTE, SESSION_KEY_HEADER
 from testdata.patient_import import PatientImportError, parse_patients_json, patient_to_dict
 
 admin_api = Blueprint("admin_api", __name__, url_prefix="/api")
@@ -59,6 +59,10 @@ def admin_key_given() -> bool:
 @admin_api.before_request
 def require_admin_key() -> None:
     if not admin_key_given():
+        if request.headers.get(SESSION_KEY_HEADER):
+            raise AdminError(401, f"this call needs the admin key ({ADMIN_KEY_HEADER}); a session's access key "
+                             f"({SESSION_KEY_HEADER}) opens its evidence only: /api/sessions/<id>/exchanges, "
+                             "/report.<kind> and /runs (or sign in to the web UI with it, to notify and act)")
         raise AdminError(401, f"missing or wrong {ADMIN_KEY_HEADER} header")
 
 
@@ -110,6 +114,9 @@ def sessions_notify(session_id: str) -> Any:
     body = request.get_json(silent=True) if request.get_data() else {}
     if not isinstance(body, dict):
         raise AdminError(400, "the body must be a JSON object")
+    if not isinstance(body.get("bsn"), str) or not body["bsn"].strip():
+        raise AdminError(400, "bsn is required, as a string: the BSN of a test patient (`speeltuin patients "
+                              'list`), e.g. {"bsn": "999993653"}')
     period_days = body.get("period_days", 365)
     if not isinstance(period_days, int) or not 0 < period_days <= 3650:
         raise AdminError(400, "period_days must be a whole number of days from 1 to 3650")
@@ -124,7 +131,7 @@ def sessions_notify(session_id: str) -> Any:
         raise AdminError(400, "update_of must be the notification_id (a string) of a notification the simulator "
                               "sent in this session")
     try:
-        result = notify(rt.store, rt.signer, rt.patients, session, str(body.get("bsn") or ""),
+        result = notify(rt.store, rt.signer, rt.patients, session, body["bsn"].strip(),
                         period_days=period_days, timeout=rt.config.http_timeout_s, sender_name=rt.config.name,
                         workflow_task=bool(body.get("workflow_task", False)), transport=rt.config.transport,
                         defect=defect, without_token=without_token, update_of=update_of,

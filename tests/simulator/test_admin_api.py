@@ -95,6 +95,9 @@ def test_notify_mistakes_are_400(node_pair) -> None:
     pair_sessions(sim, ven, vendor_role="receiver")
     unknown = sim.api("POST", "/sessions/sim-1/notify", json={"bsn": "999999245"})
     assert unknown.status_code == 400 and "no test patient" in unknown.json()["error"]
+    for body in ({}, {"bsn": ""}, {"bsn": 999993653}):
+        missing = sim.api("POST", "/sessions/sim-1/notify", json=body)
+        assert missing.status_code == 400 and "bsn is required, as a string" in missing.json()["error"], body
     bad_days = sim.api("POST", "/sessions/sim-1/notify", json={"bsn": "999993653", "period_days": "x"})
     assert bad_days.status_code == 400
     assert sim.api("POST", "/sessions/nope/notify", json={"bsn": "999993653"}).status_code == 404
