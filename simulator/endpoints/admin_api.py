@@ -114,7 +114,8 @@ def sessions_notify(session_id: str) -> Any:
     body = request.get_json(silent=True) if request.get_data() else {}
     if not isinstance(body, dict):
         raise AdminError(400, "the body must be a JSON object")
-    if not isinstance(body.get("bsn"), str) or not body["bsn"].strip():
+    bsn = body.get("bsn")
+    if body.get("update_of") is None and (not isinstance(bsn, str) or not bsn.strip()):
         raise AdminError(400, "bsn is required, as a string: the BSN of a test patient (`speeltuin patients "
                               'list`), e.g. {"bsn": "999993653"}')
     period_days = body.get("period_days", 365)
@@ -131,7 +132,7 @@ def sessions_notify(session_id: str) -> Any:
         raise AdminError(400, "update_of must be the notification_id (a string) of a notification the simulator "
                               "sent in this session")
     try:
-        result = notify(rt.store, rt.signer, rt.patients, session, body["bsn"].strip(),
+        result = notify(rt.store, rt.signer, rt.patients, session, str(bsn or "").strip(),
                         period_days=period_days, timeout=rt.config.http_timeout_s, sender_name=rt.config.name,
                         workflow_task=bool(body.get("workflow_task", False)), transport=rt.config.transport,
                         defect=defect, without_token=without_token, update_of=update_of,
