@@ -16,9 +16,9 @@ from validators.rules.http import check_accept_honoured, check_created, check_fh
 from validators.rules.jwt_assertion import check_assertion, check_jti_replay
 from validators.rules.notification import check_cancellation_request, check_cancellation_task, check_notification_task
 from validators.rules.structure import FhirParseError, parse_fhir
-from validators.rules.token_request import check_token_request, check_token_response
+from validators.rules.token_request import check_grant_for_session, check_token_request, check_token_response
 from validators.rules.workflow_task import check_workflow_task
-from validators.spec import find_query
+from validators.spec import FORM_AUTHORIZATION_BASE, GRANT_CLIENT_CREDENTIALS, find_query
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,9 @@ class FlowContext:
     # Remembers (iss, jti) across flows; True when the pair was seen before (a replay). Given by the addon.
     seen_jti: Callable[[str, str, float], bool] | None = None
     trusted_ca_pem: bytes | None = None  # the test CA: assertions may carry an x5c chain to it
+    registered_ura: str | None = None  # the URA the caller registered with the token server it calls
+    # The Task of the notification the token server sent the caller under an authorization base (pull), or None
+    task_of_base: Callable[[str], dict | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,7 @@ def inspect(flow: FlowRecord, context: FlowContext) -> list[Finding]:
 def _token_request(flow: FlowRecord, context: FlowContext) -> list[Finding]:
     found, form = check_token_request(flow.request_body, header(flow.request_headers, "Content-Type"))
     audience = context.token_url or flow.url.split("?", 1)[0]
+    grant_claims: dict | None = None
     for key, kind in (("client_assertion", "client"), ("assertion", "authorization")):
         if form.get(key):
             result = check_assertion(form[key], kind=kind, audience=audience, jwks=context.caller_jwks,
@@ -84,6 +88,13 @@ def _token_request(flow: FlowRecord, context: FlowContext) -> list[Finding]:
             found += result.findings
             if context.seen_jti is not None:
                 found += check_jti_replay(result.claims, context.seen_jti, key)
+            if kind == "authorization":
+                grant_claims = result.claims
+    if context.registered_ura is not None and (grant_claims is not None
+                                               or form.get("grant_type") == GRANT_CLIENT_CREDENTIALS):
+        found += check_grant_for_session(grant_claims, registered_ura=context.registered_ura,
+                                         task_of_base=context.task_of_base if context.purpose == "pull" else None,
+                                         form_base=form.get(FORM_AUTHORIZATION_BASE))
     return found + check_token_response(flow.status or 0, flow.response_headers, flow.response_body)
 
 

@@ -20,7 +20,7 @@ from proxy.inspection import FlowContext, FlowRecord, header, inspect
 from proxy.redaction import redact_body, redact_headers, redact_text
 from speeltuin.jwks_cache import JwksCache
 from speeltuin.keys import Signer
-from speeltuin.records import Exchange, FlowDirection, Role, Session, Tag
+from speeltuin.records import Exchange, FlowDirection, NotificationOrigin, Role, Session, Tag
 from speeltuin.store import Store
 from validators.rules.internal import judged
 
@@ -150,7 +150,9 @@ class Judge:
             return FlowContext(
                 token_url=f"{self.public_url}/s/{session.id}/token" if self.public_url else None,
                 caller_jwks=self._vendor_keys.keys_for(session), caller_client_id=session.config.vendor_client_id,
-                purpose=_token_purpose(session.simulator_role), seen_jti=partial(self._seen_jti, session.id), trusted_ca_pem=self.trusted_ca_pem)
+                purpose=_token_purpose(session.simulator_role), seen_jti=partial(self._seen_jti, session.id),
+                trusted_ca_pem=self.trusted_ca_pem, registered_ura=session.config.vendor_ura,
+                task_of_base=partial(self._sent_task, session.id))
         return FlowContext(
             token_url=session.config.vendor_token_url, caller_jwks=self._own_jwks(),
             caller_client_id=session.config.own_client_id, purpose=_token_purpose(session.vendor_role),
@@ -160,6 +162,11 @@ class Judge:
         """Whether this issuer used this jti before in this session, seen by any proxy on this store (a replay: each
         session's AS keeps its own)."""
         return not self.store.use_jti(session_id, PROXY_JTI_ISSUER + issuer, jti, max(expires_at, time.time()))
+
+    def _sent_task(self, session_id: str, authorization_base: str) -> dict | None:
+        """The Task of the notification the simulator sent in this session under this authorization base."""
+        found = self.store.find_notification(session_id, NotificationOrigin.SENT, authorization_base=authorization_base)
+        return found.task if found is not None else None
 
     def _own_jwks(self) -> dict | None:
         if self._simulator_jwks is None:

@@ -78,3 +78,32 @@ def test_traffic_of_no_session_is_kept_as_unmatched(stack: Stack) -> None:
     unmatched = [ex for ex in _recorded(stack, None, 1) if "no-such-session" in ex.url]
     assert unmatched and unmatched[0].session_id is None and unmatched[0].direction == "unknown"
 
+
+
+def test_a_pull_grant_for_another_ura_or_an_unknown_base_is_flagged_in_flight(stack: Stack) -> None:
+    """The simulator refuses both; the proxy records why as findings (TOK-016, TOK-017), so the session's report
+    shows them, not only the refusal."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from speeltuin.keys import Signer
+
+    pem = ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
+    signer = Signer("grant-test", pem)
+    session = "inflight-pull"
+    created = stack.simulator.api("POST", "/sessions", json=complete_session(
+        "receiver", id=session, vendor_ura="90000202", vendor_jwks=signer.jwks(), vendor_client_id="pull-client"))
+    assert created.status_code == 201, created.text
+    token_url = f"{stack.proxy.front_url}/s/{session}/token"
+    expected = {"87654321": "TOK-016", "90000202": "TOK-017"}  # sub: another URA / the right one, unknown base
+    for ura in expected:
+        refused = requests.post(token_url, data=signer.token_request_form("pull-client", ura, token_url,
+                                                                          "base-of-no-notification"), timeout=30)
+        assert refused.status_code == 400 and refused.json()["error"] == "invalid_grant", refused.text
+    recorded = [ex for ex in _recorded(stack, session, 2) if ex.tag == "token-request"]
+    assert len(recorded) == 2
+    for exchange, (ura, rule_id) in zip(recorded, expected.items()):
+        rules = {f.rule for f in exchange.findings if f.severity == "error"}
+        assert rule_id in rules, (ura, exchange.findings)
+    assert "TOK-016" not in {f.rule for f in recorded[1].findings}

@@ -7,6 +7,7 @@ import pytest
 
 from validators import spec
 from validators.rules.token_request import (
+    check_grant_for_session,
     check_grant_refused,
     check_notification_grant,
     check_pull_grant,
@@ -78,6 +79,13 @@ def grant(claims: dict | None = None, **kw: str) -> list:
 
 def without_base(**claims: str) -> dict:
     return {"sub": "90000202", **claims}
+
+
+def for_session(claims: dict | None = PULL_CLAIMS, *, known: bool = True, **kw: str) -> list:
+    """The grant judged with what the token server knows: the caller registered URA 90000202, and the Task of the
+    notification it was sent under base c0ffee-opaque-base (or, not `known`, no notification under any base)."""
+    return check_grant_for_session(claims, registered_ura="90000202",
+                                   task_of_base=lambda base: task() if known and base in str(task()) else None, **kw)
 
 
 CASES = [
@@ -165,6 +173,15 @@ CASES = [
     quiet("TOK-014", "sender", lambda: check_notification_grant({"sub": "90000101"}, task())),
     fires("TOK-014", "receiver", lambda: check_notification_grant({"sub": "90000202"}, task())),
     fires("TOK-014", "no-task-sender", lambda: check_notification_grant({"sub": "90000101"}, {})),
+    quiet("TOK-016", "registered-ura", lambda: for_session()),
+    quiet("TOK-016", "variant-has-no-assertion", lambda: for_session(None, form_base="c0ffee-opaque-base")),
+    fires("TOK-016", "other-ura", lambda: for_session({**PULL_CLAIMS, "sub": "87654321"})),
+    fires("TOK-016", "notification-token-other-ura", lambda: check_grant_for_session(
+        {"sub": "87654321"}, registered_ura="90000202")),
+    quiet("TOK-017", "base-of-a-sent-notification", lambda: for_session()),
+    quiet("TOK-017", "no-lookup-no-judgement", lambda: check_grant_for_session(PULL_CLAIMS, registered_ura="90000202")),
+    fires("TOK-017", "unknown-base", lambda: for_session(known=False)),
+    fires("TOK-017", "variant-unknown-form-base", lambda: for_session(None, known=False, form_base="c0ffee")),
     quiet("TOKR-009", "json", lambda: response()),
     fires("TOKR-009", "html", lambda: response(headers={"Content-Type": "text/html", "Cache-Control": "no-store"})),
     quiet("TOKR-010", "string", lambda: error_body(error_description="authorization base unknown")),

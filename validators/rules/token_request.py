@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from typing import Literal, Mapping
+from typing import Callable, Literal, Mapping
 from urllib.parse import unquote_plus
 
 from validators import safe_json, spec
@@ -297,6 +297,42 @@ def check_pull_grant(authorization_claims: dict, task: dict, *, authorization_ba
             findings.append(GRANT_PATIENT.finding(f"patient claim {show(claims['patient'])} is not the Task's "
                                                   f"patient {show(bsn)}", "jwt.claims.patient"))
     return findings
+
+
+GRANT_URA = rule("TOK-016", "error", "authorization assertion sub is not the URA registered for the caller",
+                 "SPEC §5.2")
+GRANT_UNKNOWN_BASE = rule("TOK-017", "error", "pull token: authorization_base is of no notification sent to the "
+                          "caller", "SPEC §5.3")
+
+
+@emits(GRANT_URA, GRANT_UNKNOWN_BASE)
+def check_grant_for_session(authorization_claims: dict | None, *, registered_ura: str | None,
+                            task_of_base: Callable[[str], dict | None] | None = None,
+                            form_base: str | None = None) -> list[Finding]:
+    """What a token server knows about its caller, applied to the grant (SPEC §5.2, §5.3): the authorization
+    assertion speaks for the URA the caller registered (`sub`), and a pull grant's authorization base is one the
+    server sent in a notification to that caller (`task_of_base` finds that Task, None when there is none), bound
+    as check_pull_grant says. `authorization_claims` None: the client_credentials variant (no assertion; the base
+    is `form_base`)."""
+    claims = authorization_claims if isinstance(authorization_claims, dict) else {}
+    findings: list[Finding] = []
+    sub = claims.get("sub")
+    if authorization_claims is not None and registered_ura is not None and sub is not None and sub != registered_ura:
+        findings.append(GRANT_URA.finding(f"sub {show(sub)} is not the URA {show(registered_ura)} registered for "
+                                          "this caller", "jwt.claims.sub"))
+    base = form_base if authorization_claims is None else claims.get("authorization_base")
+    if task_of_base is None or not isinstance(base, str) or not base:
+        return findings  # no base to look up: JWT-020 / TOK-010 say so
+    task = task_of_base(base)
+    if task is None:
+        location = f"form.{spec.FORM_AUTHORIZATION_BASE}" if authorization_claims is None \
+            else "jwt.claims.authorization_base"
+        return findings + [GRANT_UNKNOWN_BASE.finding(f"authorization_base ({len(base)} characters) is of no "
+                                                      "notification sent to this caller", location)]
+    bound = check_pull_grant(claims if authorization_claims is not None else {"sub": registered_ura}, task,
+                             authorization_base=form_base if authorization_claims is None else None)
+    said = {f.rule for f in findings}
+    return findings + [f for f in bound if not (f.rule == GRANT_OWNER.id and GRANT_URA.id in said)]
 
 
 GRANT_REQUESTER = rule("TOK-014", "error", "notification token: authorization assertion sub is not the Task's "
