@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 from validators import safe_json
 from validators.findings import Finding
 from validators.query import parse_params, read_search_url
-from validators.rules.bearer import check_request_token_placement
+from validators.rules.bearer import check_pull_in_time, check_request_token_placement
 from validators.rules.bgz_profiles import check_query_result
 from validators.rules.bundle import check_searchset
 from validators.rules.document import check_binary
@@ -35,6 +35,8 @@ class FlowContext:
     registered_ura: str | None = None  # the URA the caller registered with the token server it calls
     # The Task of the notification the token server sent the caller under an authorization base (pull), or None
     task_of_base: Callable[[str], dict | None] | None = None
+    # (when the receiver acknowledged the cancellation, the availability end) of a pull token's notification
+    pull_stops: Callable[[str], tuple[float | None, float | None]] | None = None
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,15 @@ def _token_request(flow: FlowRecord, context: FlowContext) -> list[Finding]:
     return found + check_token_response(flow.status or 0, flow.response_headers, flow.response_body)
 
 
+def _pull_in_time(flow: FlowRecord, context: FlowContext) -> list[Finding]:
+    """A pull with a bearer token whose notification the receiver knows to be over (BEAR-007)."""
+    scheme, _, token = header(flow.request_headers, "Authorization").partition(" ")
+    if context.pull_stops is None or scheme.lower() != "bearer" or not token.strip():
+        return []
+    told_cancelled_at, period_end = context.pull_stops(token.strip())
+    return check_pull_in_time(flow.started_at, told_cancelled_at=told_cancelled_at, period_end=period_end)
+
+
 def _fhir_request(flow: FlowRecord) -> list[Finding]:
     """What the caller of a FHIR endpoint owes: a proper bearer header, and the format it asked honoured."""
     found = check_request_token_placement(flow.url, flow.request_headers)  # the header's form included
@@ -132,8 +143,9 @@ def _cancellation(flow: FlowRecord, _context: FlowContext) -> list[Finding]:
     return found + check_fhir_response(flow.status or 0, flow.response_headers, flow.response_body)
 
 
-def _search(flow: FlowRecord, _context: FlowContext) -> list[Finding]:
-    found = _fhir_request(flow) + check_fhir_response(flow.status or 0, flow.response_headers, flow.response_body)
+def _search(flow: FlowRecord, context: FlowContext) -> list[Finding]:
+    found = _fhir_request(flow) + _pull_in_time(flow, context) + \
+        check_fhir_response(flow.status or 0, flow.response_headers, flow.response_body)
     bundle = _resource(flow.response_body)
     if flow.status != 200 or bundle is None:
         return found
@@ -145,8 +157,9 @@ def _search(flow: FlowRecord, _context: FlowContext) -> list[Finding]:
     return found
 
 
-def _read(flow: FlowRecord, _context: FlowContext) -> list[Finding]:
-    found = _fhir_request(flow) + check_fhir_response(flow.status or 0, flow.response_headers, flow.response_body)
+def _read(flow: FlowRecord, context: FlowContext) -> list[Finding]:
+    found = _fhir_request(flow) + _pull_in_time(flow, context) + \
+        check_fhir_response(flow.status or 0, flow.response_headers, flow.response_body)
     if flow.status == 200 and _read_type(flow.url) == "Task":  # in a pull, the Workflow Task (SPEC §3 step 1)
         task = _resource(flow.response_body)
         if task is not None:
@@ -164,8 +177,8 @@ def _binary(flow: FlowRecord, context: FlowContext) -> list[Finding]:
     content_type = header(flow.response_headers, "Content-Type")
     if "fhir" in content_type or (flow.status or 0) >= 400:
         return _read(flow, context)
-    return check_request_token_placement(flow.url, flow.request_headers) + check_binary(content_type,
-                                                                                       flow.response_body)
+    return check_request_token_placement(flow.url, flow.request_headers) + _pull_in_time(flow, context) + \
+        check_binary(content_type, flow.response_body)
 
 
 def _resource(body: bytes) -> Any:

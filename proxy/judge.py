@@ -135,6 +135,9 @@ class Judge:
         return found
 
     def _context(self, session: Session | None, direction: FlowDirection, tag: Tag) -> FlowContext:
+        if tag in _PULLS and session is not None and session.config.chain is None \
+                and direction == FlowDirection.TO_SIMULATOR:
+            return FlowContext(pull_stops=self._pull_stops)
         if tag != Tag.TOKEN_REQUEST or session is None:
             return FlowContext()
         if session.config.chain is not None:  # the caller is the other system; aud is the URL it called
@@ -163,6 +166,18 @@ class Judge:
         session's AS keeps its own)."""
         return not self.store.use_jti(session_id, PROXY_JTI_ISSUER + issuer, jti, max(expires_at, time.time()))
 
+    def _pull_stops(self, token: str) -> tuple[float | None, float | None]:
+        """(when the receiver acknowledged the cancellation, the end of availability) of the notification a pull
+        token is bound to; (None, None) for a token the simulator does not know."""
+        access = self.store.pull_access(token)
+        notification = access.notification if access is not None else None
+        if notification is None:
+            return None, None
+        told = (notification.delivery or {}).get("cancellation") or {}
+        acknowledged = notification.status == "cancelled" and isinstance(told.get("status"), int) \
+            and 200 <= told["status"] < 300 and isinstance(told.get("at"), (int, float))
+        return (float(told["at"]) if acknowledged else None), notification.period_end
+
     def _sent_task(self, session_id: str, authorization_base: str) -> dict | None:
         """The Task of the notification the simulator sent in this session under this authorization base."""
         found = self.store.find_notification(session_id, NotificationOrigin.SENT, authorization_base=authorization_base)
@@ -173,6 +188,9 @@ class Judge:
             found = self.store.load_instance_key()
             self._simulator_jwks = Signer(*found).jwks() if found else None
         return self._simulator_jwks
+
+
+_PULLS = frozenset({Tag.SEARCH, Tag.READ, Tag.BINARY})
 
 
 def _token_purpose(token_server: Role) -> Literal["pull", "notification"]:

@@ -107,3 +107,37 @@ def test_a_pull_grant_for_another_ura_or_an_unknown_base_is_flagged_in_flight(st
         rules = {f.rule for f in exchange.findings if f.severity == "error"}
         assert rule_id in rules, (ura, exchange.findings)
     assert "TOK-016" not in {f.rule for f in recorded[1].findings}
+
+
+def test_a_pull_after_the_receiver_acknowledged_the_cancellation_is_flagged(stack: Stack) -> None:
+    """BEAR-007: the receiver must stop pulling once it knows (SPEC §3 step 8); a pull made before is no finding."""
+    from speeltuin.records import Notification, NotificationOrigin
+
+    session = "inflight-cancel"
+    created = stack.simulator.api("POST", "/sessions", json=complete_session(
+        "receiver", id=session, vendor_ura="90000202", vendor_client_id="pull-client"))
+    assert created.status_code == 201, created.text
+    store = Store(stack.simulator.database_url)
+    try:
+        store.add_notification(Notification(
+            id="n-cancel", session_id=session, origin=NotificationOrigin.SENT, identifier="urn:uuid:1",
+            group_identifier="urn:uuid:2", authorization_base="base-cancel", patient_bsn="999993653",
+            owner_ura="90000202", period_end=time.time() + 3600, status="requested", task={}))
+        store.add_token("T" * 43, session_id=session, kind="pull", subject_ura="90000202",
+                        expires_at=time.time() + 600, notification_id="n-cancel")
+    finally:
+        store.close()
+    url = f"{stack.proxy.front_url}/s/{session}/fhir/Condition"
+    headers = {"Authorization": "Bearer " + "T" * 43, "Accept": "application/fhir+json"}
+    assert requests.get(url, headers=headers, timeout=30).status_code == 200  # in time
+    store = Store(stack.simulator.database_url)
+    try:  # the simulator cancels; the receiver answers 200 to the cancellation
+        store.update_notification("n-cancel", status="cancelled",
+                                  delivery={"cancellation": {"status": 200, "at": time.time()}})
+    finally:
+        store.close()
+    time.sleep(0.05)
+    assert requests.get(url, headers=headers, timeout=30).status_code == 401  # refused, and flagged
+    first, second = [ex for ex in _recorded(stack, session, 2) if ex.tag == "search"]
+    assert "BEAR-007" not in {f.rule for f in first.findings}
+    assert "BEAR-007" in {f.rule for f in second.findings if f.severity == "error"}, second.findings

@@ -3,7 +3,12 @@ from __future__ import annotations
 
 import pytest
 
-from validators.rules.bearer import check_authorization_header, check_request_token_placement, check_token_use
+from validators.rules.bearer import (
+    check_authorization_header,
+    check_pull_in_time,
+    check_request_token_placement,
+    check_token_use,
+)
 
 from ._cases import check_case, fires, quiet
 
@@ -49,6 +54,12 @@ CASES = [
     quiet("BEAR-006", "cancelled-401", lambda: check_token_use("cancelled", response_status=401)),
     fires("BEAR-006", "cancelled-200", lambda: check_token_use("cancelled", response_status=200)),
     fires("BEAR-006", "cancelled-404", lambda: check_token_use("cancelled", response_status=404)),
+    quiet("BEAR-007", "live", lambda: check_pull_in_time(100.0, told_cancelled_at=None, period_end=200.0)),
+    quiet("BEAR-007", "before-the-receiver-was-told", lambda: check_pull_in_time(
+        100.0, told_cancelled_at=100.5, period_end=200.0)),
+    fires("BEAR-007", "after-the-receiver-acknowledged", lambda: check_pull_in_time(
+        101.0, told_cancelled_at=100.5, period_end=200.0)),
+    fires("BEAR-007", "after-the-period", lambda: check_pull_in_time(201.0, told_cancelled_at=None, period_end=200.0)),
     quiet("HTTP-006", "missing-401", lambda: check_token_use("missing", response_status=401)),
     fires("HTTP-006", "missing-200", lambda: check_token_use("missing", response_status=200)),
     quiet("HTTP-007", "invalid-401", lambda: check_token_use("invalid", response_status=401)),

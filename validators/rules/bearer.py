@@ -110,3 +110,22 @@ def check_token_use(token_state: TokenState, *, response_status: int,
     if response_headers is not None:
         findings += check_bearer_challenge(response_status, response_headers)
     return findings
+
+
+PULLED_AFTER_STOP = rule("BEAR-007", "error", "receiver pulls after it was told of the cancellation, or after the "
+                         "availability period ended", "SPEC §3 step 8; §4 restriction.period.end")
+
+
+@emits(PULLED_AFTER_STOP)
+def check_pull_in_time(request_at: float, *, told_cancelled_at: float | None, period_end: float | None) -> \
+        list[Finding]:
+    """A pull (search, read, Binary) made at `request_at` (epoch seconds) with a token of a notification whose
+    cancellation the receiver had acknowledged at `told_cancelled_at`, or whose `period_end` had passed: the
+    receiver must stop pulling then. None: not cancelled (or the receiver was not told) / no end known."""
+    if told_cancelled_at is not None and request_at > told_cancelled_at:
+        return [PULLED_AFTER_STOP.finding(f"pulled {request_at - told_cancelled_at:.1f} s after the receiver "
+                                          "acknowledged the cancellation of this token's notification", "request")]
+    if period_end is not None and request_at > period_end:
+        return [PULLED_AFTER_STOP.finding(f"pulled {request_at - period_end:.1f} s after the notification's "
+                                          "availability period ended", "request")]
+    return []
