@@ -40,10 +40,10 @@ def _processes() -> dict[int, tuple[int, str]]:
     return found
 
 
-def _processes_naming(marker: str) -> list[int]:
+def _processes_naming(marker: str, table: dict[int, tuple[int, str]] | None = None) -> list[int]:
     """The live processes whose command line names `marker` (the test's own database file), and their
-    descendants (the proxy's writer names no file)."""
-    table = _processes()
+    descendants (the proxy's writer names no file); in `table` (one reading of /proc) when given."""
+    table = _processes() if table is None else table
     found = {pid for pid, (_, cmdline) in table.items() if marker in cmdline}
     grew = True
     while grew:
@@ -108,7 +108,7 @@ def test_a_part_that_dies_stops_the_service_with_a_message(service: tuple[subpro
     process, port, db_file = service
     table = _processes()
     # the simulator the service started (its gunicorn workers are that process's children)
-    [simulator] = [pid for pid in _processes_naming(db_file) if " serve " in table[pid][1]
+    [simulator] = [pid for pid in _processes_naming(db_file, table) if " serve " in table[pid][1]
                    and table[pid][0] == process.pid]
     os.kill(simulator, signal.SIGKILL)
     assert process.wait(60) == 1
