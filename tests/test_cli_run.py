@@ -5,6 +5,7 @@ import json
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from xml.etree import ElementTree as ET
@@ -70,13 +71,24 @@ def test_ctrl_c_ends_the_run_with_a_partial_report(tmp_path: Path) -> None:
         [sys.executable, "-m", "speeltuin.cli", "--instance", str(tmp_path), "run", "--reference-vendor",
          "--role", "receiver", "--report-dir", str(tmp_path / "reports"), "--quiet-period", "30"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    running = threading.Event()
+
+    def read() -> None:  # the terminal's lines as they come; the stack is up when it names the proxy's address
+        for line in process.stdout:  # type: ignore[union-attr]
+            lines.append(line)
+            if "vendors reach the simulator at" in line:
+                running.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not list(tmp_path.glob("reports/work/*.log")):
-            time.sleep(0.2)
-        time.sleep(6)  # the stack is up and the scenarios run; the defective-Task one waits its quiet period
+        assert running.wait(120), "".join(lines)
+        time.sleep(4)  # the scenarios run side by side; the defective-Task one waits its 30 s quiet period
         process.send_signal(signal.SIGINT)
-        stdout, stderr = process.communicate(timeout=60)
+        _out, stderr = process.communicate(timeout=60)
+        reader.join(10)
+        stdout = "".join(lines)
     finally:
         if process.poll() is None:
             process.kill()
@@ -119,3 +131,22 @@ def test_a_broken_vendor_toml_is_a_usage_error(tmp_path: Path) -> None:
     completed = _speeltuin("--vendor", str(path), instance=tmp_path)
     assert completed.returncode == 2 and "ura" in completed.stderr and "Traceback" not in completed.stderr
     assert len(completed.stderr.strip().splitlines()) == 1
+
+
+def test_ctrl_c_while_starting_ends_quietly(tmp_path: Path) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "speeltuin.cli", "--instance", str(tmp_path), "run", "--reference-vendor",
+         "--role", "receiver", "--report-dir", str(tmp_path / "reports")],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not list(tmp_path.glob("reports/work/*.log")):
+            time.sleep(0.05)  # the first part is starting
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert "Traceback" not in stderr, stderr
+    assert process.returncode == 1, stdout + stderr
+    assert "stopped by the user" in stderr or "report: " in stdout  # while starting, or (a fast machine) after

@@ -133,6 +133,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             stack = start_stack(workdir)
     except StackError as exc:
         raise UserError(str(exc)) from exc
+    except KeyboardInterrupt:  # start_stack has stopped what it started
+        print("speeltuin: stopped by the user while starting; no scenario was run", file=sys.stderr)
+        return ExitCode.FAILED
     with stack:
         store = Store(stack.simulator.database_url)
         driver = ConfiguredVendor(config, stack.proxy.back_url) if config else None
