@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 from validators import safe_json
 from validators.findings import Finding
 from validators.query import parse_params, read_search_url
-from validators.rules.bearer import check_pull_in_time, check_request_token_placement
+from validators.rules.bearer import bearer_value, check_pull_in_time, check_request_token_placement
 from validators.rules.bgz_profiles import check_query_result
 from validators.rules.bundle import check_searchset
 from validators.rules.document import check_binary
@@ -102,10 +102,10 @@ def _token_request(flow: FlowRecord, context: FlowContext) -> list[Finding]:
 
 def _pull_in_time(flow: FlowRecord, context: FlowContext) -> list[Finding]:
     """A pull with a bearer token whose notification the receiver knows to be over (BEAR-007)."""
-    scheme, _, token = header(flow.request_headers, "Authorization").partition(" ")
-    if context.pull_stops is None or scheme.lower() != "bearer" or not token.strip():
+    token = bearer_value(header(flow.request_headers, "Authorization"))
+    if context.pull_stops is None or token is None:
         return []
-    told_cancelled_at, period_end = context.pull_stops(token.strip())
+    told_cancelled_at, period_end = context.pull_stops(token)
     return check_pull_in_time(flow.started_at, told_cancelled_at=told_cancelled_at, period_end=period_end)
 
 

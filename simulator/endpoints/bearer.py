@@ -14,14 +14,11 @@ from simulator.endpoints.http_errors import invalid_token
 from simulator.runtime import Runtime
 from speeltuin.records import Notification, Session
 from speeltuin.store import PullAccess
+from validators.rules.bearer import bearer_value
 
 
 def bearer_token() -> str | None:
-    header = request.headers.get("Authorization", "")
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() != "bearer" or not value.strip():
-        return None
-    return value.strip()
+    return bearer_value(request.headers.get("Authorization"))
 
 
 def authenticate(rt: Runtime, session: Session, kind: str) -> dict[str, Any]:

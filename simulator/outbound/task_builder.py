@@ -24,8 +24,8 @@ from validators.spec import (
 )
 
 
-def _input(code: str, **value: object) -> dict:
-    return {"type": {"coding": [{"system": TASK_PARAMETER_SYSTEM, "code": code}]}, **value}
+def _input(code: str, system: str = TASK_PARAMETER_SYSTEM, **value: object) -> dict:
+    return {"type": {"coding": [{"system": system, "code": code}]}, **value}
 
 
 def _parties(sender_ura: str, sender_name: str, receiver_ura: str) -> dict:
@@ -45,9 +45,8 @@ def query_inputs(*, section_codes: bool = False) -> list[dict]:
     typed search-resource (SPEC §4), or with `section_codes` by the LOINC or SNOMED code of each query's BgZ
     section (SPEC §6), as the Workflow Task types them.
     """
-    return [{"type": {"coding": [{"system": q.type_system, "code": q.type_code}]}, "valueString": encode_query(q.query)}
-            if section_codes else _input(INPUT_SEARCH_RESOURCE, valueString=encode_query(q.query))
-            for q in (*BGZ_QUERIES, DOCUMENTS_QUERY)]
+    return [_input(*((q.type_code, q.type_system) if section_codes else (INPUT_SEARCH_RESOURCE,)),
+                   valueString=encode_query(q.query)) for q in (*BGZ_QUERIES, DOCUMENTS_QUERY)]
 
 
 def build_workflow_task(*, task_id: str, bsn: str, patient_name: str, sender_ura: str, sender_name: str,

@@ -103,3 +103,10 @@ def test_messages_never_carry_the_token(findings: list) -> None:
 def test_unknown_token_state_is_a_programming_error() -> None:
     with pytest.raises(ValueError):
         check_token_use("stolen", response_status=200)  # type: ignore[arg-type]
+
+
+def test_bearer_value_reads_the_token_of_a_bearer_header_only() -> None:
+    from validators.rules.bearer import bearer_value
+
+    assert bearer_value("Bearer abc.def") == "abc.def" and bearer_value("bearer  abc ") == "abc"
+    assert [bearer_value(v) for v in (None, "", "Bearer", "Bearer  ", "Basic abc", " Bearer abc")] == [None] * 6

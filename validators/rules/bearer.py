@@ -21,6 +21,12 @@ _AUTH_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9!#$%&'*+.^_`|~-]{0,19}")  # RFC 72
 TokenState = Literal["valid", "missing", "invalid", "expired", "cancelled"]
 
 
+def bearer_value(authorization: str | None) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header (scheme in any case), or None."""
+    scheme, _, value = (authorization or "").partition(" ")
+    return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+
+
 def _header(headers: Mapping[str, str], name: str) -> str | None:
     lowered = name.lower()
     return next((v for k, v in headers.items() if k.lower() == lowered), None)

@@ -9,7 +9,7 @@
   and elements, JSON kinds such as "true" for a boolean, arrays for single elements, nulls, empty
   values, required elements and choice types; each primitive value is checked by the library's own
   type for it (its format: dates, codes, ids, …). Building the whole pydantic model as well would
-  add nothing (tests/validators/test_structure_oracle.py holds the walk to that) and cost most of
+  add nothing (tests/fuzz/test_structure_oracle_fuzz.py holds the walk to that) and cost most of
   the time: it allocates an object per element, which also makes big Bundles cost more than linear.
   Findings are STRUCT-001 with a FHIRPath-like location, never exceptions.
 - Serialisation (SPEC §6.4): the JSON reader reports a key given twice in one object (STRUCT-004; the
@@ -590,7 +590,7 @@ def _split_tag(tag: str) -> tuple[str | None, str]:
 
 
 def _typed(raw: str, type_name: str) -> Any:
-    """The JSON value of a primitive's XML text; text that does not fit stays a string for the model to flag."""
+    """The JSON value of a primitive's XML text; text that does not fit stays a string for the walk to flag."""
     if type_name == "boolean":
         return {"true": True, "false": False}.get(raw, raw)
     if type_name in _INTEGER_TYPES:
