@@ -67,10 +67,14 @@ def test_usage_errors_are_one_line_and_exit_2(tmp_path: Path, args: tuple[str, .
 
 
 def test_ctrl_c_ends_the_run_with_a_partial_report(tmp_path: Path) -> None:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "speeltuin.cli", "--instance", str(tmp_path), "run", "--reference-vendor",
-         "--role", "receiver", "--report-dir", str(tmp_path / "reports"), "--quiet-period", "30"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # stdout has one reader (the thread below) and stderr goes to a file: communicate() would read stdout too
+    # and take the last lines from under the thread
+    stderr_path = tmp_path / "stderr.txt"
+    with stderr_path.open("w") as stderr_file:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "speeltuin.cli", "--instance", str(tmp_path), "run", "--reference-vendor",
+             "--role", "receiver", "--report-dir", str(tmp_path / "reports"), "--quiet-period", "30"],
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=stderr_file, text=True)
     lines: list[str] = []
     running = threading.Event()
 
@@ -86,12 +90,13 @@ def test_ctrl_c_ends_the_run_with_a_partial_report(tmp_path: Path) -> None:
         assert running.wait(120), "".join(lines)
         time.sleep(4)  # the scenarios run side by side; the defective-Task one waits its 30 s quiet period
         process.send_signal(signal.SIGINT)
-        _out, stderr = process.communicate(timeout=60)
+        process.wait(timeout=60)
         reader.join(10)
         stdout = "".join(lines)
     finally:
         if process.poll() is None:
             process.kill()
+    stderr = stderr_path.read_text()
     assert "Traceback" not in stderr, stderr
     assert process.returncode == 1, stdout + stderr
     report = json.loads((tmp_path / "reports" / "report.json").read_text())
