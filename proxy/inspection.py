@@ -8,7 +8,12 @@ from urllib.parse import urlsplit
 from validators import safe_json
 from validators.findings import Finding
 from validators.query import parse_params, read_search_url
-from validators.rules.bearer import bearer_value, check_pull_in_time, check_request_token_placement
+from validators.rules.bearer import (
+    bearer_value,
+    check_pull_in_time,
+    check_request_token_placement,
+    check_search_offered,
+)
 from validators.rules.bgz_profiles import check_query_result
 from validators.rules.bundle import check_searchset
 from validators.rules.document import check_binary
@@ -19,6 +24,16 @@ from validators.rules.structure import FhirParseError, parse_fhir
 from validators.rules.token_request import check_grant_for_session, check_token_request, check_token_response
 from validators.rules.workflow_task import check_workflow_task
 from validators.spec import FORM_AUTHORIZATION_BASE, GRANT_CLIENT_CREDENTIALS, find_query
+
+
+@dataclass(frozen=True)
+class PullGrant:
+    """What the notification a pull token is bound to allows, as the token server knows it."""
+
+    notification_id: str
+    told_cancelled_at: float | None  # when the receiver acknowledged its cancellation (None: not, or not told)
+    period_end: float | None  # the end of its availability
+    offered: tuple[tuple[str, str], ...]  # (kind, relative path) of what it offers, its Workflow Task's included
 
 
 @dataclass(frozen=True)
@@ -35,8 +50,8 @@ class FlowContext:
     registered_ura: str | None = None  # the URA the caller registered with the token server it calls
     # The Task of the notification the token server sent the caller under an authorization base (pull), or None
     task_of_base: Callable[[str], dict | None] | None = None
-    # (when the receiver acknowledged the cancellation, the availability end) of a pull token's notification
-    pull_stops: Callable[[str], tuple[float | None, float | None]] | None = None
+    # What a pull token's notification allows; None for a token the token server does not know
+    pull_grant: Callable[[str], PullGrant | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -100,13 +115,16 @@ def _token_request(flow: FlowRecord, context: FlowContext) -> list[Finding]:
     return found + check_token_response(flow.status or 0, flow.response_headers, flow.response_body)
 
 
-def _pull_in_time(flow: FlowRecord, context: FlowContext) -> list[Finding]:
-    """A pull with a bearer token whose notification the receiver knows to be over (BEAR-007)."""
+def _pull_grant(flow: FlowRecord, context: FlowContext) -> PullGrant | None:
     token = bearer_value(header(flow.request_headers, "Authorization"))
-    if context.pull_stops is None or token is None:
+    return context.pull_grant(token) if context.pull_grant is not None and token is not None else None
+
+
+def _pull_in_time(flow: FlowRecord, grant: PullGrant | None) -> list[Finding]:
+    """A pull with a bearer token whose notification the receiver knows to be over (BEAR-007)."""
+    if grant is None:
         return []
-    told_cancelled_at, period_end = context.pull_stops(token)
-    return check_pull_in_time(flow.started_at, told_cancelled_at=told_cancelled_at, period_end=period_end)
+    return check_pull_in_time(flow.started_at, told_cancelled_at=grant.told_cancelled_at, period_end=grant.period_end)
 
 
 def _fhir_request(flow: FlowRecord) -> list[Finding]:
@@ -144,8 +162,11 @@ def _cancellation(flow: FlowRecord, _context: FlowContext) -> list[Finding]:
 
 
 def _search(flow: FlowRecord, context: FlowContext) -> list[Finding]:
-    found = _fhir_request(flow) + _pull_in_time(flow, context) + \
+    grant = _pull_grant(flow, context)
+    found = _fhir_request(flow) + _pull_in_time(flow, grant) + \
         check_fhir_response(flow.status or 0, flow.response_headers, flow.response_body)
+    if grant is not None:
+        found += check_search_offered(flow.url, grant.offered)
     bundle = _resource(flow.response_body)
     if flow.status != 200 or bundle is None:
         return found
@@ -158,7 +179,7 @@ def _search(flow: FlowRecord, context: FlowContext) -> list[Finding]:
 
 
 def _read(flow: FlowRecord, context: FlowContext) -> list[Finding]:
-    found = _fhir_request(flow) + _pull_in_time(flow, context) + \
+    found = _fhir_request(flow) + _pull_in_time(flow, _pull_grant(flow, context)) + \
         check_fhir_response(flow.status or 0, flow.response_headers, flow.response_body)
     if flow.status == 200 and _read_type(flow.url) == "Task":  # in a pull, the Workflow Task (SPEC §3 step 1)
         task = _resource(flow.response_body)
@@ -177,7 +198,8 @@ def _binary(flow: FlowRecord, context: FlowContext) -> list[Finding]:
     content_type = header(flow.response_headers, "Content-Type")
     if "fhir" in content_type or (flow.status or 0) >= 400:
         return _read(flow, context)
-    return check_request_token_placement(flow.url, flow.request_headers) + _pull_in_time(flow, context) + \
+    return check_request_token_placement(flow.url, flow.request_headers) + \
+        _pull_in_time(flow, _pull_grant(flow, context)) + \
         check_binary(content_type, flow.response_body)
 
 

@@ -16,13 +16,14 @@ from urllib.parse import urlsplit
 from mitmproxy.net import encoding
 
 from proxy.classify import classify, session_in_path
-from proxy.inspection import FlowContext, FlowRecord, header, inspect
+from proxy.inspection import FlowContext, FlowRecord, PullGrant, header, inspect
 from proxy.redaction import redact_body, redact_headers, redact_text
 from speeltuin.jwks_cache import JwksCache
 from speeltuin.keys import Signer
 from speeltuin.records import Exchange, FlowDirection, NotificationOrigin, Role, Session, Tag
 from speeltuin.store import Store
 from validators.rules.internal import judged
+from validators.task_reader import own_targets, pull_targets
 
 # The proxy's record of the jtis it saw, in the store beside the authorization servers' own (so every proxy in front
 # of the same store sees a replay through another), under issuers of its own (so neither counts the other's use).
@@ -137,7 +138,7 @@ class Judge:
     def _context(self, session: Session | None, direction: FlowDirection, tag: Tag) -> FlowContext:
         if tag in _PULLS and session is not None and session.config.chain is None \
                 and direction == FlowDirection.TO_SIMULATOR:
-            return FlowContext(pull_stops=self._pull_stops)
+            return FlowContext(pull_grant=self._pull_grant)
         if tag != Tag.TOKEN_REQUEST or session is None:
             return FlowContext()
         if session.config.chain is not None:  # the caller is the other system; aud is the URL it called
@@ -166,17 +167,18 @@ class Judge:
         session's AS keeps its own)."""
         return not self.store.use_jti(session_id, PROXY_JTI_ISSUER + issuer, jti, max(expires_at, time.time()))
 
-    def _pull_stops(self, token: str) -> tuple[float | None, float | None]:
-        """(when the receiver acknowledged the cancellation, the end of availability) of the notification a pull
-        token is bound to; (None, None) for a token the simulator does not know."""
+    def _pull_grant(self, token: str) -> PullGrant | None:
+        """What the notification a pull token is bound to allows; None for a token the simulator does not know."""
         access = self.store.pull_access(token)
         notification = access.notification if access is not None else None
         if notification is None:
-            return None, None
+            return None
         told = (notification.delivery or {}).get("cancellation") or {}
         acknowledged = notification.status == "cancelled" and isinstance(told.get("status"), int) \
             and 200 <= told["status"] < 300 and isinstance(told.get("at"), (int, float))
-        return (float(told["at"]) if acknowledged else None), notification.period_end
+        offered = pull_targets(notification.task) + own_targets(notification.workflow_task or {})
+        return PullGrant(notification.id, float(told["at"]) if acknowledged else None, notification.period_end,
+                         tuple(offered))
 
     def _sent_task(self, session_id: str, authorization_base: str) -> dict | None:
         """The Task of the notification the simulator sent in this session under this authorization base."""

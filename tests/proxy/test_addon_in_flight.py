@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 from typing import Iterator
+from urllib.parse import unquote
 
 import jwt
 import pytest
@@ -141,3 +142,40 @@ def test_a_pull_after_the_receiver_acknowledged_the_cancellation_is_flagged(stac
     first, second = [ex for ex in _recorded(stack, session, 2) if ex.tag == "search"]
     assert "BEAR-007" not in {f.rule for f in first.findings}
     assert "BEAR-007" in {f.rule for f in second.findings if f.severity == "error"}, second.findings
+
+
+def test_a_search_the_notification_does_not_offer_is_flagged(stack: Stack) -> None:
+    """BEAR-008: the token is bound to the notification's queries (SPEC §5.3); the simulator serves a search of
+    another type, and the proxy notes it. The hospital variant of an offered query is no finding."""
+    from speeltuin.records import Notification, NotificationOrigin
+    from validators.spec import BGZ_QUERIES
+
+    session = "inflight-offered"
+    created = stack.simulator.api("POST", "/sessions", json=complete_session(
+        "receiver", id=session, vendor_ura="90000202", vendor_client_id="pull-client"))
+    assert created.status_code == 201, created.text
+    offers = [q.query for q in BGZ_QUERIES if q.resource_type in ("Condition", "Patient")]
+    task = {"resourceType": "Task", "input": [
+        {"type": {"coding": [{"system": "http://fhir.nl/fhir/NamingSystem/TaskParameter", "code": "search-resource"}]},
+         "valueString": query} for query in offers]}
+    store = Store(stack.simulator.database_url)
+    try:
+        store.add_notification(Notification(
+            id="n-offered", session_id=session, origin=NotificationOrigin.SENT, identifier="urn:uuid:3",
+            group_identifier="urn:uuid:4", authorization_base="base-offered", patient_bsn="999993653",
+            owner_ura="90000202", period_end=time.time() + 3600, status="requested", task=task))
+        store.add_token("U" * 43, session_id=session, kind="pull", subject_ura="90000202",
+                        expires_at=time.time() + 600, notification_id="n-offered")
+    finally:
+        store.close()
+    headers = {"Authorization": "Bearer " + "U" * 43, "Accept": "application/fhir+json"}
+    base = f"{stack.proxy.front_url}/s/{session}/fhir"
+    asked = ["Condition", "Patient?identifier=http://fhir.nl/fhir/NamingSystem/bsn|999993653", "Flag"]
+    for query in asked:
+        assert requests.get(f"{base}/{query}", headers=headers, timeout=30).status_code == 200, query
+    searches = [ex for ex in _recorded(stack, session, 3) if ex.tag == "search"]
+    flagged = {unquote(ex.url.partition("/fhir/")[2]): [f for f in ex.findings if f.rule == "BEAR-008"]
+               for ex in searches}
+    assert flagged[asked[0]] == [] and flagged[asked[1]] == [], flagged
+    [finding] = flagged["Flag"]
+    assert finding.severity == "warning" and "offers searches of Condition, Patient" in finding.message, finding

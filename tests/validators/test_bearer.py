@@ -7,6 +7,7 @@ from validators.rules.bearer import (
     check_authorization_header,
     check_pull_in_time,
     check_request_token_placement,
+    check_search_offered,
     check_token_use,
 )
 
@@ -23,6 +24,14 @@ def header(value: str | None) -> list:
 
 def placement(url: str = URL, **headers: str) -> list:
     return check_request_token_placement(url, {k.replace("_", "-"): v for k, v in headers.items()})
+
+
+OFFERED = [("search", "Patient?_include=Patient:general-practitioner"),
+           ("search", "Observation/$lastn?code=http://loinc.org|85354-9"), ("read", "Task/workflow-1")]
+
+
+def offered(url: str) -> list:
+    return check_search_offered(url, OFFERED)
 
 
 CASES = [
@@ -60,6 +69,14 @@ CASES = [
     fires("BEAR-007", "after-the-receiver-acknowledged", lambda: check_pull_in_time(
         101.0, told_cancelled_at=100.5, period_end=200.0)),
     fires("BEAR-007", "after-the-period", lambda: check_pull_in_time(201.0, told_cancelled_at=None, period_end=200.0)),
+    quiet("BEAR-008", "as-offered", lambda: offered(
+        "https://s.example/fhir/Patient?_include=Patient:general-practitioner")),
+    quiet("BEAR-008", "hospital-variant-of-an-offered-type", lambda: offered(
+        "https://s.example/fhir/Patient?identifier=http://fhir.nl/fhir/NamingSystem/bsn|999993653")),
+    quiet("BEAR-008", "plain-search-of-a-lastn-type", lambda: offered("https://s.example/fhir/Observation?code=x")),
+    fires("BEAR-008", "type-not-offered", lambda: offered("https://s.example/fhir/Condition")),
+    fires("BEAR-008", "read-only-type-searched", lambda: offered("https://s.example/fhir/Task?_id=workflow-1")),
+    fires("BEAR-008", "nothing-offered", lambda: check_search_offered("https://s.example/fhir/Flag", [])),
     quiet("HTTP-006", "missing-401", lambda: check_token_use("missing", response_status=401)),
     fires("HTTP-006", "missing-200", lambda: check_token_use("missing", response_status=200)),
     quiet("HTTP-007", "invalid-401", lambda: check_token_use("invalid", response_status=401)),

@@ -5,10 +5,11 @@ Messages never carry a token: only its length and the characters that break the 
 from __future__ import annotations
 
 import re
-from typing import Literal, Mapping
+from typing import Literal, Mapping, Sequence
 from urllib.parse import parse_qsl, urlsplit
 
 from validators.findings import Finding, emits, rule
+from validators.query import search_target
 from validators.rules.http import check_bearer_challenge, check_error_status
 
 _REF = "SPEC §5.2; RFC 6750 §2.1"
@@ -135,3 +136,26 @@ def check_pull_in_time(request_at: float, *, told_cancelled_at: float | None, pe
         return [PULLED_AFTER_STOP.finding(f"pulled {request_at - period_end:.1f} s after the notification's "
                                           "availability period ended", "request")]
     return []
+
+
+SEARCHED_NOT_OFFERED = rule("BEAR-008", "warning", "receiver searches a resource type its notification does not "
+                            "offer (a sender may refuse it)", "SPEC §5.3 (the token is bound to the notification's "
+                            "queries); §3 step 5")
+
+
+@emits(SEARCHED_NOT_OFFERED)
+def check_search_offered(url: str, offered: Sequence[tuple[str, str]]) -> list[Finding]:
+    """A search (`[base]/Type?...` or `[base]/Type/$lastn?...`) with a pull token, of a resource type that none of
+    the queries its notification offers (`offered`: (kind, relative path) as task_reader.pull_targets gives them,
+    with the Workflow Task's where there is one) searches. The type decides, not the query's form: SPEC §6's
+    hospital variant names the patient in a query the Task wrote without."""
+    asked = search_target(urlsplit(url).path)
+    if asked is None:
+        return []
+    offered_types = {found[0] for kind, path in offered if kind == "search"
+                     for found in [search_target(path)] if found is not None}
+    if asked[0] in offered_types:
+        return []
+    listed = ", ".join(sorted(offered_types)) or "no search"
+    return [SEARCHED_NOT_OFFERED.finding(f"{asked[0]} is searched, but the notification offers searches of "
+                                         f"{listed}", "request.url")]
