@@ -9,7 +9,6 @@ from validators import safe_json
 from validators.findings import Finding
 from validators.query import parse_params, read_search_url
 from validators.rules.bearer import (
-    bearer_value,
     check_pull_in_time,
     check_request_token_placement,
     check_search_offered,
@@ -50,8 +49,8 @@ class FlowContext:
     registered_ura: str | None = None  # the URA the caller registered with the token server it calls
     # The Task of the notification the token server sent the caller under an authorization base (pull), or None
     task_of_base: Callable[[str], dict | None] | None = None
-    # What a pull token's notification allows; None for a token the token server does not know
-    pull_grant: Callable[[str], PullGrant | None] | None = None
+    # What the notification of a pull's bearer token allows; None: no pull, or a token the token server does not know
+    pull_grant: PullGrant | None = None
 
 
 @dataclass(frozen=True)
@@ -115,11 +114,6 @@ def _token_request(flow: FlowRecord, context: FlowContext) -> list[Finding]:
     return found + check_token_response(flow.status or 0, flow.response_headers, flow.response_body)
 
 
-def _pull_grant(flow: FlowRecord, context: FlowContext) -> PullGrant | None:
-    token = bearer_value(header(flow.request_headers, "Authorization"))
-    return context.pull_grant(token) if context.pull_grant is not None and token is not None else None
-
-
 def _pull_in_time(flow: FlowRecord, grant: PullGrant | None) -> list[Finding]:
     """A pull with a bearer token whose notification the receiver knows to be over (BEAR-007)."""
     if grant is None:
@@ -162,7 +156,7 @@ def _cancellation(flow: FlowRecord, _context: FlowContext) -> list[Finding]:
 
 
 def _search(flow: FlowRecord, context: FlowContext) -> list[Finding]:
-    grant = _pull_grant(flow, context)
+    grant = context.pull_grant
     found = _fhir_request(flow) + _pull_in_time(flow, grant) + \
         check_fhir_response(flow.status or 0, flow.response_headers, flow.response_body)
     if grant is not None:
@@ -179,7 +173,7 @@ def _search(flow: FlowRecord, context: FlowContext) -> list[Finding]:
 
 
 def _read(flow: FlowRecord, context: FlowContext) -> list[Finding]:
-    found = _fhir_request(flow) + _pull_in_time(flow, _pull_grant(flow, context)) + \
+    found = _fhir_request(flow) + _pull_in_time(flow, context.pull_grant) + \
         check_fhir_response(flow.status or 0, flow.response_headers, flow.response_body)
     if flow.status == 200 and _read_type(flow.url) == "Task":  # in a pull, the Workflow Task (SPEC §3 step 1)
         task = _resource(flow.response_body)
@@ -199,7 +193,7 @@ def _binary(flow: FlowRecord, context: FlowContext) -> list[Finding]:
     if "fhir" in content_type or (flow.status or 0) >= 400:
         return _read(flow, context)
     return check_request_token_placement(flow.url, flow.request_headers) + \
-        _pull_in_time(flow, _pull_grant(flow, context)) + \
+        _pull_in_time(flow, context.pull_grant) + \
         check_binary(content_type, flow.response_body)
 
 

@@ -22,8 +22,9 @@ from speeltuin.jwks_cache import JwksCache
 from speeltuin.keys import Signer
 from speeltuin.records import Exchange, FlowDirection, NotificationOrigin, Role, Session, Tag
 from speeltuin.store import Store
+from validators.rules.bearer import bearer_value
 from validators.rules.internal import judged
-from validators.task_reader import own_targets, pull_targets
+from validators.task_reader import offered_targets
 
 # The proxy's record of the jtis it saw, in the store beside the authorization servers' own (so every proxy in front
 # of the same store sees a replay through another), under issuers of its own (so neither counts the other's use).
@@ -87,7 +88,8 @@ class Judge:
         record = FlowRecord(tag=tag, method=flow.method, url=flow.url, request_headers=flow.request_headers,
                             request_body=request_body, status=flow.status, response_headers=flow.response_headers,
                             response_body=response_body, started_at=flow.started_at)
-        findings = judged(lambda: inspect(record, self._context(session, direction, tag))) if session else []
+        grant = self._grant(record, session, direction)
+        findings = judged(lambda: inspect(record, self._context(session, direction, tag, grant))) if session else []
         return Exchange(
             source="proxy", tag=tag, direction=direction, method=flow.method, url=flow.url, status=flow.status,
             request_headers=redact_headers(flow.request_headers),
@@ -97,7 +99,8 @@ class Judge:
             started_at=flow.started_at,
             duration_ms=(flow.ended_at - flow.started_at) * 1000 if flow.ended_at else None,
             error=redact_text(flow.error) if flow.error else None,
-            session_id=session.id if session else None, findings=findings)
+            session_id=session.id if session else None, findings=findings,
+            notification_id=grant.notification_id if grant is not None else None)
 
     def _session(self, session_id: str | None) -> Session | None:
         if not session_id:
@@ -135,10 +138,18 @@ class Judge:
             found = self._routes.find(flow)
         return found
 
-    def _context(self, session: Session | None, direction: FlowDirection, tag: Tag) -> FlowContext:
-        if tag in _PULLS and session is not None and session.config.chain is None \
-                and direction == FlowDirection.TO_SIMULATOR:
-            return FlowContext(pull_grant=self._pull_grant)
+    def _grant(self, record: FlowRecord, session: Session | None, direction: FlowDirection) -> PullGrant | None:
+        """What the notification the simulator sent allows, for a pull made with one of its tokens."""
+        if record.tag not in _PULLS or session is None or session.config.chain is not None \
+                or direction != FlowDirection.TO_SIMULATOR:
+            return None
+        token = bearer_value(header(record.request_headers, "Authorization"))
+        return self._pull_grant(token) if token is not None else None
+
+    def _context(self, session: Session | None, direction: FlowDirection, tag: Tag,
+                 grant: PullGrant | None) -> FlowContext:
+        if grant is not None:
+            return FlowContext(pull_grant=grant)
         if tag != Tag.TOKEN_REQUEST or session is None:
             return FlowContext()
         if session.config.chain is not None:  # the caller is the other system; aud is the URL it called
@@ -176,7 +187,7 @@ class Judge:
         told = (notification.delivery or {}).get("cancellation") or {}
         acknowledged = notification.status == "cancelled" and isinstance(told.get("status"), int) \
             and 200 <= told["status"] < 300 and isinstance(told.get("at"), (int, float))
-        offered = pull_targets(notification.task) + own_targets(notification.workflow_task or {})
+        offered = offered_targets(notification.task, notification.workflow_task)
         return PullGrant(notification.id, float(told["at"]) if acknowledged else None, notification.period_end,
                          tuple(offered))
 

@@ -274,3 +274,6 @@ class Exchange:
     session_id: str | None = None
     id: int | None = None
     findings: list[Finding] = field(default_factory=list)
+    # A pull made with a token of a notification the simulator sent: that notification (the proxy knows it when it
+    # judges the pull; the recorded Authorization header keeps only the token's first characters)
+    notification_id: str | None = None

@@ -100,6 +100,7 @@ def exchange_view(ex: Exchange, suppressions: dict[str, str]) -> dict[str, Any]:
     return {"id": ex.id, "session_id": ex.session_id, "source": ex.source, "tag": str(ex.tag),
             "direction": str(ex.direction), "method": ex.method, "url": ex.url, "status": ex.status,
             "started_at": ex.started_at, "duration_ms": ex.duration_ms, "error": ex.error,
+            "notification_id": ex.notification_id,
             "request_headers": ex.request_headers, "request_body": ex.request_body,
             "response_headers": ex.response_headers, "response_body": ex.response_body,
             "findings": [{**f.to_dict(), "suppressed": suppressions.get(f.rule)} for f in ex.findings]}

@@ -199,6 +199,15 @@ findings = Table(
     Column("location", Text, nullable=False),
 )
 
+# Which notification the simulator sent a recorded pull's token belongs to (Exchange.notification_id): what the
+# receiver pulled of each notification, without keeping tokens.
+notification_pulls = Table(
+    "notification_pulls", metadata,
+    Column("exchange_id", Integer, ForeignKey("exchanges.id", ondelete="CASCADE"), primary_key=True),
+    Column("notification_id", String(64), nullable=False, index=True),
+    Column("session_id", String(64), nullable=False, index=True),
+)
+
 suppressions = Table(
     "suppressions", metadata,
     Column("session_id", String(64), ForeignKey("sessions.id", ondelete="CASCADE"), primary_key=True),
@@ -296,6 +305,16 @@ class PullAccess(NamedTuple):
     notification: Notification | None
     session: Session
     patient_data_generation: str
+
+
+class PullMade(NamedTuple):
+    """A recorded pull (search, read, Binary) without its bodies."""
+
+    tag: str
+    method: str
+    url: str
+    status: int | None
+    started_at: float
 
 
 # The request path's statements, built once (building one costs about as much as running it on SQLite)
@@ -503,7 +522,7 @@ class Store:
 
     def delete_session(self, session_id: str) -> bool:
         with self.engine.begin() as c:
-            for table in (findings, exchanges):
+            for table in (findings, notification_pulls, exchanges):
                 c.execute(delete(table).where(table.c.session_id == session_id))
             c.execute(delete(tokens).where(tokens.c.session_id == session_id))
             c.execute(delete(session_keys).where(session_keys.c.session_id == session_id))
@@ -663,6 +682,10 @@ class Store:
                           message=f.message, location=f.location) for ex, ex_id in zip(batch, ids) for f in ex.findings]
             if found:
                 c.execute(insert(findings), found)
+            pulls = [dict(exchange_id=ex_id, notification_id=ex.notification_id, session_id=ex.session_id)
+                     for ex, ex_id in zip(batch, ids) if ex.notification_id is not None and ex.session_id is not None]
+            if pulls:
+                c.execute(insert(notification_pulls), pulls)
         for ex, ex_id in zip(batch, ids):
             ex.id = ex_id
         return ids
@@ -765,10 +788,26 @@ class Store:
             rows = c.execute(query).all()
             ids = [r.id for r in rows]
             found: dict[int, list[Finding]] = {}
+            pulled: dict[int, str] = {}
             if ids:
                 for f in c.execute(select(findings).where(findings.c.exchange_id.in_(ids)).order_by(findings.c.id)):
                     found.setdefault(f.exchange_id, []).append(Finding(f.rule, f.severity, f.message, f.location))
-        return [_exchange(r, found.get(r.id, [])) for r in rows]
+                pulled = dict(c.execute(select(notification_pulls.c.exchange_id, notification_pulls.c.notification_id)
+                                        .where(notification_pulls.c.exchange_id.in_(ids))).all())
+        return [_exchange(r, found.get(r.id, []), pulled.get(r.id)) for r in rows]
+
+    def pulls_by_notification(self, session_id: str) -> dict[str, list[PullMade]]:
+        """The pulls recorded in a session with a token of a notification the simulator sent, by notification id,
+        oldest first (no bodies)."""
+        query = (select(notification_pulls.c.notification_id, exchanges.c.tag, exchanges.c.method, exchanges.c.url,
+                        exchanges.c.status, exchanges.c.started_at)
+                 .join(exchanges, exchanges.c.id == notification_pulls.c.exchange_id)
+                 .where(notification_pulls.c.session_id == session_id).order_by(exchanges.c.id))
+        made: dict[str, list[PullMade]] = {}
+        with self.engine.connect() as c:
+            for r in c.execute(query):
+                made.setdefault(r.notification_id, []).append(PullMade(r.tag, r.method, r.url, r.status, r.started_at))
+        return made
 
     # --- suppressions: rules a case manager switched off for one session, with the reason why ---------
     def set_suppression(self, session_id: str, rule: str, reason: str) -> None:
@@ -1035,9 +1074,9 @@ def _notification_from(m: dict[str, Any]) -> Notification:
     return Notification(**m)
 
 
-def _exchange(row: Any, found: list[Finding]) -> Exchange:
+def _exchange(row: Any, found: list[Finding], notification_id: str | None = None) -> Exchange:
     m = dict(row._mapping)
     for key in ("request_headers", "response_headers"):
         m[key] = json.loads(m[key])
     m["tag"], m["direction"] = Tag(m["tag"]), FlowDirection(m["direction"])
-    return Exchange(**m, findings=found)
+    return Exchange(**m, findings=found, notification_id=notification_id)

@@ -8,7 +8,7 @@ import pytest
 
 from speeltuin.defaults import sqlite_url
 from speeltuin.records import Exchange, Notification, NotificationOrigin, Role, Session, SessionConfig
-from speeltuin.store import Store
+from speeltuin.store import PullMade, Store
 from tests.db import database_url
 from validators.findings import Finding
 
@@ -32,7 +32,8 @@ def test_everything_survives_a_restart(url: str) -> None:
     store.add_exchange(Exchange(source="proxy", tag="search", direction="to-simulator", method="GET",
                                 url="http://x/s/s-1/fhir/Condition", status=200, request_headers={},
                                 request_body="", response_headers={}, response_body="{}", started_at=time.time(),
-                                session_id="s-1", findings=[Finding("X-1", "warning", "m", "loc")]))
+                                session_id="s-1", findings=[Finding("X-1", "warning", "m", "loc")],
+                                notification_id="n-1"))
     store.set_suppression("s-1", "BUNDLE-010", "local code system agreed")
     store.close()
 
@@ -44,7 +45,11 @@ def test_everything_survives_a_restart(url: str) -> None:
     assert again.get_token("other") is None
     [exchange] = again.list_exchanges(["s-1"])
     assert exchange.findings == [Finding("X-1", "warning", "m", "loc")]
+    assert exchange.notification_id == "n-1"  # the pull's token was of this notification
+    assert again.pulls_by_notification("s-1") == {"n-1": [PullMade("search", "GET", "http://x/s/s-1/fhir/Condition",
+                                                                   200, exchange.started_at)]}
     assert again.delete_session("s-1") and again.list_exchanges(["s-1"]) == []
+    assert again.pulls_by_notification("s-1") == {}
     again.close()
 
 

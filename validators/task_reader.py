@@ -49,6 +49,12 @@ def pull_targets(task: object) -> list[tuple[str, str]]:
     return [target for item in inputs(task) for target in _item_targets(task, item, workflow=True)]
 
 
+def offered_targets(task: object, workflow_task: object = None) -> list[tuple[str, str]]:
+    """Everything a notification offers its receiver to pull: the Task's targets (pull_targets) and, where it has
+    one, the queries and reads its Workflow Task lists (SPEC §3 step 1)."""
+    return pull_targets(task) + own_targets(workflow_task)
+
+
 def own_targets(task: object) -> list[tuple[str, str]]:
     """(kind, relative path) of the queries and reads the Task lists itself, in Task order.
 

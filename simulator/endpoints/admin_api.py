@@ -31,7 +31,8 @@ from simulator.sessions import (
     set_provocations,
     suppress_rule,
 )
-from speeltuin.records import Session
+from speeltuin.pull_evidence import pull_evidence
+from speeltuin.records import NotificationOrigin, Session
 from speeltuin.session_report import ACCESS_KEY_NOTE, SESSION_KEY_HEADER
 from testdata.patient_import import PatientImportError, parse_patients_json, patient_to_dict
 
@@ -157,7 +158,14 @@ def sessions_provoke(session_id: str) -> Any:
 
 @admin_api.get("/sessions/<session_id>/notifications")
 def sessions_notifications(session_id: str) -> Any:
-    return jsonify([asdict(n) for n in runtime().store.list_notifications(_session(session_id).id)])
+    """The session's notifications; each one the simulator sent with `pull_evidence`: what the receiver pulled of
+    what it offered, as the proxy recorded it."""
+    store = runtime().store
+    session = _session(session_id)
+    pulls = store.pulls_by_notification(session.id)
+    return jsonify([{**asdict(n), **({"pull_evidence": pull_evidence(n, pulls.get(n.id, [])).to_dict()}
+                                     if n.origin == NotificationOrigin.SENT else {})}
+                    for n in store.list_notifications(session.id)])
 
 
 @admin_api.get("/sessions/<session_id>/suppressions")

@@ -179,3 +179,12 @@ def test_a_search_the_notification_does_not_offer_is_flagged(stack: Stack) -> No
     assert flagged[asked[0]] == [] and flagged[asked[1]] == [], flagged
     [finding] = flagged["Flag"]
     assert finding.severity == "warning" and "offers searches of Condition, Patient" in finding.message, finding
+    # the session's notifications say what the receiver pulled of the offer (the proxy tied each pull to it)
+    listed = stack.simulator.api("GET", f"/sessions/{session}/notifications")
+    assert listed.status_code == 200, listed.text
+    [notification] = listed.json()
+    evidence = notification["pull_evidence"]
+    assert evidence["offered"] == offers and evidence["pulled"] == ["Condition"]
+    assert evidence["missing"] == [q for q in offers if q != "Condition"] and evidence["not_offered"] == ["Flag"]
+    assert evidence["summary"] == "1 of 2 offered pulled, 0 documents; 1 search not offered"
+    assert all(ex.notification_id == "n-offered" for ex in searches)

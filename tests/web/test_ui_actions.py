@@ -118,6 +118,16 @@ def test_a_case_manager_notifies_the_vendor_and_cancels(tab: Any, env: Env) -> N
     rows = tab.locator("#sent-notifications tbody tr")
     expect(rows).to_have_count(1)
     expect(rows.first).to_contain_text("201")
+
+    # the reference vendor pulls by itself: once the proxy has recorded it, the row says what it pulled of the offer
+    pull = rows.first.locator("td.pull-evidence")
+    for _ in range(60):
+        tab.reload()
+        if re.search(r"(\d+) of \1 offered pulled, 1 document", pull.inner_text()):
+            break
+        tab.wait_for_timeout(500)
+    expect(pull).to_contain_text(re.compile(r"(\d+) of \1 offered pulled, 1 document"))
+    expect(pull.locator("details")).to_have_count(0)  # nothing missing, nothing searched unoffered
     check_page(tab, "act-notified")
 
     # cancel it: a conditional update the vendor accepts; the notification is cancelled, no button any more
