@@ -11,10 +11,12 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Callable
+from typing import IO, Callable, Iterator
 
 import requests
 
@@ -143,10 +145,28 @@ def _spawn(stack: Stack, name: str, command: list[str]) -> None:
     if node is not None:
         env["SPEELTUIN_ADMIN_KEY"] = node.admin_key  # by environment, so it never shows in `ps`
     # its own session: Ctrl-C at the terminal stops the run, which then stops its parts (Stack.stop) in order
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env,
-                               cwd=Path(__file__).resolve().parent.parent, start_new_session=True)
+    with _interrupt_deferred():  # a part started is a part on the list, which Stack.stop stops
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env,
+                                   cwd=Path(__file__).resolve().parent.parent, start_new_session=True)
+        stack.processes.append((name, process, log_path))
     log.close()
-    stack.processes.append((name, process, log_path))
+
+
+@contextmanager
+def _interrupt_deferred() -> Iterator[None]:
+    """Ctrl-C (SIGINT) in the block is raised when it ends. A part runs in a session of its own, so the terminal's
+    Ctrl-C never reaches it: one started but not yet listed would outlive the run. Only the main thread can."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    interrupted: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, _frame: interrupted.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
+    if interrupted:
+        raise KeyboardInterrupt
 
 
 def _answers_http(url: str) -> bool:

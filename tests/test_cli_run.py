@@ -12,6 +12,8 @@ from xml.etree import ElementTree as ET
 
 import pytest
 
+from tests.processes import processes, processes_naming
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -155,3 +157,5 @@ def test_ctrl_c_while_starting_ends_quietly(tmp_path: Path) -> None:
     assert "Traceback" not in stderr, stderr
     assert process.returncode == 1, stdout + stderr
     assert "stopped by the user" in stderr or "report: " in stdout  # while starting, or (a fast machine) after
+    # no part outlives the run: each runs in a session of its own, out of the terminal's Ctrl-C
+    assert processes_naming(str(tmp_path)) == [], processes()

@@ -18,7 +18,7 @@ from scenarios.stack import accepts_tcp, free_port
 from speeltuin.defaults import sqlite_url
 from tests.conftest import complete_session
 from tests.simulator.test_unparsed_requests import raw_exchange
-from tests.test_cli_service import _processes_naming
+from tests.processes import processes_naming
 
 ADMIN = "gunicorn-admin-key-0123456789"
 
@@ -55,7 +55,7 @@ def test_serve_with_workers_answers_from_several_processes_without_an_access_log
         assert headers["content-type"].startswith("application/fhir+json")
         status, headers, body = raw_exchange(port, b"GET /s/any/fhir/Patient HTTP/1.1\r\nBad Header\r\n\r\n")
         assert status == 400 and json.loads(body)["resourceType"] == "OperationOutcome", body
-        workers = [pid for pid in _processes_naming(str(db)) if pid != process.pid]
+        workers = [pid for pid in processes_naming(str(db)) if pid != process.pid]
         assert len(workers) >= 2, workers  # the gunicorn master's children
         assert "GET /api/sessions/g-1" not in log.read_text()  # no line per request
         assert "gunicorn worker(s)" in log.read_text()
@@ -63,7 +63,7 @@ def test_serve_with_workers_answers_from_several_processes_without_an_access_log
         process.send_signal(signal.SIGTERM)
         process.wait(30)
     assert not accepts_tcp(port)
-    assert _processes_naming(str(db)) == []
+    assert processes_naming(str(db)) == []
 
 
 def test_workers_with_tls_is_a_clear_error(tmp_path: Path) -> None:

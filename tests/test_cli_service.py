@@ -22,35 +22,7 @@ from speeltuin.defaults import sqlite_url
 from speeltuin.records import PROXY_FLUSH_PATH, Role, Session, SessionConfig
 from speeltuin.store import Store
 from tests.conftest import complete_session
-
-
-def _processes() -> dict[int, tuple[int, str]]:
-    """Every live process: pid -> (parent pid, command line)."""
-    found = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-                status = dict(line.split(":\t", 1) for line in (entry / "status").read_text().splitlines()
-                              if ":\t" in line)
-            except OSError:
-                continue
-            if not status.get("State", "").startswith("Z"):
-                found[int(entry.name)] = (int(status.get("PPid", "0")), cmdline)
-    return found
-
-
-def _processes_naming(marker: str, table: dict[int, tuple[int, str]] | None = None) -> list[int]:
-    """The live processes whose command line names `marker` (the test's own database file), and their
-    descendants (the proxy's writer names no file); in `table` (one reading of /proc) when given."""
-    table = _processes() if table is None else table
-    found = {pid for pid, (_, cmdline) in table.items() if marker in cmdline}
-    grew = True
-    while grew:
-        more = {pid for pid, (parent, _) in table.items() if parent in found} - found
-        found |= more
-        grew = bool(more)
-    return sorted(found)
+from tests.processes import processes, processes_naming
 
 
 def _start(args: list[str], tmp_path: Path) -> subprocess.Popen[str]:
@@ -77,7 +49,7 @@ def service(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], int, str]]:
     yield process, port, str(tmp_path / "service.sqlite")
     if process.poll() is None:
         os.killpg(process.pid, signal.SIGKILL)
-    for pid in _processes_naming(str(tmp_path / "service.sqlite")):
+    for pid in processes_naming(str(tmp_path / "service.sqlite")):
         os.kill(pid, signal.SIGKILL)
 
 
@@ -94,26 +66,26 @@ def test_the_service_stops_every_process_it_started_on_sigterm(service: tuple[su
                             sqlite_url(Path(db_file))], capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert f"notification_url: http://127.0.0.1:{port}/s/svc-1/notify/Task" in shown.stdout, shown
 
-    started = _processes_naming(db_file)
+    started = processes_naming(db_file)
     assert len(started) >= 3, started  # the simulator, mitmdump and the proxy's writer (and its helpers)
     process.send_signal(signal.SIGTERM)
     assert process.wait(60) == 0
     assert not accepts_tcp(port)
-    assert _processes_naming(db_file) == []
+    assert processes_naming(db_file) == []
     output = process.stdout.read() if process.stdout else ""
     assert f"vendors reach the simulator at http://127.0.0.1:{port}" in output and "Traceback" not in output
 
 
 def test_a_part_that_dies_stops_the_service_with_a_message(service: tuple[subprocess.Popen[str], int, str]) -> None:
     process, port, db_file = service
-    table = _processes()
+    table = processes()
     # the simulator the service started (its gunicorn workers are that process's children)
-    [simulator] = [pid for pid in _processes_naming(db_file, table) if " serve " in table[pid][1]
+    [simulator] = [pid for pid in processes_naming(db_file, table) if " serve " in table[pid][1]
                    and table[pid][0] == process.pid]
     os.kill(simulator, signal.SIGKILL)
     assert process.wait(60) == 1
     assert "the simulator ended" in (process.stdout.read() if process.stdout else "")
-    assert not accepts_tcp(port) and _processes_naming(db_file) == []
+    assert not accepts_tcp(port) and processes_naming(db_file) == []
 
 
 def test_the_proxy_stops_with_its_writer_on_sigterm(tmp_path: Path) -> None:
@@ -122,11 +94,11 @@ def test_the_proxy_stops_with_its_writer_on_sigterm(tmp_path: Path) -> None:
                       "--front-port", str(front), "--back-port", str(back), "--db", sqlite_url(db_file)], tmp_path)
     try:
         _wait_for_port(process, front)
-        assert len(_processes_naming(str(db_file))) >= 2  # mitmdump and its writer
+        assert len(processes_naming(str(db_file))) >= 2  # mitmdump and its writer
         process.send_signal(signal.SIGTERM)
         assert process.wait(60) == 0
         assert not accepts_tcp(front) and not accepts_tcp(back)
-        assert _processes_naming(str(db_file)) == []
+        assert processes_naming(str(db_file)) == []
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
@@ -411,7 +383,8 @@ def test_the_service_sends_nothing_to_a_vendor_whose_certificate_names_another_u
                              timeout=60, json={"bsn": "999993653"})
     assert notified.status_code == 200, notified.text
     error = notified.json()["delivery"].get("error", "")
-    assert "502" in error and "names URA 90000202" in error and "expects the vendor URA 90000303" in error, error
+    assert "the validating proxy could not reach the system behind" in error, error  # its 502 is no answer
+    assert "names URA 90000202" in error and "expects the vendor URA 90000303" in error, error
     assert vendor.api("GET", "/sessions/ven-tls/notifications").json() == received  # type: ignore[attr-defined]
     [refused] = [ex for ex in tls_service.recorded("sim-tls-other-ura") if ex.direction == "to-vendor"]
     assert refused.tag == "token-request" and refused.status is None

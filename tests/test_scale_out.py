@@ -32,7 +32,7 @@ import requests
 from scenarios.stack import free_port
 from tests.db import postgres_database
 from tests.independent_client.vendor import BSN_SYSTEM, VendorNode, task_inputs
-from tests.test_cli_service import _processes_naming
+from tests.processes import processes_naming
 
 ADMIN_KEY = "scale-out-admin-key-" + secrets.token_hex(8)
 PATIENT_1 = "999993653"  # SPEC §7: Suzanne Moulin, full BgZ
@@ -193,7 +193,7 @@ def _stop(processes: list[subprocess.Popen[bytes]], marker: str) -> list[str]:
             process.wait(30)
         except subprocess.TimeoutExpired:
             pass
-    survivors = _processes_naming(marker)
+    survivors = processes_naming(marker)
     described = [Path(f"/proc/{pid}/cmdline").read_text(errors="replace").replace("\0", " ")[:200]
                  for pid in survivors if Path(f"/proc/{pid}/cmdline").exists()]
     for pid in survivors:
