@@ -62,6 +62,7 @@ def client_for(session: Session, transport: Transport = DIRECT) -> requests.Sess
     http = requests.Session()
     http.trust_env = False  # never wander off to an environment proxy: the session's URLs (and ours) are the route
     http.headers.update({SESSION_HEADER: session.id, "User-Agent": "speeltuin-simulator"})
+    http.hooks["response"].append(_unreached_through_proxy)
     if transport.proxy:  # the proxy records and judges the call (and removes the mark)
         http.proxies = {"http": transport.proxy}
         if transport.proxy_ca:  # https:// too: the proxy checks the vendor's certificate and presents ours
@@ -75,6 +76,17 @@ def client_for(session: Session, transport: Transport = DIRECT) -> requests.Sess
         http.verify = transport.trust
         http.mount("https://", VendorCheck(session.config.vendor_ura, transport.trust_setting))
     return http
+
+
+def _unreached_through_proxy(response: requests.Response, *_args: object, **_kwargs: object) -> None:
+    """The validating proxy's own error page (mitmproxy's 502 when it cannot connect to the vendor behind it, its
+    504 when the vendor does not answer) is no answer of the vendor's: raised as the connection error it stands
+    for, so a delivery says "no answer" and why, as it does without a proxy between."""
+    if response.status_code in (502, 504) and response.headers.get("Server", "").startswith("mitmproxy"):
+        reason = re.search(r"<p>(.*?)</p>", response.text, re.S)  # the page's one paragraph says why
+        why = html.unescape(reason.group(1)).strip() if reason else said_by(response)
+        raise requests.ConnectionError(f"the validating proxy could not reach the system behind {response.url} "
+                                       f"({why})", response=response)
 
 
 def server_certificate_problem(der: bytes | None, vendor_ura: str) -> str | None:

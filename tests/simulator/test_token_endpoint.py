@@ -184,3 +184,29 @@ def test_vendor_keys_fetched_from_a_jwks_url(node_pair) -> None:
                    ).status_code == 201
     refused = requests.post(url, data=_form(ven.runtime.signer, url))
     assert (refused.status_code, refused.json()["error"]) == (401, "invalid_client")
+
+
+def test_the_authorization_assertion_may_name_any_issuer(node_pair) -> None:
+    """SPEC leaves the authorization assertion's iss open (README: any non-empty string); one without iss is
+    refused."""
+    import jwt
+
+    sim, ven = node_pair
+    endpoints = pair_sessions(sim, ven, vendor_role="receiver")
+    _sent_notification(sim)
+    signer, url = ven.runtime.signer, endpoints["token_url"]
+
+    def with_issuer(iss: str | None) -> requests.Response:
+        form = _form(signer, url)
+        claims = jwt.decode(form["assertion"], options={"verify_signature": False})
+        if iss is None:
+            del claims["iss"]
+        else:
+            claims["iss"] = iss
+        form["assertion"] = signer.sign(claims)
+        return requests.post(url, data=form, timeout=30)
+
+    granted = with_issuer("urn:oid:2.16.528.1.1007.3.3.90000202")
+    assert granted.status_code == 200, granted.text
+    refused = with_issuer(None)
+    assert refused.status_code == 400 and refused.json()["error"] == "invalid_grant", refused.text
