@@ -13,7 +13,8 @@ import time
 from dataclasses import InitVar, dataclass
 from typing import Any, Iterator
 
-from speeltuin.records import Exchange, Session, Tag
+from speeltuin.pull_evidence import pull_evidence
+from speeltuin.records import Exchange, NotificationOrigin, Session, Tag
 from speeltuin.results import COUNT_KEYS, Excuses, RunResult, ScenarioResult, Step
 from speeltuin.store import Store
 from validators.findings import SEVERITIES
@@ -25,6 +26,7 @@ NO_ERRORS_STEP = "No error findings in the recorded exchanges"
 MAX_EVIDENCE_LINES = 20  # error findings listed in the step's evidence; the report lists every exchange
 DEFAULT_LIMIT, MAX_LIMIT = 100, 1000
 REPORT_PAGE_SIZE = 200  # exchanges on a page of the HTML report (a megabyte or two with their bodies)
+MAX_PULL_LINES = 20  # sent notifications whose pull the report sums up, the newest
 MAX_EXCHANGE_ID = 2**31 - 1  # exchange ids are SQL INTEGERs: a larger cursor is no exchange's
 
 
@@ -187,9 +189,23 @@ def _report(store: Store, session: Session, total: int, exchanges: list[Exchange
                    "simulator URA": config.own_ura}
     environment.update({key.replace("_", " "): value for key, value in config.to_dict().items()
                         if key.endswith(("_url", "_base")) and value})
+    environment.update(_pulls_of_sent(store, session.id))
     return RunResult(id=f"session-{session.id}", title=f"session {session.name} ({session.id})",
                      started_at=session.created_at, finished_at=time.time(), scenarios=[scenario],
                      environment=environment)
+
+
+def _pulls_of_sent(store: Store, session_id: str) -> dict[str, str]:
+    """What the receiver pulled of each notification the simulator sent (the newest MAX_PULL_LINES), one line each."""
+    sent = [n for n in store.list_notifications(session_id) if n.origin == NotificationOrigin.SENT]
+    if not sent:
+        return {}
+    pulls = store.pulls_by_notification(session_id)
+    lines = {f"pull of notification {n.identifier} (BSN {n.patient_bsn}, {n.status})":
+             pull_evidence(n, pulls.get(n.id, [])).summary() for n in sent[-MAX_PULL_LINES:]}
+    if len(sent) > MAX_PULL_LINES:
+        lines["pulls of older notifications"] = f"{len(sent) - MAX_PULL_LINES} more, not listed here"
+    return lines
 
 
 def _verdict(store: Store, session_id: str, total: int, errors: int, excuses: Excuses) -> Step:

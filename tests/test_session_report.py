@@ -168,3 +168,40 @@ def test_the_session_key_is_kept_as_a_hash_and_opens_one_session(store: Store) -
     again = store.new_session_key("s-1")  # a new key replaces the old one
     assert store.session_key_opens("s-1", again) and not store.session_key_opens("s-1", key)
     assert store.delete_session("s-1") and store.session_of_key(again) is None
+
+
+def test_the_report_says_what_was_pulled_of_each_notification_the_simulator_sent(store: Store) -> None:
+    from speeltuin.records import Notification, NotificationOrigin
+
+    task = {"resourceType": "Task", "input": [
+        {"type": {"coding": [{"system": "http://fhir.nl/fhir/NamingSystem/TaskParameter", "code": "search-resource"}]},
+         "valueString": query} for query in ("Condition", "Flag")]}
+    for n in range(2):
+        store.add_notification(Notification(
+            id=f"n-{n}", session_id="s-1", origin=NotificationOrigin.SENT, identifier=f"urn:uuid:{n}",
+            group_identifier="urn:uuid:g", authorization_base=f"b-{n}", patient_bsn="999993653",
+            owner_ura="90000202", period_end=time.time() + 60, status="requested", task=task,
+            created_at=time.time() + n))
+    store.add_exchange(Exchange(
+        source="proxy", tag="search", direction="to-simulator", method="GET",  # type: ignore[arg-type]
+        url="http://sim.test/s/s-1/fhir/Condition", status=200, request_headers={}, request_body="",
+        response_headers={}, response_body="{}", started_at=time.time(), session_id="s-1", notification_id="n-1"))
+    environment = session_report(store, "s-1").environment
+    assert environment["pull of notification urn:uuid:0 (BSN 999993653, requested)"] == "not pulled yet"
+    assert environment["pull of notification urn:uuid:1 (BSN 999993653, requested)"] == \
+        "1 of 2 offered pulled, 0 documents"
+    assert not any(key.startswith("pull") for key in session_report(store, "s-2").environment)  # sent none
+
+
+def test_the_report_sums_up_the_pulls_of_the_newest_sent_notifications(store: Store) -> None:
+    from speeltuin.records import Notification, NotificationOrigin
+    from speeltuin.session_report import MAX_PULL_LINES
+
+    for n in range(MAX_PULL_LINES + 1):
+        store.add_notification(Notification(
+            id=f"n-{n}", session_id="s-1", origin=NotificationOrigin.SENT, identifier=f"urn:uuid:{n}",
+            group_identifier="urn:uuid:g", authorization_base=f"b-{n}", patient_bsn="999993653",
+            owner_ura="90000202", period_end=time.time() + 60, status="requested", task={}, created_at=1000.0 + n))
+    lines = {k: v for k, v in session_report(store, "s-1").environment.items() if k.startswith("pull")}
+    assert len(lines) == MAX_PULL_LINES + 1 and lines["pulls of older notifications"] == "1 more, not listed here"
+    assert not any("urn:uuid:0 " in key for key in lines)  # the oldest is left out
