@@ -169,7 +169,7 @@ class Judge:
                 trusted_ca_pem=self.trusted_ca_pem, registered_ura=session.config.vendor_ura,
                 task_of_base=partial(self._sent_task, session.id))
         return FlowContext(
-            token_url=session.config.vendor_token_url, caller_jwks=self._own_jwks(),
+            token_url=session.config.vendor_token_aud, caller_jwks=self._own_jwks(),
             caller_client_id=session.config.own_client_id, purpose=_token_purpose(session.vendor_role),
             seen_jti=partial(self._seen_jti, session.id), trusted_ca_pem=self.trusted_ca_pem)
 

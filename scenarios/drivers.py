@@ -134,6 +134,8 @@ class ConfiguredVendor:
             body = self.config.session_request(role, session_id=session_id, name=self.config.name)
         except VendorConfigError as exc:
             raise DriverError(str(exc)) from exc
+        if body.get("vendor_token_url"):  # its AS knows itself by its own URL, not the proxy's that the simulator calls
+            body["vendor_token_audience"] = body["vendor_token_url"]
         body = {key: self._through_proxy(value) if key in PROXIED_FIELDS else value for key, value in body.items()}
         created = h.simulator.api("POST", "/sessions", json=body)
         if created.status_code != 201:

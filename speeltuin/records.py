@@ -142,7 +142,8 @@ class TlsFiles:
     ca: Path  # the test CA: client certificates must chain to it; vendors' servers too
 
 
-SESSION_URL_FIELDS = ("vendor_token_url", "vendor_notification_base", "vendor_fhir_base", "vendor_jwks_url")
+SESSION_URL_FIELDS = ("vendor_token_url", "vendor_notification_base", "vendor_fhir_base", "vendor_jwks_url",
+                      "vendor_token_audience")
 
 
 @dataclass(frozen=True)
@@ -177,9 +178,17 @@ class SessionConfig:
     vendor_notification_base: str | None = None  # the vendor's [base] of [base]/Task
     vendor_fhir_base: str | None = None
     vendor_jwks_url: str | None = None
+    # The aud of the simulator's assertions at the vendor's token endpoint when that knows itself by another URL
+    # than the one the simulator calls (`speeltuin run` reaches it through the proxy's back listener)
+    vendor_token_audience: str | None = None
     faults: tuple[str, ...] = ()  # the reference vendor's fault switches for this session (simulator/faults.py)
     provoke: tuple[str, ...] = ()  # what the simulator does to the vendor on purpose (simulator/provocations.py)
     chain: ChainConfig | None = None  # a chain session between two vendor systems: the simulator plays no part
+
+    @property
+    def vendor_token_aud(self) -> str | None:
+        """The aud the simulator's assertions name at the vendor's token endpoint."""
+        return self.vendor_token_audience or self.vendor_token_url
 
     def to_dict(self) -> dict[str, Any]:
         """The stored and shown form: the URLs, fault switches and provocations only when they are set."""

@@ -53,7 +53,9 @@ class Setup:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "tests.external_vendor.node", "--port", str(self.node_port), "--ura", NODE_URA,
              "--client-id", NODE_CLIENT_ID, "--state-dir", str(folder / "state"), "--peer-config",
-             str(folder / "peer.json"), "--public-url", f"http://127.0.0.1:{self.back}"],
+             str(folder / "peer.json"), "--public-url", f"http://127.0.0.1:{self.back}",
+             # its token endpoint knows itself by the URL its vendor.toml gives, not the proxy's in front of it
+             "--token-audience", f"{self.node}/token"],
             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=open(folder / "node.log", "wb"))
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:

@@ -140,7 +140,8 @@ def _deliver(signer: Signer, session: Session, token_url: str, method: str, url:
     try:
         if not without_token:
             access_token = fetch_token(http, token_url, signer.token_request_form(
-                session.config.own_client_id, session.config.own_ura, token_url), timeout)
+                session.config.own_client_id, session.config.own_ura, session.config.vendor_token_aud or token_url),
+                timeout)
             headers["Authorization"] = f"Bearer {access_token}"
         response = http.request(method, url, json=task, params=params, timeout=timeout, headers=headers)
     except (OutboundError, requests.RequestException) as exc:

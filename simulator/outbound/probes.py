@@ -108,9 +108,7 @@ def probe(store: Store, signer: Signer, session: Session, kind: str, *, timeout:
             return asker.defective_assertions(kind, notification.authorization_base)
         if kind == "replayed-jti":
             return asker.replay(notification.authorization_base)
-        token = fetch_token(http, token_url, signer.token_request_form(
-            session.config.own_client_id, session.config.own_ura, token_url, notification.authorization_base),
-            timeout)
+        token = fetch_token(http, token_url, asker.good_form(notification.authorization_base), timeout)
         if kind == "malformed-query":
             return _search(http, kind, urljoin(fhir_base, _malformed(_offered_query(notification))), token, timeout)
         if kind == "accept-xml":
@@ -180,12 +178,13 @@ class _Asker:
                  timeout: float) -> None:
         self.http, self.signer, self.session, self.token_url, self.timeout = http, signer, session, token_url, timeout
         self.client_id, self.ura = session.config.own_client_id, session.config.own_ura
+        self.audience = session.config.vendor_token_aud or token_url  # what the token endpoint knows itself by
 
     def post(self, form: dict[str, str]) -> requests.Response:
         return self.http.post(self.token_url, data=form, timeout=self.timeout, headers={"Accept": "application/json"})
 
     def good_form(self, authorization_base: str) -> dict[str, str]:
-        return self.signer.token_request_form(self.client_id, self.ura, self.token_url, authorization_base)
+        return self.signer.token_request_form(self.client_id, self.ura, self.audience, authorization_base)
 
     def after_cancellation(self, notification: Notification) -> dict[str, Any]:
         if notification.status != "cancelled":
@@ -206,7 +205,7 @@ class _Asker:
         override: dict[str, Any] = {}
         sign: Sign = self.signer.sign
         if kind == "wrong-aud":
-            override["aud"] = urljoin(self.token_url, WRONG_AUDIENCE_PATH)
+            override["aud"] = urljoin(self.audience, WRONG_AUDIENCE_PATH)
         elif kind == "expired-assertion":  # a short lifetime that ended well beyond the clock skew
             override.update(iat=now - 400, exp=now - 400 + ASSERTION_LIFETIME_S)
         elif kind == "unknown-key":
@@ -246,7 +245,7 @@ class _Asker:
 
     def claims(self, sub: str) -> dict[str, Any]:
         now = int(time.time())
-        return {"iss": self.client_id, "sub": sub, "aud": self.token_url, "iat": now,
+        return {"iss": self.client_id, "sub": sub, "aud": self.audience, "iat": now,
                 "exp": now + ASSERTION_LIFETIME_S, "jti": secrets.token_urlsafe(16)}
 
     def judge(self, response: requests.Response, granted: Callable[[], list[Finding]]) -> list[Finding]:
@@ -262,7 +261,7 @@ class _Asker:
         """The defects of the assertions the vendor granted a token to, as our own AS would judge them."""
         found: list[Finding] = []
         for key, kind in (("client_assertion", "client"), ("assertion", "authorization")):
-            found += errors(check_assertion(form[key], kind=kind, audience=self.token_url,  # type: ignore[arg-type]
+            found += errors(check_assertion(form[key], kind=kind, audience=self.audience,  # type: ignore[arg-type]
                                             jwks=self.signer.jwks(), now=time.time(), expected_client_id=self.client_id,
                                             purpose="pull" if kind == "authorization" else None,
                                             location=key).findings)

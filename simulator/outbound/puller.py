@@ -110,7 +110,8 @@ def pull(store: Store, signer: Signer, session: Session, notification: Notificat
         fhir_base = require(session, "vendor_fhir_base") + "/"
         http = client_for(session, transport)
         form = partial(signer.token_request_form,  # fresh assertions (a fresh jti) for each try
-                       session.config.own_client_id, session.config.own_ura, token_url, notification.authorization_base)
+                       session.config.own_client_id, session.config.own_ura, session.config.vendor_token_aud or token_url,
+                       notification.authorization_base)
         token = _pull_token(http, token_url, form, timeout, summary, tries=token_tries, interval=token_interval,
                             check_allowed=check_allowed)
         http.headers["Authorization"] = f"Bearer {token}"

@@ -158,6 +158,7 @@ class NodeConfig:
     peer_config: Path
     public_url: str | None = None
     name: str = ""
+    token_audience: str | None = None  # the one aud its token endpoint accepts (default: any URL it is known by)
 
     @property
     def local_url(self) -> str:
@@ -223,6 +224,8 @@ class Node:
         return (configured or self.config.local_url).rstrip("/")
 
     def token_audiences(self) -> set[str]:
+        if self.config.token_audience:
+            return {self.config.token_audience}
         return {self.public_url() + "/token", self.config.local_url + "/token", request.base_url}
 
     def fhir_base(self) -> str:
@@ -984,12 +987,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--peer-config", type=Path, required=True)
     parser.add_argument("--public-url", default=None, help="origin at which the peer reaches this node")
     parser.add_argument("--name", default="", help="the organisation's name")
+    parser.add_argument("--token-audience", default=None, help="the only aud its token endpoint accepts")
     parser.add_argument("--verbose", action="store_true", help="log every request")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("werkzeug").setLevel(logging.INFO if args.verbose else logging.WARNING)
     node = Node(NodeConfig(port=args.port, ura=args.ura, client_id=args.client_id, state_dir=args.state_dir,
-                           peer_config=args.peer_config, public_url=args.public_url, name=args.name))
+                           peer_config=args.peer_config, public_url=args.public_url, name=args.name,
+                           token_audience=args.token_audience))
     server = make_server("127.0.0.1", args.port, create_app(node), threaded=True)
     log.info("node %s (URA %s) listening on %s, kid %s", args.client_id, args.ura, node.config.local_url, node.key.kid)
     try:
