@@ -64,9 +64,10 @@ def trigger_environment(ctx: TriggerContext) -> dict[str, str]:
     """The SPEELTUIN_* variables a command trigger gets on top of the runner's environment.
 
     SPEELTUIN_ACTION, _SCENARIO, _SESSION, _PATIENT_BSN; one variable per endpoint (SPEELTUIN_TOKEN_URL,
-    _FHIR_BASE, _NOTIFICATION_URL, _NOTIFICATION_BASE, _JWKS_URL, _CLIENT_ID: those the session has); one per
-    extra value (SPEELTUIN_NOTIFICATION_ID, ...). Names are upper-cased, other characters become '_'. An extra
-    value never replaces one of the fixed variables.
+    _FHIR_BASE, _NOTIFICATION_URL, _NOTIFICATION_BASE, _JWKS_URL, _CLIENT_ID: those the session has; and
+    SPEELTUIN_SIMULATOR_URA, _SIMULATOR_CLIENT_ID once the session's endpoints carry simulator_ura and
+    simulator_client_id); one per extra value (SPEELTUIN_TASK_IDENTIFIER, _GROUP_IDENTIFIER, _WORKFLOW_TASK, ...).
+    Names are upper-cased, other characters become '_'. An extra value never replaces one of the fixed variables.
     """
     env = {f"{_ENV_PREFIX}ACTION": ctx.action, f"{_ENV_PREFIX}SCENARIO": ctx.scenario_id,
            f"{_ENV_PREFIX}SESSION": ctx.session_id, f"{_ENV_PREFIX}PATIENT_BSN": ctx.patient_bsn}
@@ -258,12 +259,14 @@ def manual_prompt(ctx: TriggerContext) -> str:
     target = ep.get("notification_url") or (ep["notification_base"] + "/Task" if ep.get("notification_base")
                                             else "the simulator's notification endpoint")
     if ctx.action == "notify":
-        what = (f"In your system, send a notification (Notification Task) for patient {bsn} to {target}; "
-                f"{token}{client} first.")
+        workflow = (" with a Workflow Task (input get-workflow-task = true and basedOn Task/<its id>)"
+                    if ctx.extra.get("workflow_task") == "true" else "")
+        what = (f"In your system, send a notification (Notification Task) for patient {bsn} to {target}"
+                f"{workflow}, {_parties(ep)}; {token}{client} first.")
     elif ctx.action == "update":
         of = f" of notification {notification}" if notification else ""
         what = (f"In your system, send an updated notification{of} for patient {bsn} to {target}: a new "
-                f"Notification Task with the same groupIdentifier; {token}{client} first.")
+                f"Notification Task with the same groupIdentifier, {_parties(ep)}; {token}{client} first.")
     elif ctx.action == "cancel":
         task = ctx.extra.get("task_identifier")
         of = f" {task}" if task else (f" {notification}" if notification else "")
@@ -277,10 +280,18 @@ def manual_prompt(ctx: TriggerContext) -> str:
                 f"{token}{client}, sending back the notification's authorization base.")
     else:
         what = f"In your system, do '{ctx.action}' for patient {bsn}."
-    others = {k: v for k, v in ctx.extra.items() if k not in ("notification_id", "task_identifier")}
+    others = {k: v for k, v in ctx.extra.items() if k not in ("notification_id", "task_identifier", "workflow_task")}
     if others:
         what += " (" + ", ".join(f"{k}: {v}" for k, v in sorted(others.items())) + ")"
     return f"[scenario {ctx.scenario_id}, session {ctx.session_id}, action {ctx.action}] {what}"
+
+
+def _parties(endpoints: Mapping[str, str]) -> str:
+    """Whom the Notification Task names (SPEC §4): the receiver, the simulator, is its owner; the vendor's own URA goes
+    in requester.onBehalfOf (a sender's own URA as owner is refused 403)."""
+    receiver = f"URA {endpoints['simulator_ura']}" if endpoints.get("simulator_ura") else \
+        "the simulator's URA (own_ura in the session's configuration)"
+    return f"with Task.owner {receiver}, the receiver, and requester.onBehalfOf your own URA"
 
 
 def trigger_for(config_triggers: Mapping[str, Trigger], action: str) -> Trigger:

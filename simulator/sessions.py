@@ -206,7 +206,9 @@ def session_endpoints(session: Session, public_base: str) -> dict[str, str]:
         return chain_endpoints(session.config.chain, urlsplit(public_base).hostname or "127.0.0.1")
     base = f"{public_base.rstrip('/')}/s/{session.id}"
     endpoints = {"token_url": f"{base}/token", "jwks_url": f"{base}/jwks",
-                 "client_id": session.config.vendor_client_id}
+                 "client_id": session.config.vendor_client_id,
+                 # who the simulator is in the session: the Task's owner (sender) and its assertions' iss = sub
+                 "simulator_ura": session.config.own_ura, "simulator_client_id": session.config.own_client_id}
     if session.vendor_role == Role.SENDER:
         endpoints["notification_base"] = f"{base}/notify"
         endpoints["notification_url"] = f"{base}/notify/Task"

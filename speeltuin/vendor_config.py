@@ -53,6 +53,7 @@ ENDPOINTS = ("token_url", "fhir_base", "notification_base")
 # What the simulator needs of the vendor's system when the vendor plays a role (the session's vendor_* URLs).
 ROLE_ENDPOINTS = {"sender": ("token_url", "fhir_base"), "receiver": ("token_url", "notification_base")}
 ACTIONS = ("notify", "update", "cancel", "pull")  # what a vendor's system may be made to do (triggers.<action>)
+ACTION_ROLES = {"notify": "sender", "update": "sender", "cancel": "sender", "pull": "receiver"}  # who does it
 
 
 class VendorConfigError(ValueError):
@@ -111,11 +112,16 @@ class VendorConfig:
             kids = [str(k.get("kid", "(no kid)")) for k in self.jwks.get("keys", []) if isinstance(k, dict)]
             keys += f" ({len(kids)} key{'s' if len(kids) != 1 else ''}: {', '.join(kids)})"
         triggers = {}
-        for action in ACTIONS:
+        for action in ACTIONS:  # only the actions of the roles played; a trigger for another is said to be unused
             trigger = self.triggers.get(action)
+            played = ACTION_ROLES[action] in self.roles
+            if trigger is None and not played:
+                continue
             describe = getattr(trigger, "describe", None)
             triggers[action] = describe() if describe else ("manual: a person is asked" if trigger is None
                                                             else type(trigger).__name__)
+            if not played:
+                triggers[action] += f" (unused: only a {ACTION_ROLES[action]} is asked to {action})"
         return {"path": str(self.path), "name": self.name, "roles": list(self.roles), "ura": self.ura,
                 "client_id": self.client_id, "mtls": self.mtls, "keys": keys,
                 "endpoints": {k: getattr(self, k) for k in ENDPOINTS if getattr(self, k)}, "triggers": triggers}

@@ -20,7 +20,7 @@ from validators.findings import Finding, errors
 from validators.json_walk import dig
 from validators.rules.notification import END_PAST, NOT_TASK, check_notification_task, parse_datetime_tz
 from validators.rules.structure import parse_fhir
-from validators.rules.token_request import check_pull_grant
+from validators.rules.token_request import check_notification_grant, check_pull_grant
 from validators.task_reader import authorization_bases, identifier_pairs, identifier_value
 
 notification_endpoint = Blueprint("notification_endpoint", __name__)
@@ -164,16 +164,27 @@ def _overlooked_by_faults(rt: Runtime, session: Session, bad: list[Finding]) -> 
 
 
 def _check_organisations(rt: Runtime, session: Session, task: dict[str, Any]) -> None:
+    """The Task's parties against this session's, both said in one answer (a sender that swapped them learns it at
+    once): owner is the receiver, the simulator's URA; requester.onBehalfOf the sender, the session's vendor, whose
+    URA the notification token speaks for (the token endpoint issues it for no other)."""
+    receiver, sender = session.config.own_ura, session.config.vendor_ura
     owner, requester = identifier_value(task, "owner"), identifier_value(task, "requester", "onBehalfOf")
     # Judged as the sender's AS will judge our pull-token request (TOK-011): a Task for another organisation is
     # one we could never get a pull token for.
-    not_ours = check_pull_grant({"sub": session.config.own_ura}, task)
-    if not_ours and not rt.has_fault(session, faults.ACCEPTS_OTHER_OWNER):
-        raise FhirError(403, f"Task.owner URA {owner} is not this receiving organisation ({session.config.own_ura})",
-                        not_ours)
-    if requester != session.config.vendor_ura:
-        raise FhirError(403, f"Task.requester.onBehalfOf URA {requester} is not the session's vendor "
-                             f"({session.config.vendor_ura})")
+    wrong_owner = [] if rt.has_fault(session, faults.ACCEPTS_OTHER_OWNER) else \
+        check_pull_grant({"sub": receiver}, task, received=True)
+    wrong_requester = check_notification_grant({"sub": sender}, task)
+    problems: list[str] = []
+    if wrong_owner:
+        mixed_up = " (that is the sender's own URA, which belongs in requester.onBehalfOf)" if owner == sender else ""
+        problems.append(f"Task.owner is URA {owner}, but the receiver in this session is the simulator, URA "
+                        f"{receiver}{mixed_up}")
+    if wrong_requester:
+        mixed_up = " (that is the receiver's URA, which belongs in owner)" if requester == receiver else ""
+        problems.append(f"Task.requester.onBehalfOf is URA {requester}, but the sender in this session is the "
+                        f"vendor, URA {sender}, for which the notification token was issued{mixed_up}")
+    if problems:
+        raise FhirError(403, "; ".join(problems), wrong_owner + wrong_requester)
 
 
 def _received(session: Session, task: dict[str, Any]) -> Notification:

@@ -67,6 +67,8 @@ ENDPOINT_LABELS = {  # the session's endpoints (simulator.sessions.session_endpo
     "fhir_base": "FHIR base to pull from",
     "notification_base": "Notification base",
     "notification_url": "Notification endpoint (POST the Task here)",
+    "simulator_client_id": "The simulator's client id (iss and sub of its assertions)",
+    "simulator_ura": "The simulator's URA (the organisation it plays)",
 }
 REPORT_LABELS = {"html": "HTML", "json": "JSON", "junit.xml": "JUnit XML", "testreport.json": "FHIR TestReport"}
 ERROR_TEXT = {
@@ -247,9 +249,6 @@ def _session_page(session: Session, act: dict[str, Any] | None = None) -> Any:
     suppressions = store.list_suppressions(session.id)
     endpoints = session_endpoints(session, runtime().public_base())
     shown_endpoints = [(key, ENDPOINT_LABELS.get(key, key), value) for key, value in endpoints.items()]
-    shown_endpoints += [("own_client_id", "The simulator's client id (iss and sub of its assertions)",
-                         session.config.own_client_id),
-                        ("own_ura", "The simulator's URA (the organisation it plays)", session.config.own_ura)]
     return render_template(
         "web/session.html", session=session, endpoints=shown_endpoints, query=query,
         rows=[exchange_row(ex, suppressions) for ex in page], tags=[t.value for t in Tag], severities=SEVERITIES,

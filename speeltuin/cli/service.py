@@ -183,9 +183,15 @@ def register(sub: Subcommands) -> None:
                                           "(the certificate of --tls-cert is presented to them for mutual TLS); with --tls-cert, "
                                           "vendors' client certificates are checked against it for sessions with "
                                           "mtls")
-    service.add_argument("--ura", default=defaults.OWN_URA, help="URA of the organisation the simulator plays")
-    service.add_argument("--client-id", default=defaults.OWN_CLIENT_ID)
-    service.add_argument("--name", default=defaults.SIMULATOR_NAME)
+    service.add_argument("--ura", default=defaults.OWN_URA,
+                         help=f"URA of the organisation the simulator plays in new sessions: the Task.owner a "
+                              f"sending vendor must use, the sub of the simulator's own authorization assertions "
+                              f"(default {defaults.OWN_URA})")
+    service.add_argument("--client-id", default=defaults.OWN_CLIENT_ID,
+                         help="client id (iss = sub) of the simulator's client assertions to vendors' token "
+                              f"endpoints in new sessions (default {defaults.OWN_CLIENT_ID})")
+    service.add_argument("--name", default=defaults.SIMULATOR_NAME,
+                         help=f"how the simulator names itself at GET / (default {defaults.SIMULATOR_NAME!r})")
     service.add_argument("--workers", type=int, default=2, metavar="N",
                          help="the simulator's gunicorn worker processes (default 2; each runs 16 threads)")
     service.add_argument("--test-manager", action="store_true",

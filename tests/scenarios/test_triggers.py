@@ -1,6 +1,7 @@
 """Triggers that make a real vendor system act: real commands, a real loopback HTTP server, and a person."""
 from __future__ import annotations
 
+import ast
 import http.server
 import json
 import os
@@ -20,8 +21,11 @@ from scenarios.triggers import (
     ManualTrigger,
     TriggerContext,
     UrlTrigger,
+    trigger_environment,
     trigger_for,
 )
+
+ROOT = Path(__file__).resolve().parents[2]
 
 ENDPOINTS = {"token_url": "http://127.0.0.1:8081/s/acme-sender/token",
              "jwks_url": "http://127.0.0.1:8081/s/acme-sender/jwks", "client_id": "acme-gtk",
@@ -231,3 +235,74 @@ def test_the_environment_is_not_changed_by_firing() -> None:
     before = dict(os.environ)
     CommandTrigger("true", timeout=5).fire(CTX, ask=_never)
     assert dict(os.environ) == before
+
+
+def test_a_sending_vendor_is_told_whom_the_task_names() -> None:
+    """SPEC §4: owner is the receiver (the simulator), requester.onBehalfOf the sender; a sender that put its own URA
+    in owner was refused without knowing which URA to use."""
+    asked: list[str] = []
+    known = {**ENDPOINTS, "simulator_ura": "90000101"}
+    for action in ("notify", "update"):
+        ManualTrigger().fire(TriggerContext(action=action, scenario_id="SND-02", session_id="acme-sender",
+                                            patient_bsn="999911120", endpoints=known), ask=asked.append)
+    assert all("with Task.owner URA 90000101, the receiver, and requester.onBehalfOf your own URA;" in prompt
+               for prompt in asked)
+    ManualTrigger().fire(CTX, ask=asked.append)  # the session's endpoints name no simulator URA
+    assert ("with Task.owner the simulator's URA (own_ura in the session's configuration), the receiver, and "
+            "requester.onBehalfOf your own URA;") in asked[-1]
+
+
+def test_a_person_asked_for_a_workflow_task_is_told_what_that_means() -> None:
+    asked: list[str] = []
+    workflow = TriggerContext(action="notify", scenario_id="SND-15", session_id="acme-sender",
+                              patient_bsn="999911120", endpoints=ENDPOINTS, extra={"workflow_task": "true"})
+    ManualTrigger().fire(workflow, ask=asked.append)
+    assert "/notify/Task with a Workflow Task (input get-workflow-task = true and basedOn Task/<its id>)," in asked[0]
+    assert "workflow_task: true" not in asked[0]
+    ManualTrigger().fire(CTX, ask=asked.append)
+    assert "Workflow Task" not in asked[1]
+
+
+def test_extra_values_and_the_simulators_identity_become_variables() -> None:
+    update = TriggerContext(action="update", scenario_id="SND-02", session_id="acme-sender", patient_bsn="999911120",
+                            endpoints={**ENDPOINTS, "simulator_ura": "90000101", "simulator_client_id": "sim"},
+                            extra={"task_identifier": "urn:uuid:1", "group_identifier": "urn:uuid:g",
+                                   "action": "not this"})
+    env = trigger_environment(update)
+    assert (env["SPEELTUIN_TASK_IDENTIFIER"], env["SPEELTUIN_GROUP_IDENTIFIER"]) == ("urn:uuid:1", "urn:uuid:g")
+    assert (env["SPEELTUIN_SIMULATOR_URA"], env["SPEELTUIN_SIMULATOR_CLIENT_ID"]) == ("90000101", "sim")
+    assert env["SPEELTUIN_ACTION"] == "update"  # an extra value never replaces a fixed variable
+
+
+def _extra_names_the_scenarios_give() -> set[str]:
+    """The keyword names scenario steps pass to `act` (directly, or through a method that hands its **extra on)."""
+    trees = [ast.parse(path.read_text()) for path in sorted((ROOT / "scenarios").glob("*.py"))]
+    calls = [node for tree in trees for node in ast.walk(tree) if isinstance(node, ast.Call)]
+
+    def name(call: ast.Call) -> str:
+        return getattr(call.func, "attr", getattr(call.func, "id", ""))
+
+    forwarders = {"act"} | {function.name for tree in trees for function in ast.walk(tree)
+                            if isinstance(function, ast.FunctionDef) and function.args.kwarg is not None
+                            and any(isinstance(c, ast.Call) and name(c) == "act"
+                                    and any(k.arg is None for k in c.keywords) for c in ast.walk(function))}
+    return {k.arg for call in calls if name(call) in forwarders for k in call.keywords if k.arg}
+
+
+def test_the_readme_lists_every_variable_a_trigger_gets() -> None:
+    from simulator.sessions import session_endpoints
+    from speeltuin.records import Role, Session, SessionConfig
+
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("### What each trigger receives"):readme.index("## Your session's evidence")]
+    config = SessionConfig(vendor_ura="12345678", vendor_client_id="acme", own_ura="90000101", own_client_id="sim")
+    extras = _extra_names_the_scenarios_give()
+    assert {"task_identifier", "group_identifier", "workflow_task"} <= extras
+    given: set[str] = set()
+    for role in (Role.SENDER, Role.RECEIVER):
+        endpoints = session_endpoints(Session("acme", "Acme", role, config, 0.0), "http://127.0.0.1:8081")
+        context = TriggerContext(action="notify", scenario_id="SND-01", session_id="acme", patient_bsn="999911120",
+                                 endpoints=endpoints, extra=dict.fromkeys(extras, "x"))
+        given |= set(trigger_environment(context))
+    undocumented = sorted(v for v in given if f"`{v}`" not in section)
+    assert undocumented == []

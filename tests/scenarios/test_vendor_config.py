@@ -156,6 +156,20 @@ headers = { Authorization = "Bearer ${ACME_HOOK_TOKEN}" }
     assert summary["pull"] == "manual: a person is asked" and summary["update"].startswith("command: python3 ")
 
 
+def test_the_trigger_listing_names_only_the_actions_of_the_roles_played(tmp_path: Path) -> None:
+    """A sender is never asked to pull, a receiver never to notify, update or cancel: `vendor check` does not list
+    those as "a person is asked"; a trigger written for one anyway is listed as unused."""
+    sender = load_vendor_config(_write(tmp_path, SENDER)).summary()["triggers"]
+    assert sender == dict.fromkeys(("notify", "update", "cancel"), "manual: a person is asked")
+    receiver = load_vendor_config(_write(tmp_path, RECEIVER)).summary()["triggers"]
+    assert receiver == {"pull": "manual: a person is asked"}
+    both = load_vendor_config(_write(tmp_path, BOTH)).summary()["triggers"]
+    assert list(both) == ["notify", "update", "cancel", "pull"]
+    with_pull = load_vendor_config(_write(tmp_path, SENDER + '\n[triggers.pull]\ncommand = "./pull.sh"\n'))
+    assert with_pull.summary()["triggers"]["pull"] == ("command: ./pull.sh (timeout 60 s) (unused: only a receiver "
+                                                       "is asked to pull)")
+
+
 # (old, new) replaced in BOTH (or a whole text), the key the message must name, and words of the fix it gives.
 ERRORS = {
     "unknown key": (("client_id =", "clientid ="), "clientid", "unknown key; did you mean 'client_id'?"),

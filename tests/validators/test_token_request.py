@@ -161,6 +161,8 @@ CASES = [
     quiet("TOK-011", "owner", lambda: grant()),
     fires("TOK-011", "sender-asks-pull-token", lambda: grant({"sub": "90000101"})),
     fires("TOK-011", "no-sub", lambda: check_pull_grant({"authorization_base": "c0ffee-opaque-base"}, task())),
+    quiet("TOK-011", "received-by-the-owner", lambda: check_pull_grant({"sub": "90000202"}, task(), received=True)),
+    fires("TOK-011", "received-by-another", lambda: check_pull_grant({"sub": "90000101"}, task(), received=True)),
     quiet("TOK-012", "same-base", lambda: grant()),
     quiet("TOK-012", "variant-form-base", lambda: check_pull_grant(without_base(), task(),
                                                                    authorization_base="c0ffee-opaque-base")),
@@ -239,6 +241,26 @@ def test_grant_evidence_never_carries_authorization_bases() -> None:
     [finding] = check_pull_grant(without_base(), task(), authorization_base="secret-form-base")
     assert finding.location == "form.authorization_base"
     assert "secret-form-base" not in finding.message
+
+
+def test_owner_finding_blames_the_claim_of_a_token_request_and_the_task_at_the_receiver() -> None:
+    """A pull-token request: the assertion's sub is what does not fit. A Task just received: its owner is (a sender
+    that put its own URA there must not read that its token's sub is wrong)."""
+    [asked] = grant({"sub": "90000101"})
+    assert (asked.location, asked.message) == ("jwt.claims.sub", "sub '90000101' is not the Task's owner URA "
+                                                                  "'90000202'")
+    [received] = check_pull_grant({"sub": "90000101"}, task(), received=True)
+    assert received.rule == "TOK-011" and received.location == "Task.owner.identifier.value"
+    assert received.message.startswith("Task.owner URA '90000202' is not the receiving organisation '90000101'")
+    assert "sub" not in received.message
+
+
+def test_requester_finding_points_at_the_task() -> None:
+    """The token's sub was held against the caller's registered URA when it was issued: the Task is what differs."""
+    [finding] = check_notification_grant({"sub": "90000202"}, task())
+    assert finding.location == "Task.requester.onBehalfOf.identifier.value"
+    assert finding.message == ("Task.requester.onBehalfOf URA '90000101' is not the sending organisation '90000202' "
+                               "the notification token speaks for")
 
 
 def test_good_grants_have_no_findings() -> None:

@@ -265,19 +265,25 @@ GRANT_PATIENT = rule("TOK-013", "error", "pull token: patient claim (variant) is
 
 
 @emits(GRANT_OWNER, GRANT_AUTH_BASE, GRANT_PATIENT)
-def check_pull_grant(authorization_claims: dict, task: dict, *, authorization_base: str | None = None) -> \
-        list[Finding]:
+def check_pull_grant(authorization_claims: dict, task: dict, *, authorization_base: str | None = None,
+                     received: bool = False) -> list[Finding]:
     """A pull token request against the notification it claims (SPEC §5.3).
 
     The assertion's `sub` must be the Task's `owner` URA and its `authorization_base` the Task's authorization-base
     input. In the client_credentials variant the base is the form parameter: pass it as `authorization_base`.
     A missing base is JWT-020 / TOK-010, not repeated here; the `patient` claim variant is compared with `for`.
+    `received`: the Task has just reached the receiver whose URA is `sub`, before any token was asked: then the
+    Task's owner is what is wrong (a sender that put its own URA there, say), and the finding says so at Task.owner.
     """
     findings: list[Finding] = []
     claims = authorization_claims if isinstance(authorization_claims, dict) else {}
     task = task if isinstance(task, dict) else {}
     sub, owner = claims.get("sub"), identifier_value(task, "owner")
-    if sub != owner:
+    if sub != owner and received:
+        findings.append(GRANT_OWNER.finding(f"Task.owner URA {show(owner)} is not the receiving organisation "
+                                            f"{show(sub)}: owner names the organisation the Task is sent to",
+                                            "Task.owner.identifier.value"))
+    elif sub != owner:
         findings.append(GRANT_OWNER.finding(f"sub {show(sub)} is not the Task's owner URA {show(owner)}",
                                             "jwt.claims.sub"))
     base = authorization_base if authorization_base is not None else claims.get("authorization_base")
@@ -341,11 +347,15 @@ GRANT_REQUESTER = rule("TOK-014", "error", "notification token: authorization as
 
 @emits(GRANT_REQUESTER)
 def check_notification_grant(authorization_claims: dict, task: dict) -> list[Finding]:
-    """A notification token speaks for the sending organization: `sub` is the Task's requester.onBehalfOf URA."""
+    """A notification token speaks for the sending organization: `sub` is the Task's requester.onBehalfOf URA.
+
+    The token's `sub` was held against the URA registered for the caller when the token was issued (TOK-016), so a
+    difference lies in the Task: the finding points at its requester.onBehalfOf."""
     claims = authorization_claims if isinstance(authorization_claims, dict) else {}
     sub = claims.get("sub")
     sender = identifier_value(task, "requester", "onBehalfOf")
     if sub == sender:
         return []
-    return [GRANT_REQUESTER.finding(f"sub {show(sub)} is not the Task's requester.onBehalfOf URA {show(sender)}",
-                                    "jwt.claims.sub")]
+    return [GRANT_REQUESTER.finding(f"Task.requester.onBehalfOf URA {show(sender)} is not the sending organisation "
+                                    f"{show(sub)} the notification token speaks for",
+                                    "Task.requester.onBehalfOf.identifier.value")]
