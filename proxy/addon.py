@@ -36,7 +36,13 @@ from proxy.inspection import request_errors
 from proxy.judge import CapturedFlow, decoded
 from proxy.writer import Writer
 from speeltuin import error_bodies
-from speeltuin.records import CLIENT_CERT_HEADER, CLIENT_CERT_PROBLEM_HEADER, PROXY_FLUSH_PATH, SESSION_HEADER
+from speeltuin.records import (
+    CLIENT_CERT_HEADER,
+    CLIENT_CERT_PROBLEM_HEADER,
+    PROXY_FLUSH_PATH,
+    PULL_HEADER,
+    SESSION_HEADER,
+)
 from speeltuin.store import Store
 from validators.rules.certificates import check_chain, load_certificates_pem, ura_mismatch
 
@@ -100,8 +106,10 @@ class Recorder:
             return
         # The simulator marks its own outbound calls; the vendor never needs to see the mark.
         marked = flow.request.headers.pop(SESSION_HEADER, None)
+        pulled_for = flow.request.headers.pop(PULL_HEADER, None)
         if marked:
             flow.metadata["speeltuin_session"] = marked
+            flow.metadata["speeltuin_pull"] = pulled_for
             if ctx.options.speeltuin_vendor_ura and flow.request.scheme == "https":
                 await self._expect_vendor(flow, marked)
                 if flow.response is not None:
@@ -383,6 +391,7 @@ def capture(flow: http.HTTPFlow) -> CapturedFlow:
         response_body=(response.raw_content or b"") if response else b"", started_at=request.timestamp_start,
         ended_at=response.timestamp_end if response and response.timestamp_end else None,
         error=str(flow.error) if flow.error else None, marked_session=flow.metadata.get("speeltuin_session"),
+        marked_pull=flow.metadata.get("speeltuin_pull"),
         listen_port=listen_port(flow), forwarded=is_forwarded(flow),
         upstream=f"{request.scheme}://{request.host}:{request.port}")
 

@@ -14,7 +14,7 @@ from validators.rules.bearer import (
     check_search_offered,
 )
 from validators.rules.bgz_profiles import check_query_result
-from validators.rules.bundle import check_searchset
+from validators.rules.bundle import check_patient_data, check_searchset, patient_bsns
 from validators.rules.document import check_binary
 from validators.rules.http import check_accept_honoured, check_created, check_fhir_response
 from validators.rules.jwt_assertion import check_assertion, check_jti_replay
@@ -51,6 +51,10 @@ class FlowContext:
     task_of_base: Callable[[str], dict | None] | None = None
     # What the notification of a pull's bearer token allows; None: no pull, or a token the token server does not know
     pull_grant: PullGrant | None = None
+    # A pull the simulator made for a notification it received: that notification's patient (its BSN), and the
+    # reference of that patient on the sender's server once an earlier answer showed it
+    pulled_bsn: str | None = None
+    pulled_patient: str | None = None
 
 
 @dataclass(frozen=True)
@@ -166,7 +170,10 @@ def _search(flow: FlowRecord, context: FlowContext) -> list[Finding]:
         return found
     asked = read_search_url(flow.url)
     query = find_query(asked) if asked else None
-    found += check_searchset(bundle, request_url=flow.url, expected_profiles=query.profiles if query else ())
+    found += check_searchset(bundle, request_url=flow.url, expected_profiles=query.profiles if query else (),
+                             patient_reference=context.pulled_patient)
+    if context.pulled_bsn is not None:
+        found += check_patient_data(bundle, context.pulled_bsn)
     if query is not None and query.profiles and isinstance(bundle, dict):  # a BgZ query: its profiles and types
         found += check_query_result(bundle, query)
     return found
@@ -179,7 +186,26 @@ def _read(flow: FlowRecord, context: FlowContext) -> list[Finding]:
         task = _resource(flow.response_body)
         if task is not None:
             found += check_workflow_task(task)
+    elif flow.status == 200 and context.pulled_bsn is not None:
+        found += check_patient_data(_resource(flow.response_body), context.pulled_bsn)
     return found
+
+
+def patient_reference(body: bytes, bsn: str) -> str | None:
+    """`Patient/<id>` of the matched Patient with this BSN in a pull's answer (a searchset or a read), if any."""
+    answer = _resource(body)
+    if not isinstance(answer, dict):
+        return None
+    entries = answer.get("entry") if answer.get("resourceType") == "Bundle" else [{"resource": answer}]
+    for entry in entries if isinstance(entries, list) else []:
+        if not isinstance(entry, dict) or not isinstance(entry.get("resource"), dict):
+            continue
+        resource, search = entry["resource"], entry.get("search")
+        mode = search.get("mode") if isinstance(search, dict) else None
+        if resource.get("resourceType") == "Patient" and mode in (None, "match") \
+                and isinstance(resource.get("id"), str) and bsn in patient_bsns(resource):
+            return f"Patient/{resource['id']}"
+    return None
 
 
 def _read_type(url: str) -> str | None:

@@ -16,11 +16,11 @@ from urllib.parse import urlsplit
 from mitmproxy.net import encoding
 
 from proxy.classify import classify, session_in_path
-from proxy.inspection import FlowContext, FlowRecord, PullGrant, header, inspect
+from proxy.inspection import FlowContext, FlowRecord, PullGrant, header, inspect, patient_reference
 from proxy.redaction import redact_body, redact_headers, redact_text
 from speeltuin.jwks_cache import JwksCache
 from speeltuin.keys import Signer
-from speeltuin.records import Exchange, FlowDirection, NotificationOrigin, Role, Session, Tag
+from speeltuin.records import Exchange, FlowDirection, Notification, NotificationOrigin, Role, Session, Tag
 from speeltuin.store import Store
 from validators.rules.bearer import bearer_value
 from validators.rules.internal import judged
@@ -48,6 +48,7 @@ class CapturedFlow:
     ended_at: float | None
     error: str | None = None
     marked_session: str | None = None  # the simulator's mark on its own outbound calls
+    marked_pull: str | None = None  # and on its pulls: the id of the notification it received and pulls for
     listen_port: int | None = None  # the proxy's port the caller reached
     forwarded: bool = False  # through a forward (regular) listener: the caller named the target itself
     upstream: str = ""  # where the flow went: scheme://host:port
@@ -79,6 +80,9 @@ class Judge:
         self._vendor_keys = JwksCache(verify=vendor_ca or True)
         self._routes = ChainRoutes({}, {})
         self._routes_read = float("-inf")
+        # The sender's reference of the patient of each notification the simulator received and pulls for, as the
+        # first answer with the matched Patient of its BSN showed it (the simulator's pulls come one after the other)
+        self._pulled_patients: dict[str, str] = {}
 
     def exchange(self, flow: CapturedFlow) -> Exchange:
         tag = classify(flow.method, flow.path)
@@ -89,7 +93,13 @@ class Judge:
                             request_body=request_body, status=flow.status, response_headers=flow.response_headers,
                             response_body=response_body, started_at=flow.started_at)
         grant = self._grant(record, session, direction)
-        findings = judged(lambda: inspect(record, self._context(session, direction, tag, grant))) if session else []
+        pulled_for = self._pulled_for(flow.marked_pull, session, direction, tag)
+        findings = judged(lambda: inspect(record, self._context(session, direction, tag, grant, pulled_for))) \
+            if session else []
+        if pulled_for is not None and pulled_for.id not in self._pulled_patients and flow.status == 200:
+            found = patient_reference(response_body, pulled_for.patient_bsn)
+            if found is not None:  # later answers of this pull are held to it (BUNDLE-015)
+                self._pulled_patients[pulled_for.id] = found
         return Exchange(
             source="proxy", tag=tag, direction=direction, method=flow.method, url=flow.url, status=flow.status,
             request_headers=redact_headers(flow.request_headers),
@@ -100,7 +110,8 @@ class Judge:
             duration_ms=(flow.ended_at - flow.started_at) * 1000 if flow.ended_at else None,
             error=redact_text(flow.error) if flow.error else None,
             session_id=session.id if session else None, findings=findings,
-            notification_id=grant.notification_id if grant is not None else None)
+            notification_id=grant.notification_id if grant is not None else
+            pulled_for.id if pulled_for is not None else None)
 
     def _session(self, session_id: str | None) -> Session | None:
         if not session_id:
@@ -146,10 +157,22 @@ class Judge:
         token = bearer_value(header(record.request_headers, "Authorization"))
         return self._pull_grant(token) if token is not None else None
 
+    def _pulled_for(self, marked: str | None, session: Session | None, direction: FlowDirection,
+                    tag: Tag) -> Notification | None:
+        """The notification the simulator received in this session and made this pull for (its mark names it)."""
+        if not marked or tag not in _PULLS or session is None or direction != FlowDirection.TO_VENDOR:
+            return None
+        found = self.store.get_notification(marked)
+        return found if found is not None and found.session_id == session.id \
+            and found.origin == NotificationOrigin.RECEIVED else None
+
     def _context(self, session: Session | None, direction: FlowDirection, tag: Tag,
-                 grant: PullGrant | None) -> FlowContext:
+                 grant: PullGrant | None, pulled_for: Notification | None = None) -> FlowContext:
         if grant is not None:
             return FlowContext(pull_grant=grant)
+        if pulled_for is not None:
+            return FlowContext(pulled_bsn=pulled_for.patient_bsn,
+                               pulled_patient=self._pulled_patients.get(pulled_for.id))
         if tag != Tag.TOKEN_REQUEST or session is None:
             return FlowContext()
         if session.config.chain is not None:  # the caller is the other system; aud is the URL it called

@@ -26,7 +26,7 @@ import time
 from typing import ClassVar
 
 from scenarios.drivers import DriverError, ScenarioSession
-from scenarios.runner import CURRENT_SCENARIO, CURRENT_STEP, Harness, StepFailed
+from scenarios.runner import CURRENT_SCENARIO, CURRENT_STEP, Harness, StepFailed, StepSkipped
 from scenarios.steps import StepDef, Steps, UnknownName
 from speeltuin.records import Exchange
 from speeltuin.results import Excuses, ExpectedFinding, ScenarioResult, Step, error_findings
@@ -110,6 +110,8 @@ class Scenario:
             detail, status = step.run(harness), "passed"
         except StepFailed as exc:
             detail, status = str(exc), "failed"
+        except StepSkipped as exc:
+            detail, status = str(exc), "skipped"
         except Exception as exc:  # an unexpected error fails the step with its evidence, not the run
             detail, status = f"{type(exc).__name__}: {exc}", "failed"
         return detail, status, (time.monotonic() - started) * 1000

@@ -27,6 +27,11 @@ class StepFailed(Exception):
     """A step's expectation was not met; the message is the evidence shown in the report."""
 
 
+class StepSkipped(Exception):
+    """What a step checks did not happen, and that is no failure (an optional part the vendor does not offer): the
+    step is skipped with the message as its note, and the steps after it still run."""
+
+
 Arrived = TypeVar("Arrived")
 STOPPED = "stopped by the user"
 CURRENT_SCENARIO: ContextVar[str] = ContextVar("current_scenario", default="")  # set while a scenario runs

@@ -1,13 +1,16 @@
 """The vendor as sending node: the happy flow (it notifies, the simulator pulls) and its negative variations."""
 from __future__ import annotations
 
-from typing import ClassVar
+import json
+from typing import Any, Callable, ClassVar, Mapping
 
 from scenarios.base import Scenario
-from scenarios.runner import Harness, StepFailed
+from scenarios.runner import Harness, StepFailed, StepSkipped
 from scenarios.steps import StepDef, Steps
-from speeltuin.records import Notification, NotificationOrigin, PullStatus
+from speeltuin.records import Exchange, Notification, NotificationOrigin, PullStatus
 from speeltuin.results import ExpectedFinding
+from validators.json_walk import dig
+from validators.query import same_request
 
 
 class VendorAsSender(Scenario, kind="happy"):
@@ -17,10 +20,13 @@ class VendorAsSender(Scenario, kind="happy"):
                    "(receiving node), which then pulls every offered query and the referral letter.")
     outcome = ("The notification accepted (201), every listed query and the referral letter pulled, zero error "
                "findings.")
-    rules = ("TOK-001", "JWT-001", "NOTIF-001", "TOKR-001", "HTTP-001", "BUNDLE-001", "DOC-001")
-    spec = "SPEC §3 steps 2-6, §4, §5.2-§5.3, §6"
+    rules = ("TOK-001", "JWT-001", "NOTIF-001", "TOKR-001", "HTTP-001", "BUNDLE-001", "DOC-001", "BUNDLE-019",
+             "BUNDLE-020")
+    spec = "SPEC §3 steps 2-6, §4, §5.2-§5.3, §5.4, §6"
     vendor_role = "sender"
     session_prefix = "send"
+    # answers to its pull holding every patient's data: the proxy sees two patients in one answer (BUNDLE-020)
+    catches = ("serves-every-patient",)
 
     def steps(self) -> Steps:
         return Steps(
@@ -66,10 +72,16 @@ class VendorAsSender(Scenario, kind="happy"):
         status = h.wait_for("the simulator's pull to finish", done)
         summary = self._received(h)[0].pull_summary or {}
         if status != "done":
-            raise StepFailed(f"pull {status}: {summary.get('error') or summary.get('results')}")
+            raise StepFailed(self.pull_failure(h, status, summary))
         results, documents = summary.get("results", []), summary.get("documents", [])
         return (f"{len(results)} queries answered 200 ({sum(r.get('entries', 0) for r in results)} entries), "
                 f"{len(documents)} referral letter(s), {sum(d['bytes'] for d in documents)} bytes of PDF")
+
+    def pull_failure(self, h: Harness, status: str, summary: Mapping[str, Any]) -> str:
+        """The step detail of a pull that did not end 'done', with what the vendor's answers said."""
+        session = h.store.get_session(self.session_id)
+        fhir_base = (session.config.vendor_fhir_base or "") if session else ""
+        return describe_failed_pull(status, summary, fhir_base=fhir_base, said=answers_in(self.exchanges(h)))
 
     def probe_step(self, kind: str, title: str = "") -> StepDef:
         """A step that makes the simulator probe the vendor's servers (simulator/outbound/probes.py)."""
@@ -128,7 +140,7 @@ class UpdatePulledAgain(VendorAsSender, kind="happy"):
 
         status = h.wait_for("the simulator's pull of the update", done)
         if status != "done":
-            raise StepFailed(f"pull of the update {status}: {self._received(h)[1].pull_summary}")
+            raise StepFailed("the update: " + self.pull_failure(h, status, self._received(h)[1].pull_summary or {}))
         return "the update pulled completely"
 
 
@@ -337,11 +349,12 @@ class WorkflowTaskOffered(VendorAsSender, kind="happy"):
                    "(BgZ referral Task), whose inputs list the queries like the Notification Task's. The simulator "
                    "reads it with its pull token, judges it and pulls the queries it lists (SPEC §3 step 1).")
     outcome = ("The Workflow Task served (200) with no error findings and at least one query, each of its queries "
-               "answered 200, no error findings (a vendor that offers no Workflow Task passes with a note: it is "
-               "optional).")
+               "answered 200, no error findings (a vendor that offers no Workflow Task, although asked, is skipped "
+               "with a note: it is optional, so nothing failed, but nothing was shown either).")
     rules = ("NOTIF-028", "WF-001", "WF-011", "WF-012")
     spec = "SPEC §3 step 1, §4"
     session_prefix = "workflow-send"
+    catches = ()  # SND-01 catches what its pull shows
 
     def steps(self) -> Steps:
         return (super().steps()
@@ -357,9 +370,12 @@ class WorkflowTaskOffered(VendorAsSender, kind="happy"):
     def workflow_task_followed(self, h: Harness) -> str:
         summary = self._received(h)[0].pull_summary or {}
         read = summary.get("workflow_tasks") or []
-        if not read:  # a Workflow Task is optional: a vendor that offers none has nothing to get wrong here
-            return ("the vendor offered no Workflow Task (get-workflow-task true and basedOn Task/<id>; optional, "
-                    "SPEC §3 step 1): nothing to follow")
+        if not read:
+            # Asked for one (workflow_task=true) and none came: a Workflow Task is optional (SPEC §3 step 1), so that is
+            # no failure; but nothing was read or followed, and the step must not say it was.
+            raise StepSkipped("the vendor offered no Workflow Task, although asked to (workflow_task=true: "
+                              "get-workflow-task true and basedOn Task/<id>); it is optional (SPEC §3 step 1), so "
+                              "nothing was read or followed")
         for workflow in read:
             if workflow.get("error"):
                 raise StepFailed(f"the Workflow Task {workflow.get('path')} could not be read: {workflow['error']}")
@@ -376,3 +392,82 @@ class WorkflowTaskOffered(VendorAsSender, kind="happy"):
                              + ", ".join(unanswered[:5]))
         paths = ", ".join(str(w.get("path")) for w in read)
         return f"{paths} read, no error findings; its {len(listed)} queries pulled"
+
+
+# --- why a pull failed, as a sentence (SPEC §3 steps 4-6) ------------------------------------------------------------
+
+_SHOWN_FAILURES = 5  # failed requests named one by one; the rest are counted
+_SAID = 200  # characters kept of what an answer said
+
+
+def describe_failed_pull(status: str, summary: Mapping[str, Any], *, fhir_base: str = "",
+                         said: Callable[[str, object], str] = lambda target, status: "") -> str:
+    """Why the simulator's pull did not end 'done', for a person: the reason it stopped or failed as a whole, and
+    which queries, reads and documents failed, with their status and what the answer said.
+
+    `summary` is the simulator's pull summary (simulator.outbound.puller.pull); `said(target, status)` what the
+    recorded answer to a request said ("" when none was recorded); `fhir_base`: the vendor's, left off the documents'
+    URLs so they read like the queries.
+    """
+    parts = [f"the pull stopped: {summary['stopped']}"] if summary.get("stopped") else []
+    if summary.get("error"):
+        parts.append(str(summary["error"]))
+    results, documents = list(summary.get("results") or []), list(summary.get("documents") or [])
+    failed = [_failed_result(r, said) for r in results if r.get("status") != 200]
+    failed += [_failed_document(d, fhir_base, said) for d in documents if d.get("status") != 200 or not d.get("pdf")]
+    if failed:
+        shown = "; ".join(failed[:_SHOWN_FAILURES])
+        more = f"; and {len(failed) - _SHOWN_FAILURES} more" if len(failed) > _SHOWN_FAILURES else ""
+        parts.append(f"{len(failed)} of {len(results) + len(documents)} requests failed: {shown}{more}")
+    if not parts:
+        parts.append("no request failed and no reason was recorded (an error inside the simulator: its log says "
+                     "more)")
+    return f"pull {status}: " + "; ".join(parts)
+
+
+def _failed_result(result: Mapping[str, Any], said: Callable[[str, object], str]) -> str:
+    path, status = str(result.get("path")), result.get("status")
+    if status is None:
+        return f"{path} was not requested ({result.get('error') or 'no reason recorded'})"
+    why = said(path, status) or result.get("error")
+    return f"{path} answered {status}" + (f" ({why})" if why else "")
+
+
+def _failed_document(document: Mapping[str, Any], fhir_base: str, said: Callable[[str, object], str]) -> str:
+    url, status = str(document.get("url")), document.get("status")
+    shown = url[len(fhir_base.rstrip("/")) + 1:] if fhir_base and url.startswith(fhir_base.rstrip("/") + "/") else url
+    if status == 200:
+        return (f"{shown} answered 200 but not with a PDF (Content-Type {document.get('content_type') or 'none'}, "
+                f"{document.get('bytes', 0)} bytes)")
+    why = said(url, status)
+    return f"{shown} answered {status}" + (f" ({why})" if why else "")
+
+
+def answers_in(exchanges: list[Exchange]) -> Callable[[str, object], str]:
+    """`said` for describe_failed_pull: what the latest recorded GET of a target with that status answered."""
+    def said(target: str, status: object) -> str:
+        for ex in reversed(exchanges):
+            if ex.method == "GET" and ex.status == status and same_request(ex.url, target):
+                return answer_said(ex)
+        return ""
+
+    return said
+
+
+def answer_said(ex: Exchange) -> str:
+    """What an error answer says, in one line: an OperationOutcome's diagnostics (else its issue codes), an OAuth
+    error and its description, else the body's text."""
+    try:
+        body = json.loads(ex.response_body or "null")
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and body.get("resourceType") == "OperationOutcome":
+        issues = [i for i in body.get("issue") or [] if isinstance(i, dict)]
+        texts = (i.get("diagnostics") or dig(i, "details", "text") or i.get("code") for i in issues)
+        text = "; ".join(str(t) for t in texts if t)
+    elif isinstance(body, dict) and isinstance(body.get("error"), str):
+        text = ": ".join(str(v) for v in (body["error"], body.get("error_description")) if v)
+    else:
+        text = ex.response_body or ""
+    text = " ".join(text.split())
+    return text if len(text) <= _SAID else text[:_SAID] + "…"

@@ -33,6 +33,7 @@ GRANTS_AFTER_CANCELLATION = "grants-after-cancellation"
 SERVES_WITHOUT_TOKEN = "serves-without-token"
 ACCEPTS_UNKNOWN_TOKEN = "accepts-unknown-token"
 LEAKS_OTHER_PATIENT = "leaks-other-patient"
+SERVES_EVERY_PATIENT = "serves-every-patient"
 MALFORMED_QUERY_NOT_400 = "malformed-query-not-400"
 IGNORES_ACCEPT_XML = "ignores-accept-xml"
 # --- sending side, where the simulator notifies (simulator/outbound/notifier.py) ---------------------------------
@@ -67,6 +68,8 @@ FAULTS: dict[str, str] = {
     ACCEPTS_UNKNOWN_TOKEN: "sender FHIR server: answers requests with a bearer token it never issued (latest live "
                            "notification)",
     LEAKS_OTHER_PATIENT: "sender FHIR server: a search naming another patient returns that patient's data",
+    SERVES_EVERY_PATIENT: "sender FHIR server: does not narrow searches and reads to the token's patient: every "
+                          "patient's data is served",
     MALFORMED_QUERY_NOT_400: "sender FHIR server: answers a malformed search 200 with an empty searchset",
     IGNORES_ACCEPT_XML: "sender FHIR server: answers JSON when Accept asks for FHIR XML only",
     UPDATE_WITH_NEW_GROUP: "sender notifier: an update (notify with update_of) gets a new groupIdentifier instead "
@@ -101,6 +104,8 @@ FAULT_RULES: dict[str, str] = {
     SERVES_WITHOUT_TOKEN: "HTTP-006",
     ACCEPTS_UNKNOWN_TOKEN: "HTTP-007",
     LEAKS_OTHER_PATIENT: "HTTP-008",
+    # SND-01's pull answers hold every patient's matches: the proxy sees two patients in one answer
+    SERVES_EVERY_PATIENT: "BUNDLE-020",
     MALFORMED_QUERY_NOT_400: "HTTP-009",
     IGNORES_ACCEPT_XML: "HTTP-005",
     # UPDATE_WITH_NEW_GROUP has no rule: each Task is valid on its own (NOTIF-035 compares a cancellation, not an
@@ -110,7 +115,8 @@ FAULT_RULES: dict[str, str] = {
 # What provokes each fault: a probe of simulator/outbound/probes.py (the vendor is the sender), a defect of
 # simulator/outbound/defects.py sent in a notification, "cancel" (the simulator cancels its notification),
 # "notify:<option>" (an option of the admin API's notify: the simulator notifies that way), "update" (the vendor,
-# as sender, is asked to send an update) or "provoke:<name>" (a provocation of simulator/provocations.py in the
+# as sender, is asked to send an update), "pull" (the simulator's own pull of what the vendor notified, judged by
+# the proxy) or "provoke:<name>" (a provocation of simulator/provocations.py in the
 # simulator's session).
 FAULT_TRIGGERS: dict[str, str] = {
     ACCEPTS_DEFECTIVE_TASK: "defect:identifier-object",
@@ -131,6 +137,7 @@ FAULT_TRIGGERS: dict[str, str] = {
     SERVES_WITHOUT_TOKEN: "probe:no-token",
     ACCEPTS_UNKNOWN_TOKEN: "probe:unknown-token",
     LEAKS_OTHER_PATIENT: "probe:other-patient",
+    SERVES_EVERY_PATIENT: "pull",
     MALFORMED_QUERY_NOT_400: "probe:malformed-query",
     IGNORES_ACCEPT_XML: "probe:accept-xml",
     UPDATE_WITH_NEW_GROUP: "update",

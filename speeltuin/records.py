@@ -17,6 +17,9 @@ from validators.findings import Finding
 # The simulator marks its own outbound calls with this header so the proxy can attribute them to a
 # session; the proxy strips it before the vendor sees the request.
 SESSION_HEADER = "X-Speeltuin-Session"
+# The simulator's mark on its pulls for a notification it received: the notification's id (the proxy removes it and
+# judges the answer for that notification's patient)
+PULL_HEADER = "X-Speeltuin-Pull"
 # GET on any of the proxy's listeners: answered by the proxy itself once every flow answered before it is recorded
 # (its writer works off the flows' path); 200 {"flushed": true, ...}, or 503 when that takes too long.
 PROXY_FLUSH_PATH = "/_speeltuin/flushed"

@@ -66,9 +66,11 @@ class ScenarioResult:
 
     @property
     def status(self) -> Status:
+        """Failed when a step failed; skipped when a step did not happen (or none ran): then the scenario has not
+        shown what it is for, which is no pass; else passed."""
         if any(s.status == "failed" for s in self.steps):
             return "failed"
-        return "passed" if self.steps else "skipped"
+        return "passed" if self.steps and all(s.status == "passed" for s in self.steps) else "skipped"
 
     def excuse(self, ex: Exchange, f: Finding) -> tuple[str, str] | None:
         return self.excuses.reason(ex, f)

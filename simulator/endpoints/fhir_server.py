@@ -79,7 +79,7 @@ def read_resource(session_id: str, resource_type: str, resource_id: str) -> Resp
     workflow = notification.workflow_task
     if resource_type == "Task" and workflow and workflow.get("id") == resource_id:
         return _respond(rt, session, workflow)
-    own, shared = rt.patients.own_and_shared(notification.patient_bsn, generation)
+    own, shared = _patient_data(rt, session, notification.patient_bsn, generation)
     # a shared resource only when it belongs to no other patient (SPEC §5.4)
     resource = read(own, resource_type, resource_id) or visible(own, shared, resource_type, resource_id)
     if resource is None:
@@ -103,7 +103,7 @@ def _search(session_id: str, resource_type: str, *, lastn: bool) -> Response:
         patient = other  # the fault: the query's patient, not the token's
     elif other:
         raise FhirError(403, f"this token gives access to one patient only, not to BSN {other}")
-    own, shared = rt.patients.own_and_shared(patient, generation)
+    own, shared = _patient_data(rt, session, patient, generation)
     try:
         result = search(own, shared, resource_type, params, lastn=lastn)
     except SearchError as exc:
@@ -111,6 +111,16 @@ def _search(session_id: str, resource_type: str, *, lastn: bool) -> Response:
             return _respond(rt, session, _searchset(rt, session, [], []))
         raise FhirError(400, str(exc)) from exc
     return _respond(rt, session, _searchset(rt, session, result.matches, result.includes, result), (own, shared))
+
+
+def _patient_data(rt: Runtime, session: Session, bsn: str, generation: str | None) -> tuple[Resources, Resources]:
+    """The patient's own resources and the shared ones; with the serves-every-patient fault, every patient's as if
+    they were this one's (no narrowing to the token's patient)."""
+    own, shared = rt.patients.own_and_shared(bsn, generation)
+    if rt.has_fault(session, faults.SERVES_EVERY_PATIENT):
+        own = Resources([resource for patient in rt.patients.all_patients()
+                         for resource in rt.patients.own_and_shared(patient.bsn, generation)[0]])
+    return own, shared
 
 
 def _respond(rt: Runtime, session: Session, resource: dict[str, Any], written: Sequence[Resources] = ()) -> Response:

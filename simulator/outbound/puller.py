@@ -21,7 +21,7 @@ import requests
 from simulator import faults as fault_names
 from simulator.outbound.client import DIRECT, OutboundError, Transport, client_for, fetch_token, require
 from speeltuin.keys import Signer
-from speeltuin.records import Notification, PullStatus, Session
+from speeltuin.records import PULL_HEADER, Notification, PullStatus, Session
 from speeltuin.store import Store
 from validators.query import parse_params
 from validators.rules.workflow_task import check_workflow_task
@@ -115,6 +115,7 @@ def pull(store: Store, signer: Signer, session: Session, notification: Notificat
         token = _pull_token(http, token_url, form, timeout, summary, tries=token_tries, interval=token_interval,
                             check_allowed=check_allowed)
         http.headers["Authorization"] = f"Bearer {token}"
+        http.headers[PULL_HEADER] = notification.id  # the proxy judges the answers for this notification's patient
         listed = {NOTIFICATION_TASK: own_targets(notification.task), WORKFLOW_TASK: []}
         for path in workflow_task_reads(notification.task):
             check_allowed()

@@ -26,8 +26,9 @@ from speeltuin.store import Store
 HAPPY = {"receiver": VendorAsReceiver, "sender": VendorAsSender}
 # (the fault, the scenario class run with it, whether it must fail)
 CASES = [(fault, cls, True) for cls in all_scenarios() for fault in cls.catches]
+# (a fault the happy flow itself exists to catch, such as every patient's data in the pull, has no such case)
 CASES += [(fault, HAPPY[cls.vendor_role], False) for fault in sorted(FAULTS)
-          for cls in [next(c for c in all_scenarios() if fault in c.catches)]]
+          for cls in [next(c for c in all_scenarios() if fault in c.catches)] if cls is not HAPPY[cls.vendor_role]]
 
 
 def test_every_fault_is_caught_by_a_scenario_of_the_catalogue() -> None:

@@ -95,7 +95,7 @@ def test_every_fault_has_a_trigger_and_every_rule_is_in_the_catalogue() -> None:
         elif kind == "notify":
             assert what == "without_token" and FAULT_RULES[name] == "HTTP-006", name
         else:
-            assert trigger in ("cancel", "update"), name
+            assert trigger in ("cancel", "update", "pull"), name
 
 
 def test_an_unknown_fault_is_refused() -> None:

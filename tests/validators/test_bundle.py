@@ -6,7 +6,7 @@ from typing import Any, Callable
 import pytest
 
 from validators import spec
-from validators.rules.bundle import check_searchset
+from validators.rules.bundle import check_patient_data, check_searchset
 
 from ._cases import check_case, fires, quiet
 
@@ -51,6 +51,20 @@ def good_bundle() -> dict:
             }},
         ],
     }
+
+
+BSN, OTHER_BSN = "999993653", "999990639"
+
+
+def _patient_entry(pid: str, bsn: str | None, mode: str) -> dict:
+    identifiers = [{"system": spec.BSN_SYSTEM, "value": bsn}] if bsn else []
+    return {"fullUrl": f"{BASE}/Patient/{pid}", "search": {"mode": mode},
+            "resource": {"resourceType": "Patient", "id": pid, "identifier": identifiers}}
+
+
+def _with(bundle: dict, change: Callable[[dict], Any]) -> dict:
+    change(bundle)
+    return bundle
 
 
 def condition_bundle() -> dict:
@@ -217,6 +231,21 @@ CASES = [
     fires("BUNDLE-015", "second-patient-match", with_(add_entry(
           {"fullUrl": f"{BASE}/Patient/p-2", "search": {"mode": "match"},
            "resource": {"resourceType": "Patient", "id": "p-2", "meta": {"profile": [PATIENT_PROFILE]}}}))),
+    quiet("BUNDLE-019", "the-tokens-patient", lambda: check_patient_data(good_bundle(), BSN)),
+    quiet("BUNDLE-019", "a-patient-without-bsn", lambda: check_patient_data(
+        {"resourceType": "Patient", "id": "p-2"}, BSN)),
+    quiet("BUNDLE-019", "an-included-payor-of-another-bsn", lambda: check_patient_data(
+        _with(good_bundle(), add_entry(_patient_entry("p-2", OTHER_BSN, "include"))), BSN)),
+    fires("BUNDLE-019", "a-matched-patient-of-another-bsn", lambda: check_patient_data(
+        _with(good_bundle(), add_entry(_patient_entry("p-2", OTHER_BSN, "match"))), BSN)),
+    fires("BUNDLE-019", "a-read-of-another-patient", lambda: check_patient_data(
+        _patient_entry("p-2", OTHER_BSN, "match")["resource"], BSN)),
+    quiet("BUNDLE-020", "one-patient-four-ways", lambda: check_patient_data(condition_bundle(), BSN)),
+    quiet("BUNDLE-020", "one-resource", lambda: check_patient_data(condition_bundle()["entry"][0]["resource"], BSN)),
+    fires("BUNDLE-020", "conditions-of-two-patients", lambda: check_patient_data(_with(
+        condition_bundle(), lambda b: b["entry"][1]["resource"]["subject"].update(reference="Patient/p-2")), BSN)),
+    fires("BUNDLE-020", "two-matched-patients", lambda: check_patient_data(
+        _with(good_bundle(), add_entry(_patient_entry("p-2", None, "match"))), BSN)),
     quiet("BUNDLE-016", "entries", lambda: run(good_bundle())),
     fires("BUNDLE-016", "entry-without-resource", with_(add_entry({"fullUrl": f"{BASE}/Patient/p-3"}))),
     fires("BUNDLE-016", "entry-object", with_(lambda b: b.update(entry=b["entry"][0]))),

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from validators.evidence import show
 from validators.findings import Finding, emits, rule
 from validators.query import parse_params, search_target
+from validators.spec import BSN_SYSTEM
 from validators.stu3 import IGNORED_SEARCH_PARAMS
 
 _REF = "SPEC §6.1"
@@ -219,6 +220,62 @@ def _check_patient(resource: dict, is_match: bool, patient: str, index: _Index, 
         if reference is not None and _normalize_reference(reference, index) != patient:
             findings.append(OTHER_PATIENT.finding(f"{rtype}.{key} points to {show(reference, 120)}; the token is "
                                                   f"for {patient}", f"{location}.resource.{key}.reference"))
+
+
+MAX_NAMED_PATIENTS = 3  # patients a BUNDLE-020 message names
+PATIENTS = rule("BUNDLE-020", "error", "a pull answer holds the data of more than one patient", "SPEC §5.4, §6.1")
+
+
+@emits(PATIENTS)
+def check_patient_data(answer: object, bsn: str) -> list[Finding]:
+    """What a sender answered to a pull for the patient with `bsn` (a searchset, or the one resource of a read):
+    no Patient of another BSN among the matches, and matches of one patient only (by their subject, patient or
+    beneficiary, and the matched Patients). An included Patient may be someone else (Coverage's payor)."""
+    if not isinstance(answer, dict):
+        return []
+    if answer.get("resourceType") == "Bundle":
+        entries = answer.get("entry") if isinstance(answer.get("entry"), list) else []
+        index = _build_index(entries)
+        matched = [(f"Bundle.entry[{i}].resource", entry["resource"]) for i, entry in enumerate(entries)
+                   if isinstance(entry, dict) and isinstance(entry.get("resource"), dict)
+                   and _get_str(entry.get("search"), "mode") in (None, "match")]
+    else:
+        index, matched = _Index(), [(str(answer.get("resourceType") or "resource"), answer)]
+    findings: list[Finding] = []
+    patients: dict[str, str] = {}  # Type/id of each patient the matches belong to -> where it is first named
+    for location, resource in matched:
+        if resource.get("resourceType") == "Patient":
+            _check_bsn(resource, bsn, location, findings)
+            if isinstance(resource.get("id"), str):
+                patients.setdefault(f"Patient/{resource['id']}", f"{location}.id")
+        for key in _PATIENT_KEYS:
+            reference = _get_str(resource.get(key), "reference")
+            if reference is not None:
+                patients.setdefault(_normalize_reference(reference, index), f"{location}.{key}.reference")
+    if len(patients) > 1:
+        named = ", ".join(list(patients)[:MAX_NAMED_PATIENTS])
+        named += ", ..." if len(patients) > MAX_NAMED_PATIENTS else ""
+        findings.append(PATIENTS.finding(f"the matches belong to {len(patients)} patients ({named}); a pull token "
+                                         f"is for one patient, BSN {bsn}", list(patients.values())[1]))
+    return findings
+
+
+def patient_bsns(patient: dict) -> list[object]:
+    """The values of a Patient's BSN identifiers."""
+    identifiers = patient.get("identifier") if isinstance(patient.get("identifier"), list) else []
+    return [i.get("value") for i in identifiers if isinstance(i, dict) and i.get("system") == BSN_SYSTEM]
+
+
+FOREIGN_BSN = rule("BUNDLE-019", "error", "a pull answer holds a Patient with another BSN than the token's",
+                   "SPEC §5.4, §6.1")
+
+
+@emits(FOREIGN_BSN)
+def _check_bsn(patient: dict, bsn: str, location: str, findings: list[Finding]) -> None:
+    bsns = patient_bsns(patient)
+    if bsns and bsn not in bsns:
+        findings.append(FOREIGN_BSN.finding(f"Patient/{patient.get('id')} has BSN {show(bsns[0])}; the pull token "
+                                            f"is for BSN {bsn}", f"{location}.identifier"))
 
 
 TOTAL = rule("BUNDLE-013", "warning", "Bundle.total does not match the match entries", _REF)
