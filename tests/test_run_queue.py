@@ -37,7 +37,9 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Setup, S
                 created = stack.simulator.api("POST", "/sessions", json={
                     "id": SESSIONS[role], "name": "Acme EPD", "vendor_role": role, "vendor_ura": NODE_URA,
                     "vendor_client_id": NODE_CLIENT_ID, "vendor_jwks_url": f"{vendor.node}/jwks",
-                    "vendor_token_url": f"{back}/token", **extra})
+                    "vendor_token_url": f"{back}/token", **extra,
+                    # reached through the proxy's back port, its AS knows itself by its own URL (README)
+                    "vendor_token_audience": f"{vendor.node}/token"})
                 assert created.status_code == 201, created.text
                 keys[role] = created.json()["access_key"]
             yield vendor, stack, keys
