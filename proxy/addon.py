@@ -39,6 +39,7 @@ from speeltuin import error_bodies
 from speeltuin.records import (
     CLIENT_CERT_HEADER,
     CLIENT_CERT_PROBLEM_HEADER,
+    PROBE_HEADER,
     PROXY_FLUSH_PATH,
     PULL_HEADER,
     SESSION_HEADER,
@@ -107,9 +108,11 @@ class Recorder:
         # The simulator marks its own outbound calls; the vendor never needs to see the mark.
         marked = flow.request.headers.pop(SESSION_HEADER, None)
         pulled_for = flow.request.headers.pop(PULL_HEADER, None)
+        probe = flow.request.headers.pop(PROBE_HEADER, None)
         if marked:
             flow.metadata["speeltuin_session"] = marked
             flow.metadata["speeltuin_pull"] = pulled_for
+            flow.metadata["speeltuin_probe"] = probe
             if ctx.options.speeltuin_vendor_ura and flow.request.scheme == "https":
                 await self._expect_vendor(flow, marked)
                 if flow.response is not None:
@@ -391,7 +394,7 @@ def capture(flow: http.HTTPFlow) -> CapturedFlow:
         response_body=(response.raw_content or b"") if response else b"", started_at=request.timestamp_start,
         ended_at=response.timestamp_end if response and response.timestamp_end else None,
         error=str(flow.error) if flow.error else None, marked_session=flow.metadata.get("speeltuin_session"),
-        marked_pull=flow.metadata.get("speeltuin_pull"),
+        marked_pull=flow.metadata.get("speeltuin_pull"), marked_probe=flow.metadata.get("speeltuin_probe"),
         listen_port=listen_port(flow), forwarded=is_forwarded(flow),
         upstream=f"{request.scheme}://{request.host}:{request.port}")
 

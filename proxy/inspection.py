@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 
 from validators import safe_json
 from validators.findings import Finding
+from validators.probe_verdict import DEFECTIVE_GRANT_PROBES, GRANT_PROBES, probe_verdict, read_probe_mark
 from validators.query import parse_params, read_search_url
 from validators.rules.bearer import (
     check_pull_in_time,
@@ -55,6 +56,9 @@ class FlowContext:
     # reference of that patient on the sender's server once an earlier answer showed it
     pulled_bsn: str | None = None
     pulled_patient: str | None = None
+    # One of the simulator's probes (its mark, validators.probe_verdict.probe_mark): the answer is judged as the
+    # probe's, and what the probe sent wrong on purpose is noted as such
+    probe: str | None = None
 
 
 @dataclass(frozen=True)
@@ -92,7 +96,30 @@ def inspect(flow: FlowRecord, context: FlowContext) -> list[Finding]:
     if flow.status is None:
         return []
     check = _CHECKS.get(flow.tag)
-    return check(flow, context) if check else []
+    found = check(flow, context) if check else []
+    return _as_probe(flow, context.probe, found) if context.probe else found
+
+
+# What a probe's request carries wrong on purpose: no or a bad bearer token, defective assertions, a replayed jti
+_SENT_ON_PURPOSE = ("BEAR-001", "BEAR-002", "BEAR-003", "BEAR-004", "JWT-")
+
+
+def _as_probe(flow: FlowRecord, mark: str, found: list[Finding]) -> list[Finding]:
+    """A probe's exchange: the findings of what it sent on purpose become notes, but where the vendor's AS granted a
+    token despite them (they are what it overlooked); and the answer gets the probe's verdict."""
+    kind, other_bsn = read_probe_mark(mark)
+    if (flow.tag == "token-request") != (kind in GRANT_PROBES):
+        return found  # a request on the probe's way, not the probe: a FHIR probe's good token request, say
+    status = flow.status or 0
+    overlooked = kind in DEFECTIVE_GRANT_PROBES and status == 200
+    judged: list[Finding] = []
+    for f in found:
+        if f.rule.startswith(_SENT_ON_PURPOSE):
+            f = Finding(f.rule, f.severity, f"the vendor's AS granted a token despite this, sent on purpose by the "
+                                            f"simulator's probe {kind}: {f.message}", f.location) if overlooked else \
+                Finding(f.rule, "info", f"sent on purpose by the simulator's probe {kind}: {f.message}", f.location)
+        judged.append(f)
+    return judged + probe_verdict(kind, status, flow.response_headers, flow.response_body, other_bsn=other_bsn)
 
 
 def _token_request(flow: FlowRecord, context: FlowContext) -> list[Finding]:

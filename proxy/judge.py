@@ -8,7 +8,7 @@ that failed (validators/rules/internal.py).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Literal, Mapping
 from urllib.parse import urlsplit
@@ -49,6 +49,7 @@ class CapturedFlow:
     error: str | None = None
     marked_session: str | None = None  # the simulator's mark on its own outbound calls
     marked_pull: str | None = None  # and on its pulls: the id of the notification it received and pulls for
+    marked_probe: str | None = None  # and on its probes: which (validators.probe_verdict.probe_mark)
     listen_port: int | None = None  # the proxy's port the caller reached
     forwarded: bool = False  # through a forward (regular) listener: the caller named the target itself
     upstream: str = ""  # where the flow went: scheme://host:port
@@ -94,8 +95,10 @@ class Judge:
                             response_body=response_body, started_at=flow.started_at)
         grant = self._grant(record, session, direction)
         pulled_for = self._pulled_for(flow.marked_pull, session, direction, tag)
-        findings = judged(lambda: inspect(record, self._context(session, direction, tag, grant, pulled_for))) \
-            if session else []
+        context = self._context(session, direction, tag, grant, pulled_for)
+        if flow.marked_probe and session is not None and direction == FlowDirection.TO_VENDOR:
+            context = replace(context, probe=flow.marked_probe)
+        findings = judged(lambda: inspect(record, context)) if session else []
         if pulled_for is not None and pulled_for.id not in self._pulled_patients and flow.status == 200:
             found = patient_reference(response_body, pulled_for.patient_bsn)
             if found is not None:  # later answers of this pull are held to it (BUNDLE-015)

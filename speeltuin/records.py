@@ -20,6 +20,8 @@ SESSION_HEADER = "X-Speeltuin-Session"
 # The simulator's mark on its pulls for a notification it received: the notification's id (the proxy removes it and
 # judges the answer for that notification's patient)
 PULL_HEADER = "X-Speeltuin-Pull"
+# and on its probes: which probe (validators.probe_verdict.probe_mark), so the proxy judges the answer as the probe's
+PROBE_HEADER = "X-Speeltuin-Probe"
 # GET on any of the proxy's listeners: answered by the proxy itself once every flow answered before it is recorded
 # (its writer works off the flows' path); 200 {"flushed": true, ...}, or 503 when that takes too long.
 PROXY_FLUSH_PATH = "/_speeltuin/flushed"

@@ -31,17 +31,12 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from simulator.lenient import hmac_secret
 from simulator.outbound.client import DIRECT, OutboundError, Transport, client_for, fetch_token, require
 from speeltuin.keys import ASSERTION_LIFETIME_S, Signer
-from speeltuin.records import Notification, NotificationOrigin, Role, Session
+from speeltuin.records import PROBE_HEADER, Notification, NotificationOrigin, Role, Session
 from speeltuin.store import Store
 from validators import safe_json
 from validators.findings import Finding, errors
-from validators.rules.http import (
-    check_accept_honoured,
-    check_bearer_challenge,
-    check_error_status,
-    check_fhir_response,
-    check_other_patient_answer,
-)
+from validators.probe_verdict import oauth_error, probe_mark, probe_verdict, refused
+from validators.rules.http import check_accept_honoured, check_fhir_response
 from validators.rules.jwt_assertion import check_assertion, check_jti_replay
 from validators.rules.token_request import check_grant_refused, check_token_response
 from validators.spec import BSN_SYSTEM, CLIENT_ASSERTION_TYPE, GRANT_JWT_BEARER
@@ -65,7 +60,6 @@ PROBE_RULES: dict[str, str] = {
 OTHER_PATIENT_BSN = "999990639"  # a valid test BSN that the notification does not name
 OTHER_PATIENT_BSN_ALT = "999993653"
 WRONG_AUDIENCE_PATH = "/not-the-token-endpoint/token"
-REFUSALS = {(400, "invalid_grant"), (401, "invalid_client")}  # RFC 6749 §5.2 as SPEC §5.2 uses it
 
 Sign = Callable[[dict[str, Any]], str]
 
@@ -91,7 +85,10 @@ def probe(store: Store, signer: Signer, session: Session, kind: str, *, timeout:
     except OutboundError as exc:
         raise ProbeError(str(exc)) from exc
     notification = received[-1]
+    other = OTHER_PATIENT_BSN if notification.patient_bsn != OTHER_PATIENT_BSN else OTHER_PATIENT_BSN_ALT
     http = client_for(session, transport)
+    # the proxy removes the mark and judges the answer as this probe's, so the session's evidence says it too
+    http.headers[PROBE_HEADER] = probe_mark(kind, other_bsn=other if kind == "other-patient" else None)
     asker = _Asker(http, signer, session, token_url, timeout)
     try:
         if kind == "token-after-cancellation":
@@ -114,7 +111,6 @@ def probe(store: Store, signer: Signer, session: Session, kind: str, *, timeout:
         if kind == "accept-xml":
             return _search(http, kind, urljoin(fhir_base, _offered_query(notification)), token, timeout,
                            accept=FHIR_XML)
-        other = OTHER_PATIENT_BSN if notification.patient_bsn != OTHER_PATIENT_BSN else OTHER_PATIENT_BSN_ALT
         return _search(http, kind, urljoin(fhir_base, f"Patient?identifier={BSN_SYSTEM}%7C{other}"), token, timeout,
                        other_bsn=other)
     except requests.RequestException as exc:
@@ -146,27 +142,14 @@ def _search(http: requests.Session, kind: str, url: str, token: str | None, time
         headers["Authorization"] = f"Bearer {token}"
     response = http.get(url, headers=headers, timeout=timeout)
     findings = check_fhir_response(response.status_code, response.headers, response.content)
-    if kind in ("no-token", "bad-token", "unknown-token"):
-        findings += check_error_status("no-token" if kind == "no-token" else "bad-token", response.status_code)
-        findings += check_bearer_challenge(response.status_code, response.headers)
-    elif kind == "malformed-query":
-        findings += check_error_status(kind, response.status_code)  # type: ignore[arg-type]
-    elif kind == "accept-xml":
+    if kind == "accept-xml":
         # SPEC §3 step 5: the search in XML; a server that cannot write XML says so with 406
         if response.status_code != 406:
             findings += check_accept_honoured(accept, None, response.headers.get("Content-Type"))
     else:  # other-patient: search narrowing may answer 200 with nothing of theirs; anything of theirs is a leak
-        findings += check_other_patient_answer(response.status_code,
-                                               leaked=response.status_code == 200 and _leaks(response, other_bsn or ""))
+        findings += probe_verdict(kind, response.status_code, response.headers, response.content,
+                                  other_bsn=other_bsn)
     return _result(kind, "GET", url, response, findings)
-
-
-def _leaks(response: requests.Response, bsn: str) -> bool:
-    try:
-        bundle = response.json()
-    except ValueError:
-        return False
-    return bsn in json.dumps(bundle.get("entry", [])) if isinstance(bundle, dict) else False
 
 
 # --- the authorization server (SPEC §5.2-§5.3) -----------------------------------------------------------------
@@ -191,13 +174,15 @@ class _Asker:
             raise ProbeError("the last notification is not cancelled; let the vendor cancel it first")
         response = self.post(self.good_form(notification.authorization_base))
         findings = check_token_response(response.status_code, response.headers, response.content)
-        findings += check_grant_refused(response.status_code, response.content)
+        findings += probe_verdict("token-after-cancellation", response.status_code, response.headers,
+                                  response.content)
         return _result("token-after-cancellation", "POST", self.token_url, response, findings)
 
     def unknown_base(self) -> dict[str, Any]:
         response = self.post(self.good_form(secrets.token_urlsafe(24)))
         findings = check_token_response(response.status_code, response.headers, response.content)
-        findings += check_grant_refused(response.status_code, response.content)
+        findings += probe_verdict("unknown-authorization-base", response.status_code, response.headers,
+                                  response.content)
         return _result("unknown-authorization-base", "POST", self.token_url, response, findings)
 
     def defective_assertions(self, kind: str, authorization_base: str) -> dict[str, Any]:
@@ -223,7 +208,7 @@ class _Asker:
         first = self.post(form)
         if first.status_code != 200:
             raise ProbeError(f"the first, good token request was answered {first.status_code} "
-                             f"({_oauth_error(first.content) or 'no OAuth error'}); a replay cannot be judged")
+                             f"({oauth_error(first.content) or 'no OAuth error'}); a replay cannot be judged")
         response = self.post(form)
 
         def replayed() -> list[Finding]:
@@ -251,7 +236,7 @@ class _Asker:
     def judge(self, response: requests.Response, granted: Callable[[], list[Finding]]) -> list[Finding]:
         """Refused as RFC 6749 §5.2 says: nothing to report; granted: what it overlooked; else TOK-015."""
         findings = check_token_response(response.status_code, response.headers, response.content)
-        if (response.status_code, _oauth_error(response.content)) in REFUSALS:
+        if refused(response.status_code, response.content):
             return findings
         if response.status_code == 200:
             return findings + (granted() or check_grant_refused(response.status_code, response.content))
@@ -295,14 +280,6 @@ def _sign_hmac(signer: Signer) -> Sign:
         return f"{signing_input}.{_b64(hmac.new(secret, signing_input.encode(), hashlib.sha256).digest())}"
 
     return sign
-
-
-def _oauth_error(body: bytes) -> str | None:
-    try:
-        error = safe_json.loads(body).get("error")
-    except (ValueError, AttributeError):
-        return None
-    return error if isinstance(error, str) else None
 
 
 def _result(kind: str, method: str, url: str, response: requests.Response, findings: list[Finding]) -> dict[str, Any]:

@@ -98,3 +98,22 @@ def test_a_workflow_task_read_is_judged_by_the_workflow_task_rules() -> None:
     assert not [f for f in inspect(read(workflow), FlowContext()) if f.severity == "error"]
     nothing_listed = {**workflow, "input": []}
     assert "WF-011" in {f.rule for f in inspect(read(nothing_listed), FlowContext())}
+
+
+def test_a_probes_answer_gets_its_verdict_and_only_the_probed_request_does() -> None:
+    """A FHIR probe (no-token) judged on its search, not on the good token request made on its way; what it sent
+    wrong on purpose is a note."""
+    from validators.probe_verdict import probe_mark
+
+    def flow(tag: str, status: int) -> FlowRecord:
+        return FlowRecord(tag=tag, method="GET", url="http://x/fhir/Patient", request_headers={},
+                          request_body=b"", status=status, response_headers={"Content-Type": "application/json"},
+                          response_body=b'{"access_token": "t", "token_type": "Bearer", "expires_in": 60}',
+                          started_at=time.time())
+
+    probe = FlowContext(probe=probe_mark("no-token"))
+    served = inspect(flow("search", 200), probe)
+    assert "HTTP-006" in {f.rule for f in served if f.severity == "error"}  # served without a token: the verdict
+    assert [f.severity for f in served if f.rule == "BEAR-001"] == ["info"]  # no Authorization header: on purpose
+    on_the_way = inspect(flow("token-request", 200), probe)
+    assert not {f.rule for f in on_the_way} & {"HTTP-006", "HTTP-007"}
