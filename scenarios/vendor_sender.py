@@ -394,6 +394,25 @@ class WorkflowTaskOffered(VendorAsSender, kind="happy"):
         return f"{paths} read, no error findings; its {len(listed)} queries pulled"
 
 
+class ClientAndOrganisationChecked(ProbeRefused, kind="negative"):
+    id = "SND-16"
+    title = ("Vendor as sending node: its authorization server refuses an unregistered client, an assertion that "
+             "lives too long, and a grant for another organisation")
+    description = ("The simulator asks for a pull token three times, each with one thing wrong: a client id the vendor "
+                   "never registered (signed with the registered key), assertions that live an hour (SPEC allows "
+                   "300 s), and an authorization assertion whose `sub` is another URA than the Task's owner.")
+    outcome = _TOKEN_REFUSAL + " Each time."
+    rules = ("JWT-012", "JWT-017", "TOK-015")
+    spec = "SPEC §5.2-§5.3"
+    catches = ("accepts-unknown-client", "accepts-long-lived-assertion", "grants-other-organisation")
+    session_prefix = "client"
+    probes = (("unknown-client", "Probe: a client id never registered is refused"),
+              ("long-lived-assertion", "Probe: assertions living longer than 300 s are refused"),
+              ("other-ura", "Probe: a grant for another organisation than the Task's owner is refused"))
+    expected = (_probed_on_purpose("token-request", "unknown-client", "JWT-012")
+                + _probed_on_purpose("token-request", "long-lived-assertion", "JWT-017"))
+
+
 # --- why a pull failed, as a sentence (SPEC §3 steps 4-6) ------------------------------------------------------------
 
 _SHOWN_FAILURES = 5  # failed requests named one by one; the rest are counted

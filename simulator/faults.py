@@ -30,6 +30,9 @@ ACCEPTS_ALG_HMAC = "accepts-alg-hmac"
 ACCEPTS_REPLAYED_JTI = "accepts-replayed-jti"
 ACCEPTS_UNKNOWN_AUTHORIZATION_BASE = "accepts-unknown-authorization-base"
 GRANTS_AFTER_CANCELLATION = "grants-after-cancellation"
+ACCEPTS_UNKNOWN_CLIENT = "accepts-unknown-client"
+ACCEPTS_LONG_LIVED_ASSERTION = "accepts-long-lived-assertion"
+GRANTS_OTHER_ORGANISATION = "grants-other-organisation"
 SERVES_WITHOUT_TOKEN = "serves-without-token"
 ACCEPTS_UNKNOWN_TOKEN = "accepts-unknown-token"
 LEAKS_OTHER_PATIENT = "leaks-other-patient"
@@ -64,6 +67,11 @@ FAULTS: dict[str, str] = {
     ACCEPTS_UNKNOWN_AUTHORIZATION_BASE: "sender AS: grants a pull token (for its latest live notification) to an "
                                         "authorization base it never issued",
     GRANTS_AFTER_CANCELLATION: "sender AS: keeps granting pull tokens for a notification it cancelled",
+    ACCEPTS_UNKNOWN_CLIENT: "sender AS: grants a pull token to a client id it never registered (signed with a known "
+                            "key)",
+    ACCEPTS_LONG_LIVED_ASSERTION: "sender AS: grants a pull token to assertions that live longer than 300 s",
+    GRANTS_OTHER_ORGANISATION: "sender AS: grants a pull token to an authorization assertion whose sub is not the "
+                               "Task's owner URA",
     SERVES_WITHOUT_TOKEN: "sender FHIR server: answers requests without a bearer token (latest live notification)",
     ACCEPTS_UNKNOWN_TOKEN: "sender FHIR server: answers requests with a bearer token it never issued (latest live "
                            "notification)",
@@ -101,6 +109,9 @@ FAULT_RULES: dict[str, str] = {
     ACCEPTS_REPLAYED_JTI: "JWT-024",
     ACCEPTS_UNKNOWN_AUTHORIZATION_BASE: "TOK-015",
     GRANTS_AFTER_CANCELLATION: "TOK-015",
+    ACCEPTS_UNKNOWN_CLIENT: "JWT-012",
+    ACCEPTS_LONG_LIVED_ASSERTION: "JWT-017",
+    GRANTS_OTHER_ORGANISATION: "TOK-015",
     SERVES_WITHOUT_TOKEN: "HTTP-006",
     ACCEPTS_UNKNOWN_TOKEN: "HTTP-007",
     LEAKS_OTHER_PATIENT: "HTTP-008",
@@ -134,6 +145,9 @@ FAULT_TRIGGERS: dict[str, str] = {
     ACCEPTS_REPLAYED_JTI: "probe:replayed-jti",
     ACCEPTS_UNKNOWN_AUTHORIZATION_BASE: "probe:unknown-authorization-base",
     GRANTS_AFTER_CANCELLATION: "probe:token-after-cancellation",
+    ACCEPTS_UNKNOWN_CLIENT: "probe:unknown-client",
+    ACCEPTS_LONG_LIVED_ASSERTION: "probe:long-lived-assertion",
+    GRANTS_OTHER_ORGANISATION: "probe:other-ura",
     SERVES_WITHOUT_TOKEN: "probe:no-token",
     ACCEPTS_UNKNOWN_TOKEN: "probe:unknown-token",
     LEAKS_OTHER_PATIENT: "probe:other-patient",

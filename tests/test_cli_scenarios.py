@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-IDS = [f"RCV-{n:02d}" for n in range(1, 16)] + [f"SND-{n:02d}" for n in range(1, 16)]
+IDS = [f"RCV-{n:02d}" for n in range(1, 16)] + [f"SND-{n:02d}" for n in range(1, 17)]
 
 
 def _run(*args: str) -> subprocess.CompletedProcess:
@@ -20,7 +20,7 @@ def test_scenarios_lists_id_kind_role_and_title() -> None:
     assert result.returncode == 0 and result.stderr == ""
     lines = result.stdout.splitlines()
     assert [line.split()[0] for line in lines] == IDS
-    assert lines[0].split()[1:3] == ["happy", "receiver"] and lines[-1].split()[1:3] == ["happy", "sender"]
+    assert lines[0].split()[1:3] == ["happy", "receiver"] and lines[-1].split()[1:3] == ["negative", "sender"]
     assert lines[10].endswith("Vendor as receiving node: refuses a Notification Task whose identifier is an object")
 
 
@@ -36,7 +36,7 @@ def test_scenarios_as_json() -> None:
     assert by_id["RCV-11"] == ["create-sessions", "notify-defective", "no-pull", "no-errors"]
     assert [s["id"] for s in listed if s["kind"] == "happy"] == ["RCV-01", "RCV-14", "RCV-15", "SND-01", "SND-02",
                                                                         "SND-15"]
-    assert [s["vendor_role"] for s in listed] == ["receiver"] * 15 + ["sender"] * 15
+    assert [s["vendor_role"] for s in listed] == ["receiver"] * 15 + ["sender"] * 16
     assert all(s["title"] and s["description"] and s["outcome"] and s["spec"].startswith("SPEC §") for s in listed)
     by_id = {s["id"]: s for s in listed}
     assert by_id["RCV-11"]["rules"] == ["NOTIF-002"] and by_id["RCV-11"]["catches"] == ["accepts-defective-task"]

@@ -17,8 +17,10 @@ from validators.rules.token_request import check_grant_refused
 TOKEN_PROBES = ("no-token", "bad-token", "unknown-token")
 # A pull-token request with one defect in both assertions, or a good request sent twice: what the defect is shows
 # in the request (the proxy judges the simulator's assertions as the vendor's AS must); the AS must refuse it.
-DEFECTIVE_GRANT_PROBES = ("wrong-aud", "expired-assertion", "unknown-key", "alg-none", "alg-hmac", "replayed-jti")
-REFUSED_GRANT_PROBES = ("token-after-cancellation", "unknown-authorization-base")
+DEFECTIVE_GRANT_PROBES = ("wrong-aud", "expired-assertion", "unknown-key", "alg-none", "alg-hmac", "replayed-jti",
+                          "unknown-client", "long-lived-assertion")
+# A pull-token request with nothing wrong in its assertions that the AS must refuse all the same
+REFUSED_GRANT_PROBES = ("token-after-cancellation", "unknown-authorization-base", "other-ura")
 GRANT_PROBES = DEFECTIVE_GRANT_PROBES + REFUSED_GRANT_PROBES  # aimed at the AS; the others at the FHIR server
 REFUSALS = {(400, "invalid_grant"), (401, "invalid_client")}  # RFC 6749 §5.2 as SPEC §5.2 uses it
 

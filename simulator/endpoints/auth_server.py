@@ -98,14 +98,18 @@ def _issue(rt: Runtime, session: Session) -> Response:
         ura = session.config.vendor_ura
         authorization_base = form.get("authorization_base")
 
-    if ura != session.config.vendor_ura:
+    other_organisation = faults.GRANTS_OTHER_ORGANISATION in active
+    if ura != session.config.vendor_ura and not other_organisation:
         raise TokenRefusal("invalid_grant", f"URA {ura} is not the URA registered for this session")
     if pull:
-        return _pull_token(rt, session, ura, authorization_base, now)
+        return _pull_token(rt, session, ura, authorization_base, now, any_organisation=other_organisation)
     return _token_response(rt, session, "notification", ura, None, now + rt.config.token_lifetime_s)
 
 
-def _pull_token(rt: Runtime, session: Session, ura: str, authorization_base: Any, now: float) -> Response:
+def _pull_token(rt: Runtime, session: Session, ura: str, authorization_base: Any, now: float, *,
+                any_organisation: bool = False) -> Response:
+    """A pull token for the notification of `authorization_base`, to its owner only (`any_organisation`: the fault
+    grants-other-organisation, to whoever asks)."""
     if provocations.REFUSE_PULL_TOKENS in session.config.provoke:
         # On purpose (RCV-12): a request that is fine in every other respect is refused as a grant the AS will not
         # honour; the vendor must give up after a bounded number of tries.
@@ -122,7 +126,7 @@ def _pull_token(rt: Runtime, session: Session, ura: str, authorization_base: Any
         raise TokenRefusal("invalid_grant", f"the notification is {notification.status}")
     if notification.period_end <= now:
         raise TokenRefusal("invalid_grant", "the notification's availability period has ended")
-    if notification.owner_ura != ura:
+    if notification.owner_ura != ura and not any_organisation:
         raise TokenRefusal("invalid_grant", f"URA {ura} is not the owner of this notification")
     expires_at = min(now + rt.config.token_lifetime_s, notification.period_end)
     return _token_response(rt, session, "pull", ura, notification.id, expires_at)
@@ -162,6 +166,10 @@ def _judged(token: str, check: AssertionCheck, jwks: dict | None, active: frozen
         overlooked.add(jwt_rules.AUD.id)
     if faults.ACCEPTS_EXPIRED_ASSERTION in active:
         overlooked.add(jwt_rules.EXPIRED.id)
+    if faults.ACCEPTS_UNKNOWN_CLIENT in active:
+        overlooked.add(jwt_rules.CLIENT_ID.id)
+    if faults.ACCEPTS_LONG_LIVED_ASSERTION in active:
+        overlooked.add(jwt_rules.LIFETIME.id)
     if faults.ACCEPTS_UNKNOWN_KEY in active and any(f.rule == jwt_rules.KID_UNKNOWN.id for f in found):
         overlooked.add(jwt_rules.KID_UNKNOWN.id)
         verified = True  # nothing to verify with: taken on trust

@@ -44,7 +44,8 @@ from validators.stu3 import FHIR_JSON, FHIR_XML
 from validators.task_reader import pull_targets
 
 # Assertion probes: one defect in both assertions of an otherwise good pull-token request.
-ASSERTION_PROBES = ("wrong-aud", "expired-assertion", "unknown-key", "alg-none", "alg-hmac")
+ASSERTION_PROBES = ("wrong-aud", "expired-assertion", "unknown-key", "alg-none", "alg-hmac", "unknown-client",
+                    "long-lived-assertion", "other-ura")
 PROBES = ("no-token", "bad-token", "unknown-token", "other-patient", "malformed-query", "accept-xml",
           "token-after-cancellation", *ASSERTION_PROBES, "replayed-jti", "unknown-authorization-base")
 # The rule a probe reports when the vendor does not refuse it properly (the main one; a probe also reports the form
@@ -56,7 +57,11 @@ PROBE_RULES: dict[str, str] = {
     # (answered otherwise than 400 invalid_grant / 401 invalid_client: TOK-015)
     "wrong-aud": "JWT-013", "expired-assertion": "JWT-015", "unknown-key": "JWT-005", "alg-none": "JWT-003",
     "alg-hmac": "JWT-003", "replayed-jti": "JWT-024", "unknown-authorization-base": "TOK-015",
+    "unknown-client": "JWT-012", "long-lived-assertion": "JWT-017",
+    "other-ura": "TOK-015",  # nothing wrong in the assertions themselves: a grant for an organisation not the owner
 }
+UNKNOWN_CLIENT_ID = "not-a-registered-client"
+OTHER_URA = "90000999"  # a URA of the right form that is not the owner of any notification in the test
 OTHER_PATIENT_BSN = "999990639"  # a valid test BSN that the notification does not name
 OTHER_PATIENT_BSN_ALT = "999993653"
 WRONG_AUDIENCE_PATH = "/not-the-token-endpoint/token"
@@ -197,9 +202,17 @@ class _Asker:
             sign = _sign_with_unknown_key()
         elif kind == "alg-none":
             sign = _sign_none(self.signer.kid)
-        else:  # alg-hmac: the key-confusion attack, HS256 keyed with our registered public key
+        elif kind == "alg-hmac":  # the key-confusion attack, HS256 keyed with our registered public key
             sign = _sign_hmac(self.signer)
-        form = self.form(sign, authorization_base, **override)
+        elif kind == "long-lived-assertion":  # a lifetime well over the 300 s SPEC §5.2 allows
+            override.update(iat=now, exp=now + 12 * ASSERTION_LIFETIME_S)
+        client_override, grant_override = dict(override), dict(override)
+        if kind == "unknown-client":  # a client the vendor never registered, signing with a key it knows
+            client_override.update(iss=UNKNOWN_CLIENT_ID, sub=UNKNOWN_CLIENT_ID)
+            grant_override.update(iss=UNKNOWN_CLIENT_ID)
+        elif kind == "other-ura":  # asks for the notification's data for an organisation that is not its owner
+            grant_override.update(sub=OTHER_URA)
+        form = self.form(sign, authorization_base, client=client_override, grant=grant_override)
         response = self.post(form)
         return _result(kind, "POST", self.token_url, response, self.judge(response, lambda: self.overlooked(form)))
 
@@ -222,9 +235,11 @@ class _Asker:
         result["first_status"] = first.status_code
         return result
 
-    def form(self, sign: Sign, authorization_base: str, **override: Any) -> dict[str, str]:
-        client = {**self.claims(self.client_id), **override}
-        grant = {**self.claims(self.ura), "authorization_base": authorization_base, **override}
+    def form(self, sign: Sign, authorization_base: str, *, client: dict[str, Any] | None = None,
+             grant: dict[str, Any] | None = None) -> dict[str, str]:
+        """A pull-token request signed with `sign`; `client`, `grant`: claims that replace the good ones."""
+        client = {**self.claims(self.client_id), **(client or {})}
+        grant = {**self.claims(self.ura), "authorization_base": authorization_base, **(grant or {})}
         return {"grant_type": GRANT_JWT_BEARER, "assertion": sign(grant),
                 "client_assertion_type": CLIENT_ASSERTION_TYPE, "client_assertion": sign(client)}
 

@@ -47,6 +47,9 @@ PROBE_LABELS: dict[str, str] = {  # every kind of simulator.outbound.probes.PROB
     "alg-hmac": "Token request with assertions signed HS256 with the public key (must be refused)",
     "replayed-jti": "The same token request twice, a replayed jti (the second must be refused)",
     "unknown-authorization-base": "Token request for an authorization base you never issued (must be refused)",
+    "unknown-client": "Token request from a client id you never registered (must be refused)",
+    "long-lived-assertion": "Token request with assertions living an hour, over the 300 s allowed (must be refused)",
+    "other-ura": "Token request for another organisation than the Task's owner (must be refused)",
 }
 MISSING = {"vendor_token_url": "your token endpoint", "vendor_notification_base": "your notification base",
            "vendor_fhir_base": "your FHIR base"}

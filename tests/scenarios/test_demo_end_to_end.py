@@ -32,7 +32,7 @@ def test_demo_passes_and_names_its_report(demo) -> None:
 
 
 HAPPY = ["RCV-01", "SND-01"]
-CATALOGUE = [f"RCV-{n:02d}" for n in range(1, 16)] + [f"SND-{n:02d}" for n in range(1, 16)]
+CATALOGUE = [f"RCV-{n:02d}" for n in range(1, 16)] + [f"SND-{n:02d}" for n in range(1, 17)]
 
 
 def _scenarios(out: Path) -> dict[str, dict]:

@@ -28,7 +28,7 @@ from scenarios.vendor_sender import (
 )
 
 SCENARIOS_DIR = Path(__file__).resolve().parents[2] / "scenarios"
-CATALOGUE = [f"RCV-{n:02d}" for n in range(1, 16)] + [f"SND-{n:02d}" for n in range(1, 16)]
+CATALOGUE = [f"RCV-{n:02d}" for n in range(1, 16)] + [f"SND-{n:02d}" for n in range(1, 17)]
 
 
 def _step(name: str) -> StepDef:
