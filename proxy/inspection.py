@@ -15,7 +15,7 @@ from validators.rules.bearer import (
     check_search_offered,
 )
 from validators.rules.bgz_profiles import check_query_result
-from validators.rules.bundle import check_patient_data, check_searchset, patient_bsns
+from validators.rules.bundle import check_patient_data, check_searchset, patient_reference
 from validators.rules.document import check_binary
 from validators.rules.http import check_accept_honoured, check_created, check_fhir_response
 from validators.rules.jwt_assertion import check_assertion, check_jti_replay
@@ -218,21 +218,9 @@ def _read(flow: FlowRecord, context: FlowContext) -> list[Finding]:
     return found
 
 
-def patient_reference(body: bytes, bsn: str) -> str | None:
-    """`Patient/<id>` of the matched Patient with this BSN in a pull's answer (a searchset or a read), if any."""
-    answer = _resource(body)
-    if not isinstance(answer, dict):
-        return None
-    entries = answer.get("entry") if answer.get("resourceType") == "Bundle" else [{"resource": answer}]
-    for entry in entries if isinstance(entries, list) else []:
-        if not isinstance(entry, dict) or not isinstance(entry.get("resource"), dict):
-            continue
-        resource, search = entry["resource"], entry.get("search")
-        mode = search.get("mode") if isinstance(search, dict) else None
-        if resource.get("resourceType") == "Patient" and mode in (None, "match") \
-                and isinstance(resource.get("id"), str) and bsn in patient_bsns(resource):
-            return f"Patient/{resource['id']}"
-    return None
+def pulled_patient_reference(body: bytes, bsn: str) -> str | None:
+    """`Patient/<id>` of the matched Patient with this BSN in a pull's answer (JSON or XML), if any."""
+    return patient_reference(_resource(body), bsn)
 
 
 def _read_type(url: str) -> str | None:

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from mitmproxy.net import encoding
 
 from proxy.classify import classify, session_in_path
-from proxy.inspection import FlowContext, FlowRecord, PullGrant, header, inspect, patient_reference
+from proxy.inspection import FlowContext, FlowRecord, PullGrant, header, inspect, pulled_patient_reference
 from proxy.redaction import redact_body, redact_headers, redact_text
 from speeltuin.jwks_cache import JwksCache
 from speeltuin.keys import Signer
@@ -100,7 +100,7 @@ class Judge:
             context = replace(context, probe=flow.marked_probe)
         findings = judged(lambda: inspect(record, context)) if session else []
         if pulled_for is not None and pulled_for.id not in self._pulled_patients and flow.status == 200:
-            found = patient_reference(response_body, pulled_for.patient_bsn)
+            found = pulled_patient_reference(response_body, pulled_for.patient_bsn)
             if found is not None:  # later answers of this pull are held to it (BUNDLE-015)
                 self._pulled_patients[pulled_for.id] = found
         return Exchange(

@@ -10,8 +10,8 @@ from dataclasses import asdict, dataclass
 from typing import Any, Sequence
 from urllib.parse import urlsplit
 
-from speeltuin.records import Notification, Tag
-from speeltuin.store import PullMade
+from speeltuin.records import Notification, NotificationOrigin, Tag
+from speeltuin.store import PullMade, Store
 from validators.query import same_request
 from validators.rules.bearer import check_search_offered
 from validators.task_reader import offered_targets
@@ -47,6 +47,14 @@ class PullEvidence:
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "missing": list(self.missing), "summary": self.summary()}
+
+
+def evidence_of_sent(store: Store, session_id: str, notifications: Sequence[Notification]) -> dict[str, PullEvidence]:
+    """The evidence of each notification the simulator sent among `notifications` (the session's, as read), by id;
+    the session's pulls are read only when it sent any."""
+    sent = [n for n in notifications if n.origin == NotificationOrigin.SENT]
+    pulls = store.pulls_by_notification(session_id) if sent else {}
+    return {n.id: pull_evidence(n, pulls.get(n.id, [])) for n in sent}
 
 
 def pull_evidence(notification: Notification, pulls: Sequence[PullMade]) -> PullEvidence:

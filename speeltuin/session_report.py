@@ -13,7 +13,7 @@ import time
 from dataclasses import InitVar, dataclass
 from typing import Any, Iterator
 
-from speeltuin.pull_evidence import pull_evidence
+from speeltuin.pull_evidence import evidence_of_sent
 from speeltuin.records import Exchange, NotificationOrigin, Session, Tag
 from speeltuin.results import COUNT_KEYS, Excuses, RunResult, ScenarioResult, Step
 from speeltuin.store import Store
@@ -198,11 +198,9 @@ def _report(store: Store, session: Session, total: int, exchanges: list[Exchange
 def _pulls_of_sent(store: Store, session_id: str) -> dict[str, str]:
     """What the receiver pulled of each notification the simulator sent (the newest MAX_PULL_LINES), one line each."""
     sent = [n for n in store.list_notifications(session_id) if n.origin == NotificationOrigin.SENT]
-    if not sent:
-        return {}
-    pulls = store.pulls_by_notification(session_id)
-    lines = {f"pull of notification {n.identifier} (BSN {n.patient_bsn}, {n.status})":
-             pull_evidence(n, pulls.get(n.id, [])).summary() for n in sent[-MAX_PULL_LINES:]}
+    evidence = evidence_of_sent(store, session_id, sent[-MAX_PULL_LINES:])
+    lines = {f"pull of notification {n.identifier} (BSN {n.patient_bsn}, {n.status})": evidence[n.id].summary()
+             for n in sent[-MAX_PULL_LINES:]}
     if len(sent) > MAX_PULL_LINES:
         lines["pulls of older notifications"] = f"{len(sent) - MAX_PULL_LINES} more, not listed here"
     return lines

@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from validators.findings import Finding
+from validators.rules.bundle import patient_bsns
 from validators.rules.structure import FhirParseError, parse_fhir
-from validators.spec import BSN_SYSTEM
 
 SUFFIXES = (".xml", ".json")
 _PLACEHOLDER = re.compile(r"\$\{([^}]*)\}")
@@ -167,10 +167,7 @@ def unique_resources(loaded: list[LoadedFile]) -> tuple[list[LoadedResource], li
 def patient_bsn(resource: dict) -> str | None:
     if resource.get("resourceType") != "Patient":
         return None
-    for identifier in resource.get("identifier", []) or []:
-        if isinstance(identifier, dict) and identifier.get("system") == BSN_SYSTEM and identifier.get("value"):
-            return str(identifier["value"])
-    return None
+    return next((str(value) for value in patient_bsns(resource) if value), None)
 
 
 def group_by_patient(resources: list[LoadedResource]) -> Grouped:

@@ -31,8 +31,8 @@ from simulator.sessions import (
     set_provocations,
     suppress_rule,
 )
-from speeltuin.pull_evidence import pull_evidence
-from speeltuin.records import NotificationOrigin, Session
+from speeltuin.pull_evidence import evidence_of_sent
+from speeltuin.records import Session
 from speeltuin.session_report import ACCESS_KEY_NOTE, SESSION_KEY_HEADER
 from testdata.patient_import import PatientImportError, parse_patients_json, patient_to_dict
 
@@ -162,10 +162,10 @@ def sessions_notifications(session_id: str) -> Any:
     what it offered, as the proxy recorded it."""
     store = runtime().store
     session = _session(session_id)
-    pulls = store.pulls_by_notification(session.id)
-    return jsonify([{**asdict(n), **({"pull_evidence": pull_evidence(n, pulls.get(n.id, [])).to_dict()}
-                                     if n.origin == NotificationOrigin.SENT else {})}
-                    for n in store.list_notifications(session.id)])
+    notifications = store.list_notifications(session.id)
+    evidence = evidence_of_sent(store, session.id, notifications)
+    return jsonify([{**asdict(n), **({"pull_evidence": evidence[n.id].to_dict()} if n.id in evidence else {})}
+                    for n in notifications])
 
 
 @admin_api.get("/sessions/<session_id>/suppressions")

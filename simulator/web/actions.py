@@ -28,7 +28,7 @@ except ImportError:  # pragma: no cover - an older WTForms
 from simulator.outbound.notifier import NotifyError, cancel, notify
 from simulator.outbound.probes import PROBE_RULES, PROBES, ProbeError, probe
 from simulator.runtime import runtime
-from speeltuin.pull_evidence import PullEvidence, pull_evidence
+from speeltuin.pull_evidence import PullEvidence, evidence_of_sent
 from speeltuin.records import Exchange, Notification, NotificationOrigin, Role, Session, Tag
 from validators.rules.identifiers import is_valid_bsn
 
@@ -92,7 +92,7 @@ def act_panel(session: Session, *, notify: NotifyForm | None = None, probe: Prob
     store = runtime().store
     notifications = store.list_notifications(session.id)
     sent = [n for n in notifications if n.origin == NotificationOrigin.SENT]
-    pulls = store.pulls_by_notification(session.id) if sent else {}
+    evidence = evidence_of_sent(store, session.id, sent)
     received = [n for n in notifications if n.origin == NotificationOrigin.RECEIVED]
     simulator_sends = session.simulator_role == Role.SENDER
     needed = ("vendor_token_url", "vendor_notification_base") if simulator_sends else ("vendor_token_url",
@@ -102,7 +102,7 @@ def act_panel(session: Session, *, notify: NotifyForm | None = None, probe: Prob
         "missing": [f"{MISSING[key]} ({key})" for key in needed if not getattr(session.config, key)],
         "notify_form": notify or notify_form(),
         "probe_form": probe or probe_form(),
-        "sent": [_sent_row(n, pull_evidence(n, pulls.get(n.id, []))) for n in reversed(sent)],  # newest first
+        "sent": [_sent_row(n, evidence[n.id]) for n in reversed(sent)],  # newest first
         "received": list(reversed(received)),
         "can_probe": not simulator_sends and bool(received),
         "result": result,

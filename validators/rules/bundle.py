@@ -233,14 +233,7 @@ def check_patient_data(answer: object, bsn: str) -> list[Finding]:
     beneficiary, and the matched Patients). An included Patient may be someone else (Coverage's payor)."""
     if not isinstance(answer, dict):
         return []
-    if answer.get("resourceType") == "Bundle":
-        entries = answer.get("entry") if isinstance(answer.get("entry"), list) else []
-        index = _build_index(entries)
-        matched = [(f"Bundle.entry[{i}].resource", entry["resource"]) for i, entry in enumerate(entries)
-                   if isinstance(entry, dict) and isinstance(entry.get("resource"), dict)
-                   and _get_str(entry.get("search"), "mode") in (None, "match")]
-    else:
-        index, matched = _Index(), [(str(answer.get("resourceType") or "resource"), answer)]
+    index, matched = _matches(answer)
     findings: list[Finding] = []
     patients: dict[str, str] = {}  # Type/id of each patient the matches belong to -> where it is first named
     for location, resource in matched:
@@ -258,6 +251,26 @@ def check_patient_data(answer: object, bsn: str) -> list[Finding]:
         findings.append(PATIENTS.finding(f"the matches belong to {len(patients)} patients ({named}); a pull token "
                                          f"is for one patient, BSN {bsn}", list(patients.values())[1]))
     return findings
+
+
+def patient_reference(answer: object, bsn: str) -> str | None:
+    """`Patient/<id>` of the matched Patient with this BSN in a pull's answer (a searchset or a read), if any."""
+    if not isinstance(answer, dict):
+        return None
+    return next((f"Patient/{resource['id']}" for _location, resource in _matches(answer)[1]
+                 if resource.get("resourceType") == "Patient" and isinstance(resource.get("id"), str)
+                 and bsn in patient_bsns(resource)), None)
+
+
+def _matches(answer: dict) -> tuple[_Index, list[tuple[str, dict]]]:
+    """The index and the (location, resource) matches of a pull's answer: a searchset's match entries (or entries
+    without a mode), or the one resource of a read."""
+    if answer.get("resourceType") != "Bundle":
+        return _Index(), [(str(answer.get("resourceType") or "resource"), answer)]
+    entries = answer.get("entry") if isinstance(answer.get("entry"), list) else []
+    return _build_index(entries), [(f"Bundle.entry[{i}].resource", entry["resource"]) for i, entry in enumerate(entries)
+                                   if isinstance(entry, dict) and isinstance(entry.get("resource"), dict)
+                                   and _get_str(entry.get("search"), "mode") in (None, "match")]
 
 
 def patient_bsns(patient: dict) -> list[object]:
